@@ -1,0 +1,30 @@
+# robinterp: standard vs adversarially robust classifiers, and how interpretable they are.
+#   snakemake --cores all --use-conda                       # the paper (config.yaml), on a GPU box
+#   snakemake --cores 2 --configfile workflow/configs/demo.yaml   # offline digits demo
+# Every rule calls `robinterp <verb>` with explicit input/output paths (README, "Workflow").
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# config.yaml is the paper; `--configfile X` replaces it (not merged), so a demo or user config
+# never inherits the paper's datasets. `--config key=value` still overrides single keys.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

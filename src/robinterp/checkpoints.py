@@ -1,0 +1,78 @@
+"""Self-describing checkpoints: plain tensors and plain data, one loader for every verb.
+
+A checkpoint is a dict::
+
+    {"format": "robinterp-checkpoint/1", "model": state_dict, "arch": {...}, "classes": [...],
+     "config": resolved variant config, "metrics": {...}, "epoch": int,
+     "data_sha256": {...}, "provenance": {...}}
+
+It is written atomically and read with `torch.load(weights_only=True)` and `strict=True`;
+nothing is pickled, so a checkpoint from an untrusted source cannot run code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import storage
+from .errors import RobinterpError
+from .models import Classifier, build_model
+
+FORMAT = "robinterp-checkpoint/1"
+
+
+def save_checkpoint(path: str | Path, model: Classifier, arch: dict, classes: list[str], **meta) -> None:
+    """`arch` = {"name", "width", "num_classes", "mean", "std"}: enough to rebuild the model."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "model": state, "arch": dict(arch), "classes": list(classes), **meta}
+    with storage.atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise RobinterpError(f"{path}: checkpoint not found; train it first (rule train)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle of objects, wrong file type
+        raise RobinterpError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e)[:200]}); "
+                             "it is corrupt or not a robinterp checkpoint: delete it and retrain") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise RobinterpError(f"{path}: not a robinterp checkpoint (no format {FORMAT!r}); "
+                             "convert foreign checkpoints first (see README, 'Bring your own checkpoints')")
+    return payload
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Classifier, dict]:
+    """Rebuild the model of a checkpoint in eval mode; return it with the checkpoint's metadata."""
+    payload = read_checkpoint(path)
+    arch = payload["arch"]
+    model = build_model(arch["name"], arch["num_classes"], arch["mean"], arch["std"], arch.get("width", 1.0))
+    try:
+        model.load_state_dict(payload["model"], strict=True)
+    except RuntimeError as e:
+        raise RobinterpError(f"{path}: weights do not match architecture {arch['name']} "
+                             f"(width {arch.get('width', 1.0)}): {str(e)[:400]}") from e
+    meta = {k: v for k, v in payload.items() if k != "model"}
+    return model.to(device).eval(), meta
+
+
+def remap_madry_state_dict(state: dict) -> dict:
+    """MadryLab robustness checkpoint['model'] -> our Classifier state_dict keys.
+
+    robustness stores `module.normalizer.new_mean/new_std`, `module.model.*` and a duplicate
+    `module.attacker.*` copy; we keep the model and normaliser and drop the attacker copy.
+    """
+    out = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        if key.startswith("attacker."):
+            continue
+        if key.startswith("normalizer.new_"):
+            key = "normalizer." + key.removeprefix("normalizer.new_")
+            value = value.reshape(1, -1, 1, 1)
+        out[key] = value
+    return out

@@ -1,0 +1,105 @@
+"""Core verbs: prepare-data, train, evaluate, accuracy-table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..cli import json_arg as _json, verb
+
+
+# --- data ---------------------------------------------------------------------------------
+
+@verb("prepare-data", "write train/val/test in the packed format from a data source")
+def prepare_data(a):
+    from ..sources import prepare
+
+    prepare(a.source_json, a.out_dir)
+    print(f"prepare-data: wrote {a.out_dir}/{{train,val,test}}")
+
+
+prepare_data.flags = lambda p: (
+    p.add_argument("--source-json", type=_json, required=True, help="the dataset's `source:` block as JSON"),
+    p.add_argument("--out-dir", type=Path, required=True),
+)
+
+
+# --- training and evaluation -----------------------------------------------------------------
+
+@verb("train", "train one variant (standard or adversarial); resumable")
+def train_verb(a):
+    from ..data import load_split
+    from ..train import TrainConfig, train
+
+    cfg = TrainConfig.from_dict(a.config_json)
+    meta = train(cfg, load_split(a.train), load_split(a.val), a.out, a.state_dir, a.log_csv,
+                 extra_meta={"variant": a.variant})
+    print(f"train: best epoch {meta['epoch']} val score {meta['metrics']['val_score']:.4f} -> {a.out}")
+
+
+train_verb.flags = lambda p: (
+    p.add_argument("--train", type=Path, required=True, help="packed training split (folder or manifest)"),
+    p.add_argument("--val", type=Path, required=True, help="packed split used for model selection"),
+    p.add_argument("--config-json", type=_json, required=True, help="resolved variant training config"),
+    p.add_argument("--variant", default=""),
+    p.add_argument("--out", type=Path, required=True, help="selected checkpoint (.pt)"),
+    p.add_argument("--log-csv", type=Path, required=True, help="per-epoch metrics"),
+    p.add_argument("--state-dir", type=Path, required=True, help="resumable state (not a workflow output)"),
+)
+
+
+@verb("evaluate", "clean accuracy and accuracy under attack on one split -> JSON")
+def evaluate_verb(a):
+    import torch
+
+    from .. import storage
+    from ..attacks import AttackConfig
+    from ..checkpoints import load_model
+    from ..data import load_split
+    from ..evaluate import DeviceData, accuracy, resolve_device
+
+    device = resolve_device(a.device)
+    model, meta = load_model(a.checkpoint, device)
+    split = load_split(a.data)
+    attack = AttackConfig.from_dict(a.attack_json)
+    torch.manual_seed(a.seed)
+    res = accuracy(model, DeviceData(split, device), attack, a.batch_size, a.max_images, a.amp, a.seed)
+    label = "" if attack is None else f"PGD-{attack.steps} {attack.norm} eps={attack.eps} step={attack.step_size}"
+    out = {"variant": a.variant, **res, "attack": a.attack_json, "attack_label": label,
+           "split": str(a.data), "data_sha256": split.sha256, "checkpoint": str(a.checkpoint),
+           "checkpoint_epoch": meta.get("epoch"), "provenance": storage.provenance(device=str(device))}
+    storage.write_json(a.out, out)
+    print(f"evaluate: {a.variant} clean {res['clean_acc']:.4f} adv {res['adv_acc']} (n={res['n']}) -> {a.out}")
+
+
+evaluate_verb.flags = lambda p: (
+    p.add_argument("--checkpoint", type=Path, required=True),
+    p.add_argument("--data", type=Path, required=True),
+    p.add_argument("--attack-json", type=_json, default=None),
+    p.add_argument("--variant", default=""),
+    p.add_argument("--batch-size", type=int, default=256),
+    p.add_argument("--max-images", type=int, default=None),
+    p.add_argument("--amp", action="store_true"),
+    p.add_argument("--seed", type=int, default=0),
+    p.add_argument("--device", default="auto"),
+    p.add_argument("--out", type=Path, required=True),
+)
+
+
+@verb("accuracy-table", "merge per-variant accuracy JSON into accuracy.csv/.md (paper's numbers beside)")
+def accuracy_table_verb(a):
+    from .. import storage
+    from ..tables import accuracy_table, write_table
+
+    df = accuracy_table([storage.read_json(p) for p in a.inputs], a.reference_json)
+    write_table(df, a.out_csv, a.out_md, f"Accuracy on {a.dataset} (test split, %)",
+                "paper_*: the paper's Table 1 (CIFAR-10) / Table 4 (Small ImageNet 150), where it reports the variant.")
+    print(df.to_string(index=False))
+
+
+accuracy_table_verb.flags = lambda p: (
+    p.add_argument("--inputs", type=Path, nargs="+", required=True),
+    p.add_argument("--reference-json", type=_json, default=None),
+    p.add_argument("--dataset", default=""),
+    p.add_argument("--out-csv", type=Path, required=True),
+    p.add_argument("--out-md", type=Path, required=True),
+)

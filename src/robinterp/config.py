@@ -1,0 +1,111 @@
+"""Config validation and variant resolution, shared by the workflow and the tests.
+
+No torch here: the Snakefile imports this module at parse time. `check` turns JSON-schema
+errors into one line per problem naming the key and the allowed values; `resolve_variant`
+merges a variant's overrides over its dataset's `model`/`train` blocks and returns the flat
+dict that `robinterp train --config-json` takes.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from .errors import RobinterpError
+
+TRAIN_ONLY_FOR_WORKFLOW = ("selection_split",)  # read by the workflow (which split), not by train()
+
+
+def load_schema(path: str | Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _key(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<top level>"
+
+
+def check(config: dict, schema: dict) -> None:
+    """Raise RobinterpError listing every schema violation, one readable line each."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        where = _key(err.absolute_path)
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            extra = sorted(set(err.instance) - set(allowed))
+            problems.append(f"{where}: unknown key(s) {extra}; allowed: {allowed}")
+        elif err.validator == "enum":
+            problems.append(f"{where}: {err.instance!r} is not allowed; choose one of {err.validator_value}")
+        elif err.validator == "oneOf" and isinstance(err.instance, dict):
+            sub = [e for e in err.context if e.validator != "type"]
+            problems += [f"{where}{'.' + _key(e.path) if e.path else ''}: {_short(e)}" for e in sub] or [
+                f"{where}: {err.message}"]
+        else:
+            problems.append(f"{where}: {_short(err)}")
+    if problems:
+        raise RobinterpError("invalid config:\n  " + "\n  ".join(dict.fromkeys(problems)))
+
+
+def _short(err) -> str:
+    if err.validator == "additionalProperties":
+        return f"unknown key(s); allowed: {sorted(err.schema.get('properties', {}))}"
+    if err.validator == "enum":
+        return f"{err.instance!r} is not allowed; choose one of {err.validator_value}"
+    return err.message
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def variant_names(dataset_cfg: dict) -> list[str]:
+    return [v["name"] for v in dataset_cfg["variants"]]
+
+
+def get_variant(dataset_cfg: dict, name: str) -> dict:
+    for v in dataset_cfg["variants"]:
+        if v["name"] == name:
+            return v
+    raise RobinterpError(f"variant {name!r} not in config; known: {variant_names(dataset_cfg)}")
+
+
+def resolve_variant(dataset_cfg: dict, name: str, schema: dict, where: str = "") -> dict:
+    """The variant's full training config: dataset model/train blocks + the variant's overrides."""
+    import jsonschema
+
+    v = get_variant(dataset_cfg, name)
+    model = deep_merge(dataset_cfg["model"], v.get("model") or {})
+    train = deep_merge(dataset_cfg["train"], v.get("train") or {})
+    for block, value in (("model", model), ("train", train)):
+        sub = {"$defs": schema["$defs"], **schema["$defs"][block]}
+        errors = list(jsonschema.Draft202012Validator(sub).iter_errors(value))
+        if errors:
+            raise RobinterpError("\n  ".join([f"invalid config in {where}variants[{name}].{block}:"] +
+                                             [f"{_key(e.absolute_path)}: {_short(e)}" for e in errors]))
+    resolved = {"arch": model["arch"], "width": model["width"], "mean": model.get("mean"), "std": model.get("std"),
+                **{k: val for k, val in train.items() if k not in TRAIN_ONLY_FOR_WORKFLOW},
+                "attack": v.get("attack"), "seed": v.get("seed", 0)}
+    return resolved
+
+
+def selection_split(dataset_cfg: dict, name: str) -> str:
+    v = get_variant(dataset_cfg, name)
+    return deep_merge(dataset_cfg["train"], v.get("train") or {}).get("selection_split", "val")
+
+
+def check_variant_names(config: dict) -> None:
+    for ds, dcfg in config["datasets"].items():
+        names = variant_names(dcfg)
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise RobinterpError(f"datasets.{ds}.variants: duplicate name(s) {dup}; each variant needs its own name")

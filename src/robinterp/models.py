@@ -1,0 +1,173 @@
+"""Model registry: name -> constructor. Every model takes pixels in [0, 1] and normalises inside.
+
+`resnet18_cifar` is the CIFAR ResNet18 (3x3 stride-1 stem, no max-pool) with the parameter
+names of MadryLab robustness's `cifar_models/resnet.py` (under the `model.` prefix), so its
+checkpoints load after stripping `module.` (see `checkpoints.remap_madry_state_dict`).
+`resnet50` is the ImageNet ResNet50 with torchvision's parameter names.
+`width` multiplies every channel count (0.125 gives tiny demo models).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import RobinterpError
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std with per-dataset buffers, so attacks work in [0, 1] pixel space."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class Classifier(nn.Module):
+    """normaliser -> backbone (R(x), the penultimate representation) -> linear head."""
+
+    def __init__(self, backbone: nn.Module, mean, std):
+        super().__init__()
+        self.normalizer = Normalize(mean, std)
+        self.model = backbone
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """R(x): the penultimate representation (after global average pooling), N x k."""
+        return self.model.features(self.normalizer(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.head(self.features(x))
+
+
+# --- CIFAR ResNet (names as MadryLab robustness cifar_models/resnet.py) ---------------------
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
+                                          nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, num_blocks, num_classes, width=1.0, in_channels=3):
+        super().__init__()
+        widths = [max(1, int(w * width)) for w in (64, 128, 256, 512)]
+        self.in_planes = widths[0]
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.layer1 = self._layer(widths[0], num_blocks[0], 1)
+        self.layer2 = self._layer(widths[1], num_blocks[1], 2)
+        self.layer3 = self._layer(widths[2], num_blocks[2], 2)
+        self.layer4 = self._layer(widths[3], num_blocks[3], 2)
+        self.linear = nn.Linear(widths[3], num_classes)
+        self.feature_dim = widths[3]
+
+    def _layer(self, planes, n, stride):
+        layers = []
+        for s in [stride] + [1] * (n - 1):
+            layers.append(BasicBlock(self.in_planes, planes, s))
+            self.in_planes = planes
+        return nn.Sequential(*layers)
+
+    def features(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)  # = avg_pool2d(out, 4) at 32x32
+
+    def head(self, r):
+        return self.linear(r)
+
+
+# --- ImageNet ResNet50 (names as torchvision.models.resnet50) -------------------------------
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_planes, planes, stride=1):
+        super().__init__()
+        out = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_planes != out:
+            self.downsample = nn.Sequential(nn.Conv2d(in_planes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class ImageNetResNet(nn.Module):
+    def __init__(self, num_blocks, num_classes, width=1.0, in_channels=3):
+        super().__init__()
+        widths = [max(1, int(w * width)) for w in (64, 128, 256, 512)]
+        self.in_planes = widths[0]
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = self._layer(widths[0], num_blocks[0], 1)
+        self.layer2 = self._layer(widths[1], num_blocks[1], 2)
+        self.layer3 = self._layer(widths[2], num_blocks[2], 2)
+        self.layer4 = self._layer(widths[3], num_blocks[3], 2)
+        self.fc = nn.Linear(widths[3] * Bottleneck.expansion, num_classes)
+        self.feature_dim = widths[3] * Bottleneck.expansion
+        for m in self.modules():  # torchvision's init; zero-init of the last BN is off there too
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def _layer(self, planes, n, stride):
+        layers = []
+        for s in [stride] + [1] * (n - 1):
+            layers.append(Bottleneck(self.in_planes, planes, s))
+            self.in_planes = planes * Bottleneck.expansion
+        return nn.Sequential(*layers)
+
+    def features(self, x):
+        out = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)
+
+    def head(self, r):
+        return self.fc(r)
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "resnet18_cifar": lambda **kw: CifarResNet([2, 2, 2, 2], **kw),
+    "resnet50": lambda **kw: ImageNetResNet([3, 4, 6, 3], **kw),
+}
+
+
+def build_model(arch: str, num_classes: int, mean, std, width: float = 1.0) -> Classifier:
+    """Construct a registered architecture wrapped with its input normaliser."""
+    if arch not in ARCHITECTURES:
+        raise RobinterpError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    backbone = ARCHITECTURES[arch](num_classes=num_classes, width=width, in_channels=len(mean))
+    return Classifier(backbone, mean, std)

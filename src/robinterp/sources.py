@@ -1,0 +1,184 @@
+"""Writers of the packed format for each data source: digits, CIFAR-10, an image folder.
+
+`prepare(source, out_dir)` writes `train/`, `val/` and `test/` under `out_dir`. Validation
+is always held out from the training data (stratified, seeded): model selection never sees
+the test split unless the config asks for the author's protocol (`selection.split: test`).
+Small ImageNet 150 has its own builder (`small_imagenet.py`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .data import write_split
+from .errors import RobinterpError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+CIFAR10_MEAN_STD_AUTHOR = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+
+
+def stratified_split(labels: np.ndarray, fraction_or_count: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held_out): held out = `fraction` of each class, or `count` spread evenly."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    held = []
+    for c in classes:
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        if fraction_or_count >= 1:
+            k = int(round(fraction_or_count / len(classes)))
+        else:
+            k = int(round(fraction_or_count * len(idx)))
+        k = min(max(k, 1), len(idx) - 1)
+        held.append(idx[:k])
+    held = np.sort(np.concatenate(held))
+    kept = np.setdiff1d(np.arange(len(labels)), held)
+    return kept, held
+
+
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 NHWC images in [0, 1] units (streamed in chunks)."""
+    c = images.shape[-1]
+    s = np.zeros(c)
+    s2 = np.zeros(c)
+    n = 0
+    for start in range(0, len(images), 4096):
+        chunk = images[start:start + 4096].reshape(-1, c).astype(np.float64) / 255
+        s += chunk.sum(0)
+        s2 += (chunk ** 2).sum(0)
+        n += len(chunk)
+    mean = s / n
+    std = np.sqrt(np.maximum(s2 / n - mean ** 2, 1e-12))
+    return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
+
+
+def write_splits(out_dir: Path, splits: dict, classes: list[str], source: dict) -> None:
+    """Write train/val/test; every manifest carries the training split's channel statistics."""
+    mean, std = channel_stats(splits["train"][0])
+    for name, (x, y) in splits.items():
+        write_split(Path(out_dir) / name, x, y, classes, {**source, "split": name},
+                    extra={"mean": mean, "std": std})
+
+
+def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of uint8 NHWC images to size x size."""
+    import torch
+    import torch.nn.functional as F
+
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    t = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+    t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
+    return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def prepare_digits(out_dir: Path, image_size: int = 16, val_fraction: float = 0.1,
+                   test_fraction: float = 0.2, seed: int = 0, **_) -> None:
+    """scikit-learn's 8x8 digits (1797 images, shipped offline) as 3-channel images."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0 * 255).round().astype(np.uint8)[..., None].repeat(3, axis=-1)
+    x = resize_uint8(x, image_size)
+    y = d.target.astype(np.int64)
+    rest, test = stratified_split(y, test_fraction, seed)
+    tr, va = stratified_split(y[rest], val_fraction / (1 - test_fraction), seed + 1)
+    train, val = rest[tr], rest[va]
+    write_splits(out_dir, {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])},
+                 [str(i) for i in range(10)], {"kind": "digits", "image_size": image_size, "seed": seed})
+
+
+def prepare_cifar10(out_dir: Path, root: str, download: bool = False, val_size: int = 5000,
+                    seed: int = 0, **_) -> None:
+    """CIFAR-10 through torchvision (md5-checked); `val_size` training images held out."""
+    from torchvision.datasets import CIFAR10
+
+    try:
+        tr = CIFAR10(root, train=True, download=download)
+        te = CIFAR10(root, train=False, download=download)
+    except RuntimeError as e:
+        raise RobinterpError(f"CIFAR-10 not found or corrupt under {root!r} ({e}); set "
+                             f"datasets.cifar10.source.download: true, or put cifar-10-batches-py there") from e
+    x, y = np.asarray(tr.data, dtype=np.uint8), np.asarray(tr.targets, dtype=np.int64)
+    keep, val = stratified_split(y, val_size, seed) if val_size else (np.arange(len(y)), np.arange(0))
+    splits = {"train": (x[keep], y[keep]), "val": (x[val], y[val]),
+              "test": (np.asarray(te.data, dtype=np.uint8), np.asarray(te.targets, dtype=np.int64))}
+    write_splits(out_dir, splits, list(tr.classes), {"kind": "cifar10", "root": str(root), "seed": seed})
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    """Decode to RGB, resize the shorter side to `size`, centre-crop to size x size."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        scale = size / min(w, h)
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def scan_image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    if not root.is_dir():
+        raise RobinterpError(f"{root}: image folder not found; expected one sub-folder per class")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise RobinterpError(f"{root}: no class sub-folders; expected {root}/<class>/<image files>")
+    items = []
+    for i, c in enumerate(classes):
+        files = sorted(p for p in (root / c).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise RobinterpError(f"{root / c}: class {c!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        items += [(f, i) for f in files]
+    return classes, items
+
+
+def read_folder(root: Path, size: int, classes: list[str] | None = None):
+    found, items = scan_image_folder(root)
+    if classes is not None and found != classes:
+        raise RobinterpError(f"{root}: classes {found[:5]}... differ from the training folder's {classes[:5]}...")
+    x = np.zeros((len(items), size, size, 3), dtype=np.uint8)
+    for k, (path, _) in enumerate(items):
+        try:
+            x[k] = load_image(path, size)
+        except OSError as e:
+            raise RobinterpError(f"{path}: cannot decode image ({e}); remove or replace the file") from e
+    return found, x, np.array([c for _, c in items], dtype=np.int64)
+
+
+def prepare_image_folder(out_dir: Path, root: str, image_size: int = 64, val_fraction: float = 0.1,
+                         test_fraction: float = 0.2, seed: int = 0, **_) -> None:
+    """A class-per-sub-folder tree: either `root/{train,test[,val]}/<class>/` or `root/<class>/`."""
+    root = Path(root)
+    if (root / "train").is_dir():
+        classes, x, y = read_folder(root / "train", image_size)
+        if not (root / "test").is_dir():
+            raise RobinterpError(f"{root}: has train/ but no test/; add test/<class>/ or use a flat class tree")
+        _, xt, yt = read_folder(root / "test", image_size, classes)
+        if (root / "val").is_dir():
+            _, xv, yv = read_folder(root / "val", image_size, classes)
+            splits = {"train": (x, y), "val": (xv, yv), "test": (xt, yt)}
+        else:
+            keep, val = stratified_split(y, val_fraction, seed)
+            splits = {"train": (x[keep], y[keep]), "val": (x[val], y[val]), "test": (xt, yt)}
+    else:
+        classes, x, y = read_folder(root, image_size)
+        rest, test = stratified_split(y, test_fraction, seed)
+        tr, va = stratified_split(y[rest], val_fraction / (1 - test_fraction), seed + 1)
+        splits = {"train": (x[rest[tr]], y[rest[tr]]), "val": (x[rest[va]], y[rest[va]]), "test": (x[test], y[test])}
+    write_splits(out_dir, splits, classes, {"kind": "image_folder", "root": str(root), "seed": seed})
+
+
+SOURCES = {"digits": prepare_digits, "cifar10": prepare_cifar10, "image_folder": prepare_image_folder}
+
+
+def prepare(source: dict, out_dir: str | Path) -> None:
+    kind = source.get("kind")
+    if kind not in SOURCES:
+        raise RobinterpError(f"source.kind {kind!r}: choose one of {sorted(SOURCES)} "
+                             "(small_imagenet150 is built by `robinterp build-small-imagenet`)")
+    SOURCES[kind](Path(out_dir), **{k: v for k, v in source.items() if k != "kind"})

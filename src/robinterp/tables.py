@@ -1,0 +1,43 @@
+"""Tables: merge per-variant JSON results into CSV + Markdown with the paper's numbers beside ours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import storage
+
+
+def accuracy_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
+    """One row per variant: our clean/adversarial accuracy (%) and the paper's, where it has one."""
+    rows = []
+    for r in results:
+        ref = (reference or {}).get(r["variant"], {})
+        rows.append({
+            "variant": r["variant"],
+            "n": r["n"],
+            "clean_acc": round(100 * r["clean_acc"], 2),
+            "adv_acc": None if r["adv_acc"] is None else round(100 * r["adv_acc"], 2),
+            "attack": r.get("attack_label", ""),
+            "paper_clean_acc": ref.get("clean_acc"),
+            "paper_adv_acc": ref.get("adv_acc"),
+        })
+    return pd.DataFrame(rows)
+
+
+def write_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path, title: str, notes: str = "") -> None:
+    storage.write_text(csv_path, df.to_csv(index=False))
+    md = f"# {title}\n\n{to_markdown(df)}\n"
+    if notes:
+        md += f"\n{notes}\n"
+    storage.write_text(md_path, md)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub-style table without the optional `tabulate` dependency."""
+    cols = list(df.columns)
+    fmt = lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)

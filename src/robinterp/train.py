@@ -1,0 +1,212 @@
+"""One training loop for every dataset, standard or adversarial.
+
+Adversarial training only changes how the batch is produced (`x = attack(model, x, y)`).
+State is saved atomically after every epoch into `state_dir` (not a Snakemake output, so a
+failed job keeps it); rerunning resumes from the last finished epoch and, on CPU, ends with
+the same weights as an uninterrupted run. The declared output is the selected checkpoint
+(best validation score: mean of clean and adversarial accuracy by default, as in the paper).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import storage
+from .attacks import AttackConfig, adversarial_examples
+from .augment import AugmentConfig, augment
+from .checkpoints import save_checkpoint
+from .data import Split
+from .errors import RobinterpError
+from .evaluate import DeviceData, accuracy, autocast, resolve_device
+from .models import build_model
+from .progress import progress
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    arch: str = "resnet18_cifar"
+    width: float = 1.0
+    epochs: int = 100
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd | adam
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine | constant | step
+    t_max: int | None = None  # cosine period in epochs; None = epochs (author: 200 for 100 epochs)
+    milestones: tuple = ()  # step schedule: epochs where lr *= gamma
+    gamma: float = 0.1
+    grad_clip_value: float | None = None  # author: 0.1 (clip_grad_value_)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    attack: AttackConfig | None = None  # None = standard training
+    selection_attack: AttackConfig | None = None  # attack behind the validation adv accuracy
+    selection_metric: str = "mean"  # mean (of clean and adv, paper) | clean | adv
+    selection_max_images: int | None = None  # bound the per-epoch adversarial validation cost
+    eval_batch_size: int = 256
+    seed: int = 0
+    amp: bool = False  # bf16 autocast (CUDA only)
+    channels_last: bool = False
+    device: str = "auto"
+    mean: tuple | None = None  # input normalisation inside the model; None = train split's statistics
+    std: tuple | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise RobinterpError(f"train config: unknown key(s) {sorted(unknown)}")
+        d["augment"] = AugmentConfig(**(d.get("augment") or {}))
+        d["attack"] = AttackConfig.from_dict(d.get("attack"))
+        d["selection_attack"] = AttackConfig.from_dict(d.get("selection_attack"))
+        d["milestones"] = tuple(d.get("milestones") or ())
+        for k in ("mean", "std"):
+            d[k] = tuple(d[k]) if d.get(k) else None
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def make_optimizer(cfg: TrainConfig, model):
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise RobinterpError(f"optimizer {cfg.optimizer!r}: choose sgd or adam")
+
+
+def make_schedule(cfg: TrainConfig, opt):
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max or cfg.epochs)
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
+    if cfg.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    raise RobinterpError(f"schedule {cfg.schedule!r}: choose cosine, step or constant")
+
+
+def selection_score(metric: str, clean: float, adv: float | None) -> float:
+    adv = clean if adv is None else adv
+    return {"mean": (clean + adv) / 2, "clean": clean, "adv": adv}[metric]
+
+
+def train(cfg: TrainConfig, train_split: Split, val_split: Split, out: Path, state_dir: Path,
+          log_csv: Path, extra_meta: dict | None = None) -> dict:
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    mean = list(cfg.mean or train_split.manifest["mean"])
+    std = list(cfg.std or train_split.manifest["std"])
+    arch = {"name": cfg.arch, "width": cfg.width, "num_classes": train_split.num_classes,
+            "mean": mean, "std": std, "image_shape": list(train_split.image_shape)}
+    model = build_model(cfg.arch, train_split.num_classes, mean, std, cfg.width).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(cfg, model)
+    sched = make_schedule(cfg, opt)
+    train_data = DeviceData(train_split, device, cfg.channels_last)
+    val_data = DeviceData(val_split, device, cfg.channels_last)
+
+    # --- resume from the last finished epoch, if the saved state belongs to this config ---
+    state_path, best_path = Path(state_dir) / "state.pt", Path(state_dir) / "best_model.pt"
+    start, best, rows = 0, {"score": -math.inf, "epoch": None, "metrics": None}, []
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if state["config"] == cfg.to_dict() and state["data_sha256"] == train_split.sha256:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            start, best, rows = state["epoch"], state["best"], state["log"]
+            print(f"resume: {state_path} at epoch {start}/{cfg.epochs}", flush=True)
+        else:
+            print(f"resume: {state_path} was made with another config or data; starting afresh", flush=True)
+
+    n = len(train_data)
+    for epoch in range(start, cfg.epochs):
+        t0 = time.time()
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # per-epoch: resume repeats it
+        perm = torch.randperm(n, generator=gen)
+        model.train()
+        sums = {"loss": 0.0, "clean": 0, "adv": 0, "seen": 0}
+        bar = progress(range(0, n, cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        for i in bar:
+            x, y = train_data.batch(perm[i:i + cfg.batch_size])
+            x = augment(x, cfg.augment, gen)
+            # --- produce the batch: clean, or adversarial under the training attack ---
+            with autocast(device, cfg.amp):
+                if cfg.attack is not None:
+                    model.eval()  # clean accuracy of the batch, without moving BatchNorm statistics
+                    with torch.inference_mode():
+                        sums["clean"] += (model(x).argmax(1) == y).sum().item()
+                    x = adversarial_examples(model, x, y, cfg.attack, generator=gen)
+                    model.train()
+                # --- step ---
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip_value:
+                torch.nn.utils.clip_grad_value_(model.parameters(), cfg.grad_clip_value)
+            opt.step()
+            correct = (logits.argmax(1) == y).sum().item()
+            sums["adv" if cfg.attack else "clean"] += correct
+            sums["loss"] += loss.item() * len(y)
+            sums["seen"] += len(y)
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+
+        # --- validate and select (mean of clean and adversarial accuracy by default) ---
+        val = accuracy(model, val_data, cfg.selection_attack, cfg.eval_batch_size, cfg.selection_max_images,
+                       cfg.amp, seed=cfg.seed)
+        score = selection_score(cfg.selection_metric, val["clean_acc"], val["adv_acc"])
+        seen = sums["seen"]
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": sums["loss"] / seen,
+               "train_clean_acc": sums["clean"] / seen,
+               "train_adv_acc": sums["adv"] / seen if cfg.attack else None,
+               "val_clean_acc": val["clean_acc"], "val_adv_acc": val["adv_acc"], "val_score": score,
+               "seconds": round(time.time() - t0, 3)}
+        rows.append(row)
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch + 1, "metrics": row}
+            with storage.atomic_path(best_path) as tmp:
+                torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        print(f"epoch {epoch + 1:>3}/{cfg.epochs} loss {row['train_loss']:.4f} "
+              f"val clean {val['clean_acc']:.4f} adv {_fmt(val['adv_acc'])} best@{best['epoch']} "
+              f"{row['seconds']:.1f}s", flush=True)
+
+        # --- save resumable state atomically ---
+        with storage.atomic_path(state_path) as tmp:
+            torch.save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch + 1,
+                        "best": best, "log": rows, "config": cfg.to_dict(),
+                        "data_sha256": train_split.sha256}, tmp)
+        _write_log(log_csv, rows)
+
+    if best["epoch"] is None:
+        raise RobinterpError("training ran no epoch (epochs must be >= 1)")
+    model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
+    _write_log(log_csv, rows)
+    meta = {"config": cfg.to_dict(), "epoch": best["epoch"], "metrics": best["metrics"],
+            "data_sha256": {"train": train_split.sha256, "val": val_split.sha256},
+            "provenance": storage.provenance(**(extra_meta or {}))}
+    save_checkpoint(out, model, arch, train_split.classes, **meta)
+    return meta
+
+
+def _fmt(v):
+    return "  -   " if v is None else f"{v:.4f}"
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    cols = list(rows[0])
+    lines = [",".join(cols)] + [",".join("" if r[c] is None else str(r[c]) for c in cols) for r in rows]
+    storage.write_text(path, "\n".join(lines) + "\n")

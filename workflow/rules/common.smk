@@ -1,0 +1,95 @@
+# Config validation, variant resolution and the target lists. No torch here: parsing the DAG
+# stays fast, and the same helpers (robinterp.config) are unit-tested.
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+
+from robinterp.config import check, check_variant_names, load_schema, resolve_variant, selection_split, variant_names
+from robinterp.errors import RobinterpError
+
+SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = load_schema(SCHEMA_PATH)
+try:
+    check(config, SCHEMA)  # readable messages first (key + allowed values) ...
+    validate(config, str(SCHEMA_PATH))  # ... then Snakemake's validation fills the defaults
+    check_variant_names(config)
+except RobinterpError as e:
+    raise WorkflowError(str(e))
+
+R = config["results"]
+CONDA_ENV = str(Path(workflow.basedir) / "envs" / "robinterp.yaml")
+# Our own code is found through PYTHONPATH set in each command: conda strips the variable from
+# the job environment and installs pip deps from a copied env file, so neither path is relied on.
+# Without conda, the Python that runs Snakemake (the venv's) runs the jobs too.
+_USE_CONDA = "conda" in str(workflow.deployment_settings.deployment_method).lower()
+_PATH = "" if _USE_CONDA else f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
+shell.prefix(f"set -euo pipefail; {_PATH}export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+GPU = 0 if config["device"] == "cpu" else 1  # resource request per GPU job (see profiles)
+
+
+def enabled_datasets():
+    names = [d for d, c in config["datasets"].items() if c["enabled"]]
+    wanted = config["run_datasets"]
+    unknown = sorted(set(wanted) - set(config["datasets"]))
+    if unknown:
+        raise WorkflowError(f"run_datasets: unknown dataset(s) {unknown}; known: {sorted(config['datasets'])}")
+    return [d for d in names if not wanted or d in wanted]
+
+
+def dataset_cfg(dataset):
+    return config["datasets"][dataset]
+
+
+def variants(dataset):
+    names = variant_names(dataset_cfg(dataset))
+    wanted = config["run_variants"]
+    return [v for v in names if not wanted or v in wanted]
+
+
+def json_arg(obj):
+    """A config block as one shell-quoted JSON argument (the CLI's --*-json flags)."""
+    return shlex.quote(json.dumps(obj, sort_keys=True))
+
+
+def train_config(dataset, variant):
+    try:
+        resolved = resolve_variant(dataset_cfg(dataset), variant, SCHEMA, where=f"datasets.{dataset}.")
+    except RobinterpError as e:
+        raise WorkflowError(str(e))
+    return {**resolved, "device": config["device"]}
+
+
+def check_sources():
+    """Fail before any job runs when a dataset's input folders are missing."""
+    for ds in enabled_datasets():
+        src = dataset_cfg(ds)["source"]
+        for key in ("train_dir", "val_dir", "root"):
+            path = src.get(key)
+            if path and src["kind"] in ("small_imagenet150", "image_folder") and not Path(path).exists():
+                raise WorkflowError(
+                    f"datasets.{ds}.source.{key}: {path} does not exist. Point it at your copy "
+                    f"(README, 'Data sources'), or set datasets.{ds}.enabled: false."
+                )
+
+
+check_sources()
+
+
+# Each stage's .smk appends a function dataset -> [final outputs]; `rule all` asks for them all.
+TARGETS = []
+
+
+def all_targets():
+    return [path for ds in enabled_datasets() for stage in TARGETS for path in stage(ds)]
+
+
+wildcard_constraints:
+    dataset="|".join(map(str, config["datasets"])) or "NONE",
+    variant="[A-Za-z0-9][A-Za-z0-9_.-]*",

@@ -1,0 +1,18 @@
+# Data: every source is written once into the packed format (uint8 NHWC .npy + labels +
+# classes.json + manifest.json) under {results}/{dataset}/data/{train,val,test}/.
+
+
+rule prepare_data:
+    output:
+        train=f"{R}/{{dataset}}/data/train/manifest.json",
+        val=f"{R}/{{dataset}}/data/val/manifest.json",
+        test=f"{R}/{{dataset}}/data/test/manifest.json",
+    params:
+        source=lambda w: json_arg(dataset_cfg(w.dataset)["source"]),
+        out_dir=lambda w: f"{R}/{w.dataset}/data",
+    log:
+        f"{R}/logs/prepare_data/{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m robinterp prepare-data --source-json {params.source} --out-dir {params.out_dir} > {log} 2>&1"

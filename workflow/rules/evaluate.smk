@@ -1,0 +1,56 @@
+# Accuracy on the test split, clean and under the dataset's eval_attack (paper Tables 1, 4).
+
+TARGETS.append(lambda ds: [f"{R}/{ds}/tables/accuracy.csv", f"{R}/{ds}/tables/accuracy.md"])
+
+
+rule evaluate:
+    input:
+        model=f"{R}/{{dataset}}/models/{{variant}}/model.pt",
+        test=f"{R}/{{dataset}}/data/test/manifest.json",
+    output:
+        f"{R}/{{dataset}}/eval/{{variant}}/accuracy.json",
+    params:
+        attack=lambda w: json_arg(dataset_cfg(w.dataset)["eval_attack"]),
+        batch_size=lambda w: dataset_cfg(w.dataset)["evaluation"]["batch_size"],
+        max_images=lambda w: (
+            f"--max-images {dataset_cfg(w.dataset)['evaluation']['max_images']}"
+            if dataset_cfg(w.dataset)["evaluation"]["max_images"]
+            else ""
+        ),
+        amp=lambda w: "--amp" if dataset_cfg(w.dataset)["train"]["amp"] else "",
+        device=config["device"],
+    log:
+        f"{R}/logs/evaluate/{{dataset}}/{{variant}}.log",
+    threads: config["threads"]["analysis"]
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} python -m robinterp evaluate --checkpoint {input.model} --data {input.test}"
+        " --attack-json {params.attack} --variant {wildcards.variant} --batch-size {params.batch_size}"
+        " {params.max_images} {params.amp} --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule accuracy_table:
+    input:
+        lambda w: expand(f"{R}/{w.dataset}/eval/{{variant}}/accuracy.json", variant=variants(w.dataset)),
+    output:
+        csv=report(
+            f"{R}/{{dataset}}/tables/accuracy.csv",
+            caption="../report/accuracy.rst",
+            category="{dataset}",
+            subcategory="accuracy",
+        ),
+        md=f"{R}/{{dataset}}/tables/accuracy.md",
+    params:
+        reference=lambda w: json_arg(dataset_cfg(w.dataset)["reference"]),
+    log:
+        f"{R}/logs/accuracy_table/{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m robinterp accuracy-table --inputs {input} --reference-json {params.reference}"
+        " --dataset {wildcards.dataset} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

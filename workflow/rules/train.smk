@@ -1,0 +1,27 @@
+# Training: one job per dataset x variant. Resumable state lives in an undeclared folder
+# ({results}/{dataset}/.train_state/{variant}/), so a failed or killed job resumes on rerun.
+
+
+rule train:
+    input:
+        train=f"{R}/{{dataset}}/data/train/manifest.json",
+        val=lambda w: f"{R}/{w.dataset}/data/{selection_split(dataset_cfg(w.dataset), w.variant)}/manifest.json",
+    output:
+        model=f"{R}/{{dataset}}/models/{{variant}}/model.pt",
+        log_csv=f"{R}/{{dataset}}/models/{{variant}}/train_log.csv",
+    params:
+        config=lambda w: json_arg(train_config(w.dataset, w.variant)),
+        state_dir=lambda w: f"{R}/{w.dataset}/.train_state/{w.variant}",
+    log:
+        f"{R}/logs/train/{{dataset}}/{{variant}}.log",
+    threads: config["threads"]["train"]
+    resources:
+        gpu=GPU,
+        mem_mb=16000,
+        runtime=24 * 60,
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} python -m robinterp train --train {input.train} --val {input.val}"
+        " --config-json {params.config} --variant {wildcards.variant}"
+        " --out {output.model} --log-csv {output.log_csv} --state-dir {params.state_dir} > {log} 2>&1"
