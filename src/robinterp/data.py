@@ -58,8 +58,8 @@ class Split:
         import torch
 
         idx = slice(None) if index is None else index
-        x = torch.from_numpy(np.ascontiguousarray(self.images[idx])).permute(0, 3, 1, 2).float().div_(255)
-        y = torch.from_numpy(np.ascontiguousarray(self.labels[idx]))
+        x = torch.from_numpy(np.array(self.images[idx])).permute(0, 3, 1, 2).float().div_(255)
+        y = torch.from_numpy(np.array(self.labels[idx]))
         return x, y
 
 

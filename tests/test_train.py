@@ -1,0 +1,117 @@
+"""Training: a killed run resumes to the same weights; selection, logs and determinism."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from robinterp.checkpoints import load_model, read_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = {"arch": "resnet18_cifar", "width": 0.0625, "epochs": 6, "batch_size": 128, "lr": 0.05,
+          "augment": {"crop_padding": 1, "flip": True},
+          "attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 3, "random_start": True},
+          "selection_attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 2},
+          "selection_max_images": 64, "eval_batch_size": 256, "seed": 7, "device": "cpu"}
+
+
+def _cmd(digits_dir, out: Path, cfg=CONFIG):
+    return [sys.executable, "-m", "robinterp", "train", "--train", str(digits_dir / "train"),
+            "--val", str(digits_dir / "val"), "--config-json", json.dumps(cfg), "--variant", "v",
+            "--out", str(out / "model.pt"), "--log-csv", str(out / "train_log.csv"),
+            "--state-dir", str(out / "state")]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+
+
+def _epoch_of(state: Path) -> int:
+    try:
+        return torch.load(state, map_location="cpu", weights_only=True)["epoch"]
+    except Exception:
+        return 0
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_weights(digits_dir, tmp_path):
+    ref = subprocess.run(_cmd(digits_dir, tmp_path / "ref"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+
+    proc = subprocess.Popen(_cmd(digits_dir, tmp_path / "run"), env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    state = tmp_path / "run" / "state" / "state.pt"
+    deadline = time.time() + 240
+    while time.time() < deadline and _epoch_of(state) < 2 and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at = _epoch_of(state)
+    assert 2 <= killed_at < CONFIG["epochs"], "the run must be killed mid-way"
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+    resumed = subprocess.run(_cmd(digits_dir, tmp_path / "run"), env=_env(), capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"at epoch {killed_at}/{CONFIG['epochs']}" in resumed.stdout
+    a, b = read_checkpoint(tmp_path / "ref" / "model.pt"), read_checkpoint(tmp_path / "run" / "model.pt")
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    timeless = lambda m: {k: v for k, v in m.items() if k != "seconds"}
+    assert a["epoch"] == b["epoch"] and timeless(a["metrics"]) == timeless(b["metrics"])
+    rows = list(csv.DictReader(open(tmp_path / "run" / "train_log.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, CONFIG["epochs"] + 1))
+
+
+def test_selection_logs_and_metadata(digits_dir, tmp_path):
+    from robinterp.data import load_split
+    from robinterp.train import TrainConfig, train
+
+    cfg = TrainConfig.from_dict({**CONFIG, "epochs": 3, "attack": None})
+    meta = train(cfg, load_split(digits_dir / "train"), load_split(digits_dir / "val"), tmp_path / "m.pt",
+                 tmp_path / "state", tmp_path / "log.csv", extra_meta={"variant": "s"})
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert len(rows) == 3
+    assert {"epoch", "lr", "train_loss", "train_clean_acc", "train_adv_acc", "val_clean_acc", "val_adv_acc",
+            "val_score", "seconds"} <= set(rows[0])
+    scores = [float(r["val_score"]) for r in rows]
+    best = max(range(3), key=lambda i: scores[i]) + 1
+    assert meta["epoch"] == best  # selected = best mean(clean, adv) on validation
+    assert abs(float(rows[best - 1]["val_score"]) - (float(rows[best - 1]["val_clean_acc"]) +
+                                                   float(rows[best - 1]["val_adv_acc"])) / 2) < 1e-9
+    model, m = load_model(tmp_path / "m.pt")
+    assert m["data_sha256"]["train"] == load_split(digits_dir / "train").sha256
+    assert m["config"]["epochs"] == 3 and "commit" in m["provenance"]["git"]
+    assert m["provenance"]["variant"] == "s"
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])  # it learns
+
+
+def test_changed_config_does_not_resume_stale_state(digits_dir, tmp_path):
+    from robinterp.data import load_split
+    from robinterp.train import TrainConfig, train
+
+    tr, va = load_split(digits_dir / "train"), load_split(digits_dir / "val")
+    base = {**CONFIG, "epochs": 1, "attack": None, "selection_attack": None}
+    train(TrainConfig.from_dict(base), tr, va, tmp_path / "a.pt", tmp_path / "state", tmp_path / "a.csv")
+    meta = train(TrainConfig.from_dict({**base, "lr": 0.01}), tr, va, tmp_path / "b.pt", tmp_path / "state",
+                 tmp_path / "b.csv")
+    assert meta["config"]["lr"] == 0.01 and meta["epoch"] == 1
+
+
+def test_training_is_deterministic_on_cpu(digits_dir, tmp_path):
+    from robinterp.data import load_split
+    from robinterp.train import TrainConfig, train
+
+    tr, va = load_split(digits_dir / "train"), load_split(digits_dir / "val")
+    cfg = TrainConfig.from_dict({**CONFIG, "epochs": 1, "selection_max_images": 32})
+    for name in ("a", "b"):
+        train(cfg, tr, va, tmp_path / f"{name}.pt", tmp_path / f"s{name}", tmp_path / f"{name}.csv")
+    a, b = read_checkpoint(tmp_path / "a.pt")["model"], read_checkpoint(tmp_path / "b.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
