@@ -1,0 +1,57 @@
+"""Every core verb writes exactly its declared outputs; bad input exits 2 with one clear line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "robinterp", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def test_core_verbs_write_exactly_their_outputs(tmp_path):
+    r = run("prepare-data", "--source-json", '{"kind": "digits", "image_size": 8}', "--out-dir", "data", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert files(tmp_path) == {f"data/{s}/{f}" for s in ("train", "val", "test")
+                               for f in ("images.npy", "labels.npy", "classes.json", "manifest.json")}
+    before = files(tmp_path)
+    cfg = {"width": 0.0625, "epochs": 1, "batch_size": 256, "device": "cpu"}
+    r = run("train", "--train", "data/train", "--val", "data/val", "--config-json", json.dumps(cfg),
+            "--out", "m/model.pt", "--log-csv", "m/log.csv", "--state-dir", "st", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert files(tmp_path) - before == {"m/model.pt", "m/log.csv", "st/state.pt", "st/best_model.pt"}
+    before = files(tmp_path)
+    attack = {"norm": "l2", "eps": 0.5, "step_size": 0.2, "steps": 2}
+    r = run("evaluate", "--checkpoint", "m/model.pt", "--data", "data/test", "--attack-json", json.dumps(attack),
+            "--variant", "s", "--max-images", "50", "--device", "cpu", "--out", "e/acc.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert files(tmp_path) - before == {"e/acc.json"}
+    acc = json.loads((tmp_path / "e/acc.json").read_text())
+    assert acc["n"] == 50 and 0 <= acc["adv_acc"] <= acc["clean_acc"] <= 1
+    assert acc["provenance"]["git"]["commit"] and acc["data_sha256"]
+    before = files(tmp_path)
+    r = run("accuracy-table", "--inputs", "e/acc.json", "--reference-json", '{"s": {"clean_acc": 93.2}}',
+            "--out-csv", "t/a.csv", "--out-md", "t/a.md", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert files(tmp_path) - before == {"t/a.csv", "t/a.md"}
+    assert "93.2" in (tmp_path / "t/a.md").read_text()
+
+
+def test_bad_input_exits_2_with_a_clear_message(tmp_path):
+    r = run("evaluate", "--checkpoint", "missing.pt", "--data", "nowhere", "--out", "x.json", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: missing.pt: checkpoint not found; train it first (rule train)"
+    r = run("train", "--train", "a", "--val", "b", "--config-json", "{bad", "--out", "m.pt", "--log-csv", "l",
+            "--state-dir", "s", cwd=tmp_path)
+    assert r.returncode == 2 and "--config-json: not valid JSON" in r.stderr
+    assert not any(tmp_path.iterdir())

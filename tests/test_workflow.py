@@ -1,0 +1,64 @@
+"""The real Snakemake DAG on the tiny config, start to finish, plus lint and partial reruns."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def snakemake(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    cfg = yaml.safe_load((ROOT / "workflow/configs/tiny.yaml").read_text())
+    cfg["results"] = str(out / "results")
+    path = out / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    r = snakemake("--cores", "2", "--configfile", str(path))
+    assert r.returncode == 0, r.stderr[-4000:]
+    return out / "results", path
+
+
+@pytest.mark.slow
+def test_whole_dag_runs_on_the_tiny_config(tiny_run):
+    results, _ = tiny_run
+    for v in ("standard", "robust_l2"):
+        assert (results / f"digits/models/{v}/model.pt").is_file()
+        assert (results / f"digits/models/{v}/train_log.csv").is_file()
+        acc = json.loads((results / f"digits/eval/{v}/accuracy.json").read_text())
+        assert acc["variant"] == v and 0 <= acc["adv_acc"] <= acc["clean_acc"]
+        assert (results / f"logs/train/digits/{v}.log").is_file()
+    table = (results / "digits/tables/accuracy.csv").read_text()
+    assert table.startswith("variant,n,clean_acc,adv_acc") and "robust_l2" in table
+
+
+@pytest.mark.slow
+def test_nothing_reruns_and_eval_change_does_not_retrain(tiny_run, tmp_path):
+    results, path = tiny_run
+    r = snakemake("-n", "--cores", "1", "--configfile", str(path))
+    assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr
+    cfg = yaml.safe_load(path.read_text())
+    cfg["datasets"]["digits"]["eval_attack"]["eps"] = 0.5
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    r = snakemake("-n", "--cores", "1", "--configfile", str(changed))
+    assert r.returncode == 0, r.stderr
+    jobs = r.stdout.split("Job stats:")[1].split("total")[0]
+    assert "evaluate" in jobs and "accuracy_table" in jobs
+    assert "train" not in jobs and "prepare_data" not in jobs
+
+
+@pytest.mark.slow
+def test_lint_is_clean():
+    r = snakemake("--lint", "--configfile", "workflow/configs/demo.yaml", timeout=120)
+    assert r.returncode == 0 and "Congratulations" in r.stdout + r.stderr, r.stdout[-3000:]
