@@ -62,3 +62,20 @@ def test_nothing_reruns_and_eval_change_does_not_retrain(tiny_run, tmp_path):
 def test_lint_is_clean():
     r = snakemake("--lint", "--configfile", "workflow/configs/demo.yaml", timeout=120)
     assert r.returncode == 0 and "Congratulations" in r.stdout + r.stderr, r.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_jobs_import_this_checkouts_src_not_an_installed_copy(tmp_path):
+    """Under --use-conda nothing of ours is installed and PYTHONPATH is stripped: each rule puts its
+    checkout's src/ on the path itself. A copy of the checkout must run its own code."""
+    copy = tmp_path / "checkout"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", "results", ".snakemake", ".git", "*.pyc"))
+    cfg = yaml.safe_load((ROOT / "workflow/configs/tiny.yaml").read_text())
+    (copy / "c.yaml").write_text(yaml.safe_dump(cfg))
+    target = "results/tiny/digits/data/test/manifest.json"
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "c.yaml", target],
+                       cwd=copy, capture_output=True, text=True, timeout=300,
+                       env={k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    manifest = json.loads((copy / target).read_text())
+    assert manifest["provenance"]["code"] == str((copy / "src" / "robinterp").resolve())

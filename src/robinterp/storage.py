@@ -109,6 +109,7 @@ def provenance(**extra: Any) -> dict:
 
     return {
         "robinterp": __version__,
+        "code": str(Path(__file__).resolve().parent),  # which checkout's src/ ran (PYTHONPATH wins)
         "git": git_state(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
