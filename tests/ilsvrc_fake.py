@@ -60,7 +60,8 @@ def make_ilsvrc(root: Path, n_classes: int = 160, train_images: int = 8, val_ima
             name = f"ILSVRC2012_val_{c * val_images + i + 1:08d}"
             val_flat.mkdir(exist_ok=True)
             write_image(val_flat / f"{name}.JPEG", rng, k := k + 1)
-            (val_folders / w / f"{name}.JPEG").write_bytes(next(val_flat.glob(f"{name}.*")).read_bytes())
+            flat = next(val_flat.glob(f"{name}.*"))
+            (val_folders / w / flat.name).write_bytes(flat.read_bytes())
             rows.append(f"{name},{w} 1 2 10 12 {w} 3 4 8 9")
         for i in range(v2_images):
             write_image(v2 / str(c) / f"{i:040x}.jpeg", rng, k := k + 1)
