@@ -242,8 +242,7 @@ def test_snakemake_builds_trains_and_evaluates_small_imagenet(tree, tmp_path):
                       "augment": {"random_resized_crop": True, "flip": True, "rotation": 20},
                       "selection_attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 1}},
             "eval_attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 2},
-            "variants": [{"name": "standard", "attack": None},
-                         {"name": "robust_l2", "attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 1}}],
+            "variants": [{"name": "robust_l2", "attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 1}}],
         }},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -255,7 +254,7 @@ def test_snakemake_builds_trains_and_evaluates_small_imagenet(tree, tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     res = tmp_path / "results" / "small_imagenet150"
     table = (res / "tables" / "accuracy.csv").read_text()
-    assert "standard" in table and "robust_l2" in table
+    assert "robust_l2" in table
     test = load_split(res / "data" / "test", verify=True)
     assert test.images.shape == (15, 32, 32, 3)
     assert (tmp_path / "results/logs/build_small_imagenet/small_imagenet150.log").is_file()
