@@ -369,6 +369,9 @@ def build(cfg: BuildConfig, out_dir: str | Path, workers: int = 1, log=print) ->
                    "files": files[split], "skipped": skipped[split]})
         log(f"build-small-imagenet: wrote {out_dir / split} ({sizes[split]} images, "
             f"{len(skipped[split])} unreadable skipped)")
+        if split == "train":  # free its disk now: peak = staged splits + the written train split
+            del arrays["train"]
+            Path(staging["train"]).unlink()
     del arrays
     shutil.rmtree(staging_dir)
     return manifests["train"]
