@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .data import write_split
 from .errors import RobinterpError
@@ -59,19 +60,6 @@ class BuildConfig:
     image_size: int = 128
     validation: str = "train_holdout"  # train_holdout | ilsvrc_val (the paper: val = ILSVRC val)
     seed: int = 0
-
-    @classmethod
-    def from_source(cls, source: dict) -> "BuildConfig":
-        keys = {k: v for k, v in source.items() if k != "kind"}
-        unknown = set(keys) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise RobinterpError(f"small_imagenet150 source: unknown key(s) {sorted(unknown)}; "
-                                 f"allowed: {sorted(cls.__dataclass_fields__)}")
-        cfg = cls(**keys)
-        if cfg.validation not in ("train_holdout", "ilsvrc_val"):
-            raise RobinterpError(f"small_imagenet150 source.validation: {cfg.validation!r}; "
-                                 "choose train_holdout or ilsvrc_val")
-        return cfg
 
 
 # --- reading the folder layouts ----------------------------------------------------------------
@@ -193,13 +181,12 @@ def choose_classes(cfg: BuildConfig, available: list[str]) -> list[str]:
 
 # --- decoding ------------------------------------------------------------------------------
 
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)  # PIL's ways to say "not an image"
+# PIL's ways to say "not an image" (UnidentifiedImageError and truncated files are OSErrors)
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
 def decode_image(path: str | Path, size: int) -> np.ndarray:
     """RGB uint8 size x size: shorter side resized to `size` (bilinear), centre crop."""
-    from PIL import Image
-
     with Image.open(path) as im:
         im.draft(None, (size, size))  # JPEG: decode at 1/2, 1/4, 1/8 scale when still >= size
         if im.mode == "P" and "transparency" in im.info:
@@ -259,6 +246,8 @@ def _draw(files: list[Path], cfg: BuildConfig, part: str, wnid: str) -> tuple[st
 
 def plan(cfg: BuildConfig) -> tuple[list[dict], list[Job], dict[str, int]]:
     """Check the layouts and counts, choose the classes, and list the jobs and split sizes."""
+    if cfg.validation not in ("train_holdout", "ilsvrc_val"):
+        raise RobinterpError(f"validation: {cfg.validation!r}; choose train_holdout or ilsvrc_val")
     train = scan_train(cfg.train_dir)
     val = scan_val(cfg.val_dir, cfg.val_labels)
     names = read_synset_mapping(cfg.synset_mapping) if cfg.synset_mapping else {}
