@@ -44,8 +44,9 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     s = np.zeros(c)
     s2 = np.zeros(c)
     n = 0
-    for start in range(0, len(images), 4096):
-        chunk = images[start:start + 4096].reshape(-1, c).astype(np.float64) / 255
+    step = max(1, (1 << 22) // max(1, images[0].size))  # ~32 MB of float64 per chunk
+    for start in range(0, len(images), step):
+        chunk = images[start:start + step].reshape(-1, c).astype(np.float64) / 255
         s += chunk.sum(0)
         s2 += (chunk ** 2).sum(0)
         n += len(chunk)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
-import io
 import json
 import os
 import platform
@@ -82,10 +81,22 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+class _HashWriter:
+    """A write-only file object that hashes what np.save writes (in 16 MiB chunks)."""
+
+    def __init__(self):
+        self.hash = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.hash.update(data)
+        return len(data)
+
+
 def sha256_array(array: np.ndarray) -> str:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array))
-    return hashlib.sha256(buf.getvalue()).hexdigest()
+    """sha256 of the array's .npy bytes, streamed: a memory-mapped array is never copied to RAM."""
+    writer = _HashWriter()
+    np.save(writer, np.ascontiguousarray(array))
+    return writer.hash.hexdigest()
 
 
 def git_state(repo: str | os.PathLike | None = None) -> dict:

@@ -58,6 +58,13 @@ def json_arg(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
+def cli_flags(block, skip=()):
+    """A config block as shell-quoted `--key value` flags (`_` -> `-`; null values left out)."""
+    return " ".join(
+        f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in block.items() if k not in skip and v is not None
+    )
+
+
 def train_config(dataset, variant):
     try:
         resolved = resolve_variant(dataset_cfg(dataset), variant, SCHEMA, where=f"datasets.{dataset}.")
@@ -66,13 +73,19 @@ def train_config(dataset, variant):
     return {**resolved, "device": config["device"]}
 
 
+SOURCE_PATH_KEYS = {
+    "image_folder": ("root",),
+    "small_imagenet150": ("train_dir", "val_dir", "val_labels", "imagenetv2_dir", "synset_mapping", "class_list"),
+}
+
+
 def check_sources():
-    """Fail before any job runs when a dataset's input folders are missing."""
+    """Fail before any job runs when a dataset's input folders or files are missing."""
     for ds in enabled_datasets():
         src = dataset_cfg(ds)["source"]
-        for key in ("train_dir", "val_dir", "root"):
+        for key in SOURCE_PATH_KEYS.get(src["kind"], ()):
             path = src.get(key)
-            if path and src["kind"] in ("small_imagenet150", "image_folder") and not Path(path).exists():
+            if path and not Path(path).exists():
                 raise WorkflowError(
                     f"datasets.{ds}.source.{key}: {path} does not exist. Point it at your copy "
                     f"(README, 'Data sources'), or set datasets.{ds}.enabled: false."

@@ -1,0 +1,47 @@
+"""Small ImageNet 150 verb: build-small-imagenet (run by the rule build_small_imagenet)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..cli import verb
+from ..small_imagenet import BuildConfig
+
+_DEFAULTS = BuildConfig(train_dir="", val_dir="")
+
+
+@verb("build-small-imagenet", "build Small ImageNet 150 (train/val/test, packed) from an ILSVRC copy")
+def build_small_imagenet(a):
+    from ..small_imagenet import build
+
+    cfg = BuildConfig(
+        train_dir=str(a.train_dir), val_dir=str(a.val_dir),
+        val_labels=a.val_labels and str(a.val_labels), imagenetv2_dir=a.imagenetv2_dir and str(a.imagenetv2_dir),
+        synset_mapping=a.synset_mapping and str(a.synset_mapping), class_list=a.class_list and str(a.class_list),
+        classes=a.classes, train_per_class=a.train_per_class, val_per_class=a.val_per_class,
+        test_per_class=a.test_per_class, imagenetv2_per_class=a.imagenetv2_per_class,
+        image_size=a.image_size, validation=a.validation, seed=a.seed)
+    build(cfg, a.out_dir, workers=a.workers, log=lambda line: print(line, flush=True))
+    print(f"build-small-imagenet: wrote {a.out_dir}/{{train,val,test}}")
+
+
+build_small_imagenet.flags = lambda p: (
+    p.add_argument("--train-dir", type=Path, required=True, help="ILSVRC train folder: <wnid>/<image>.JPEG"),
+    p.add_argument("--val-dir", type=Path, required=True, help="ILSVRC validation folder (per-class or flat)"),
+    p.add_argument("--val-labels", type=Path, default=None, help="LOC_val_solution.csv (flat validation layout)"),
+    p.add_argument("--imagenetv2-dir", type=Path, default=None, help="ImageNetV2 TopImages: <0-999>/<image>"),
+    p.add_argument("--synset-mapping", type=Path, default=None, help="LOC_synset_mapping.txt (class names)"),
+    p.add_argument("--class-list", type=Path, default=None, help="one wnid per line instead of a random draw"),
+    p.add_argument("--classes", type=int, default=_DEFAULTS.classes, help="classes drawn at random"),
+    p.add_argument("--train-per-class", type=int, default=_DEFAULTS.train_per_class),
+    p.add_argument("--val-per-class", type=int, default=_DEFAULTS.val_per_class,
+                   help="held out of the train folder for model selection"),
+    p.add_argument("--test-per-class", type=int, default=_DEFAULTS.test_per_class, help="ILSVRC validation images"),
+    p.add_argument("--imagenetv2-per-class", type=int, default=_DEFAULTS.imagenetv2_per_class),
+    p.add_argument("--image-size", type=int, default=_DEFAULTS.image_size),
+    p.add_argument("--validation", choices=["train_holdout", "ilsvrc_val"], default=_DEFAULTS.validation,
+                   help="ilsvrc_val = the paper's protocol (val = the ILSVRC validation part of test)"),
+    p.add_argument("--seed", type=int, default=_DEFAULTS.seed),
+    p.add_argument("--workers", type=int, default=1, help="decoding processes"),
+    p.add_argument("--out-dir", type=Path, required=True, help="writes <out-dir>/{train,val,test}/"),
+)

@@ -1,0 +1,366 @@
+"""Small ImageNet 150 (paper section 2.1.2): a 128x128 subset of a user's own ILSVRC copy.
+
+`build(cfg, out_dir, workers)` writes `train/`, `val/` and `test/` in the packed format:
+
+- classes: `cfg.classes` wnids drawn at random (seeded) from the train folder, or a class list;
+  label = index in sorted-wnid order of the chosen classes;
+- train / val: `train_per_class` + `val_per_class` images per class drawn without overlap from
+  the ILSVRC train folder (val is for model selection);
+- test: the ILSVRC validation images of those classes (`test_per_class`, 50 = all of them)
+  followed by ImageNetV2 TopImages (`imagenetv2_per_class`, 10) when given: 9000 images;
+- `validation: ilsvrc_val` is the paper's own protocol: val = the ILSVRC validation part of test.
+
+Images are decoded with Pillow, converted to RGB, resized (shorter side) and centre-cropped.
+Work is split into one job per class and source; worker processes write straight into
+pre-allocated memory-mapped arrays, so memory stays bounded and the result does not depend on
+the number of workers. An unreadable image is skipped and replaced by the next candidate of the
+same class; the manifests list every source file per row and every skipped file.
+Run: `robinterp build-small-imagenet --train-dir ... --val-dir ... --out-dir ...`.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import re
+import shutil
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .data import write_split
+from .errors import RobinterpError
+from .sources import IMAGE_SUFFIXES, channel_stats
+
+WNID = re.compile(r"^n\d{8}$")
+TRAIN_LAYOUT = "<train_dir>/<wnid>/<image>.JPEG (one sub-folder per WordNet id, e.g. n01440764/)"
+VAL_FOLDER_LAYOUT = "<val_dir>/<wnid>/<image>.JPEG (per-class folders, val_labels: null)"
+VAL_FLAT_LAYOUT = "<val_dir>/ILSVRC2012_val_00000001.JPEG ... + val_labels: LOC_val_solution.csv"
+V2_LAYOUT = "<imagenetv2_dir>/<class index 0-999>/<image>.jpeg (ImageNetV2 TopImages)"
+PARTS = ("train", "ilsvrc_val", "imagenetv2")  # job kinds; also seeds each job's draw
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    train_dir: str
+    val_dir: str
+    val_labels: str | None = None  # LOC_val_solution.csv for the flat validation layout
+    imagenetv2_dir: str | None = None  # ImageNetV2 TopImages, optional
+    synset_mapping: str | None = None  # LOC_synset_mapping.txt: "n01440764 tench, Tinca tinca"
+    class_list: str | None = None  # one wnid per line; replaces the random draw of `classes`
+    classes: int = 150
+    train_per_class: int = 600
+    val_per_class: int = 50  # held out of the train folder (validation: train_holdout)
+    test_per_class: int = 50  # ILSVRC validation images per class (50 = all)
+    imagenetv2_per_class: int = 10  # TopImages has 10 per class
+    image_size: int = 128
+    validation: str = "train_holdout"  # train_holdout | ilsvrc_val (the paper: val = ILSVRC val)
+    seed: int = 0
+
+
+# --- reading the folder layouts ----------------------------------------------------------------
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def scan_train(train_dir: str | Path) -> dict[str, list[Path]]:
+    """wnid -> sorted image files of every class folder in the ILSVRC train folder."""
+    root = Path(train_dir)
+    if not root.is_dir():
+        raise RobinterpError(f"train_dir {root}: not a folder; expected {TRAIN_LAYOUT}")
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
+    wnids = [p.name for p in subdirs if WNID.match(p.name)]
+    if not wnids:
+        tars = list(root.glob("n*.tar"))
+        hint = (f"found {len(tars)} per-class .tar archives: extract each into its own folder" if tars else
+                f"found {len(_images(root))} images and {len(subdirs)} other folders at the top level")
+        raise RobinterpError(f"train_dir {root}: no WordNet-id class folders ({hint}); expected {TRAIN_LAYOUT}")
+    return {w: _images(root / w) for w in wnids}
+
+
+def scan_val(val_dir: str | Path, val_labels: str | None) -> dict[str, list[Path]]:
+    """wnid -> ILSVRC validation images, from per-class folders or a flat folder + CSV."""
+    root = Path(val_dir)
+    if not root.is_dir():
+        raise RobinterpError(f"val_dir {root}: not a folder; expected {VAL_FOLDER_LAYOUT} or {VAL_FLAT_LAYOUT}")
+    flat = _images(root)
+    class_dirs = sorted(p.name for p in root.iterdir() if p.is_dir() and WNID.match(p.name))
+    if val_labels is None:
+        if not class_dirs:
+            raise RobinterpError(f"val_dir {root}: no per-class folders (found {len(flat)} images at the top "
+                                 f"level: the flat layout needs val_labels); expected {VAL_FOLDER_LAYOUT}")
+        return {w: _images(root / w) for w in class_dirs}
+    if not flat:
+        raise RobinterpError(f"val_dir {root}: no images at the top level (found {len(class_dirs)} class "
+                             f"folders: set val_labels: null for that layout); expected {VAL_FLAT_LAYOUT}")
+    labels = read_val_labels(val_labels)
+    out: dict[str, list[Path]] = {}
+    for path in flat:
+        if path.stem in labels:
+            out.setdefault(labels[path.stem], []).append(path)
+    if not out:
+        raise RobinterpError(f"val_labels {val_labels}: none of its ImageIds names an image in {root}; "
+                             f"expected {VAL_FLAT_LAYOUT}")
+    return out
+
+
+def read_val_labels(path: str | Path) -> dict[str, str]:
+    """LOC_val_solution.csv: ImageId -> wnid (first token of PredictionString)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RobinterpError(f"val_labels {path}: file not found; expected LOC_val_solution.csv")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or [c.strip() for c in rows[0][:2]] != ["ImageId", "PredictionString"]:
+        raise RobinterpError(f"val_labels {path}: expected the header 'ImageId,PredictionString' "
+                             "(LOC_val_solution.csv from the Kaggle ILSVRC download)")
+    labels = {}
+    for i, row in enumerate(rows[1:], start=2):
+        tokens = row[1].split() if len(row) > 1 else []
+        if not tokens or not WNID.match(tokens[0]):
+            raise RobinterpError(f"val_labels {path}, line {i}: expected 'ImageId,<wnid> x0 y0 x1 y1 ...', got {row}")
+        labels[row[0].strip()] = tokens[0]
+    return labels
+
+
+def scan_imagenetv2(v2_dir: str | Path, index_wnids: list[str]) -> dict[str, list[Path]]:
+    """wnid -> TopImages files; folder k holds class k of the sorted list of all ILSVRC wnids."""
+    root = Path(v2_dir)
+    if not root.is_dir():
+        raise RobinterpError(f"imagenetv2_dir {root}: not a folder; expected {V2_LAYOUT}")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    bad = [n for n in folders if not n.isdigit()]
+    if not folders or bad:
+        raise RobinterpError(f"imagenetv2_dir {root}: folder(s) {bad[:5] or 'none'} are not class indices; "
+                             f"expected {V2_LAYOUT}")
+    too_high = [n for n in folders if int(n) >= len(index_wnids)]
+    if too_high:
+        raise RobinterpError(f"imagenetv2_dir {root}: class index {too_high[0]} but only {len(index_wnids)} wnids "
+                             "are known; the indices refer to all 1000 ILSVRC classes: give synset_mapping "
+                             "(LOC_synset_mapping.txt) or a train_dir with every class")
+    return {index_wnids[int(n)]: _images(root / n) for n in folders}
+
+
+def read_synset_mapping(path: str | Path) -> dict[str, str]:
+    """LOC_synset_mapping.txt: 'n01440764 tench, Tinca tinca' per line -> {wnid: name}."""
+    path = Path(path)
+    if not path.is_file():
+        raise RobinterpError(f"synset_mapping {path}: file not found; expected LOC_synset_mapping.txt")
+    names = {}
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        wnid, _, name = line.strip().partition(" ")
+        if not WNID.match(wnid):
+            raise RobinterpError(f"synset_mapping {path}, line {i}: expected '<wnid> <name>', got {line!r}")
+        names[wnid] = name.strip()
+    return names
+
+
+def choose_classes(cfg: BuildConfig, available: list[str]) -> list[str]:
+    """Sorted wnids: the class list file, or `classes` drawn with the seed."""
+    if cfg.class_list:
+        path = Path(cfg.class_list)
+        if not path.is_file():
+            raise RobinterpError(f"class_list {path}: file not found; expected one wnid per line")
+        wanted = [ln.split()[0] for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        unknown = [w for w in wanted if w not in available]
+        if unknown:
+            raise RobinterpError(f"class_list {path}: {unknown[:5]} not found as folders of train_dir")
+        return sorted(set(wanted))
+    if cfg.classes > len(available):
+        raise RobinterpError(f"classes: {cfg.classes} requested but train_dir has only {len(available)} class folders")
+    rng = np.random.default_rng(cfg.seed)
+    return sorted(str(w) for w in rng.choice(sorted(available), cfg.classes, replace=False))
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+# PIL's ways to say "not an image" (UnidentifiedImageError and truncated files are OSErrors)
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+def decode_image(path: str | Path, size: int) -> np.ndarray:
+    """RGB uint8 size x size: shorter side resized to `size` (bilinear), centre crop."""
+    with Image.open(path) as im:
+        im.draft(None, (size, size))  # JPEG: decode at 1/2, 1/4, 1/8 scale when still >= size
+        if im.mode == "P" and "transparency" in im.info:
+            im = im.convert("RGBA")  # palette transparency must go through RGBA
+        im = im.convert("RGB")  # L, CMYK, P, RGBA, I;16 ... -> RGB (alpha dropped, as torchvision)
+        w, h = im.size
+        scale = size / min(w, h)
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        im = im.resize((nw, nh), Image.BILINEAR)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Fill `slots` (split, first row, count) in order from `candidates`, skipping bad files."""
+
+    part: str
+    wnid: str
+    candidates: tuple[str, ...]
+    slots: tuple[tuple[str, int, int], ...]
+
+
+def run_job(job: Job, staging: dict[str, str], size: int) -> dict:
+    arrays = {split: np.load(staging[split], mmap_mode="r+") for split, _, _ in job.slots}
+    used, skipped = [], []
+    cands = iter(job.candidates)
+    for split, start, count in job.slots:
+        row = start
+        while row < start + count:
+            path = next(cands, None)
+            if path is None:
+                return {"job": job, "used": used, "skipped": skipped, "short": (split, start + count - row)}
+            try:
+                arrays[split][row] = decode_image(path, size)
+            except DECODE_ERRORS as e:
+                skipped.append({"split": split, "class": job.wnid, "path": path, "error": f"{type(e).__name__}: {e}"})
+                continue
+            used.append((split, row, path))
+            row += 1
+    for a in arrays.values():
+        a.flush()
+    return {"job": job, "used": used, "skipped": skipped, "short": None}
+
+
+def _run_job_args(args):
+    return run_job(*args)
+
+
+# --- the build -----------------------------------------------------------------------------
+
+def _draw(files: list[Path], cfg: BuildConfig, part: str, wnid: str) -> tuple[str, ...]:
+    """The class's candidates in a seeded random order (same seed + files -> same order)."""
+    rng = np.random.default_rng([cfg.seed, PARTS.index(part), zlib.crc32(wnid.encode())])
+    return tuple(str(files[i]) for i in rng.permutation(len(files)))
+
+
+def plan(cfg: BuildConfig) -> tuple[list[dict], list[Job], dict[str, int]]:
+    """Check the layouts and counts, choose the classes, and list the jobs and split sizes."""
+    if cfg.validation not in ("train_holdout", "ilsvrc_val"):
+        raise RobinterpError(f"validation: {cfg.validation!r}; choose train_holdout or ilsvrc_val")
+    train = scan_train(cfg.train_dir)
+    val = scan_val(cfg.val_dir, cfg.val_labels)
+    names = read_synset_mapping(cfg.synset_mapping) if cfg.synset_mapping else {}
+    chosen = choose_classes(cfg, list(train))
+    v2 = {}
+    if cfg.imagenetv2_dir:
+        v2 = scan_imagenetv2(cfg.imagenetv2_dir, list(names) if names else sorted(train))
+    holdout = cfg.validation == "train_holdout"
+    n_tr, n_va = cfg.train_per_class, cfg.val_per_class if holdout else 0
+    n_te, n_v2 = cfg.test_per_class, cfg.imagenetv2_per_class if v2 else 0
+    c = len(chosen)
+    sizes = {"train": c * n_tr, "val": c * (n_va if holdout else n_te), "test": c * (n_te + n_v2)}
+    jobs = []
+    for k, w in enumerate(chosen):
+        for part, files, need, where, slots in (
+            ("train", train[w], n_tr + n_va, cfg.train_dir, [("train", k * n_tr, n_tr)] + (
+                [("val", k * n_va, n_va)] if holdout else [])),
+            ("ilsvrc_val", val.get(w, []), n_te, cfg.val_dir, [("test", k * n_te, n_te)]),
+            ("imagenetv2", v2.get(w, []), n_v2, cfg.imagenetv2_dir, [("test", c * n_te + k * n_v2, n_v2)]),
+        ):
+            if need == 0:
+                continue
+            if len(files) < need:
+                raise RobinterpError(f"class {w} ({names.get(w, 'no name')}): {len(files)} image(s) in {where} "
+                                     f"({part}), needs {need}; lower the per-class counts or choose other "
+                                     "classes (class_list / seed)")
+            jobs.append(Job(part, w, _draw(files, cfg, part, w), tuple(slots)))
+    classes = [{"index": k, "wnid": w, "name": names.get(w, w)} for k, w in enumerate(chosen)]
+    return classes, jobs, sizes
+
+
+def build(cfg: BuildConfig, out_dir: str | Path, workers: int = 1, log=print) -> dict:
+    """Write out_dir/{train,val,test}; return the train manifest. Same inputs + seed -> same bytes."""
+    out_dir = Path(out_dir)
+    classes, jobs, sizes = plan(cfg)
+    s = cfg.image_size
+    staging_dir = out_dir / ".staging"
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    staging_dir.mkdir(parents=True)
+    staging = {}
+    for split, n in sizes.items():
+        if split == "val" and cfg.validation == "ilsvrc_val":
+            continue  # copied from the test split's ILSVRC part below
+        staging[split] = str(staging_dir / f"{split}.npy")
+        np.lib.format.open_memmap(staging[split], mode="w+", dtype=np.uint8, shape=(n, s, s, 3)).flush()
+    total = sum(sum(n for _, _, n in j.slots) for j in jobs)
+    log(f"build-small-imagenet: {len(classes)} classes, {total} images to decode with {workers} worker(s); "
+        f"splits {sizes}")
+
+    files = {split: [""] * n for split, n in sizes.items()}
+    skipped = {split: [] for split in sizes}
+    done, t0, last = 0, time.time(), 0.0
+    args = [(j, staging, s) for j in jobs]
+    if workers > 1:
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+        results = pool.imap_unordered(_run_job_args, args)
+    else:
+        pool, results = None, map(_run_job_args, args)
+    try:
+        for res in results:
+            job = res["job"]
+            if res["short"]:
+                split, missing = res["short"]
+                bad = len(res["skipped"])
+                raise RobinterpError(f"class {job.wnid} ({job.part}): {bad} of its {len(job.candidates)} images are "
+                                     f"unreadable, {missing} too few usable images for the {split} split; "
+                                     f"first error: {res['skipped'][0]['path']}: {res['skipped'][0]['error']}")
+            for split, row, path in res["used"]:
+                files[split][row] = path
+            for item in res["skipped"]:
+                skipped[item["split"]].append(item)
+            done += len(res["used"])
+            now = time.time()
+            if now - last > 10 or done == total:
+                rate = done / max(now - t0, 1e-9)
+                log(f"build-small-imagenet: {done}/{total} images, {rate:.0f} img/s, "
+                    f"eta {(total - done) / max(rate, 1e-9) / 60:.1f} min")
+                last = now
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+    arrays = {split: np.load(path, mmap_mode="r") for split, path in staging.items()}
+    n_ilsvrc = len(classes) * cfg.test_per_class
+    if cfg.validation == "ilsvrc_val":
+        arrays["val"] = arrays["test"][:n_ilsvrc]
+        files["val"] = files["test"][:n_ilsvrc]
+    labels = {
+        "train": np.repeat(np.arange(len(classes)), cfg.train_per_class),
+        "val": np.repeat(np.arange(len(classes)), sizes["val"] // len(classes)),
+        "test": np.concatenate([np.repeat(np.arange(len(classes)), cfg.test_per_class),
+                                np.repeat(np.arange(len(classes)), (sizes["test"] - n_ilsvrc) // len(classes))]),
+    }
+    for split in skipped:
+        skipped[split].sort(key=lambda d: (d["class"], d["path"]))
+    mean, std = channel_stats(arrays["train"])
+    source = {"kind": "small_imagenet150", **asdict(cfg)}
+    parts = {"train": [["ilsvrc_train", 0, sizes["train"]]],
+             "val": [["ilsvrc_train" if cfg.validation == "train_holdout" else "ilsvrc_val", 0, sizes["val"]]],
+             "test": [["ilsvrc_val", 0, n_ilsvrc], ["imagenetv2", n_ilsvrc, sizes["test"]]]}
+    manifests = {}
+    for split in ("train", "val", "test"):
+        manifests[split] = write_split(
+            out_dir / split, arrays[split], labels[split], [c["wnid"] for c in classes], {**source, "split": split},
+            extra={"mean": mean, "std": std, "seed": cfg.seed, "classes": classes,
+                   "parts": [p for p in parts[split] if p[2] > p[1]],  # [source, first row, end row)
+                   "files": files[split], "skipped": skipped[split]})
+        log(f"build-small-imagenet: wrote {out_dir / split} ({sizes[split]} images, "
+            f"{len(skipped[split])} unreadable skipped)")
+        if split == "train":  # free its disk now: peak = staged splits + the written train split
+            del arrays["train"]
+            Path(staging["train"]).unlink()
+    del arrays
+    shutil.rmtree(staging_dir)
+    return manifests["train"]

@@ -1,0 +1,261 @@
+"""Small ImageNet 150: the builder on a fake ILSVRC tree, its errors, the ResNet50 path and the DAG."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ilsvrc_fake import make_ilsvrc, wnid
+from robinterp.data import load_split
+from robinterp.errors import RobinterpError
+from robinterp.small_imagenet import BuildConfig, build, decode_image
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = dict(classes=5, train_per_class=4, val_per_class=2, test_per_class=2, imagenetv2_per_class=1, image_size=16)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return make_ilsvrc(tmp_path_factory.mktemp("ilsvrc"))
+
+
+@pytest.fixture(scope="module")
+def cfg(tree):
+    return BuildConfig(train_dir=tree["train_dir"], val_dir=tree["val_dir"], imagenetv2_dir=tree["imagenetv2_dir"],
+                       synset_mapping=tree["synset_mapping"], **SIZES)
+
+
+@pytest.fixture(scope="module")
+def built(cfg, tmp_path_factory):
+    out = tmp_path_factory.mktemp("built")
+    build(cfg, out, workers=1, log=lambda _: None)
+    return out
+
+
+def splits(out):
+    return {s: load_split(Path(out) / s, verify=True) for s in ("train", "val", "test")}
+
+
+def test_counts_per_split_and_class(built):
+    sp = splits(built)
+    per_class = {"train": 4, "val": 2, "test": 2 + 1}
+    for name, split in sp.items():
+        assert split.images.shape == (5 * per_class[name], 16, 16, 3)
+        assert split.manifest["counts_per_class"] == [per_class[name]] * 5
+        assert split.classes == sorted(split.classes) and len(set(split.classes)) == 5
+        assert len(split.manifest["files"]) == len(split) and all(split.manifest["files"])
+        assert split.manifest["mean"] == sp["train"].manifest["mean"] and len(split.manifest["std"]) == 3
+        assert split.manifest["seed"] == 0 and split.manifest["source"]["split"] == name
+    names = {c["wnid"]: c["name"] for c in sp["train"].manifest["classes"]}
+    assert all(re.fullmatch(r"class \d+, fake", names[w]) for w in sp["train"].classes)  # from the synset mapping
+    assert sp["test"].manifest["parts"] == [["ilsvrc_val", 0, 10], ["imagenetv2", 10, 15]]
+
+
+def test_every_row_comes_from_its_class_and_no_file_is_used_twice(built, tree):
+    sp = splits(built)
+    all_wnids = sorted(p.name for p in Path(tree["train_dir"]).iterdir())
+    used = {name: s.manifest["files"] for name, s in sp.items()}
+    assert not set(used["train"]) & set(used["val"])
+    assert not (set(used["train"]) | set(used["val"])) & set(used["test"])
+    for name, split in sp.items():
+        assert len(set(used[name])) == len(split)
+        for path, label in zip(used[name], split.labels):
+            w = split.classes[label]
+            if "imagenetv2" in path:  # V2 folder = index of the class among all sorted train wnids
+                assert Path(path).parent.name == str(all_wnids.index(w))
+            else:
+                assert Path(path).parent.name == w
+    first = {name: [p for p in used[name]][:1] for name in used}
+    for name, split in sp.items():  # the listed file is the decoded row
+        assert np.array_equal(split.images[0], decode_image(first[name][0], 16))
+
+
+def test_corrupt_files_are_skipped_replaced_and_listed(built):
+    sp = splits(built)
+    skipped = [item for s in sp.values() for item in s.manifest["skipped"]]
+    assert skipped, "every fake class has an unreadable file among its candidates"
+    for item in skipped:
+        assert "_bad" in Path(item["path"]).name and item["error"] and item["class"] in sp["train"].classes
+    listed = {item["path"] for item in skipped}
+    for split in sp.values():
+        assert not listed & set(split.manifest["files"])
+        assert all("_bad" not in Path(p).name for p in split.manifest["files"])
+
+
+def _bytes(out, split):
+    d = Path(out) / split
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest.pop("provenance")
+    return [(d / f).read_bytes() for f in ("images.npy", "labels.npy", "classes.json")] + [manifest]
+
+
+def test_same_inputs_and_seed_give_identical_bytes_with_any_worker_count(cfg, built, tmp_path):
+    build(cfg, tmp_path / "again", workers=2, log=lambda _: None)
+    for split in ("train", "val", "test"):
+        assert _bytes(built, split) == _bytes(tmp_path / "again", split)
+    assert not (tmp_path / "again" / ".staging").exists()
+    build(replace(cfg, seed=1), tmp_path / "seed1", workers=1, log=lambda _: None)
+    assert _bytes(built, "train")[0] != _bytes(tmp_path / "seed1", "train")[0]
+
+
+def test_flat_validation_layout_gives_the_same_test_split(cfg, built, tree, tmp_path):
+    build(replace(cfg, val_dir=tree["val_flat"], val_labels=tree["val_labels"]), tmp_path, log=lambda _: None)
+    a, b = load_split(built / "test"), load_split(tmp_path / "test")
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.labels, b.labels)
+    assert [Path(p).name for p in a.manifest["files"]] == [Path(p).name for p in b.manifest["files"]]
+
+
+def test_paper_protocol_validates_on_the_ilsvrc_validation_images(cfg, tmp_path):
+    build(replace(cfg, validation="ilsvrc_val", imagenetv2_dir=None), tmp_path, log=lambda _: None)
+    sp = splits(tmp_path)
+    assert len(sp["test"]) == len(sp["val"]) == 5 * 2  # no V2: test = ILSVRC val = val
+    assert np.array_equal(sp["val"].images, sp["test"].images[:10])
+    assert sp["val"].manifest["files"] == sp["test"].manifest["files"][:10]
+    assert not set(sp["train"].manifest["files"]) & set(sp["val"].manifest["files"])
+
+
+def test_decode_handles_every_mode_and_format(tree):
+    from PIL import Image
+
+    files = sorted(Path(tree["train_dir"]).glob("*/*_[0-5].*"))[:6]  # one class: every mode once
+    modes = set()
+    for path in files:
+        with Image.open(path) as im:
+            modes.add((im.format, im.mode, path.suffix))
+        x = decode_image(path, 16)
+        assert x.shape == (16, 16, 3) and x.dtype == np.uint8
+        if im.mode == "L":
+            assert (x[..., 0] == x[..., 1]).all() and (x[..., 1] == x[..., 2]).all()
+    assert {m for _, m, _ in modes} == {"RGB", "L", "CMYK", "P", "RGBA"}
+    assert ("PNG", "RGB", ".JPEG") in modes  # a PNG named .JPEG, as in ImageNet
+
+
+# --- bad input: each names the class or folder and the expected layout ------------------------------
+
+def _bad_layouts(tree, tmp):
+    flat_train = Path(tree["train_dir"]) / wnid(0)
+    tars = tmp / "tars"
+    tars.mkdir()
+    (tars / f"{wnid(0)}.tar").write_bytes(b"")
+    bad_csv = tmp / "bad.csv"
+    bad_csv.write_text("id,label\nILSVRC2012_val_00000001,n01440764\n")
+    bad_v2 = tmp / "v2"
+    (bad_v2 / "tench").mkdir(parents=True)
+    class_list = tmp / "classes.txt"
+    class_list.write_text("n99999999\n")
+    return [
+        ({"train_dir": str(tmp / "missing")}, r"not a folder; expected <train_dir>/<wnid>/<image>\.JPEG"),
+        ({"train_dir": str(flat_train)}, r"no WordNet-id class folders \(found 9 images.*expected <train_dir>/<wnid>"),
+        ({"train_dir": str(tars)}, r"per-class \.tar archives: extract"),
+        ({"val_dir": tree["val_flat"]}, r"flat layout needs val_labels\); expected <val_dir>/<wnid>"),
+        ({"val_labels": tree["val_labels"]}, r"set val_labels: null.*expected <val_dir>/ILSVRC2012_val"),
+        ({"val_dir": tree["val_flat"], "val_labels": str(bad_csv)}, r"header 'ImageId,PredictionString'"),
+        ({"imagenetv2_dir": str(bad_v2)}, r"\['tench'\] are not class indices; expected <imagenetv2_dir>/<class"),
+        ({"class_list": str(class_list)}, r"\['n99999999'\] not found as folders of train_dir"),
+        ({"train_per_class": 10}, r"class n\d{8} \(class \d+, fake\): 9 image\(s\) in .*needs 12"),
+        ({"classes": 161}, r"161 requested but train_dir has only 160 class folders"),
+        # 9 files, 9 needed, one unreadable: fails while decoding, naming the class and the counts
+        ({"train_per_class": 7}, r"class n\d{8} \(train\): 1 of its 9 images are unreadable, 1 too few"),
+    ]
+
+
+def test_bad_layouts_and_counts_fail_with_a_clear_message(cfg, tree, tmp_path):
+    for i, (change, message) in enumerate(_bad_layouts(tree, tmp_path)):
+        with pytest.raises(RobinterpError, match=message):
+            build(replace(cfg, **change), tmp_path / f"out{i}", log=lambda _: None)
+
+
+def test_cli_reports_errors_without_a_traceback(tree, tmp_path, capsys):
+    from robinterp.cli import main
+
+    rc = main(["build-small-imagenet", "--train-dir", str(tmp_path / "nope"), "--val-dir", tree["val_dir"],
+               "--out-dir", str(tmp_path / "out")])
+    assert rc == 2 and "error: train_dir" in capsys.readouterr().err
+
+
+# --- the ResNet50 path and the author's settings -----------------------------------------------
+
+def test_resnet50_has_torchvision_names_and_shapes():
+    import torch
+    import torchvision
+
+    from robinterp.models import build_model
+
+    with torch.device("meta"):  # shapes only: no 2 x 25M-parameter initialisation on the CPU
+        ours = build_model("resnet50", 150, [0.5] * 3, [0.25] * 3).model.state_dict()
+        ref = torchvision.models.resnet50(num_classes=150).state_dict()
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in ref.items()}
+
+
+def test_random_affine_keeps_shape_and_range_and_follows_the_generator():
+    import torch
+
+    from robinterp.augment import AugmentConfig, augment
+
+    cfg = AugmentConfig(random_resized_crop=True, flip=True, rotation=20)  # the author's Small ImageNet setting
+    x = torch.rand(8, 3, 32, 32)
+    a = augment(x, cfg, torch.Generator().manual_seed(0))
+    b = augment(x, cfg, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1 and torch.equal(a, b)
+    assert not torch.allclose(a, x)
+
+
+def test_config_yaml_author_variant_validates_when_uncommented():
+    from robinterp.config import check, load_schema, resolve_variant
+
+    text = (ROOT / "config.yaml").read_text()
+    block = re.search(r"^ *# - name: robust_l2_author\n(?: *#   .*\n)+", text, re.M).group(0)
+    config = yaml.safe_load(text.replace(block, re.sub(r"^( *)# ", r"\1", block, flags=re.M)))
+    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
+    check(config, schema)
+    ds = config["datasets"]["small_imagenet150"]
+    author = resolve_variant(ds, "robust_l2_author", schema)
+    assert author["attack"] == {"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": 20, "bn_mode": "train"}
+    assert (author["optimizer"], author["lr"], author["weight_decay"], author["batch_size"]) == ("adam", 1e-4, 5e-4, 200)
+    assert author["augment"] == {"random_resized_crop": True, "flip": True, "rotation": 20}
+    with pytest.raises(RobinterpError, match="val_per_clas"):
+        check({**config, "datasets": {"s": {**ds, "source": {**ds["source"], "val_per_clas": 5}}}}, schema)
+
+
+# --- the DAG ---------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_snakemake_builds_trains_and_evaluates_small_imagenet(tree, tmp_path):
+    config = {
+        "results": "results", "device": "cpu", "threads": {"train": 1, "analysis": 1, "data": 2},
+        "datasets": {"small_imagenet150": {
+            "source": {"kind": "small_imagenet150", "train_dir": tree["train_dir"], "val_dir": tree["val_flat"],
+                       "val_labels": tree["val_labels"], "imagenetv2_dir": tree["imagenetv2_dir"],
+                       "synset_mapping": tree["synset_mapping"], **SIZES, "image_size": 32},
+            "model": {"arch": "resnet50", "width": 0.0625},
+            "train": {"epochs": 1, "batch_size": 10, "optimizer": "adam", "lr": 1e-3,
+                      "augment": {"random_resized_crop": True, "flip": True, "rotation": 20},
+                      "selection_attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 1}},
+            "eval_attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 2},
+            "variants": [{"name": "robust_l2", "attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 1}}],
+        }},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake = Path(sys.executable).parent / "snakemake"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([str(snakemake), "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+                          "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", "--quiet"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    res = tmp_path / "results" / "small_imagenet150"
+    table = (res / "tables" / "accuracy.csv").read_text()
+    assert "robust_l2" in table
+    test = load_split(res / "data" / "test", verify=True)
+    assert test.images.shape == (15, 32, 32, 3)
+    assert (tmp_path / "results/logs/build_small_imagenet/small_imagenet150.log").is_file()
+    shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
