@@ -120,7 +120,9 @@ def assert_same_run(single: Path, ddp: Path):
     for r1, r2 in zip(log_rows(single / "log.csv"), log_rows(ddp / "log.csv"), strict=True):
         for col in ("train_clean_acc", "train_adv_acc", "val_clean_acc", "val_adv_acc"):
             assert r1[col] == r2[col], col  # counts summed over ranks: exact
-        assert float(r1["train_loss"]) == pytest.approx(float(r2["train_loss"]), rel=1e-5)
+        # L2 PGD normalises each sample's gradient; where it is ~0 its direction is float noise,
+        # so the adversarial loss of a resumed run moves in the 5th digit (weights do not)
+        assert float(r1["train_loss"]) == pytest.approx(float(r2["train_loss"]), rel=1e-4)
 
 
 @pytest.mark.slow
