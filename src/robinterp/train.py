@@ -110,6 +110,37 @@ def selection_score(metric: str, clean: float, adv: float | None) -> float:
     return {"mean": (clean + adv) / 2, "clean": clean, "adv": adv}[metric]
 
 
+def train_step(cfg: TrainConfig, model, step_model, attack_model, opt, x, y, mean_over: float,
+               attack_gen: torch.Generator | None, sums: torch.Tensor) -> None:
+    """One optimiser step on (x, y), made adversarial when `cfg.attack` is set.
+
+    `model` owns the weights, `step_model` runs the step (DDP and/or compiled), `attack_model`
+    the attack. The loss is the sum over this rank's samples / `mean_over`: global batch size /
+    world size, because DDP averages gradients over ranks. `sums` (loss, clean, adv) accumulate
+    on the device, so no step waits for the GPU.
+    """
+    device = x.device
+    with autocast(device, cfg.amp):
+        # --- produce the batch: clean, or adversarial under the training attack ---
+        if cfg.attack is not None:
+            model.eval()  # clean accuracy of the batch, without moving BatchNorm statistics
+            with torch.inference_mode():
+                clean_pred = attack_model(x).argmax(1)
+            sums[1] += (clean_pred == y).sum()
+            x = adversarial_examples(attack_model, x, y, cfg.attack, generator=attack_gen)
+            model.train()
+        # --- step ---
+        logits = step_model(x)
+        loss_sum = F.cross_entropy(logits, y, reduction="sum")
+    opt.zero_grad(set_to_none=True)
+    (loss_sum / mean_over).backward()
+    if cfg.grad_clip_value:
+        torch.nn.utils.clip_grad_value_(model.parameters(), cfg.grad_clip_value)
+    opt.step()
+    sums[2 if cfg.attack else 1] += (logits.argmax(1) == y).sum()
+    sums[0] += loss_sum.detach().double()
+
+
 def train(cfg: TrainConfig, train_split: Split, val_split: Split, out: Path, state_dir: Path,
           log_csv: Path, extra_meta: dict | None = None) -> dict:
     """Train one variant; under torchrun every rank calls this and rank 0 writes the outputs."""
@@ -179,26 +210,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
             if m < ranks.world_size:
                 continue  # a last batch smaller than the rank count is dropped (by every rank)
             x, y = x[ranks.shard(m)], y[ranks.shard(m)]
-            # --- produce the batch: clean, or adversarial under the training attack ---
-            with autocast(device, cfg.amp):
-                if cfg.attack is not None:
-                    model.eval()  # clean accuracy of the batch, without moving BatchNorm statistics
-                    with torch.inference_mode():
-                        clean_pred = attack_model(x).argmax(1)
-                    sums[1] += (clean_pred == y).sum()
-                    x = adversarial_examples(attack_model, x, y, cfg.attack, generator=attack_gen)
-                    model.train()
-                # --- step: DDP averages over ranks, so scale the rank's sum to the global mean ---
-                logits = step_model(x)
-                loss_sum = F.cross_entropy(logits, y, reduction="sum")
-                loss = loss_sum * (ranks.world_size / m)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip_value:
-                torch.nn.utils.clip_grad_value_(model.parameters(), cfg.grad_clip_value)
-            opt.step()
-            sums[2 if cfg.attack else 1] += (logits.argmax(1) == y).sum()
-            sums[0] += loss_sum.detach().double()
+            train_step(cfg, model, step_model, attack_model, opt, x, y, m / ranks.world_size, attack_gen, sums)
             seen += len(y)
         lr = opt.param_groups[0]["lr"]
         sched.step()
