@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed, storage
-from .attacks import AttackConfig, adversarial_examples
+from .attacks import AttackConfig, adversarial_examples, attack_mode, pgd
 from .augment import AugmentConfig, augment
 from .checkpoints import save_checkpoint
 from .data import Split
@@ -123,11 +123,7 @@ def train_step(cfg: TrainConfig, model, step_model, attack_model, opt, x, y, mea
     with autocast(device, cfg.amp):
         # --- produce the batch: clean, or adversarial under the training attack ---
         if cfg.attack is not None:
-            model.eval()  # clean accuracy of the batch, without moving BatchNorm statistics
-            with torch.inference_mode():
-                clean_pred = attack_model(x).argmax(1)
-            sums[1] += (clean_pred == y).sum()
-            x = adversarial_examples(attack_model, x, y, cfg.attack, generator=attack_gen)
+            x = adversarial_batch(cfg.attack, attack_model, x, y, attack_gen, sums)
             model.train()
         # --- step ---
         logits = step_model(x)
@@ -139,6 +135,32 @@ def train_step(cfg: TrainConfig, model, step_model, attack_model, opt, x, y, mea
     opt.step()
     sums[2 if cfg.attack else 1] += (logits.argmax(1) == y).sum()
     sums[0] += loss_sum.detach().double()
+
+
+def adversarial_batch(attack: AttackConfig, model, x, y, generator, sums: torch.Tensor) -> torch.Tensor:
+    """The training attack on (x, y); adds the batch's clean accuracy (eval-mode BN) to sums[1].
+
+    Without a random start, PGD's first iterate is x itself in eval mode, so its logits give the
+    clean accuracy and no extra forward pass is spent on it (~8% of a PGD-3 step on CPU).
+    """
+    first_pred = []
+    if not attack.random_start and attack.bn_mode == "eval" and attack.steps > 0:
+        def objective(xa):
+            logits = model(xa)
+            if not first_pred:
+                first_pred.append(logits.detach().argmax(1))
+            return F.cross_entropy(logits, y, reduction="none")
+
+        with attack_mode(model, attack.bn_mode):
+            x_adv = pgd(objective, x, norm=attack.norm, eps=attack.eps, step_size=attack.step_size,
+                        steps=attack.steps, best=attack.best)
+    else:
+        model.eval()  # clean accuracy of the batch, without moving BatchNorm statistics
+        with torch.inference_mode():
+            first_pred.append(model(x).argmax(1))
+        x_adv = adversarial_examples(model, x, y, attack, generator=generator)
+    sums[1] += (first_pred[0] == y).sum()
+    return x_adv
 
 
 def train(cfg: TrainConfig, train_split: Split, val_split: Split, out: Path, state_dir: Path,
