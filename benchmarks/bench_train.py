@@ -10,7 +10,7 @@ training loop runs), the same steps through robustness's own training loop
 attack alone against torchattacks `PGDL2` at equal steps. FLOPs per step come from
 torch.utils.flop_counter; MFU = achieved FLOP/s over the measured dense matmul rate (bf16 on
 CUDA, fp32 on CPU). Methods are timed in interleaved blocks and each keeps its fastest block,
-so a shared, busy machine penalises all of them alike. CPU runs use width-reduced models, small
+in alternating order, so a shared, busy machine penalises all of them alike. CPU runs use width-reduced models, small
 batches and few PGD steps (the JSON says which); the model and attack are the same for all.
 Writes a table to stdout and JSON to benchmarks/results/train_<device>.json.
 """
@@ -70,13 +70,14 @@ def matmul_rate(device) -> dict:
 
 
 def fastest(blocks: dict, repeats: int, device) -> dict:
-    """Seconds of each callable's fastest run, timing them interleaved (after one warm-up each)."""
+    """Seconds of each callable's fastest run, timed interleaved in alternating order (after one
+    warm-up each): load from other processes then hits every method alike."""
     for fn in blocks.values():
         fn()
     sync(device)
     best = {k: float("inf") for k in blocks}
-    for _ in range(repeats):
-        for k, fn in blocks.items():
+    for r in range(repeats):
+        for k, fn in (list(blocks.items()) if r % 2 == 0 else list(blocks.items())[::-1]):
             sync(device)
             t = time.perf_counter()
             fn()
