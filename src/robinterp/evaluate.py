@@ -12,6 +12,7 @@ import torch
 
 from .attacks import AttackConfig, adversarial_examples
 from .data import Split
+from .distributed import Ranks, all_reduce_sums
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -49,20 +50,30 @@ class DeviceData:
 
 
 def accuracy(model: torch.nn.Module, data: DeviceData, attack: AttackConfig | None, batch_size: int,
-             max_images: int | None = None, amp: bool = False, seed: int = 0) -> dict:
-    """Clean and adversarial accuracy (fractions) over the first `max_images` of `data`."""
+             max_images: int | None = None, amp: bool = False, seed: int = 0, ranks: Ranks = Ranks()) -> dict:
+    """Clean and adversarial accuracy (fractions) over the first `max_images` of `data`.
+
+    Under torchrun each rank scores its slice of every batch and the counts are summed.
+    """
     device = next(model.parameters()).device
     n = len(data) if max_images is None else min(max_images, len(data))
-    gen = torch.Generator().manual_seed(seed)
-    clean = adv = 0
+    gen = torch.Generator().manual_seed(seed + ranks.rank)  # random starts differ per rank
+    counts = torch.zeros(2, dtype=torch.int64, device=device)  # clean, adv: one sync at the end
     model.eval()
     for start in range(0, n, batch_size):
-        x, y = data.batch(torch.arange(start, min(start + batch_size, n)))
+        idx = torch.arange(start, min(start + batch_size, n))[ranks.shard(min(batch_size, n - start))]
+        if len(idx) == 0:
+            continue
+        x, y = data.batch(idx)
         with autocast(device, amp):
             with torch.inference_mode():
-                clean += (model(x).argmax(1) == y).sum().item()
+                clean_pred = model(x).argmax(1)
+            counts[0] += (clean_pred == y).sum()
             if attack is not None:
                 xa = adversarial_examples(model, x, y, attack, generator=gen)
                 with torch.inference_mode():
-                    adv += (model(xa).argmax(1) == y).sum().item()
-    return {"n": n, "clean_acc": clean / max(n, 1), "adv_acc": adv / max(n, 1) if attack else None}
+                    adv_pred = model(xa).argmax(1)
+                counts[1] += (adv_pred == y).sum()
+    total = all_reduce_sums({"clean": int(counts[0]), "adv": int(counts[1])}, ranks, device)
+    return {"n": n, "clean_acc": total["clean"] / max(n, 1),
+            "adv_acc": total["adv"] / max(n, 1) if attack else None}

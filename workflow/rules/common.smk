@@ -34,6 +34,13 @@ shell.prefix(f"set -euo pipefail; {_PATH}export PYTHONPATH={shlex.quote(SRC)}${{
 GPU = 0 if config["device"] == "cpu" else 1  # resource request per GPU job (see profiles)
 
 
+def python_launcher(gpus):
+    """`python`, or torchrun with one process per GPU when a job holds more than one (train)."""
+    if int(gpus or 0) > 1:
+        return f"python -m torch.distributed.run --standalone --nproc_per_node={int(gpus)}"
+    return "python"
+
+
 def enabled_datasets():
     names = [d for d, c in config["datasets"].items() if c["enabled"]]
     wanted = config["run_datasets"]

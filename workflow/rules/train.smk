@@ -1,5 +1,7 @@
 # Training: one job per dataset x variant. Resumable state lives in an undeclared folder
 # ({results}/{dataset}/.train_state/{variant}/), so a failed or killed job resumes on rerun.
+# With `resources: gpu=N`, N > 1 (profile set-resources or `--set-resources train:gpu=N`), the
+# job trains data-parallel on N GPUs of one node under torchrun (docs/scale.md).
 
 
 rule train:
@@ -12,6 +14,7 @@ rule train:
     params:
         config=lambda w: json_arg(train_config(w.dataset, w.variant)),
         state_dir=lambda w: f"{R}/{w.dataset}/.train_state/{w.variant}",
+        launcher=lambda w, resources: python_launcher(resources.gpu),
     log:
         f"{R}/logs/train/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["train"]
@@ -22,6 +25,6 @@ rule train:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp train --train {input.train} --val {input.val}"
+        "OMP_NUM_THREADS={threads} {params.launcher} -m robinterp train --train {input.train} --val {input.val}"
         " --config-json {params.config} --variant {wildcards.variant}"
         " --out {output.model} --log-csv {output.log_csv} --state-dir {params.state_dir} > {log} 2>&1"
