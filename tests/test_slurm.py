@@ -156,14 +156,14 @@ def test_tiny_dag_through_the_slurm_profile(slurm_cluster, tmp_path):
     cmd = [sys.executable, "-m", "snakemake", str(target), "-s", str(ROOT / "Snakefile"), "--directory", str(work),
            "--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"),
            "--configfile", str(ROOT / "workflow" / "configs" / "tiny.yaml"),
-           # device auto: the rules request gpu=1 and SLURM grants the fake GPU
+           # device auto: the job runs on whatever the node has; the profile's gpu=1 gets the fake GPU
            "--config", f"results={results}", "device=auto",
            "--jobs", "2", "--latency-wait", "5", "--retries", "0", "--seconds-between-status-checks", "2",
            "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
            "--slurm-no-account", "--slurm-logdir", str(work / "slurm_logs"),
            # a 2-CPU test node: the profile's cluster-sized requests would never be scheduled
            "--default-resources", "mem_mb=1000", "runtime=10",
-           "--set-resources", "train:mem_mb=2000", "train:cpus_per_gpu=1", "train:runtime=10",
+           "--set-resources", "train:gpu=1", "train:mem_mb=2000", "train:cpus_per_gpu=1", "train:runtime=10",
            "prepare_data:mem_mb=1000", "prepare_data:cpus_per_task=1", "prepare_data:runtime=10"]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=work)

@@ -2,6 +2,7 @@
 # stays fast, and the same helpers (robinterp.config) are unit-tested.
 import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -31,7 +32,11 @@ CONDA_ENV = str(Path(workflow.basedir) / "envs" / "robinterp.yaml")
 _USE_CONDA = "conda" in str(workflow.deployment_settings.deployment_method).lower()
 _PATH = "" if _USE_CONDA else f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
 shell.prefix(f"set -euo pipefail; {_PATH}export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
-GPU = 0 if config["device"] == "cpu" else 1  # resource request per GPU job (see profiles)
+# Resource request per GPU job. `device: auto` asks for a GPU only where this machine has one,
+# so CPU-only demo runs are not serialised by the default profile's `gpu: 1` limit; cluster
+# profiles set the GPU rules' resources themselves (workflow/profiles/slurm).
+_HAS_GPU = Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") is not None
+GPU = {"cpu": 0, "cuda": 1}.get(config["device"], int(_HAS_GPU))
 
 
 def python_launcher(gpus):
