@@ -16,7 +16,7 @@ workflow/rules/analyses.smk.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,19 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import attack_mode
+from .config import dataclass_from_dict
 from .errors import RobinterpError
 
 OUTPUTS = ("prob", "logit")
 BASELINES = ("black", "uniform", "blur")
-
-
-def _from_dict(cls, d: dict | None, where: str):
-    d = dict(d or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise RobinterpError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-    return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -56,7 +48,7 @@ class IGConfig:
 
     @classmethod
     def from_dict(cls, d):
-        cfg = _from_dict(cls, d, "analyses.ig")
+        cfg = dataclass_from_dict(cls, d, "analyses.ig")
         if cfg.output not in OUTPUTS or cfg.baseline not in BASELINES or cfg.target not in ("pred", "true") \
                 or cfg.delta_alpha not in ("exact", "paper") or cfg.steps < 1 or cfg.trials < 1:
             raise RobinterpError(f"analyses.ig: invalid settings {cfg}; output in {OUTPUTS}, baseline in "
@@ -77,7 +69,7 @@ class ShapConfig:
 
     @classmethod
     def from_dict(cls, d):
-        cfg = _from_dict(cls, d, "analyses.shap")
+        cfg = dataclass_from_dict(cls, d, "analyses.shap")
         if cfg.output not in OUTPUTS or min(cfg.num_images, cfg.background, cfg.nsamples, cfg.batch_size) < 1:
             raise RobinterpError(f"analyses.shap: invalid settings {cfg}; output in {OUTPUTS}, sizes >= 1")
         return cfg

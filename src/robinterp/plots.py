@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
 from . import storage  # noqa: E402
-from .attributions import _from_dict  # noqa: E402
+from .config import dataclass_from_dict  # noqa: E402
 from .errors import RobinterpError  # noqa: E402
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -43,7 +43,7 @@ class PlotConfig:
 
     @classmethod
     def from_dict(cls, d):
-        cfg = _from_dict(cls, d, "analyses.plots")
+        cfg = dataclass_from_dict(cls, d, "analyses.plots")
         if cfg.scale not in ("image", "figure") or not 0 < cfg.percentile <= 100:
             raise RobinterpError(f"analyses.plots: scale must be image|figure and 0 < percentile <= 100, got {cfg}")
         return cfg

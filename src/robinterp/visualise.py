@@ -21,13 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import attack_mode, pgd
-from .attributions import _from_dict
+from .config import dataclass_from_dict
 from .errors import RobinterpError
 
 
 @dataclass(frozen=True)
 class ClassGenerationConfig:
-    per_class: int = 10  # generated images per class (the FID table needs ~1000 on CIFAR)
+    per_class: int = 1000  # generated images per class (the FID table needs ~1000 on CIFAR)
     downsample: int = 4  # seed resolution factor (author: 4)
     cov_eps: float = 1.0e-4  # added to the covariance diagonal
     upsample: str = "nearest"  # nearest | bilinear
@@ -40,7 +40,7 @@ class ClassGenerationConfig:
 
     @classmethod
     def from_dict(cls, d):
-        cfg = _from_dict(cls, d, "analyses.class_generation")
+        cfg = dataclass_from_dict(cls, d, "analyses.class_generation")
         if cfg.upsample not in ("nearest", "bilinear") or cfg.downsample < 1 or cfg.per_class < 1:
             raise RobinterpError(f"analyses.class_generation: invalid settings {cfg}")
         return cfg
@@ -48,7 +48,7 @@ class ClassGenerationConfig:
 
 @dataclass(frozen=True)
 class InversionConfig:
-    num_images: int = 10  # targets per source kind
+    num_images: int = 100  # targets per source kind
     sources: list = field(default_factory=lambda: ["image", "noise"])  # image: a test image of another class
     norm: str = "l2"
     eps: float = 1000.0
@@ -59,7 +59,7 @@ class InversionConfig:
 
     @classmethod
     def from_dict(cls, d):
-        cfg = _from_dict(cls, d, "analyses.inversion")
+        cfg = dataclass_from_dict(cls, d, "analyses.inversion")
         bad = sorted(set(cfg.sources) - {"image", "noise"})
         if bad or not cfg.sources or cfg.num_images < 1:
             raise RobinterpError(f"analyses.inversion.sources: {bad or cfg.sources} not allowed; use image and/or noise")
@@ -81,7 +81,7 @@ class FeatureVisConfig:
 
     @classmethod
     def from_dict(cls, d):
-        cfg = _from_dict(cls, d, "analyses.feature_vis")
+        cfg = dataclass_from_dict(cls, d, "analyses.feature_vis")
         if cfg.start not in ("noise", "gray") or cfg.top_k < 1 or (cfg.neurons is None and cfg.num_neurons < 1):
             raise RobinterpError(f"analyses.feature_vis: invalid settings {cfg}; start in (noise, gray), top_k >= 1")
         return cfg
