@@ -103,13 +103,14 @@ def test_plot_verbs_run_from_arrays_alone(arrays, inputs, tmp_path):
     shutil.move(str(inputs), gone)
     try:
         v = ["--variants", "standard", "robust"]
+        small = ["--plots-json", json.dumps({"dpi": 40, "grid_columns": 3, "class_generation_samples": 2})]
         d = lambda m, name: [str(arrays / m / s / name) for s in ("standard", "robust")]  # noqa: E731
         for method in ("ig", "shap"):
             for layout in ("compare", "grid"):
                 out = tmp_path / f"{method}_{layout}"
                 out.mkdir()
                 _plot(["plot-attributions", *v, "--inputs", *d(method, "attributions.npz"), "--meta",
-                       *d(method, "meta.json"), "--method", method, "--layout", layout], out)
+                       *d(method, "meta.json"), "--method", method, "--layout", layout, *small], out)
         for name, argv in {
             "cg": ["plot-class-generation", "--images", *d("class-generation", "images.npy"), "--seeds",
                    *d("class-generation", "seeds.npy"), "--labels", *d("class-generation", "labels.npy"),
@@ -122,7 +123,7 @@ def test_plot_verbs_run_from_arrays_alone(arrays, inputs, tmp_path):
         }.items():
             out = tmp_path / name
             out.mkdir()
-            _plot([argv[0], *v, *argv[1:]], out)
+            _plot([argv[0], *v, *small, *argv[1:]], out)
     finally:
         shutil.move(str(gone), inputs)
 

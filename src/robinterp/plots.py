@@ -212,7 +212,7 @@ def inversion_grid(runs: dict, meta: dict, classes: list[str], cfg: PlotConfig):
     first, kinds = runs[first_v], np.asarray(meta[first_v]["source_kind"])
     rows = [i for kind in dict.fromkeys(kinds) for i in np.flatnonzero(kinds == kind)[:cfg.inversion_rows]]
     cols = 2 + len(runs)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.35 * cols + 0.8, 1.45 * len(rows) + 0.5), squeeze=False)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.35 * cols + 0.8, 1.55 * len(rows) + 0.7), squeeze=False)
     t_labels = meta[first_v]["target_labels"]
     s_labels = meta[first_v]["source_labels"]
     for r, i in enumerate(rows):
@@ -225,7 +225,7 @@ def inversion_grid(runs: dict, meta: dict, classes: list[str], cfg: PlotConfig):
         for j, (variant, run) in enumerate(runs.items()):
             d0, d1 = meta[variant]["distance_before"][i], meta[variant]["distance_after"][i]
             axes[r, 2 + j].imshow(as_hwc(run["inverted"][i]))
-            axes[r, 2 + j].set_title(f"{variant}\nd {d0:.2f} -> {d1:.2f}", fontsize=7)
+            axes[r, 2 + j].set_title((f"{variant}\n" if r == 0 else "") + f"d {d0:.2f} -> {d1:.2f}", fontsize=7)
     for ax in axes.ravel():
         _blank(ax)
     fig.suptitle("Representation inversion (eq. 15); d = ||R(x) - R(target)|| / ||R(target)||", fontsize=8)
@@ -243,8 +243,10 @@ def feature_vis_grid(runs: dict, classes: list[str], cfg: PlotConfig):
         for r, neuron in enumerate(run["neurons"]):
             base = j * per
             axes[r, base].imshow(as_hwc(run["visualisations"][r]))
-            axes[r, base].set_title(f"act {run['activation_after'][r]:.1f}", fontsize=6)
-            axes[r, base].set_ylabel(f"neuron {neuron}", fontsize=7)
+            axes[r, base].set_title(f"n{neuron}: {run['activation_before'][r]:.1f} -> {run['activation_after'][r]:.1f}",
+                                    fontsize=6)
+            if j == 0:
+                axes[r, base].set_ylabel(f"neuron {neuron}", fontsize=7)
             for i in range(k):
                 for off, key in ((1, "top"), (1 + k, "bottom")):
                     ax = axes[r, base + off + i]
@@ -255,6 +257,6 @@ def feature_vis_grid(runs: dict, classes: list[str], cfg: PlotConfig):
         axes[0, base + 1 + k].set_title(f"bottom {k}\n" + axes[0, base + 1 + k].get_title(), fontsize=7)
     for ax in axes.ravel():
         _blank(ax)
-    fig.suptitle("Direct feature visualisation: maximise R(x)[neuron]; test images with the highest / lowest "
-                 "activation (class, activation)", fontsize=8)
+    fig.suptitle("Direct feature visualisation: maximise R(x)[neuron] (activation start -> end); test images with "
+                 "the highest / lowest activation (class, activation)", fontsize=8)
     return fig

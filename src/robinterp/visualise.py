@@ -208,15 +208,23 @@ def choose_neurons(feature_dim: int, cfg: FeatureVisConfig) -> list[int]:
     return sorted(rng.choice(feature_dim, size=min(cfg.num_neurons, feature_dim), replace=False).tolist())
 
 
-def visualise_features(model: nn.Module, neurons: list[int], image_shape: tuple, cfg: FeatureVisConfig
+def visualise_features(model: nn.Module, neurons: list[int], image_shape: tuple, cfg: FeatureVisConfig,
+                       fallback: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eq. 13-14: maximise R(x)[neuron] from noise or gray; returns (start, result, act. before, after)."""
+    """Eq. 13-14: maximise R(x)[neuron] from noise or gray; returns (start, result, act. before, after).
+
+    A coordinate is post-ReLU: where it is exactly 0 at the start its gradient is 0 and PGD cannot
+    move. Such neurons start from `fallback` (their top activating test image) when given."""
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(cfg.seed)
     n = len(neurons)
     start = (torch.rand((n, *image_shape), generator=gen) if cfg.start == "noise"
              else torch.full((n, *image_shape), 0.5)).to(device)
     idx = torch.as_tensor(neurons, dtype=torch.int64, device=device)
+    if fallback is not None:
+        with torch.no_grad(), attack_mode(model):
+            dead = model.features(start).gather(1, idx[:, None]).squeeze(1) <= 0
+        start[dead] = fallback.to(device)[dead]
 
     def run(x, i):
         return pgd(lambda xa: model.features(xa).gather(1, i[:, None]).squeeze(1), x, norm=cfg.norm,

@@ -177,6 +177,7 @@ inversion_verb.flags = lambda p: (
 @verb("feature-vis", "maximise coordinates of R(x); top/bottom activating test images -> features.npz")
 def feature_vis_verb(a):
     import numpy as np
+    import torch
 
     from .. import storage
     from ..visualise import (FeatureVisConfig, choose_neurons, extreme_activations, representations,
@@ -187,8 +188,9 @@ def feature_vis_verb(a):
     x, _ = split.tensors()
     feats = representations(model, x, cfg.batch_size)
     neurons = choose_neurons(feats.shape[1], cfg)
-    start, result, before, after = visualise_features(model, neurons, split.image_shape, cfg)
     top, bottom = extreme_activations(feats, neurons, cfg.top_k)
+    start, result, before, after = visualise_features(model, neurons, split.image_shape, cfg,
+                                                      fallback=x[torch.as_tensor(top[:, 0])])
     storage.save_npz(a.out, neurons=np.asarray(neurons, dtype=np.int64), start=to_uint8(start),
                      visualisations=to_uint8(result), top_indices=top, bottom_indices=bottom,
                      top_images=split.images[top.ravel()].reshape(*top.shape, *split.images.shape[1:]),
@@ -199,6 +201,7 @@ def feature_vis_verb(a):
                      activation_before=before.cpu().numpy(), activation_after=after.cpu().numpy())
     storage.write_json(a.meta, {"method": "feature_visualisation", "settings": cfg.__dict__, "classes": split.classes,
                                 "neurons": neurons, "feature_dim": int(feats.shape[1]),
+                                "started_from_top_image": [bool(v) for v in (start.cpu() == x[torch.as_tensor(top[:, 0])]).flatten(1).all(1)],
                                 "activation_before": before.tolist(), "activation_after": after.tolist(),
                                 "max_test_activation": feats[:, neurons].max(0).values.tolist(),
                                 **_provenance(a, split, device)})
