@@ -1,7 +1,7 @@
 """Time our IG and SHAP against captum's IntegratedGradients and shap.GradientExplainer (defaults).
 
 Same model (CIFAR ResNet18 at --width, random weights or --checkpoint), same test-like images,
-same target; each warmed up once, then timed --repeats times (median). Prints a table, writes JSON.
+same target; warmed up once, then timed alternately --repeats times (median). Prints a table, writes JSON.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_attributions.py --out benchmarks/results/attributions_cpu.json
 """
@@ -23,15 +23,17 @@ from robinterp.checkpoints import load_model
 from robinterp.models import build_model
 
 
-def timed(fn, repeats):
-    """Median wall time over `repeats` runs after one untimed warm-up run (allocator, kernels)."""
-    fn()
-    times, out = [], None
+def timed_pair(ours, reference, repeats):
+    """Median wall times of two functions, run alternately (so load changes hit both) after one
+    untimed warm-up run each (allocator, kernel selection)."""
+    outs = [ours(), reference()]
+    times = [[], []]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+        for k, fn in enumerate((ours, reference)):
+            t0 = time.perf_counter()
+            outs[k] = fn()
+            times[k].append(time.perf_counter() - t0)
+    return statistics.median(times[0]), statistics.median(times[1]), outs
 
 
 def main():
@@ -44,7 +46,7 @@ def main():
     p.add_argument("--background", type=int, default=32)
     p.add_argument("--nsamples", type=int, default=200)
     p.add_argument("--ig-batch-size", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
@@ -72,10 +74,11 @@ def main():
     rows = []
 
     # Integrated Gradients: black baseline, softmax probability of the predicted class, 50 steps
-    t_ours, ours = timed(lambda: integrated_gradients(model, x, target, torch.zeros_like(x), steps=a.steps,
-                                                      output="prob", batch_size=a.ig_batch_size), a.repeats)
     ig = IntegratedGradients(prob)
-    t_cap, cap = timed(lambda: ig.attribute(x, baselines=0.0, target=target, n_steps=a.steps), a.repeats)
+    t_ours, t_cap, (ours, cap) = timed_pair(
+        lambda: integrated_gradients(model, x, target, torch.zeros_like(x), steps=a.steps, output="prob",
+                                     batch_size=a.ig_batch_size),
+        lambda: ig.attribute(x, baselines=0.0, target=target, n_steps=a.steps), a.repeats)
     gap = lambda attr: (attr.flatten(1).sum(1) - expected).abs().max().item()  # noqa: E731
     rows.append({"method": "integrated_gradients", "ours_s": t_ours, "reference": f"captum {captum.__version__} "
                  "IntegratedGradients.attribute (defaults: gausslegendre, one batch)", "reference_s": t_cap,
@@ -84,12 +87,10 @@ def main():
 
     # SHAP: expected gradients over the same background, nsamples per image
     cfg = ShapConfig(num_images=a.images, background=a.background, nsamples=a.nsamples)
-    t_ours, _ = timed(lambda: explain_shap(model, x, background, cfg), a.repeats)
-
     def shap_defaults():
         return shap.GradientExplainer(model, background).shap_values(x, nsamples=a.nsamples)
 
-    t_ref, _ = timed(shap_defaults, a.repeats)
+    t_ours, t_ref, _ = timed_pair(lambda: explain_shap(model, x, background, cfg), shap_defaults, a.repeats)
     rows.append({"method": "shap_expected_gradients", "ours_s": t_ours,
                  "reference": f"shap {shap.__version__} GradientExplainer(model, background).shap_values "
                  "(defaults: every class, background pass with autograd)", "reference_s": t_ref,

@@ -81,12 +81,14 @@ def test_inversion_pairs_use_another_class_or_noise():
 def test_feature_visualisation_raises_the_activation(model, data):
     images, _ = data
     cfg = FeatureVisConfig(num_neurons=3, steps=30, step_size=0.2, eps=1000, seed=0)
-    neurons = choose_neurons(32, cfg)
-    assert neurons == choose_neurons(32, cfg) and len(set(neurons)) == 3
-    start, result, before, after = visualise_features(model, neurons, (3, 8, 8), cfg)
-    assert (after > before).all() and result.min() >= 0 and result.max() <= 1
+    assert choose_neurons(32, cfg) == choose_neurons(32, cfg) and len(set(choose_neurons(32, cfg))) == 3
     feats = representations(model, images, batch_size=16)
+    neurons = [i for i in range(feats.shape[1]) if feats[:, i].max() > 0][:3]  # alive on the test images
     top, bottom = extreme_activations(feats, neurons, 2)
+    start, result, before, after = visualise_features(model, neurons, (3, 8, 8), cfg,
+                                                      fallback=images[torch.as_tensor(top[:, 0])])
+    assert (after > before).all() and result.min() >= 0 and result.max() <= 1
+    assert (before > 0).all()  # neurons dead on noise start from their top activating image
     for j, n in enumerate(neurons):
         acts = feats[:, n]
         assert acts[top[j, 0]] == acts.max() and acts[bottom[j, 0]] == acts.min()
