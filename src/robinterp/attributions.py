@@ -43,7 +43,7 @@ class IGConfig:
     output: str = "prob"  # prob (paper) | logit
     target: str = "pred"  # pred | true class
     delta_alpha: str = "exact"  # exact: 1/m (completeness holds); paper: eq. 9's 1/(m+1)
-    batch_size: int = 256  # path points per forward/backward pass (memory bound)
+    batch_size: int = 128  # path points per forward/backward pass (memory bound)
     seed: int = 0  # image choice and noise baselines
 
     @classmethod
