@@ -23,6 +23,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/small_imagenet.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analyses.smk"
 
 
 rule all:
