@@ -139,3 +139,48 @@ def feature_distances(feats1: np.ndarray, feats2: np.ndarray) -> np.ndarray:
     if feats1.shape != feats2.shape:
         raise RobinterpError(f"paired feature sets differ in shape: {feats1.shape} vs {feats2.shape}")
     return np.linalg.norm(feats1 - feats2, axis=1)
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+def load_image_set(path, max_images: int | None = None, seed: int = 0) -> dict:
+    """Images for FID from a packed split (folder or manifest), a uint8 .npy, or an .npz written
+    by `robinterp inception-features` (then `features` is set instead of `images`).
+
+    `max_images` keeps a seeded random subset (same seed = same images in every run).
+    """
+    from pathlib import Path
+
+    from .data import load_split
+    from .storage import sha256_array
+
+    path = Path(path)
+    if path.suffix == ".npz":
+        if not path.is_file():
+            raise RobinterpError(f"{path}: file not found")
+        with np.load(path) as z:
+            if "features" not in z:
+                raise RobinterpError(f"{path}: no `features` array; write it with `robinterp inception-features`")
+            return {"path": str(path), "features": z["features"], "dims": int(z["features"].shape[1]),
+                    "n": int(len(z["features"])), "images_sha256": str(z["images_sha256"])}
+    if path.suffix == ".npy":
+        if not path.is_file():
+            raise RobinterpError(f"{path}: file not found")
+        images = np.load(path, mmap_mode="r")
+    else:
+        images = load_split(path).images
+    images = as_uint8_nhwc(images)
+    index = np.arange(len(images))
+    if max_images is not None and max_images < len(images):
+        index = np.sort(np.random.default_rng(seed).choice(len(images), max_images, replace=False))
+    images = np.ascontiguousarray(images[index])
+    return {"path": str(path), "images": images, "n": int(len(images)), "index": index,
+            "images_sha256": sha256_array(images)}
+
+
+def features_of(image_set: dict, dims: int, batch_size: int, device, model=None) -> np.ndarray:
+    if "features" in image_set:
+        if image_set["dims"] != dims:
+            raise RobinterpError(f"{image_set['path']}: holds {image_set['dims']}-d features, {dims}-d asked")
+        return image_set["features"]
+    return inception_features(image_set["images"], dims, batch_size, device, model)
