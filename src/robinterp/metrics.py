@@ -137,7 +137,7 @@ def saliency_explainer(model, output):
     from captum.attr import Saliency
 
     sal = Saliency(class_score(model, output))
-    return lambda inputs, target: sal.attribute(inputs, target=target, abs=False)
+    return lambda inputs, target: _contiguous(sal.attribute(inputs, target=target, abs=False))
 
 
 def integrated_gradients_explainer(model, output, n_steps: int = 16):
@@ -145,7 +145,11 @@ def integrated_gradients_explainer(model, output, n_steps: int = 16):
     from captum.attr import IntegratedGradients
 
     ig = IntegratedGradients(class_score(model, output))
-    return lambda inputs, target: ig.attribute(inputs, target=target, n_steps=n_steps)
+    return lambda inputs, target: _contiguous(ig.attribute(inputs, target=target, n_steps=n_steps))
+
+
+def _contiguous(attr):
+    return tuple(a.contiguous() for a in attr) if isinstance(attr, tuple) else attr.contiguous()
 
 
 # name -> builder(model, output) -> fn(inputs, target) -> attributions. The analyses' own IG
@@ -162,6 +166,7 @@ def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
     if explainer not in EXPLAINERS:
         raise RobinterpError(f"explainer {explainer!r}: choose one of {sorted(EXPLAINERS)}")
     explain = EXPLAINERS[explainer](model, output)
+    x = x.contiguous()  # captum views the explanations flat
     return captum_sensitivity(explain, x, perturb_radius=radius, n_perturb_samples=samples, target=target).detach()
 
 
@@ -255,7 +260,7 @@ def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor,
 
     torch.manual_seed(cfg.seed)  # captum's sensitivity perturbations use the global generator
     sidx = torch.randperm(len(test_x), generator=gen)[:cfg.sensitivity_images].sort().values
-    x, y = test_x[sidx].to(device), test_y[sidx].to(device)
+    x, y = test_x[sidx].contiguous().to(device), test_y[sidx].to(device)
     add("sensitivity_max", cfg.explainer, sensitivity_max(model, x, y, cfg.explainer, cfg.sensitivity_radius,
                                                           cfg.sensitivity_samples, cfg.output))
     return entries
