@@ -152,9 +152,25 @@ def _contiguous(attr):
     return tuple(a.contiguous() for a in attr) if isinstance(attr, tuple) else attr.contiguous()
 
 
-# name -> builder(model, output) -> fn(inputs, target) -> attributions. The analyses' own IG
-# (paper eq. 11) registers here when present.
-EXPLAINERS = {"saliency": saliency_explainer, "integrated_gradients": integrated_gradients_explainer}
+def paper_ig_explainer(model, output, n_steps: int = 16):
+    """The analyses' IG (`robinterp.attributions.explain_ig`, paper eq. 11 with exact
+    completeness) from a black baseline, one trial: deterministic, so only the input moves."""
+    try:
+        from .attributions import IGConfig, explain_ig
+    except ImportError as e:
+        raise RobinterpError("explainer paper_ig needs robinterp.attributions (the analyses issue); "
+                             "use integrated_gradients or saliency meanwhile") from e
+    cfg = IGConfig.from_dict({"steps": n_steps, "baseline": "black", "trials": 1,
+                              "output": {"probability": "prob", "logit": "logit"}[output]})
+    explain = lambda x, target: explain_ig(model, x, target, cfg)[0].contiguous()
+    return lambda inputs, target: (tuple(explain(x, target) for x in inputs) if isinstance(inputs, tuple)
+                                   else explain(inputs, target))
+
+
+# name -> builder(model, output) -> fn(inputs, target) -> attributions: the seam for
+# sensitivity_max. paper_ig is the analyses' own IG; captum's IG works without it.
+EXPLAINERS = {"saliency": saliency_explainer, "integrated_gradients": integrated_gradients_explainer,
+              "paper_ig": paper_ig_explainer}
 
 
 def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, explainer: str = "integrated_gradients",
@@ -191,7 +207,7 @@ class InterpretabilityConfig:
     """The dataset's `metrics.interpretability` block (defaults: workflow/schemas/config.schema.yaml)."""
 
     sample: int = 100  # attributed images used (the first rows of each attributions file)
-    target: str = "label"  # class whose probability the faithfulness metrics follow: label or pred
+    target: str = "pred"  # class the attributions explain (analyses default: pred) - or label
     output: str = "probability"  # probability (as the paper's IG) or logit
     steps: int = 20  # deletion/insertion: steps + 1 pixel fractions
     baseline: str = "zero"  # what deleted pixels become / insertion starts from: zero, mean, blur
@@ -212,7 +228,12 @@ class InterpretabilityConfig:
         unknown = sorted(set(d or {}) - known)
         if unknown:
             raise RobinterpError(f"metrics.interpretability: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**(d or {}))
+        cfg = cls(**(d or {}))
+        if (cfg.target not in ("label", "pred") or cfg.output not in ("probability", "logit")
+                or cfg.baseline not in ("zero", "mean", "blur") or cfg.explainer not in EXPLAINERS):
+            raise RobinterpError(f"metrics.interpretability: invalid settings {cfg}; target in (label, pred), output in "
+                                 f"(probability, logit), baseline in (zero, mean, blur), explainer in {sorted(EXPLAINERS)}")
+        return cfg
 
 
 def load_attributions(path) -> dict:

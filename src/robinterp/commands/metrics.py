@@ -190,3 +190,113 @@ interpretability_metrics_verb.flags = lambda p: (
     p.add_argument("--device", default="auto"),
     p.add_argument("--out", type=Path, required=True),
 )
+
+
+# --- tables, the curve, the summary ------------------------------------------------------------------
+
+def _table_flags(p):
+    p.add_argument("--inputs", type=Path, nargs="+", required=True, help="per-variant JSON results")
+    p.add_argument("--dataset", default="")
+    p.add_argument("--out-csv", type=Path, required=True)
+    p.add_argument("--out-md", type=Path, required=True)
+
+
+@verb("fid-table", "merge FID JSON (real baseline + variants) into fid.csv/.md with the paper's values")
+def fid_table_verb(a):
+    from .. import storage
+    from ..metric_tables import FID_NOTES, fid_table
+    from ..tables import write_table
+
+    df = fid_table([storage.read_json(p) for p in a.inputs], a.reference_json)
+    write_table(df, a.out_csv, a.out_md, f"FID of class generations on {a.dataset} (lower is better)", FID_NOTES)
+    print(df.to_string(index=False))
+
+
+fid_table_verb.flags = lambda p: (_table_flags(p), p.add_argument("--reference-json", type=_json, default=None))
+
+
+@verb("inversion-table", "merge inversion-distance JSON into inversion_distance.csv/.md")
+def inversion_table_verb(a):
+    from .. import storage
+    from ..metric_tables import INVERSION_NOTES, inversion_table
+    from ..tables import write_table
+
+    df = inversion_table([storage.read_json(p) for p in a.inputs], a.reference_json)
+    write_table(df, a.out_csv, a.out_md, f"Inversion distance on {a.dataset} (192-d Inception L2, lower is better)",
+                INVERSION_NOTES)
+    print(df.to_string(index=False))
+
+
+inversion_table_verb.flags = lambda p: (_table_flags(p), p.add_argument("--reference-json", type=_json, default=None))
+
+
+@verb("interpretability-table", "merge interpretability-metrics JSON into interpretability.csv/.md")
+def interpretability_table_verb(a):
+    from .. import storage
+    from ..metric_tables import INTERPRETABILITY_NOTES, interpretability_table
+    from ..tables import write_table
+
+    df = interpretability_table([storage.read_json(p) for p in a.inputs])
+    write_table(df, a.out_csv, a.out_md, f"Quantitative interpretability on {a.dataset} (mean, 95% CI)",
+                INTERPRETABILITY_NOTES)
+    print(df.to_string(index=False))
+
+
+interpretability_table_verb.flags = _table_flags
+
+
+@verb("robustness-curve", "plot accuracy, FID and every metric against the training eps (reads JSON only)")
+def robustness_curve_verb(a):
+    from .. import storage
+    from ..curve import compare_ends, curve_frame, plot_curve
+    from ..errors import RobinterpError
+
+    read = lambda paths: [storage.read_json(p) for p in paths or []]
+    eps = {name: (attack or {}).get("eps", 0.0) if isinstance(attack, dict) else float(attack or 0.0)
+           for name, attack in (a.eps_json or {}).items()}
+    if not eps:
+        raise RobinterpError("--eps-json: give {variant: eps or attack block} for the ladder's variants")
+    df = curve_frame(eps, read(a.accuracy), read(a.fid), read(a.metrics))
+    storage.write_text(a.out_csv, df.to_csv(index=False))
+    plot_curve(df, a.out_png, f"{a.dataset}: robustness vs interpretability")
+    print("\n".join(compare_ends(df)))
+
+
+robustness_curve_verb.flags = lambda p: (
+    p.add_argument("--eps-json", type=_json, required=True,
+                   help="{variant: training attack block (null = standard, eps 0) or a number}"),
+    p.add_argument("--accuracy", type=Path, nargs="*", default=[], help="eval/<variant>/accuracy.json"),
+    p.add_argument("--fid", type=Path, nargs="*", default=[], help="fid/<variant>.json"),
+    p.add_argument("--metrics", type=Path, nargs="*", default=[], help="interpretability/<variant>.json"),
+    p.add_argument("--dataset", default=""),
+    p.add_argument("--out-csv", type=Path, required=True),
+    p.add_argument("--out-png", type=Path, required=True),
+)
+
+
+@verb("summary", "one-page results/summary.md from every table and curve")
+def summary_verb(a):
+    from .. import storage
+    from ..summary import summary_markdown
+
+    storage.write_text(a.out, summary_markdown(_named_list(a.tables), _named_list(a.curves)))
+    print(f"summary: -> {a.out}")
+
+
+def _named_list(items):
+    from ..errors import RobinterpError
+
+    out = []
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise RobinterpError(f"{item!r}: expected DATASET=PATH")
+        out.append((name, Path(path)))
+    return out
+
+
+summary_verb.flags = lambda p: (
+    p.add_argument("--tables", nargs="+", required=True, help="DATASET=tables/<name>.csv, in display order"),
+    p.add_argument("--curves", nargs="*", default=[], help="DATASET=robustness_curve.csv"),
+    p.add_argument("--out", type=Path, required=True),
+)
