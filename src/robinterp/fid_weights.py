@@ -53,17 +53,12 @@ def layer_map() -> dict[str, str]:
     return out
 
 
-def torch_home() -> Path:
-    import torch.hub
-
-    return Path(torch.hub.get_dir()).parent  # hub dir is $TORCH_HOME/hub
-
-
 def fid_weights_path() -> Path:
-    """Where pytorch-fid's `load_state_dict_from_url` looks before downloading."""
-    import torch.hub
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_NAME
+    """Where pytorch-fid's `load_state_dict_from_url` looks before downloading:
+    `torch.hub.get_dir()/checkpoints`, computed without importing torch (the Snakefile uses it)."""
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    home = os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))
+    return Path(home) / "hub" / "checkpoints" / FID_WEIGHTS_NAME
 
 
 def find_torchscript_inception() -> Path | None:
