@@ -51,7 +51,7 @@ def interpretability_table(results: list[dict]) -> pd.DataFrame:
     rows = [{"variant": r["variant"], "metric": e["metric"], "method": e["method"], "better": e["direction"],
              "n": e["n"], "mean": _round(e["mean"], 4), "ci_low": _round(e["low"], 4), "ci_high": _round(e["high"], 4)}
             for r in results for e in r["metrics"]]
-    return pd.DataFrame(rows).sort_values(["metric", "method", "variant"], kind="stable").reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values(["metric", "method"], kind="stable").reset_index(drop=True)  # variants in input order
 
 
 FID_NOTES = ("FID (lower is better) with pytorch-fid's InceptionV3 (2048-d pool features). `real` = test vs train "
