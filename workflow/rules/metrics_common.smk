@@ -11,10 +11,10 @@ def metrics_cfg(dataset):
 def ladder(dataset):
     """The curve's variants: metrics.curve.variants (in that order) or every variant."""
     wanted = metrics_cfg(dataset)["curve"]["variants"]
-    unknown = sorted(set(wanted) - set(variants(dataset)))
+    unknown = sorted(set(wanted) - set(variant_names(dataset_cfg(dataset))))
     if unknown:
-        raise WorkflowError(f"datasets.{dataset}.metrics.curve.variants: unknown or excluded variant(s) {unknown}")
-    return wanted or variants(dataset)
+        raise WorkflowError(f"datasets.{dataset}.metrics.curve.variants: unknown variant(s) {unknown}")
+    return [v for v in wanted if v in variants(dataset)] or variants(dataset)  # run_variants may narrow it
 
 
 def ladder_eps(dataset):
