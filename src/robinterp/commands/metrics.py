@@ -49,6 +49,8 @@ def _image_flags(p):
 
 @verb("inception-features", "pytorch-fid Inception features of an image set -> .npz (reused by fid)")
 def inception_features_verb(a):
+    import numpy as np
+
     from .. import storage
     from ..evaluate import resolve_device
     from ..fid import features_of, load_image_set
@@ -56,7 +58,7 @@ def inception_features_verb(a):
     device = resolve_device(a.device)
     images = load_image_set(a.images, a.max_images, a.seed)
     feats = features_of(images, a.dims, a.batch_size, device)
-    storage.save_npz(a.out, features=feats.astype("float64"), index=images["index"],
+    storage.save_npz(a.out, features=feats.astype("float64"), index=images.get("index", np.arange(len(feats))),
                      images_sha256=images["images_sha256"], source=str(a.images))
     print(f"inception-features: {len(feats)} x {a.dims} from {a.images} -> {a.out}")
 
