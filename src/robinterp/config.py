@@ -109,3 +109,15 @@ def check_variant_names(config: dict) -> None:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise RobinterpError(f"datasets.{ds}.variants: duplicate name(s) {dup}; each variant needs its own name")
+
+
+def dataclass_from_dict(cls, d: dict | None, where: str):
+    """A frozen settings dataclass from a config block, naming unknown keys and the allowed ones."""
+    import dataclasses
+
+    d = dict(d or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise RobinterpError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    return cls(**d)

@@ -1,0 +1,211 @@
+"""Interpretability compute verbs: ig, shap, class-generation, inversion, feature-vis.
+
+Each reads one checkpoint and packed splits, runs one method with its config block (JSON), and
+writes arrays plus a meta.json (settings, per-image checks, provenance). Plot verbs
+(commands/plots.py) read only these files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..cli import json_arg as _json, verb
+
+
+def _setup(a):
+    """Model (eval mode), checkpoint meta, device and the test split."""
+    from ..checkpoints import load_model
+    from ..data import load_split
+    from ..evaluate import resolve_device
+
+    device = resolve_device(a.device)
+    model, meta = load_model(a.checkpoint, device)
+    return model, meta, device, load_split(a.data)
+
+
+def _provenance(a, split, device, **extra):
+    from .. import storage
+
+    return {"variant": a.variant, "checkpoint": str(a.checkpoint),
+            "checkpoint_sha256": storage.sha256_file(a.checkpoint), "data": str(a.data),
+            "data_sha256": split.sha256, **extra, "provenance": storage.provenance(device=str(device))}
+
+
+def _common_flags(p):
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True, help="packed test split (folder or manifest)")
+    p.add_argument("--config-json", type=_json, default=None, help="the method's analyses.<method> block")
+    p.add_argument("--variant", default="")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--meta", type=Path, required=True, help="meta.json: settings, checks, provenance")
+
+
+# --- attributions ---------------------------------------------------------------------------
+
+@verb("ig", "Integrated Gradients (trapezoid, eq. 9-12) for test images -> attributions.npz")
+def ig_verb(a):
+    import numpy as np
+    import torch
+
+    from .. import storage
+    from ..attributions import IGConfig, choose_images, explain_ig, predict
+
+    cfg = IGConfig.from_dict(a.config_json)
+    model, meta, device, split = _setup(a)
+    idx = choose_images(cfg.num_images, split.labels, cfg.seed)
+    x, y = (t.to(device) for t in split.tensors(idx))
+    preds = predict(model, x)
+    target = preds if cfg.target == "pred" else y
+    gen = torch.Generator().manual_seed(cfg.seed)
+    attr, check = explain_ig(model, x, target, cfg, gen)
+    storage.save_npz(a.out, images=x.cpu().numpy().astype(np.float32), attributions=attr.cpu().numpy().astype(np.float32),
+                     labels=y.cpu().numpy(), preds=preds.cpu().numpy(), indices=idx,
+                     targets=target.cpu().numpy())
+    storage.write_json(a.meta, {"method": "integrated_gradients", "settings": cfg.__dict__, "classes": split.classes,
+                                **check, **_provenance(a, split, device)})
+    print(f"ig: {a.variant} {len(idx)} images, max |completeness gap| {max(map(abs, check['completeness_gap'])):.2e} -> {a.out}")
+
+
+ig_verb.flags = lambda p: (_common_flags(p), p.add_argument("--out", type=Path, required=True, help="attributions.npz"))
+
+
+@verb("shap", "SHAP expected gradients (shap.GradientExplainer, top class) -> attributions.npz")
+def shap_verb(a):
+    import numpy as np
+    import torch
+
+    from .. import storage
+    from ..attributions import ShapConfig, choose_images, explain_shap, predict
+    from ..data import load_split
+
+    cfg = ShapConfig.from_dict(a.config_json)
+    model, meta, device, split = _setup(a)
+    train = load_split(a.train)
+    idx = choose_images(cfg.num_images, split.labels, cfg.seed)
+    bg_idx = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[:cfg.background])
+    x, y = (t.to(device) for t in split.tensors(idx))
+    background = train.tensors(bg_idx)[0].to(device)
+    torch.manual_seed(cfg.seed)
+    values, explained, check = explain_shap(model, x, background, cfg)
+    storage.save_npz(a.out, images=x.cpu().numpy().astype(np.float32), attributions=values.numpy().astype(np.float32),
+                     labels=y.cpu().numpy(), preds=predict(model, x).cpu().numpy(), indices=idx,
+                     targets=explained.numpy(), background_indices=bg_idx.astype(np.int64))
+    storage.write_json(a.meta, {"method": "shap_gradient_explainer", "settings": cfg.__dict__, "classes": split.classes,
+                                "train": str(a.train), "train_sha256": train.sha256, **check,
+                                **_provenance(a, split, device)})
+    print(f"shap: {a.variant} {len(idx)} images, background {len(bg_idx)}, nsamples {cfg.nsamples} -> {a.out}")
+
+
+shap_verb.flags = lambda p: (_common_flags(p), p.add_argument("--train", type=Path, required=True, help="packed training split (background)"),
+                             p.add_argument("--out", type=Path, required=True, help="attributions.npz"))
+
+
+# --- feature visualisations -----------------------------------------------------------------
+
+@verb("class-generation", "class-conditional seeds + PGD on the class logit -> images/seeds/labels .npy")
+def class_generation_verb(a):
+    import torch
+
+    from .. import storage
+    from ..visualise import ClassGenerationConfig, generate_classes, to_uint8
+
+    cfg = ClassGenerationConfig.from_dict(a.config_json)
+    model, meta, device, split = _setup(a)
+    x, y = split.tensors()
+    seeds, images, targets = generate_classes(model, x, y, split.num_classes, cfg)
+    with torch.inference_mode():
+        before = model(seeds).gather(1, targets[:, None]).squeeze(1)
+        logits = model(images)
+    after = logits.gather(1, targets[:, None]).squeeze(1)
+    storage.save_npy(a.out_images, to_uint8(images))
+    storage.save_npy(a.out_seeds, to_uint8(seeds))
+    storage.save_npy(a.out_labels, targets.cpu().numpy())
+    hit = (logits.argmax(1) == targets).float().mean().item()
+    storage.write_json(a.meta, {"method": "class_generation", "settings": cfg.__dict__, "classes": split.classes,
+                                "n": len(targets), "target_logit_before": before.tolist(),
+                                "target_logit_after": after.tolist(), "fraction_classified_as_target": hit,
+                                **_provenance(a, split, device)})
+    print(f"class-generation: {a.variant} {len(targets)} images, mean target logit "
+          f"{before.mean():.2f} -> {after.mean():.2f}, classified as target {hit:.2f}")
+
+
+class_generation_verb.flags = lambda p: (
+    _common_flags(p),
+    p.add_argument("--out-images", type=Path, required=True, help="images.npy (uint8 N x H x W x C)"),
+    p.add_argument("--out-seeds", type=Path, required=True, help="seeds.npy (uint8, same shape)"),
+    p.add_argument("--out-labels", type=Path, required=True, help="labels.npy (int64 target class)"),
+)
+
+
+@verb("inversion", "representation inversion (eq. 15) from other-class images and noise -> .npy")
+def inversion_verb(a):
+    import torch
+
+    from .. import storage
+    from ..visualise import InversionConfig, invert_representation, inversion_pairs, to_uint8
+
+    cfg = InversionConfig.from_dict(a.config_json)
+    model, meta, device, split = _setup(a)
+    t_idx, s_idx, kinds, noise = inversion_pairs(split.labels, split.image_shape, cfg)
+    targets = split.tensors(t_idx)[0]
+    sources = targets.clone()
+    is_image = torch.as_tensor(s_idx >= 0)
+    if is_image.any():
+        sources[is_image] = split.tensors(s_idx[s_idx >= 0])[0]
+    sources[~is_image] = noise
+    inverted, before, after = invert_representation(model, sources.to(device), targets.to(device), cfg)
+    storage.save_npy(a.out_targets, to_uint8(targets))
+    storage.save_npy(a.out_sources, to_uint8(sources))
+    storage.save_npy(a.out_inverted, to_uint8(inverted))
+    storage.write_json(a.meta, {"method": "representation_inversion", "settings": cfg.__dict__, "classes": split.classes,
+                                "target_indices": t_idx, "source_indices": s_idx, "source_kind": kinds,
+                                "target_labels": split.labels[t_idx],
+                                "source_labels": [int(split.labels[i]) if i >= 0 else None for i in s_idx],
+                                "distance_before": before.tolist(), "distance_after": after.tolist(),
+                                **_provenance(a, split, device)})
+    print(f"inversion: {a.variant} {len(t_idx)} pairs, mean normalised distance {before.mean():.3f} -> {after.mean():.3f}")
+
+
+inversion_verb.flags = lambda p: (
+    _common_flags(p),
+    p.add_argument("--out-targets", type=Path, required=True, help="targets.npy (uint8 N x H x W x C)"),
+    p.add_argument("--out-sources", type=Path, required=True, help="sources.npy"),
+    p.add_argument("--out-inverted", type=Path, required=True, help="inverted.npy"),
+)
+
+
+@verb("feature-vis", "maximise coordinates of R(x); top/bottom activating test images -> features.npz")
+def feature_vis_verb(a):
+    import numpy as np
+    import torch
+
+    from .. import storage
+    from ..visualise import (FeatureVisConfig, choose_neurons, extreme_activations, representations,
+                             to_uint8, visualise_features)
+
+    cfg = FeatureVisConfig.from_dict(a.config_json)
+    model, meta, device, split = _setup(a)
+    x, _ = split.tensors()
+    feats = representations(model, x, cfg.batch_size)
+    neurons = choose_neurons(feats.shape[1], cfg)
+    top, bottom = extreme_activations(feats, neurons, cfg.top_k)
+    start, result, before, after = visualise_features(model, neurons, split.image_shape, cfg,
+                                                      fallback=x[torch.as_tensor(top[:, 0])])
+    storage.save_npz(a.out, neurons=np.asarray(neurons, dtype=np.int64), start=to_uint8(start),
+                     visualisations=to_uint8(result), top_indices=top, bottom_indices=bottom,
+                     top_images=split.images[top.ravel()].reshape(*top.shape, *split.images.shape[1:]),
+                     bottom_images=split.images[bottom.ravel()].reshape(*bottom.shape, *split.images.shape[1:]),
+                     top_labels=split.labels[top], bottom_labels=split.labels[bottom],
+                     top_activations=np.take_along_axis(feats[:, neurons].T.numpy(), top, 1),
+                     bottom_activations=np.take_along_axis(feats[:, neurons].T.numpy(), bottom, 1),
+                     activation_before=before.cpu().numpy(), activation_after=after.cpu().numpy())
+    storage.write_json(a.meta, {"method": "feature_visualisation", "settings": cfg.__dict__, "classes": split.classes,
+                                "neurons": neurons, "feature_dim": int(feats.shape[1]),
+                                "started_from_top_image": [bool(v) for v in (start.cpu() == x[torch.as_tensor(top[:, 0])]).flatten(1).all(1)],
+                                "activation_before": before.tolist(), "activation_after": after.tolist(),
+                                "max_test_activation": feats[:, neurons].max(0).values.tolist(),
+                                **_provenance(a, split, device)})
+    print(f"feature-vis: {a.variant} neurons {neurons}, mean activation {before.mean():.3f} -> {after.mean():.3f}")
+
+
+feature_vis_verb.flags = lambda p: (_common_flags(p), p.add_argument("--out", type=Path, required=True, help="features.npz"))

@@ -1,0 +1,262 @@
+"""The paper's interpretability figures, drawn from saved arrays only (no model, no torch).
+
+Every function takes plain numpy arrays per variant (variants side by side, in config order),
+returns a matplotlib Figure, and `save` writes it as PNG (report) and PDF (papers).
+Attribution maps: channels summed, signed; red = pushes the explained class's score up,
+blue = pushes it down, transparent = no effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+
+from . import storage  # noqa: E402
+from .config import dataclass_from_dict  # noqa: E402
+from .errors import RobinterpError  # noqa: E402
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class PlotConfig:
+    """The `analyses.plots` block: changing it reruns only plot jobs."""
+
+    compare_images: int = 3  # Fig. 2/6: samples in the standard-vs-robust comparison
+    grid_columns: int = 8  # Fig. 10/13: columns A-H ...
+    grid_rows: int = 3  # ... x rows 1-3
+    scale: str = "image"  # image: each map / its own percentile; figure: one scale for the figure
+    percentile: float = 99.0  # |attribution| percentile mapped to the end of the colour bar
+    cmap: str = "bwr"
+    overlay_alpha: float = 0.8  # opacity of the strongest attributions over the gray image
+    class_generation_samples: int = 6  # columns per variant
+    max_classes: int = 10  # rows of the class generation grid (first classes)
+    inversion_rows: int = 4  # pairs shown per source kind
+    dpi: int = 150
+
+    @classmethod
+    def from_dict(cls, d):
+        cfg = dataclass_from_dict(cls, d, "analyses.plots")
+        if cfg.scale not in ("image", "figure") or not 0 < cfg.percentile <= 100:
+            raise RobinterpError(f"analyses.plots: scale must be image|figure and 0 < percentile <= 100, got {cfg}")
+        return cfg
+
+
+def save(fig, png: str | Path, pdf: str | Path, dpi: int) -> None:
+    for path, kw in ((png, {"dpi": dpi}), (pdf, {})):
+        with storage.atomic_path(path) as tmp:
+            fig.savefig(tmp, format=Path(path).suffix[1:], bbox_inches="tight", **kw)
+    plt.close(fig)
+
+
+def as_hwc(img: np.ndarray) -> np.ndarray:
+    """One image (C x H x W float in [0, 1] or H x W x C uint8) -> H x W x 3 float for imshow."""
+    img = np.asarray(img)
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255
+    elif img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+        img = img.transpose(1, 2, 0)
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    return np.clip(img, 0, 1)
+
+
+def attribution_maps(attr: np.ndarray, scale: str, percentile: float, shared: float | None = None):
+    """N x C x H x W -> (N x H x W maps in [-1, 1], the divisor(s)): channels summed, signed."""
+    maps = attr.sum(1)
+    if scale == "figure":
+        div = shared if shared is not None else np.percentile(np.abs(maps), percentile)
+        div = np.full(len(maps), max(float(div), 1e-12))
+    else:
+        div = np.maximum(np.percentile(np.abs(maps).reshape(len(maps), -1), percentile, axis=1), 1e-12)
+    return np.clip(maps / div[:, None, None], -1, 1), div
+
+
+def overlay(ax, img: np.ndarray, amap: np.ndarray, cmap, alpha: float) -> None:
+    """Gray image under the signed map; opacity grows with |attribution|."""
+    gray = as_hwc(img).mean(-1)
+    ax.imshow(gray, cmap="gray", vmin=0, vmax=1)
+    rgba = cmap(Normalize(-1, 1)(amap))
+    rgba[..., 3] = np.abs(amap) * alpha
+    ax.imshow(rgba)
+
+
+def _blank(ax):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+
+
+def _colourbar(fig, axes, cmap, cfg: PlotConfig, method: str):
+    sm = plt.cm.ScalarMappable(norm=Normalize(-1, 1), cmap=cmap)
+    cb = fig.colorbar(sm, ax=axes, fraction=0.025, pad=0.02, ticks=[-1, 0, 1])
+    cb.ax.set_yticklabels(["-1 (against)", "0", "+1 (for)"], fontsize=7)
+    unit = "each image's" if cfg.scale == "image" else "the figure's"
+    cb.set_label(f"{method.upper()} value / {unit} {cfg.percentile:g}th percentile of |value| (clipped)", fontsize=7)
+
+
+def attribution_compare(runs: dict, classes: list[str], method: str, cfg: PlotConfig):
+    """Fig. 2/6: per sample, the image, then heat map + overlay for every variant."""
+    first = next(iter(runs.values()))
+    n = min(cfg.compare_images, len(first["images"]))
+    shared = _shared_scale(runs, cfg)
+    cmap = plt.get_cmap(cfg.cmap)
+    cols = 1 + 2 * len(runs)
+    fig, axes = plt.subplots(n, cols, figsize=(1.7 * cols, 1.8 * n + 0.6), squeeze=False)
+    for r in range(n):
+        img = first["images"][r]
+        axes[r, 0].imshow(as_hwc(img))
+        axes[r, 0].set_ylabel(f"true: {classes[first['labels'][r]]}", fontsize=8)
+        for j, (variant, run) in enumerate(runs.items()):
+            maps, _ = attribution_maps(run["attributions"][:n], cfg.scale, cfg.percentile, shared)
+            pred = classes[run["preds"][r]]
+            axes[r, 1 + 2 * j].imshow(maps[r], cmap=cmap, vmin=-1, vmax=1)
+            axes[r, 1 + 2 * j].set_title(f"pred: {pred}", fontsize=7, color=_ok(run, r))
+            overlay(axes[r, 2 + 2 * j], img, maps[r], cmap, cfg.overlay_alpha)
+    for j, variant in enumerate(runs):
+        axes[0, 1 + 2 * j].set_title(f"{variant}\nheat map\n" + axes[0, 1 + 2 * j].get_title(), fontsize=7)
+        axes[0, 2 + 2 * j].set_title(f"{variant}\noverlay", fontsize=7)
+    axes[0, 0].set_title("image", fontsize=7)
+    for ax in axes.ravel():
+        _blank(ax)
+    _colourbar(fig, axes, cmap, cfg, method)
+    fig.suptitle(f"{_METHOD_NAMES[method]}: red = supports the {_explained(method)}, blue = against it", fontsize=8)
+    return fig
+
+
+def attribution_grid(runs: dict, classes: list[str], method: str, cfg: PlotConfig):
+    """Fig. 10/13/16/17: overlays of up to columns x rows samples per variant, A-H x 1-3."""
+    cols, rows = cfg.grid_columns, cfg.grid_rows
+    first = next(iter(runs.values()))
+    n = min(cols * rows, len(first["images"]))
+    rows = -(-n // cols)
+    shared = _shared_scale(runs, cfg)
+    cmap = plt.get_cmap(cfg.cmap)
+    fig, axes = plt.subplots(rows * len(runs), cols, figsize=(1.25 * cols + 1, 1.45 * rows * len(runs) + 0.6),
+                             squeeze=False)
+    for j, (variant, run) in enumerate(runs.items()):
+        maps, _ = attribution_maps(run["attributions"][:n], cfg.scale, cfg.percentile, shared)
+        for k in range(rows * cols):
+            r, c = divmod(k, cols)
+            ax = axes[j * rows + r, c]
+            _blank(ax)
+            if k >= n:
+                ax.axis("off")
+                continue
+            overlay(ax, run["images"][k], maps[k], cmap, cfg.overlay_alpha)
+            ax.set_title(f"{LETTERS[c]}{r + 1} t:{classes[run['labels'][k]]} p:{classes[run['preds'][k]]}",
+                         fontsize=6, color=_ok(run, k))
+            if c == 0:
+                ax.set_ylabel(f"{variant}\nrow {r + 1}", fontsize=7)
+    _colourbar(fig, axes, cmap, cfg, method)
+    fig.suptitle(f"{_METHOD_NAMES[method]} overlays (t = true, p = predicted; red title = wrong). "
+                 f"Red = supports the {_explained(method)}, blue = against it", fontsize=8)
+    return fig
+
+
+_METHOD_NAMES = {"ig": "Integrated Gradients", "shap": "SHAP (expected gradients)"}
+
+
+def _explained(method):
+    return "explained class (IG target)" if method == "ig" else "top predicted class"
+
+
+def _ok(run, i):
+    return "black" if run["labels"][i] == run["preds"][i] else "red"
+
+
+def _shared_scale(runs, cfg):
+    if cfg.scale != "figure":
+        return None
+    maps = np.concatenate([r["attributions"].sum(1).ravel() for r in runs.values()])
+    return float(np.percentile(np.abs(maps), cfg.percentile))
+
+
+def class_generation_grid(runs: dict, classes: list[str], cfg: PlotConfig):
+    """Fig. 3/7/14/19: rows = classes; seeds, then each variant's generated images."""
+    first = next(iter(runs.values()))
+    k = cfg.class_generation_samples
+    shown = [c for c in range(len(classes)) if (first["labels"] == c).any()][:cfg.max_classes]
+    same_seeds = all(np.array_equal(r["seeds"], first["seeds"]) for r in runs.values())
+    groups = ([("seeds", first["seeds"], first["labels"])] if same_seeds else
+              [(f"{v}: seeds", r["seeds"], r["labels"]) for v, r in runs.items()])
+    groups += [(f"{v}: generated", r["images"], r["labels"]) for v, r in runs.items()]
+    k = min(k, min(int((first["labels"] == c).sum()) for c in shown))
+    fig, axes = plt.subplots(len(shown), k * len(groups), figsize=(0.8 * k * len(groups) + 0.8, 0.85 * len(shown) + 0.6),
+                             squeeze=False)
+    for g, (title, imgs, labels) in enumerate(groups):
+        for r, c in enumerate(shown):
+            own = imgs[labels == c]
+            for i in range(k):
+                ax = axes[r, g * k + i]
+                ax.imshow(as_hwc(own[i]))
+                _blank(ax)
+                if g * k + i == 0:
+                    ax.set_ylabel(classes[c], fontsize=7, rotation=0, ha="right", va="center")
+        axes[0, g * k].set_title(title, fontsize=8, loc="left")
+    fig.suptitle("Class-specific image generation: PGD L2 on the class logit from class-conditional seeds", fontsize=9)
+    return fig
+
+
+def inversion_grid(runs: dict, meta: dict, classes: list[str], cfg: PlotConfig):
+    """Fig. 4/8/11/18: target | source | inverted per variant, for each source kind."""
+    first_v = next(iter(runs))
+    first, kinds = runs[first_v], np.asarray(meta[first_v]["source_kind"])
+    rows = [i for kind in dict.fromkeys(kinds) for i in np.flatnonzero(kinds == kind)[:cfg.inversion_rows]]
+    cols = 2 + len(runs)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.35 * cols + 0.8, 1.55 * len(rows) + 0.7), squeeze=False)
+    t_labels = meta[first_v]["target_labels"]
+    s_labels = meta[first_v]["source_labels"]
+    for r, i in enumerate(rows):
+        axes[r, 0].imshow(as_hwc(first["targets"][i]))
+        axes[r, 0].set_title(f"target ({classes[t_labels[i]]})", fontsize=7)
+        axes[r, 1].imshow(as_hwc(first["sources"][i]))
+        src = "noise" if kinds[i] == "noise" else f"source ({classes[s_labels[i]]})"
+        axes[r, 1].set_title(src, fontsize=7)
+        axes[r, 0].set_ylabel(f"{kinds[i]} source", fontsize=7)
+        for j, (variant, run) in enumerate(runs.items()):
+            d0, d1 = meta[variant]["distance_before"][i], meta[variant]["distance_after"][i]
+            axes[r, 2 + j].imshow(as_hwc(run["inverted"][i]))
+            axes[r, 2 + j].set_title((f"{variant}\n" if r == 0 else "") + f"d {d0:.2f} -> {d1:.2f}", fontsize=7)
+    for ax in axes.ravel():
+        _blank(ax)
+    fig.suptitle("Representation inversion (eq. 15); d = ||R(x) - R(target)|| / ||R(target)||", fontsize=8)
+    return fig
+
+
+def feature_vis_grid(runs: dict, classes: list[str], cfg: PlotConfig):
+    """Fig. 5/9/12/15: per neuron, the maximising image then the top-k and bottom-k test images."""
+    first = next(iter(runs.values()))
+    k = first["top_images"].shape[1]
+    n = len(first["neurons"])
+    per = 1 + 2 * k
+    fig, axes = plt.subplots(n, per * len(runs), figsize=(0.95 * per * len(runs) + 0.6, 1.15 * n + 0.7), squeeze=False)
+    for j, (variant, run) in enumerate(runs.items()):
+        for r, neuron in enumerate(run["neurons"]):
+            base = j * per
+            axes[r, base].imshow(as_hwc(run["visualisations"][r]))
+            axes[r, base].set_title(f"n{neuron}: {run['activation_before'][r]:.1f} -> {run['activation_after'][r]:.1f}",
+                                    fontsize=6)
+            if j == 0:
+                axes[r, base].set_ylabel(f"neuron {neuron}", fontsize=7)
+            for i in range(k):
+                for off, key in ((1, "top"), (1 + k, "bottom")):
+                    ax = axes[r, base + off + i]
+                    ax.imshow(as_hwc(run[f"{key}_images"][r, i]))
+                    ax.set_title(f"{classes[run[f'{key}_labels'][r, i]]} ({run[f'{key}_activations'][r, i]:.1f})", fontsize=6)
+        axes[0, base].set_title(f"{variant}\nmaximised\n" + axes[0, base].get_title(), fontsize=7)
+        axes[0, base + 1].set_title(f"top {k}\n" + axes[0, base + 1].get_title(), fontsize=7)
+        axes[0, base + 1 + k].set_title(f"bottom {k}\n" + axes[0, base + 1 + k].get_title(), fontsize=7)
+    for ax in axes.ravel():
+        _blank(ax)
+    fig.suptitle("Direct feature visualisation: maximise R(x)[neuron] (activation start -> end); test images with "
+                 "the highest / lowest activation (class, activation)", fontsize=8)
+    return fig

@@ -1,0 +1,258 @@
+"""What a model's representation encodes, made visible by optimising the input (paper 2.3.2).
+
+- Class-specific image generation (eq. 16, section 2.4): a seed drawn from a multivariate normal
+  fitted to the class's (downsampled) test images, then PGD L2 maximising the class logit.
+- Representation inversion (eq. 15): from a source image (another class, or noise), minimise
+  ||R(x_src + d) - R(x_targ)|| / ||R(x_targ)|| per sample.
+- Direct feature visualisation (eq. 13-14): maximise one coordinate of R(x); plus the test
+  images that activate it most and least.
+
+All three are `attacks.pgd` with another objective, inside `attack_mode` (eval BatchNorm, frozen
+parameters). Run: `robinterp class-generation | inversion | feature-vis ...`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attacks import attack_mode, pgd
+from .config import dataclass_from_dict
+from .errors import RobinterpError
+
+
+@dataclass(frozen=True)
+class ClassGenerationConfig:
+    per_class: int = 1000  # generated images per class (the FID table needs ~1000 on CIFAR)
+    downsample: int = 4  # seed resolution factor (author: 4)
+    cov_eps: float = 1.0e-4  # added to the covariance diagonal
+    upsample: str = "nearest"  # nearest | bilinear
+    norm: str = "l2"
+    eps: float = 30.0  # CIFAR 30, Small ImageNet 40
+    step_size: float = 0.5  # CIFAR 0.5, Small ImageNet 1
+    steps: int = 60
+    batch_size: int = 250
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d):
+        cfg = dataclass_from_dict(cls, d, "analyses.class_generation")
+        if cfg.upsample not in ("nearest", "bilinear") or cfg.downsample < 1 or cfg.per_class < 1:
+            raise RobinterpError(f"analyses.class_generation: invalid settings {cfg}")
+        return cfg
+
+
+@dataclass(frozen=True)
+class InversionConfig:
+    num_images: int = 100  # targets per source kind
+    sources: list = field(default_factory=lambda: ["image", "noise"])  # image: a test image of another class
+    norm: str = "l2"
+    eps: float = 1000.0
+    step_size: float = 1.0
+    steps: int = 10000
+    batch_size: int = 250
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d):
+        cfg = dataclass_from_dict(cls, d, "analyses.inversion")
+        bad = sorted(set(cfg.sources) - {"image", "noise"})
+        if bad or not cfg.sources or cfg.num_images < 1:
+            raise RobinterpError(f"analyses.inversion.sources: {bad or cfg.sources} not allowed; use image and/or noise")
+        return cfg
+
+
+@dataclass(frozen=True)
+class FeatureVisConfig:
+    neurons: list | None = None  # coordinates of R(x); null = `num_neurons` drawn at random (seeded)
+    num_neurons: int = 6
+    start: str = "noise"  # noise (uniform) | gray (author's code)
+    norm: str = "l2"
+    eps: float = 1000.0
+    step_size: float = 1.0
+    steps: int = 400
+    top_k: int = 3  # most and least activating test images per neuron
+    batch_size: int = 250
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d):
+        cfg = dataclass_from_dict(cls, d, "analyses.feature_vis")
+        if cfg.start not in ("noise", "gray") or cfg.top_k < 1 or (cfg.neurons is None and cfg.num_neurons < 1):
+            raise RobinterpError(f"analyses.feature_vis: invalid settings {cfg}; start in (noise, gray), top_k >= 1")
+        return cfg
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """N x C x H x W floats in [0, 1] -> N x H x W x C uint8 (rounded, not truncated)."""
+    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _batched(fn, *tensors, batch_size: int):
+    outs = [fn(*(t[s:s + batch_size] for t in tensors)) for s in range(0, len(tensors[0]), batch_size)]
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+# --- class generation -----------------------------------------------------------------------
+
+def class_conditional_seeds(images: torch.Tensor, n: int, downsample: int, cov_eps: float,
+                            upsample: str, generator: torch.Generator) -> torch.Tensor:
+    """n seeds from N(mean, cov + eps I) fitted to `images` (one class, N x C x H x W in [0, 1])
+    at 1/downsample resolution, upsampled back and clipped to [0, 1]."""
+    c, h, w = images.shape[1:]
+    if h % downsample or w % downsample:
+        raise RobinterpError(f"analyses.class_generation.downsample: {downsample} does not divide the image size {h}x{w}")
+    small = F.avg_pool2d(images.double(), downsample) if downsample > 1 else images.double()
+    flat = small.flatten(1)
+    mean = flat.mean(0)
+    centred = flat - mean
+    cov = centred.T @ centred / max(len(flat) - 1, 1) + cov_eps * torch.eye(flat.shape[1], dtype=torch.float64)
+    chol = torch.linalg.cholesky(cov)
+    z = torch.randn(n, flat.shape[1], generator=generator, dtype=torch.float64)
+    seeds = (mean + z @ chol.T).view(n, *small.shape[1:]).clamp(0, 1).float()
+    if downsample > 1:
+        seeds = F.interpolate(seeds, size=(h, w), mode=upsample, **({} if upsample == "nearest" else {"align_corners": False}))
+    return seeds.clamp(0, 1)
+
+
+def class_logit_ascent(model: nn.Module, seeds: torch.Tensor, labels: torch.Tensor,
+                       cfg: ClassGenerationConfig) -> torch.Tensor:
+    """Eq. 16: PGD maximising the target class's logit from each seed."""
+    def run(x, y):
+        return pgd(lambda xa: model(xa).gather(1, y[:, None]).squeeze(1), x, norm=cfg.norm, eps=cfg.eps,
+                   step_size=cfg.step_size, steps=cfg.steps)
+
+    with attack_mode(model):
+        return _batched(run, seeds, labels, batch_size=cfg.batch_size)
+
+
+def generate_classes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                     cfg: ClassGenerationConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeds, generated images and target classes for `per_class` images of every class."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    device = next(model.parameters()).device
+    seeds, targets = [], []
+    for k in range(num_classes):
+        own = images[labels == k]
+        if len(own) == 0:
+            raise RobinterpError(f"class {k} has no test images to fit a seed distribution to")
+        seeds.append(class_conditional_seeds(own, cfg.per_class, cfg.downsample, cfg.cov_eps, cfg.upsample, gen))
+        targets.append(torch.full((cfg.per_class,), k, dtype=torch.int64))
+    seeds, targets = torch.cat(seeds).to(device), torch.cat(targets).to(device)
+    return seeds, class_logit_ascent(model, seeds, targets, cfg), targets
+
+
+# --- representation inversion ---------------------------------------------------------------
+
+def normalised_distance(model: nn.Module, x: torch.Tensor, r_target: torch.Tensor) -> torch.Tensor:
+    """Eq. 15 per sample: ||R(x) - R(x_targ)|| / ||R(x_targ)||."""
+    return (model.features(x) - r_target).flatten(1).norm(dim=1) / r_target.flatten(1).norm(dim=1).clamp_min(1e-12)
+
+
+def invert_representation(model: nn.Module, sources: torch.Tensor, targets: torch.Tensor,
+                          cfg: InversionConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Minimise eq. 15 from each source; returns (inverted, distance before, distance after)."""
+    def run(src, targ):
+        with torch.no_grad():
+            r_t = model.features(targ)
+        return pgd(lambda xa: -normalised_distance(model, xa, r_t), src, norm=cfg.norm, eps=cfg.eps,
+                   step_size=cfg.step_size, steps=cfg.steps)
+
+    def distance(x, targ):
+        with torch.no_grad():
+            return normalised_distance(model, x, model.features(targ))
+
+    with attack_mode(model):
+        inverted = _batched(run, sources, targets, batch_size=cfg.batch_size)
+        before = _batched(distance, sources, targets, batch_size=cfg.batch_size)
+        after = _batched(distance, inverted, targets, batch_size=cfg.batch_size)
+    return inverted, before, after
+
+
+def inversion_pairs(labels: np.ndarray, image_shape: tuple, cfg: InversionConfig
+                    ) -> tuple[np.ndarray, np.ndarray, list[str], torch.Tensor]:
+    """Target indices, source indices (-1 for noise), source kinds and the noise images.
+
+    For `image` sources each target gets a test image of a different class (seeded)."""
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n = min(cfg.num_images, len(labels))
+    targets, sources, kinds = [], [], []
+    for kind in cfg.sources:
+        t = rng.permutation(len(labels))[:n]
+        if kind == "image":
+            s = np.array([rng.choice(np.flatnonzero(labels != labels[i])) for i in t])
+        else:
+            s = np.full(n, -1)
+        targets.append(t)
+        sources.append(s)
+        kinds += [kind] * n
+    noise = torch.rand((kinds.count("noise"), *image_shape), generator=gen)
+    return np.concatenate(targets).astype(np.int64), np.concatenate(sources).astype(np.int64), kinds, noise
+
+
+# --- feature visualisation ------------------------------------------------------------------
+
+def choose_neurons(feature_dim: int, cfg: FeatureVisConfig) -> list[int]:
+    if cfg.neurons is not None:
+        bad = [i for i in cfg.neurons if not 0 <= i < feature_dim]
+        if bad:
+            raise RobinterpError(f"analyses.feature_vis.neurons: {bad} outside [0, {feature_dim - 1}] "
+                                 f"(the representation has {feature_dim} coordinates)")
+        return list(cfg.neurons)
+    rng = np.random.default_rng(cfg.seed)
+    return sorted(rng.choice(feature_dim, size=min(cfg.num_neurons, feature_dim), replace=False).tolist())
+
+
+def visualise_features(model: nn.Module, neurons: list[int], image_shape: tuple, cfg: FeatureVisConfig,
+                       fallback: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 13-14: maximise R(x)[neuron] from noise or gray; returns (start, result, act. before, after).
+
+    A coordinate is post-ReLU: where it is exactly 0 at the start its gradient is 0 and PGD cannot
+    move. Such neurons start from `fallback` (their top activating test image) when given."""
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n = len(neurons)
+    start = (torch.rand((n, *image_shape), generator=gen) if cfg.start == "noise"
+             else torch.full((n, *image_shape), 0.5)).to(device)
+    idx = torch.as_tensor(neurons, dtype=torch.int64, device=device)
+    if fallback is not None:
+        with torch.no_grad(), attack_mode(model):
+            dead = model.features(start).gather(1, idx[:, None]).squeeze(1) <= 0
+        start[dead] = fallback.to(device)[dead]
+
+    def run(x, i):
+        return pgd(lambda xa: model.features(xa).gather(1, i[:, None]).squeeze(1), x, norm=cfg.norm,
+                   eps=cfg.eps, step_size=cfg.step_size, steps=cfg.steps)
+
+    def act(x, i):
+        with torch.no_grad():
+            return model.features(x).gather(1, i[:, None]).squeeze(1)
+
+    with attack_mode(model):
+        result = _batched(run, start, idx, batch_size=cfg.batch_size)
+        before = _batched(act, start, idx, batch_size=cfg.batch_size)
+        after = _batched(act, result, idx, batch_size=cfg.batch_size)
+    return start, result, before, after
+
+
+def representations(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """R(x) for a whole split (N x k), without autograd."""
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        return torch.cat([model.features(images[s:s + batch_size].to(device)).float().cpu()
+                          for s in range(0, len(images), batch_size)])
+
+
+def extreme_activations(features: torch.Tensor, neurons: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Test indices of the k most (descending) and k least (ascending) activating images per neuron."""
+    acts = features[:, neurons].T  # neurons x N
+    k = min(k, acts.shape[1])
+    top = acts.topk(k, dim=1).indices
+    bottom = acts.topk(k, dim=1, largest=False).indices
+    return top.numpy().astype(np.int64), bottom.numpy().astype(np.int64)
