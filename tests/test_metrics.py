@@ -123,3 +123,14 @@ def test_interpretability_metrics_verb_writes_every_metric(tmp_path):
     bad = main(["interpretability-metrics", "--checkpoint", str(tmp_path / "model.pt"), "--test",
                 str(tmp_path / "test"), "--attributions", "ig", "--out", str(tmp_path / "x.json")])
     assert bad == 2 and not (tmp_path / "x.json").exists()
+
+
+def test_the_paper_ig_explainer_seam_uses_the_analyses_ig():
+    pytest.importorskip("robinterp.attributions", reason="the analyses' IG is not on this branch")
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    x, y = torch.rand(4, 3, 4, 4), torch.tensor([0, 1, 2, 0])
+    attr = metrics.EXPLAINERS["paper_ig"](mlp, "probability")(x, y)
+    prob = lambda z: torch.softmax(mlp(z), 1).gather(1, y[:, None]).squeeze(1)
+    torch.testing.assert_close(attr.flatten(1).sum(1), prob(x) - prob(torch.zeros_like(x)), atol=1e-4, rtol=0)
+    assert torch.isfinite(metrics.sensitivity_max(mlp, x, y, "paper_ig", samples=2)).all()

@@ -162,7 +162,11 @@ def paper_ig_explainer(model, output, n_steps: int = 16):
                              "use integrated_gradients or saliency meanwhile") from e
     cfg = IGConfig.from_dict({"steps": n_steps, "baseline": "black", "trials": 1,
                               "output": {"probability": "prob", "logit": "logit"}[output]})
-    explain = lambda x, target: explain_ig(model, x, target, cfg)[0].contiguous()
+
+    def explain(x, target):
+        with torch.enable_grad():  # captum's sensitivity_max calls explanations under no_grad
+            return explain_ig(model, x, target, cfg)[0].contiguous()
+
     return lambda inputs, target: (tuple(explain(x, target) for x in inputs) if isinstance(inputs, tuple)
                                    else explain(inputs, target))
 
