@@ -70,4 +70,6 @@ INTERPRETABILITY_NOTES = (
     "better) / insertion_auc (higher better): class probability while pixels are removed from / inserted into a "
     "black image in attribution order. infidelity (captum, lower better): squared error of attributions "
     "predicting the output change under Gaussian pixel noise. sensitivity_max (captum, lower better): largest "
-    "change of the explanation under small uniform input noise. Not in the paper (no reference values).")
+    "change of the explanation under small uniform input noise. deletion/insertion AUC and infidelity "
+    "degenerate for a near-constant classifier (flat probabilities): read them next to clean accuracy. "
+    "Not in the paper (no reference values).")
