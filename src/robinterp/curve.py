@@ -1,0 +1,90 @@
+"""The robustness-interpretability curve: every measured quantity against the training eps.
+
+Reads only JSON results (accuracy, FID, interpretability metrics) of a ladder of variants and
+the eps of each variant (from its config: 0 for standard training); never loads a model.
+`curve_frame` gives the long table, `plot_curve` one panel per quantity with 95% intervals.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .errors import RobinterpError
+
+
+def curve_frame(eps: dict[str, float], accuracy: list[dict], fid: list[dict], metrics: list[dict]) -> pd.DataFrame:
+    """Long table: variant, eps, quantity, better, mean, low, high (accuracies in %)."""
+    rows = []
+
+    def add(variant, quantity, better, mean, low=None, high=None):
+        if variant not in eps:
+            raise RobinterpError(f"result for variant {variant!r} but no eps given for it; eps known for {sorted(eps)}")
+        rows.append({"variant": variant, "eps": float(eps[variant]), "quantity": quantity, "better": better,
+                     "mean": mean, "low": low, "high": high})
+
+    for r in accuracy:
+        add(r["variant"], "clean accuracy (%)", "higher", 100 * r["clean_acc"])
+        if r.get("adv_acc") is not None:
+            add(r["variant"], "adversarial accuracy (%)", "higher", 100 * r["adv_acc"])
+    for r in fid:
+        b = r.get("bootstrap") or {}
+        add(r["variant"], "FID of class generations", "lower", r["fid"], b.get("low"), b.get("high"))
+    for r in metrics:
+        for e in r["metrics"]:
+            add(r["variant"], f"{e['metric']} ({e['method']})", e["direction"], e["mean"], e["low"], e["high"])
+    df = pd.DataFrame(rows, columns=["variant", "eps", "quantity", "better", "mean", "low", "high"])
+    return df.sort_values(["quantity", "eps"], kind="stable").reset_index(drop=True)
+
+
+def plot_curve(df: pd.DataFrame, path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .storage import atomic_path
+
+    quantities = list(dict.fromkeys(df["quantity"]))
+    if not quantities:
+        raise RobinterpError("robustness curve: no results to plot")
+    cols = min(4, len(quantities))
+    rows = math.ceil(len(quantities) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
+    for ax, q in zip(axes.flat, quantities):
+        d = df[df["quantity"] == q].sort_values("eps")
+        ax.plot(d["eps"], d["mean"], "o-", color="C0")
+        e = d[d["low"].notna() & d["high"].notna()]
+        if len(e):  # vertical bars, not errorbar(): a bootstrap FID interval may lie above the estimate
+            ax.vlines(e["eps"], e["low"], e["high"], color="C0", alpha=0.5, linewidth=3)
+        ax.set_title(f"{q}\n({d['better'].iloc[0]} is better)", fontsize=9)
+        ax.set_xlabel("training eps (L2)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(quantities):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def compare_ends(df: pd.DataFrame) -> list[str]:
+    """One line per quantity: the smallest-eps vs the largest-eps variant, and whether the
+    larger eps is better, with 'intervals overlap' when the 95% intervals do not separate them."""
+    lines = []
+    for q, d in df.groupby("quantity", sort=False):
+        d = d.sort_values("eps")
+        lo, hi = d.iloc[0], d.iloc[-1]
+        if lo["variant"] == hi["variant"]:
+            continue
+        fmt = lambda r: f"{r['mean']:.4g}" + (f" [{r['low']:.4g}, {r['high']:.4g}]" if pd.notna(r["low"]) else "")
+        better = hi["mean"] > lo["mean"] if lo["better"] == "higher" else hi["mean"] < lo["mean"]
+        sep = pd.notna(lo["low"]) and pd.notna(hi["low"]) and (hi["low"] > lo["high"] or lo["low"] > hi["high"])
+        verdict = ("better" if better else "worse") + (
+            "" if pd.isna(lo["low"]) else (", intervals disjoint" if sep else ", intervals overlap"))
+        lines.append(f"{q} ({lo['better']} better): {lo['variant']} (eps {lo['eps']:g}) {fmt(lo)} vs "
+                     f"{hi['variant']} (eps {hi['eps']:g}) {fmt(hi)} -> eps {hi['eps']:g} {verdict}")
+    return lines

@@ -1,0 +1,88 @@
+"""Tables, the robustness curve and summary.md from per-variant JSON (no model, no Inception)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from robinterp.cli import main
+
+EPS = {"standard": None, "small": {"norm": "l2", "eps": 0.5}, "large": {"norm": "l2", "eps": 1.5}}
+REFERENCE = {"real": {"fid": 5.39}, "standard": {"fid": 152.29, "inversion_distance": [30.1, 30.07], "clean_acc": 93.2},
+             "large": {"fid": 88.25, "inversion_distance": [20.05, 21.18]}}
+
+
+def _write(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+    return str(path)
+
+
+@pytest.fixture
+def results(tmp_path):
+    """JSON results shaped as the fid / inversion-distance / interpretability-metrics / evaluate verbs write them."""
+    out = {"fid": [], "inv": [], "metrics": [], "acc": []}
+    out["fid"].append(_write(tmp_path / "fid/real.json", {"variant": "real", "fid": 4.0, "n_real": 100, "n_fake": 300,
+                                                          "bootstrap": {"rounds": 10, "low": 4.5, "high": 6.0}}))
+    for i, (v, fid) in enumerate([("standard", 150.0), ("small", 120.0), ("large", 90.0)]):
+        out["fid"].append(_write(tmp_path / f"fid/{v}.json", {
+            "variant": v, "fid": fid, "n_real": 100, "n_fake": 50, "kid": 0.1 / (i + 1), "kid_std": 0.01,
+            "bootstrap": {"rounds": 10, "low": fid + 2, "high": fid + 9}}))
+        out["inv"].append(_write(tmp_path / f"inv/{v}.json", {
+            "variant": v, "n": 8, "mean": 30 - 5 * i, "low": 29 - 5 * i, "high": 31 - 5 * i,
+            "source_distance": {"mean": 40.0}}))
+        out["metrics"].append(_write(tmp_path / f"m/{v}.json", {"variant": v, "metrics": [
+            {"metric": "gradient_alignment", "method": "input_gradient", "direction": "higher", "n": 50,
+             "mean": 0.1 + 0.1 * i, "low": 0.09 + 0.1 * i, "high": 0.11 + 0.1 * i},
+            {"metric": "deletion_auc", "method": "ig", "direction": "lower", "n": 20,
+             "mean": 0.3, "low": 0.2, "high": 0.4}]}))
+        out["acc"].append(_write(tmp_path / f"acc/{v}.json", {"variant": v, "clean_acc": 0.95 - 0.05 * i,
+                                                               "adv_acc": 0.1 + 0.3 * i, "n": 100}))
+    return out
+
+
+def test_tables_hold_intervals_directions_and_the_papers_values(results, tmp_path):
+    t = tmp_path / "tables"
+    ref = json.dumps(REFERENCE)
+    assert main(["fid-table", "--inputs", *results["fid"], "--reference-json", ref, "--dataset", "d",
+                 "--out-csv", str(t / "fid.csv"), "--out-md", str(t / "fid.md")]) == 0
+    assert main(["inversion-table", "--inputs", *results["inv"], "--reference-json", ref,
+                 "--out-csv", str(t / "inversion_distance.csv"), "--out-md", str(t / "inversion_distance.md")]) == 0
+    assert main(["interpretability-table", "--inputs", *results["metrics"],
+                 "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md")]) == 0
+    fid = pd.read_csv(t / "fid.csv").set_index("variant")
+    assert fid.loc["real", "paper_fid"] == 5.39 and fid.loc["large", "paper_fid"] == 88.25
+    assert pd.isna(fid.loc["small", "paper_fid"]) and set(fid["better"]) == {"lower"}
+    assert fid.loc["standard", "ci_high"] == 159.0 and fid.loc["standard", "n_fake"] == 50
+    inv = pd.read_csv(t / "inversion_distance.csv").set_index("variant")
+    assert (inv.loc["standard", "paper_inv1"], inv.loc["standard", "paper_inv2"]) == (30.1, 30.07)
+    assert inv.loc["large", "distance"] == 20 and inv.loc["large", "start_distance"] == 40
+    interp = pd.read_csv(t / "interpretability.csv")
+    assert len(interp) == 6 and set(interp["better"]) == {"higher", "lower"}
+    assert "lower is better" in (t / "fid.md").read_text()
+
+
+def test_curve_and_summary_from_json_only(results, tmp_path):
+    t = tmp_path / "tables"
+    assert main(["accuracy-table", "--inputs", *results["acc"], "--out-csv", str(t / "accuracy.csv"),
+                 "--out-md", str(t / "accuracy.md")]) == 0
+    assert main(["interpretability-table", "--inputs", *results["metrics"],
+                 "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md")]) == 0
+    png, csv = tmp_path / "fig" / "curve.png", t / "robustness_curve.csv"
+    assert main(["robustness-curve", "--eps-json", json.dumps(EPS), "--accuracy", *results["acc"],
+                 "--fid", *results["fid"][1:], "--metrics", *results["metrics"], "--dataset", "d",
+                 "--out-csv", str(csv), "--out-png", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curve = pd.read_csv(csv)
+    assert sorted(curve["eps"].unique()) == [0.0, 0.5, 1.5]
+    assert len(curve) == 3 * 5  # clean, adversarial, FID, two metrics per variant
+    summary = tmp_path / "summary.md"
+    assert main(["summary", "--tables", f"d={t / 'accuracy.csv'}", f"d={t / 'interpretability.csv'}",
+                 "--curves", f"d={csv}", "--out", str(summary)]) == 0
+    text = summary.read_text()
+    assert "## d" in text and "gradient_alignment (input_gradient, higher)" in text
+    assert "FID of class generations (lower better): standard (eps 0) 150 [152, 159] vs large (eps 1.5) 90" in text
+    assert "-> eps 1.5 better, intervals disjoint" in text
+    # a result without an eps for its variant is an error, not a silent gap
+    assert main(["robustness-curve", "--eps-json", json.dumps({"standard": None}), "--accuracy", *results["acc"],
+                 "--out-csv", str(csv), "--out-png", str(png)]) == 2

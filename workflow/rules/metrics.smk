@@ -1,0 +1,280 @@
+# Measured interpretability (docs/metrics.md): FID of class generations and the real baseline,
+# inversion distance in Inception space, attribution metrics, the robustness-interpretability
+# curve over the variants, and results/summary.md. Reads the analyses' outputs by path.
+
+
+include: "metrics_common.smk"
+
+
+# --- Inception weights and features ----------------------------------------------------------------
+
+rule install_fid_weights:
+    output:
+        FID_WEIGHTS,
+    log:
+        f"{R}/logs/install_fid_weights.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m robinterp install-fid-weights --dest {output} > {log} 2>&1"
+
+
+rule inception_features:
+    input:
+        split=f"{R}/{{dataset}}/data/{{split}}/manifest.json",
+        weights=FID_WEIGHTS,
+    output:
+        f"{R}/{{dataset}}/fid/features/{{split}}.npz",
+    params:
+        fid=lambda w: metrics_cfg(w.dataset)["fid"],
+        max_images=lambda w: (
+            f"--max-images {metrics_cfg(w.dataset)['fid']['max_images']}"
+            if metrics_cfg(w.dataset)["fid"]["max_images"]
+            else ""
+        ),
+        device=config["device"],
+    wildcard_constraints:
+        split="train|val|test",
+    log:
+        f"{R}/logs/inception_features/{{dataset}}/{{split}}.log",
+    threads: config["threads"]["analysis"]
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} python -m robinterp inception-features --images {input.split}"
+        " --dims {params.fid[dims]} {params.max_images} --seed {params.fid[seed]}"
+        " --batch-size {params.fid[batch_size]} --device {params.device} --out {output} > {log} 2>&1"
+
+
+# --- FID --------------------------------------------------------------------------------------------
+
+rule fid_real_baseline:
+    input:
+        real=f"{R}/{{dataset}}/fid/features/test.npz",
+        fake=f"{R}/{{dataset}}/fid/features/train.npz",
+    output:
+        f"{R}/{{dataset}}/fid/baseline/test_vs_train.json",
+    params:
+        **fid_params(lambda w: "real"),
+    log:
+        f"{R}/logs/fid/{{dataset}}/baseline.log",
+    threads: config["threads"]["analysis"]
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    shell:
+        FID_SHELL
+
+
+rule fid_class_generation:
+    input:
+        real=f"{R}/{{dataset}}/fid/features/test.npz",
+        fake=f"{R}/{{dataset}}/class_generation/{{variant}}/images.npy",
+        weights=FID_WEIGHTS,
+    output:
+        f"{R}/{{dataset}}/fid/variants/{{variant}}.json",
+    params:
+        **fid_params(lambda w: w.variant),
+    log:
+        f"{R}/logs/fid/{{dataset}}/{{variant}}.log",
+    threads: config["threads"]["analysis"]
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        CONDA_ENV
+    shell:
+        FID_SHELL
+
+
+rule fid_table:
+    input:
+        baseline=f"{R}/{{dataset}}/fid/baseline/test_vs_train.json",
+        variants=lambda w: expand(f"{R}/{w.dataset}/fid/variants/{{variant}}.json", variant=variants(w.dataset)),
+    output:
+        csv=report(
+            f"{R}/{{dataset}}/tables/fid.csv",
+            caption="../report/fid.rst",
+            category="{dataset}",
+            subcategory="FID",
+        ),
+        md=f"{R}/{{dataset}}/tables/fid.md",
+    params:
+        reference=lambda w: json_arg(dataset_cfg(w.dataset)["reference"]),
+    log:
+        f"{R}/logs/fid_table/{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m robinterp fid-table --inputs {input.baseline} {input.variants} --reference-json {params.reference}"
+        " --dataset {wildcards.dataset} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+
+
+# --- inversion distance -------------------------------------------------------------------------------
+
+rule inversion_distance:
+    input:
+        targets=f"{R}/{{dataset}}/inversion/{{variant}}/targets.npy",
+        inverted=f"{R}/{{dataset}}/inversion/{{variant}}/inverted.npy",
+        sources=f"{R}/{{dataset}}/inversion/{{variant}}/sources.npy",
+        weights=FID_WEIGHTS,
+    output:
+        f"{R}/{{dataset}}/inversion_distance/{{variant}}.json",
+    params:
+        inv=lambda w: metrics_cfg(w.dataset)["inversion"],
+        device=config["device"],
+    log:
+        f"{R}/logs/inversion_distance/{{dataset}}/{{variant}}.log",
+    threads: config["threads"]["analysis"]
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} python -m robinterp inversion-distance --targets {input.targets}"
+        " --inverted {input.inverted} --sources {input.sources} --dims {params.inv[dims]}"
+        " --batch-size {params.inv[batch_size]} --bootstrap {params.inv[bootstrap]} --seed {params.inv[seed]}"
+        " --variant {wildcards.variant} --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule inversion_table:
+    input:
+        lambda w: expand(f"{R}/{w.dataset}/inversion_distance/{{variant}}.json", variant=variants(w.dataset)),
+    output:
+        csv=report(
+            f"{R}/{{dataset}}/tables/inversion_distance.csv",
+            caption="../report/inversion_distance.rst",
+            category="{dataset}",
+            subcategory="inversion distance",
+        ),
+        md=f"{R}/{{dataset}}/tables/inversion_distance.md",
+    params:
+        reference=lambda w: json_arg(dataset_cfg(w.dataset)["reference"]),
+    log:
+        f"{R}/logs/inversion_table/{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m robinterp inversion-table --inputs {input} --reference-json {params.reference}"
+        " --dataset {wildcards.dataset} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+
+
+# --- attribution metrics -------------------------------------------------------------------------------
+
+rule interpretability_metrics:
+    input:
+        model=f"{R}/{{dataset}}/models/{{variant}}/model.pt",
+        test=f"{R}/{{dataset}}/data/test/manifest.json",
+        attributions=lambda w: [
+            f"{R}/{w.dataset}/{m}/{w.variant}/attributions.npz"
+            for m in metrics_cfg(w.dataset)["interpretability"]["methods"]
+        ],
+    output:
+        f"{R}/{{dataset}}/interpretability/{{variant}}.json",
+    params:
+        named=lambda w, input: " ".join(
+            f"{m}={p}" for m, p in zip(metrics_cfg(w.dataset)["interpretability"]["methods"], input.attributions)
+        ),
+        cfg=lambda w: json_arg(
+            {k: v for k, v in metrics_cfg(w.dataset)["interpretability"].items() if k not in ("enabled", "methods")}
+        ),
+        device=config["device"],
+    log:
+        f"{R}/logs/interpretability_metrics/{{dataset}}/{{variant}}.log",
+    threads: config["threads"]["analysis"]
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} python -m robinterp interpretability-metrics --checkpoint {input.model}"
+        " --test {input.test} --attributions {params.named} --config-json {params.cfg}"
+        " --variant {wildcards.variant} --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule interpretability_table:
+    input:
+        lambda w: expand(f"{R}/{w.dataset}/interpretability/{{variant}}.json", variant=variants(w.dataset)),
+    output:
+        csv=report(
+            f"{R}/{{dataset}}/tables/interpretability.csv",
+            caption="../report/interpretability.rst",
+            category="{dataset}",
+            subcategory="interpretability metrics",
+        ),
+        md=f"{R}/{{dataset}}/tables/interpretability.md",
+    log:
+        f"{R}/logs/interpretability_table/{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m robinterp interpretability-table --inputs {input} --dataset {wildcards.dataset}"
+        " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+
+
+# --- the curve and the summary ----------------------------------------------------------------------------
+
+rule robustness_curve:
+    input:
+        accuracy=lambda w: expand(f"{R}/{w.dataset}/eval/{{v}}/accuracy.json", v=ladder(w.dataset)),
+        fid=lambda w: (
+            expand(f"{R}/{w.dataset}/fid/variants/{{v}}.json", v=ladder(w.dataset))
+            if _enabled(w.dataset, "fid")
+            else []
+        ),
+        metrics=lambda w: (
+            expand(f"{R}/{w.dataset}/interpretability/{{v}}.json", v=ladder(w.dataset))
+            if _enabled(w.dataset, "interpretability")
+            else []
+        ),
+    output:
+        png=report(
+            f"{R}/{{dataset}}/figures/robustness_curve.png",
+            caption="../report/robustness_curve.rst",
+            category="{dataset}",
+            subcategory="robustness vs interpretability",
+        ),
+        csv=f"{R}/{{dataset}}/tables/robustness_curve.csv",
+    params:
+        eps=lambda w: json_arg(ladder_eps(w.dataset)),
+    log:
+        f"{R}/logs/robustness_curve/{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m robinterp robustness-curve --eps-json {params.eps} --accuracy {input.accuracy}"
+        " --fid {input.fid} --metrics {input.metrics} --dataset {wildcards.dataset}"
+        " --out-csv {output.csv} --out-png {output.png} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        tables=lambda w: [p for paths in summary_tables().values() for p in paths],
+        curves=lambda w: [
+            f"{R}/{ds}/tables/robustness_curve.csv" for ds in enabled_datasets() if _enabled(ds, "curve")
+        ],
+    output:
+        report(f"{R}/summary.md", caption="../report/summary.rst", category="summary"),
+    params:
+        tables=lambda w: " ".join(f"{ds}={p}" for ds, paths in summary_tables().items() for p in paths),
+        curves=lambda w: " ".join(
+            f"{ds}={R}/{ds}/tables/robustness_curve.csv" for ds in enabled_datasets() if _enabled(ds, "curve")
+        ),
+    log:
+        f"{R}/logs/summary.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m robinterp summary --tables {params.tables} --curves {params.curves} --out {output} > {log} 2>&1"
