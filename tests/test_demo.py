@@ -19,7 +19,7 @@ def test_demo_accuracy_pattern(tmp_path):
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(cfg))
     table = tmp_path / "results/digits/tables/accuracy.csv"
-    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(path), str(table)],
+    r = subprocess.run([sys.executable, "-m", "snakemake", str(table), "--cores", "2", "--configfile", str(path)],
                        cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stderr[-4000:]
     acc = {v: json.loads((tmp_path / f"results/digits/eval/{v}/accuracy.json").read_text())

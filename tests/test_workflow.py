@@ -73,7 +73,7 @@ def test_jobs_import_this_checkouts_src_not_an_installed_copy(tmp_path):
     cfg = yaml.safe_load((ROOT / "workflow/configs/tiny.yaml").read_text())
     (copy / "c.yaml").write_text(yaml.safe_dump(cfg))
     target = "results/tiny/digits/data/test/manifest.json"
-    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "c.yaml", target],
+    r = subprocess.run([sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", "c.yaml"],
                        cwd=copy, capture_output=True, text=True, timeout=300,
                        env={k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"})
     assert r.returncode == 0, r.stderr[-3000:]
