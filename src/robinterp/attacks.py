@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import dataclass_from_dict
 from .errors import RobinterpError
 
 _TINY = 1e-12
@@ -146,13 +147,7 @@ class AttackConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "AttackConfig | None":
-        if not d:
-            return None
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise RobinterpError(f"attack: unknown key(s) {sorted(unknown)}; allowed: "
-                                 f"{sorted(cls.__dataclass_fields__)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "attack") if d else None
 
 
 def adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: AttackConfig,

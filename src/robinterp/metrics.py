@@ -15,12 +15,13 @@ Inputs are float [0, 1] NCHW tensors; the model takes pixels and normalises insi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
+from .config import dataclass_from_dict
 from .errors import RobinterpError
 
 DIRECTION = {"gradient_alignment": "higher", "gini": "higher", "deletion_auc": "lower",
@@ -228,11 +229,7 @@ class InterpretabilityConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "InterpretabilityConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d or {}) - known)
-        if unknown:
-            raise RobinterpError(f"metrics.interpretability: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        cfg = cls(**(d or {}))
+        cfg = dataclass_from_dict(cls, d, "metrics.interpretability")
         if (cfg.target not in ("label", "pred") or cfg.output not in ("probability", "logit")
                 or cfg.baseline not in ("zero", "mean", "blur") or cfg.explainer not in EXPLAINERS):
             raise RobinterpError(f"metrics.interpretability: invalid settings {cfg}; target in (label, pred), output in "

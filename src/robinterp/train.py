@@ -28,6 +28,7 @@ from . import distributed, storage
 from .attacks import AttackConfig, adversarial_examples, attack_mode, pgd
 from .augment import AugmentConfig, augment
 from .checkpoints import save_checkpoint
+from .config import dataclass_from_dict
 from .data import Split
 from .distributed import Ranks
 from .errors import RobinterpError
@@ -70,16 +71,13 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise RobinterpError(f"train config: unknown key(s) {sorted(unknown)}")
-        d["augment"] = AugmentConfig(**(d.get("augment") or {}))
+        d["augment"] = dataclass_from_dict(AugmentConfig, d.get("augment"), "train config: augment")
         d["attack"] = AttackConfig.from_dict(d.get("attack"))
         d["selection_attack"] = AttackConfig.from_dict(d.get("selection_attack"))
         d["milestones"] = tuple(d.get("milestones") or ())
         for k in ("mean", "std"):
             d[k] = tuple(d[k]) if d.get(k) else None
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "train config")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
