@@ -71,6 +71,23 @@ def test_best_iterate_is_never_worse_than_last(trained_model, digits_dir):
         assert (loss(best) >= loss(last) - 1e-5).all()
 
 
+def test_attack_mode_restores_each_flag_it_changed(trained_model):
+    frozen_by_user = trained_model.model.conv1.weight
+    frozen_by_user.requires_grad_(False)
+    try:
+        for start_training in (True, False):
+            trained_model.train(start_training)
+            with attack_mode(trained_model):
+                assert not any(m.training for m in trained_model.modules())
+                assert not any(p.requires_grad for p in trained_model.parameters())
+            assert all(m.training == start_training for m in trained_model.modules())
+            assert not frozen_by_user.requires_grad  # was frozen before: stays frozen
+            assert all(p.requires_grad for p in trained_model.parameters() if p is not frozen_by_user)
+    finally:
+        frozen_by_user.requires_grad_(True)
+        trained_model.eval()
+
+
 def test_attack_freezes_parameters_and_restores_mode(trained_model, digits_dir):
     x, y = _batch(digits_dir, 8)
     trained_model.train()

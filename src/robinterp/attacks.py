@@ -55,7 +55,7 @@ def _linf_random_init(x, eps, gen):
 THREAT_MODELS: dict[str, ThreatModel] = {
     "l2": ThreatModel(
         random_init=_l2_random_init,
-        step=lambda g, size: size * g / (_norms(g) + _TINY),
+        step=lambda g, size: g * (size / (_norms(g) + _TINY)),
         project=lambda d, eps: d * torch.clamp(eps / (_norms(d) + _TINY), max=1.0),
     ),
     "linf": ThreatModel(
@@ -77,17 +77,22 @@ def attack_mode(model: nn.Module, bn_mode: str = "eval"):
     """Freeze parameters and set BatchNorm mode for the duration of an attack; restore after."""
     if bn_mode not in ("eval", "train"):
         raise RobinterpError(f"attack.bn_mode must be 'eval' or 'train', got {bn_mode!r}")
+    want = bn_mode == "train"
     was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.train(bn_mode == "train")
-    for p, _ in flags:
+    # Module.train walks every module (~0.3 ms for a ResNet50): only when a flag must change
+    switch = any(m.training != want for m in model.modules())
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    if switch:
+        model.train(want)
+    for p in frozen:
         p.requires_grad_(False)
     try:
         yield model
     finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
+        for p in frozen:
+            p.requires_grad_(True)
+        if switch:
+            model.train(was_training)
 
 
 def pgd(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, norm: str, eps: float,
@@ -100,8 +105,10 @@ def pgd(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, n
     """
     tm = threat_model(norm)
     x = x.detach()
-    delta = tm.random_init(x, eps, generator) if random_start and eps > 0 else torch.zeros_like(x)
-    delta = (x + tm.project(delta, eps)).clamp(0, 1) - x
+    if random_start and eps > 0:
+        delta = (x + tm.project(tm.random_init(x, eps, generator), eps)).clamp(0, 1) - x
+    else:
+        delta = torch.zeros_like(x)
     best_x, best_score = x.clone(), None
 
     def keep_best(x_adv, score):
