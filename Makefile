@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 DEMO_CONFIG := workflow/configs/demo.yaml
 
-.PHONY: demo test install lint clean-demo check-report
+.PHONY: demo test install lint clean-demo check-report gpu-wheels
 
 $(BIN)/robinterp: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,3 +33,11 @@ lint: install
 
 clean-demo:
 	rm -rf results/demo
+
+# Wheels a lent GPU box (Python 3.12, torch preinstalled, no internet) lacks for
+# benchmarks/gpu_session.sh; carry .whl/ with the device tool (README, "GPU session").
+GPU_WHEELS := captum shap slicer torchattacks robustness cox dill tensorboardX
+gpu-wheels: install
+	$(BIN)/pip download -q --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+		--no-deps -d .whl $(GPU_WHEELS)
+	@ls .whl

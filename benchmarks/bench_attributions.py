@@ -23,6 +23,11 @@ from robinterp.checkpoints import load_model
 from robinterp.models import build_model
 
 
+def sync():
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()  # CUDA kernels run asynchronously: time them to completion
+
+
 def timed_pair(ours, reference, repeats):
     """Median wall times of two functions, run alternately (so load changes hit both) after one
     untimed warm-up run each (allocator, kernel selection)."""
@@ -30,8 +35,10 @@ def timed_pair(ours, reference, repeats):
     times = [[], []]
     for _ in range(repeats):
         for k, fn in enumerate((ours, reference)):
+            sync()
             t0 = time.perf_counter()
             outs[k] = fn()
+            sync()
             times[k].append(time.perf_counter() - t0)
     return statistics.median(times[0]), statistics.median(times[1]), outs
 

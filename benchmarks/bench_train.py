@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python benchmarks/bench_train.py            # device auto (CUDA if present)
     PYTHONPATH=src python benchmarks/bench_train.py --device cpu
+    PYTHONPATH=src python benchmarks/bench_train.py --no-peers --compile --out X.json   # an ablation
 
 For `resnet18_cifar` at 32x32 and `resnet50` at 128x128 on synthetic data it measures images/s
 of a standard and a PGD-k (L2) adversarial training step (robinterp's `train_step`, the code the
@@ -132,53 +133,62 @@ def robustness_blocks(arch, width, x, y, eps, step, steps, iters, device):
     return {"robustness standard": lambda: run(False), f"robustness PGD-{steps}": lambda: run(True)}
 
 
-def ours_blocks(arch, width, x, y, eps, step, steps, iters, device, amp, channels_last, fused):
+def ours_blocks(arch, width, x, y, eps, step, steps, iters, device, speed):
+    """robinterp's train_step, set up as the training loop does it (`speed`: amp, channels_last,
+    fused, compile)."""
     torch.manual_seed(0)
     attack = AttackConfig(norm="l2", eps=eps, step_size=step, steps=steps)
     out, flops = {}, {}
     for name, atk in (("standard", None), (f"PGD-{steps}", attack)):
-        cfg = TrainConfig(arch=arch, width=width, attack=atk, amp=amp, channels_last=channels_last, fused=fused)
+        cfg = TrainConfig(arch=arch, width=width, attack=atk, **speed)
         model = build_model(arch, 10, MEAN, STD, width).to(device)
-        xs = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-        if channels_last:
+        xs = x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
+        if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = make_optimizer(cfg, model, device)
         sums = torch.zeros(3, dtype=torch.float64, device=device)
-
-        def run(cfg=cfg, model=model, opt=opt, sums=sums, xs=xs):
-            for _ in range(iters):
-                train_step(cfg, model, model, model, opt, xs, y, len(y), None, sums)
-        counter = FlopCounterMode(display=False)
+        counter = FlopCounterMode(display=False)  # eager: the FLOPs are the same compiled or not
         with counter:
             train_step(cfg, model, model, model, opt, xs, y, len(y), None, sums)
         flops[name] = counter.get_total_flops()
+        # as in train._train: the step and the attack each run a compiled wrapper of the model
+        step_model, attack_model = ((torch.compile(model), torch.compile(model)) if cfg.compile
+                                    else (model, model))
+
+        def run(cfg=cfg, model=model, step_model=step_model, attack_model=attack_model, opt=opt, sums=sums, xs=xs):
+            for _ in range(iters):
+                train_step(cfg, model, step_model, attack_model, opt, xs, y, len(y), None, sums)
         out[f"robinterp {name}"] = run
     return out, flops
 
 
-def attack_blocks(arch, width, x, y, eps, step, steps, device):
-    import torchattacks
-
+def attack_blocks(arch, width, x, y, eps, step, steps, device, with_peers=True):
+    """The attack alone, fp32 eval mode (as `robinterp evaluate` runs it without amp)."""
     torch.manual_seed(0)
     model = build_model(arch, 10, MEAN, STD, width).to(device).eval()
-    ta = torchattacks.PGDL2(model, eps=eps, alpha=step, steps=steps, random_start=False)
     cfg = AttackConfig(norm="l2", eps=eps, step_size=step, steps=steps)
-    return {f"robinterp attack PGD-{steps}": lambda: adversarial_examples(model, x, y, cfg),
-            f"torchattacks PGDL2-{steps}": lambda: ta(x, y)}
+    out = {f"robinterp attack PGD-{steps}": lambda: adversarial_examples(model, x, y, cfg)}
+    if with_peers:
+        import torchattacks
+
+        ta = torchattacks.PGDL2(model, eps=eps, alpha=step, steps=steps, random_start=False)
+        out[f"torchattacks PGDL2-{steps}"] = lambda: ta(x, y)
+    return out
 
 
-def bench_case(arch, size, eps, step, device, amp, channels_last, fused, repeats, settings):
+def bench_case(arch, size, eps, step, device, speed, repeats, settings, with_peers=True):
     width, batch, steps, iters = settings[arch]
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, size, size, generator=gen).to(device)
     y = torch.randint(0, 10, (batch,), generator=gen).to(device)
-    blocks, flops = ours_blocks(arch, width, x, y, eps, step, steps, iters, device, amp, channels_last, fused)
+    blocks, flops = ours_blocks(arch, width, x, y, eps, step, steps, iters, device, speed)
     peers = {}
-    try:
-        blocks.update(robustness_blocks(arch, width, x, y, eps, step, steps, iters, device))
-    except Exception as e:  # record why, keep benchmarking the rest
-        peers["robustness_error"] = f"{type(e).__name__}: {e}"
-    attack = attack_blocks(arch, width, x, y, eps, step, steps, device)
+    if with_peers:
+        try:
+            blocks.update(robustness_blocks(arch, width, x, y, eps, step, steps, iters, device))
+        except Exception as e:  # record why, keep benchmarking the rest
+            peers["robustness_error"] = f"{type(e).__name__}: {e}"
+    attack = attack_blocks(arch, width, x, y, eps, step, steps, device, with_peers)
     seconds = fastest(blocks, repeats, device)
     attack_seconds = fastest(attack, 2 * repeats, device)  # short blocks: more draws against noise
     rows = []
@@ -197,15 +207,21 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-amp", action="store_true", help="CUDA: fp32 (bf16 autocast otherwise)")
+    p.add_argument("--no-channels-last", action="store_true", help="CUDA: contiguous NCHW (channels_last otherwise)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (train.compile: true)")
+    p.add_argument("--no-peers", action="store_true", help="robinterp only (no robustness / torchattacks rows)")
+    p.add_argument("--cases", nargs="+", choices=[c[0] for c in CASES], default=[c[0] for c in CASES])
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     device = resolve_device(a.device)
-    amp = device.type == "cuda" and not a.no_amp
-    channels_last = fused = device.type == "cuda"
-    settings = SETTINGS["cuda" if device.type == "cuda" else "cpu"]
+    cuda = device.type == "cuda"
+    speed = {"amp": cuda and not a.no_amp, "channels_last": cuda and not a.no_channels_last,
+             "fused": cuda, "compile": a.compile}
+    amp, channels_last, fused = speed["amp"], speed["channels_last"], speed["fused"]
+    settings = SETTINGS["cuda" if cuda else "cpu"]
     peak = matmul_rate(device)
-    cases = [bench_case(arch, size, eps, step, device, amp, channels_last, fused, a.repeats, settings)
-             for arch, size, eps, step in CASES]
+    cases = [bench_case(arch, size, eps, step, device, speed, a.repeats, settings, not a.no_peers)
+             for arch, size, eps, step in CASES if arch in a.cases]
     for case in cases:  # MFU of our steps
         for row in case["rows"]:
             kind = row["method"].removeprefix("robinterp ").removeprefix("robustness ")
@@ -217,7 +233,7 @@ def main(argv=None):
     result = {
         "device": str(device), "device_name": name, "threads": torch.get_num_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "amp_bf16": amp, "channels_last": channels_last,
-        "fused_optimizer": fused, "matmul_peak": peak, "cases": cases,
+        "fused_optimizer": fused, "compile": a.compile, "matmul_peak": peak, "cases": cases,
         "notes": ("CPU: width-reduced models, small batches, few PGD steps (see each case); robustness runs "
                   "its unchanged training loop with `.cuda()` made the identity on CPU. robustness has no "
                   "bf16 path (apex amp only), so on CUDA it runs fp32 while robinterp runs its defaults "
