@@ -47,7 +47,7 @@ def test_class_conditional_seeds_follow_the_class_statistics(data):
 def test_class_generation_raises_the_target_logit_within_the_ball(model, data):
     images, labels = data
     cfg = ClassGenerationConfig(per_class=3, downsample=2, eps=2.0, step_size=0.2, steps=15)
-    seeds, out, targets = generate_classes(model, images, labels, 4, cfg)
+    seeds, out, targets = generate_classes(model, lambda k: images[labels == k], 4, cfg)
     assert out.shape == seeds.shape == (12, 3, 8, 8) and targets.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
     with torch.no_grad():
         before = model(seeds).gather(1, targets[:, None])
@@ -102,3 +102,17 @@ def test_to_uint8_rounds_and_is_nhwc():
     u = to_uint8(x)
     assert u.dtype == np.uint8 and u.shape == (1, 1, 2, 3)
     assert u[0, 0, 1].tolist() == [128, 255, 178]
+
+
+def test_representations_of_device_data_equal_those_of_float_images(model, tmp_path):
+    from robinterp.data import load_split, write_split
+    from robinterp.evaluate import DeviceData
+
+    rng = np.random.default_rng(0)
+    write_split(tmp_path, rng.integers(0, 256, (37, 8, 8, 3), dtype=np.uint8), np.arange(37) % 4,
+                ["a", "b", "c", "d"], {"kind": "synthetic"})
+    split = load_split(tmp_path)
+    from_floats = representations(model, split.tensors()[0], batch_size=16)
+    from_device = representations(model, DeviceData(split, torch.device("cpu")), batch_size=16)
+    assert from_device.shape == (37, from_floats.shape[1])  # the short last batch included
+    torch.testing.assert_close(from_device, from_floats)

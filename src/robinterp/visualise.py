@@ -14,6 +14,7 @@ parameters). Run: `robinterp class-generation | inversion | feature-vis ...`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from torch import nn
 from .attacks import attack_mode, pgd
 from .config import dataclass_from_dict
 from .errors import RobinterpError
+from .evaluate import DeviceData
 
 
 @dataclass(frozen=True)
@@ -130,14 +132,18 @@ def class_logit_ascent(model: nn.Module, seeds: torch.Tensor, labels: torch.Tens
         return _batched(run, seeds, labels, batch_size=cfg.batch_size)
 
 
-def generate_classes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+def generate_classes(model: nn.Module, class_images: Callable[[int], torch.Tensor], num_classes: int,
                      cfg: ClassGenerationConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Seeds, generated images and target classes for `per_class` images of every class."""
+    """Seeds, generated images and target classes for `per_class` images of every class.
+
+    `class_images(k)`: the images of class k (N x C x H x W in [0, 1], on the CPU), loaded one
+    class at a time so a large test split never sits in memory as floats.
+    """
     gen = torch.Generator().manual_seed(cfg.seed)
     device = next(model.parameters()).device
     seeds, targets = [], []
     for k in range(num_classes):
-        own = images[labels == k]
+        own = class_images(k)
         if len(own) == 0:
             raise RobinterpError(f"class {k} has no test images to fit a seed distribution to")
         seeds.append(class_conditional_seeds(own, cfg.per_class, cfg.downsample, cfg.cov_eps, cfg.upsample, gen))
@@ -241,12 +247,17 @@ def visualise_features(model: nn.Module, neurons: list[int], image_shape: tuple,
     return start, result, before, after
 
 
-def representations(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """R(x) for a whole split (N x k), without autograd."""
+def representations(model: nn.Module, images: torch.Tensor | DeviceData, batch_size: int) -> torch.Tensor:
+    """R(x) for a whole split (N x k, on the CPU), without autograd. `images`: float tensor, or a
+    DeviceData (uint8 on the device, converted batch by batch as in evaluation)."""
     device = next(model.parameters()).device
+
+    def chunk(s):
+        if isinstance(images, DeviceData):
+            return images.batch(torch.arange(s, min(s + batch_size, len(images))))[0]
+        return images[s:s + batch_size].to(device)
     with torch.inference_mode():
-        return torch.cat([model.features(images[s:s + batch_size].to(device)).float().cpu()
-                          for s in range(0, len(images), batch_size)])
+        return torch.cat([model.features(chunk(s)).float().cpu() for s in range(0, len(images), batch_size)])
 
 
 def extreme_activations(features: torch.Tensor, neurons: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:

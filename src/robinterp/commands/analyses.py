@@ -104,6 +104,7 @@ shap_verb.flags = lambda p: (_common_flags(p), p.add_argument("--train", type=Pa
 
 @verb("class-generation", "class-conditional seeds + PGD on the class logit -> images/seeds/labels .npy")
 def class_generation_verb(a):
+    import numpy as np
     import torch
 
     from .. import storage
@@ -111,8 +112,8 @@ def class_generation_verb(a):
 
     cfg = ClassGenerationConfig.from_dict(a.config_json)
     model, meta, device, split = _setup(a)
-    x, y = split.tensors()
-    seeds, images, targets = generate_classes(model, x, y, split.num_classes, cfg)
+    seeds, images, targets = generate_classes(
+        model, lambda k: split.tensors(np.flatnonzero(split.labels == k))[0], split.num_classes, cfg)
     with torch.inference_mode():
         before = model(seeds).gather(1, targets[:, None]).squeeze(1)
         logits = model(images)
@@ -180,17 +181,18 @@ def feature_vis_verb(a):
     import torch
 
     from .. import storage
+    from ..evaluate import DeviceData
     from ..visualise import (FeatureVisConfig, choose_neurons, extreme_activations, representations,
                              to_uint8, visualise_features)
 
     cfg = FeatureVisConfig.from_dict(a.config_json)
     model, meta, device, split = _setup(a)
-    x, _ = split.tensors()
-    feats = representations(model, x, cfg.batch_size)
+    data = DeviceData(split, device)  # uint8 on the device, batches converted there
+    feats = representations(model, data, cfg.batch_size)
     neurons = choose_neurons(feats.shape[1], cfg)
     top, bottom = extreme_activations(feats, neurons, cfg.top_k)
-    start, result, before, after = visualise_features(model, neurons, split.image_shape, cfg,
-                                                      fallback=x[torch.as_tensor(top[:, 0])])
+    top_images = data.batch(torch.as_tensor(top[:, 0]))[0]
+    start, result, before, after = visualise_features(model, neurons, split.image_shape, cfg, fallback=top_images)
     storage.save_npz(a.out, neurons=np.asarray(neurons, dtype=np.int64), start=to_uint8(start),
                      visualisations=to_uint8(result), top_indices=top, bottom_indices=bottom,
                      top_images=split.images[top.ravel()].reshape(*top.shape, *split.images.shape[1:]),
@@ -201,7 +203,7 @@ def feature_vis_verb(a):
                      activation_before=before.cpu().numpy(), activation_after=after.cpu().numpy())
     storage.write_json(a.meta, {"method": "feature_visualisation", "settings": cfg.__dict__, "classes": split.classes,
                                 "neurons": neurons, "feature_dim": int(feats.shape[1]),
-                                "started_from_top_image": [bool(v) for v in (start.cpu() == x[torch.as_tensor(top[:, 0])]).flatten(1).all(1)],
+                                "started_from_top_image": [bool(v) for v in (start == top_images).flatten(1).all(1)],
                                 "activation_before": before.tolist(), "activation_after": after.tolist(),
                                 "max_test_activation": feats[:, neurons].max(0).values.tolist(),
                                 **_provenance(a, split, device)})
