@@ -9,61 +9,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from robinterp.checkpoints import save_checkpoint
+from analysis_inputs import CLASSES, COMPUTE, make_inputs, run_verb
 from robinterp.cli import main
-from robinterp.data import write_split
-from robinterp.models import build_model
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-CLASSES = ["zero", "one", "two", "three"]
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inputs")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 40), ("test", 24)):
-        labels = np.arange(n) % 4
-        images = (rng.integers(0, 60, (n, 8, 8, 3)) + 60 * labels[:, None, None, None]).astype(np.uint8)
-        write_split(root / split, images, labels, CLASSES, {"kind": "synthetic"})
-    torch.manual_seed(0)
-    arch = {"name": "resnet18_cifar", "width": 0.0625, "num_classes": 4, "mean": [0.5] * 3, "std": [0.25] * 3}
-    model = build_model(arch["name"], 4, arch["mean"], arch["std"], arch["width"]).eval()
-    save_checkpoint(root / "model.pt", model, arch, CLASSES, epoch=0, metrics={})
-    return root
+    return make_inputs(tmp_path_factory.mktemp("inputs"))
 
 
 def _files(folder):
     return sorted(p.name for p in Path(folder).iterdir())
 
 
-COMPUTE = {
-    "ig": ({"num_images": 3, "steps": 4, "trials": 2}, {"--out": "attributions.npz"}),
-    "shap": ({"num_images": 3, "background": 8, "nsamples": 8}, {"--out": "attributions.npz"}),
-    "class-generation": ({"per_class": 2, "downsample": 2, "eps": 3, "step_size": 0.5, "steps": 3},
-                         {"--out-images": "images.npy", "--out-seeds": "seeds.npy", "--out-labels": "labels.npy"}),
-    "inversion": ({"num_images": 2, "steps": 3, "step_size": 0.2},
-                  {"--out-targets": "targets.npy", "--out-sources": "sources.npy", "--out-inverted": "inverted.npy"}),
-    "feature-vis": ({"num_neurons": 2, "steps": 3, "step_size": 0.2, "top_k": 2}, {"--out": "features.npz"}),
-}
-
-
 @pytest.fixture(scope="module")
 def arrays(inputs, tmp_path_factory):
     """Run every compute verb for two variants (the same checkpoint) into its own folder."""
     root = tmp_path_factory.mktemp("results")
-    for method, (cfg, outs) in COMPUTE.items():
+    for method in COMPUTE:
         for variant in ("standard", "robust"):
-            out = root / method / variant
-            argv = [method, "--checkpoint", str(inputs / "model.pt"), "--data", str(inputs / "test"),
-                    "--config-json", json.dumps(cfg), "--variant", variant, "--device", "cpu",
-                    "--meta", str(out / "meta.json")]
-            argv += ["--train", str(inputs / "train")] if method == "shap" else []
-            for flag, name in outs.items():
-                argv += [flag, str(out / name)]
-            assert main(argv) == 0
+            assert run_verb(method, inputs, root / method / variant, variant) == 0
     return root
 
 

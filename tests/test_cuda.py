@@ -12,7 +12,6 @@ stay in the eps-ball, agree with a CPU evaluation of their checkpoint), not by e
 from __future__ import annotations
 
 import copy
-import json
 import os
 from pathlib import Path
 
@@ -21,13 +20,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from analysis_inputs import COMPUTE, make_inputs, run_verb
 from robinterp.attacks import AttackConfig, adversarial_examples
 from robinterp.augment import AugmentConfig, augment
-from robinterp.checkpoints import load_model, save_checkpoint
-from robinterp.cli import main
-from robinterp.data import load_split, write_split
+from robinterp.checkpoints import load_model
+from robinterp.data import load_split
 from robinterp.evaluate import DeviceData, accuracy, autocast
-from robinterp.models import build_model
 from robinterp.train import TrainConfig, train
 
 DEVICE = torch.device(os.environ.get("ROBINTERP_TEST_DEVICE", "cuda"))
@@ -134,31 +132,9 @@ def test_compiled_training_matches_eager(digits_dir, tmp_path):
     assert max((w_e[k] - w_c[k]).abs().max().item() for k in w_e) < 1e-3
 
 
-ANALYSES = {
-    "ig": ({"num_images": 3, "steps": 8, "trials": 2}, {"--out": "attributions.npz"}),
-    "shap": ({"num_images": 3, "background": 8, "nsamples": 8}, {"--out": "attributions.npz"}),
-    "class-generation": ({"per_class": 2, "downsample": 2, "eps": 3, "step_size": 0.5, "steps": 4},
-                         {"--out-images": "images.npy", "--out-seeds": "seeds.npy", "--out-labels": "labels.npy"}),
-    "inversion": ({"num_images": 2, "steps": 4, "step_size": 0.2},
-                  {"--out-targets": "targets.npy", "--out-sources": "sources.npy", "--out-inverted": "inverted.npy"}),
-    "feature-vis": ({"num_neurons": 2, "steps": 4, "step_size": 0.2, "top_k": 2}, {"--out": "features.npz"}),
-}
-
-
 @pytest.fixture(scope="module")
 def analysis_inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inputs")
-    rng = np.random.default_rng(0)
-    classes = ["a", "b", "c", "d"]
-    for split, n in (("train", 40), ("test", 24)):
-        labels = np.arange(n) % 4
-        images = (rng.integers(0, 60, (n, 8, 8, 3)) + 60 * labels[:, None, None, None]).astype(np.uint8)
-        write_split(root / split, images, labels, classes, {"kind": "synthetic"})
-    torch.manual_seed(0)
-    arch = {"name": "resnet18_cifar", "width": 0.0625, "num_classes": 4, "mean": [0.5] * 3, "std": [0.25] * 3}
-    model = build_model(arch["name"], 4, arch["mean"], arch["std"], arch["width"]).eval()
-    save_checkpoint(root / "model.pt", model, arch, classes, epoch=0, metrics={})
-    return root
+    return make_inputs(tmp_path_factory.mktemp("inputs"))
 
 
 def _arrays(folder: Path) -> dict[str, np.ndarray]:
@@ -172,21 +148,11 @@ def _arrays(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("method", list(ANALYSES))
+@pytest.mark.parametrize("method", list(COMPUTE))
 def test_analysis_verbs_on_device_match_cpu(analysis_inputs, tmp_path, method):
-    cfg, outs = ANALYSES[method]
-    results = {}
-    for device in ("cpu", str(DEVICE)):
-        out = tmp_path / device
-        argv = [method, "--checkpoint", str(analysis_inputs / "model.pt"), "--data", str(analysis_inputs / "test"),
-                "--config-json", json.dumps(cfg), "--variant", "v", "--device", device,
-                "--meta", str(out / "meta.json")]
-        argv += ["--train", str(analysis_inputs / "train")] if method == "shap" else []
-        for flag, name in outs.items():
-            argv += [flag, str(out / name)]
-        assert main(argv) == 0
-        results[device] = _arrays(out)
-    ref, dev = results["cpu"], results[str(DEVICE)]
+    for name, device in (("reference", "cpu"), ("device", str(DEVICE))):
+        assert run_verb(method, analysis_inputs, tmp_path / name, device=device) == 0
+    ref, dev = _arrays(tmp_path / "reference"), _arrays(tmp_path / "device")
     assert ref.keys() == dev.keys() and ref
     for key, a in ref.items():
         b = dev[key]
