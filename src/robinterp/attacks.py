@@ -55,7 +55,7 @@ def _linf_random_init(x, eps, gen):
 THREAT_MODELS: dict[str, ThreatModel] = {
     "l2": ThreatModel(
         random_init=_l2_random_init,
-        step=lambda g, size: g * (size / (_norms(g) + _TINY)),
+        step=lambda g, size: size * g / (_norms(g) + _TINY),
         project=lambda d, eps: d * torch.clamp(eps / (_norms(d) + _TINY), max=1.0),
     ),
     "linf": ThreatModel(
