@@ -217,7 +217,6 @@ def main(argv=None):
     cuda = device.type == "cuda"
     speed = {"amp": cuda and not a.no_amp, "channels_last": cuda and not a.no_channels_last,
              "fused": cuda, "compile": a.compile}
-    amp, channels_last, fused = speed["amp"], speed["channels_last"], speed["fused"]
     settings = SETTINGS["cuda" if cuda else "cpu"]
     peak = matmul_rate(device)
     cases = [bench_case(arch, size, eps, step, device, speed, a.repeats, settings, not a.no_peers)
@@ -232,8 +231,8 @@ def main(argv=None):
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}"
     result = {
         "device": str(device), "device_name": name, "threads": torch.get_num_threads(),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "amp_bf16": amp, "channels_last": channels_last,
-        "fused_optimizer": fused, "compile": a.compile, "matmul_peak": peak, "cases": cases,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "amp_bf16": speed["amp"],
+        "channels_last": speed["channels_last"], "fused_optimizer": speed["fused"], "compile": speed["compile"], "matmul_peak": peak, "cases": cases,
         "notes": ("CPU: width-reduced models, small batches, few PGD steps (see each case); robustness runs "
                   "its unchanged training loop with `.cuda()` made the identity on CPU. robustness has no "
                   "bf16 path (apex amp only), so on CUDA it runs fp32 while robinterp runs its defaults "
