@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robinterp.attacks import THREAT_MODELS, AttackConfig, adversarial_examples, attack_mode, pgd
+from robinterp.attacks import (THREAT_MODELS, AttackConfig, BatchNoise, SampleNoise, adversarial_examples, attack_mode,
+                               pgd, sample_keys)
 
 
 def _batch(digits_dir, n=64):
@@ -57,9 +58,12 @@ def test_projection_is_idempotent_and_keeps_points_inside(norm):
 
 def test_l2_random_start_is_inside_the_ball():
     x = torch.zeros(256, 3, 4, 4)
-    d = THREAT_MODELS["l2"].random_init(x, 0.7, torch.Generator().manual_seed(0))
-    n = d.flatten(1).norm(dim=1)
-    assert (n <= 0.7 + 1e-6).all() and n.min() > 0
+    for noise in (BatchNoise(torch.Generator().manual_seed(0)), SampleNoise(sample_keys(0, range(256)))):
+        d = THREAT_MODELS["l2"].random_init(x, 0.7, noise)
+        n = d.flatten(1).norm(dim=1)
+        assert (n <= 0.7 + 1e-6).all() and n.min() > 0
+        # uniform in the ball: the radius^d is uniform on [0, 1] (d = 48), so its median is ~0.5
+        assert abs((n / 0.7).pow(48).median().item() - 0.5) < 0.1
 
 
 def test_best_iterate_is_never_worse_than_last(trained_model, digits_dir):

@@ -126,3 +126,46 @@ def test_choose_images_is_seeded_and_sorted():
     a, b = choose_images(24, labels, 0), choose_images(24, labels, 0)
     assert np.array_equal(a, b) and len(a) == 24 and np.all(np.diff(a) > 0)
     assert not np.array_equal(a, choose_images(24, labels, 1))
+
+
+class _DeviceTensor:
+    """Stands in for a CUDA tensor: numpy cannot read it until it is copied to the host."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __array__(self, *a, **k):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() first.")
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self.t
+
+
+def test_shap_reads_ranks_and_values_returned_as_device_tensors(monkeypatch):
+    """shap 0.51 returns the ranks as a tensor on the model's device (CUDA on a GPU run)."""
+    import shap
+
+    real = shap.GradientExplainer.shap_values
+
+    def on_device(self, *a, **k):
+        values, ranks = real(self, *a, **k)
+        return _DeviceTensor(torch.as_tensor(np.asarray(values))), _DeviceTensor(torch.as_tensor(np.asarray(ranks)))
+
+    monkeypatch.setattr(shap.GradientExplainer, "shap_values", on_device)
+    model = NearLinear().eval()
+    x, background = torch.rand(2, 3, 4, 4), torch.rand(8, 3, 4, 4)
+    values, explained, _ = explain_shap(model, x, background, ShapConfig(nsamples=8, batch_size=8))
+    with torch.no_grad():
+        assert torch.equal(explained, model(x).argmax(1))
+    assert values.shape == x.shape
+
+
+def test_explain_ig_restores_the_callers_training_mode():
+    model = build_model("resnet18_cifar", 3, [0.5] * 3, [0.25] * 3, width=0.0625).train()
+    x = torch.rand(2, 3, 8, 8)
+    explain_ig(model, x, torch.tensor([0, 1]), IGConfig(steps=2, trials=1), torch.Generator().manual_seed(0))
+    assert all(m.training for m in model.modules())
+    assert all(p.requires_grad for p in model.parameters())

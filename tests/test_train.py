@@ -93,16 +93,58 @@ def test_selection_logs_and_metadata(digits_dir, tmp_path):
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])  # it learns
 
 
+def _weights(path):
+    return read_checkpoint(path)["model"]
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_changed_config_does_not_resume_stale_state(digits_dir, tmp_path):
+    """A state saved under another lr is not resumed: the run equals a fresh run with the new lr."""
     from robinterp.data import load_split
     from robinterp.train import TrainConfig, train
 
     tr, va = load_split(digits_dir / "train"), load_split(digits_dir / "val")
-    base = {**CONFIG, "epochs": 1, "attack": None, "selection_attack": None}
+    base = {**CONFIG, "epochs": 2, "attack": None, "selection_attack": None}
     train(TrainConfig.from_dict(base), tr, va, tmp_path / "a.pt", tmp_path / "state", tmp_path / "a.csv")
-    meta = train(TrainConfig.from_dict({**base, "lr": 0.01}), tr, va, tmp_path / "b.pt", tmp_path / "state",
-                 tmp_path / "b.csv")
-    assert meta["config"]["lr"] == 0.01 and meta["epoch"] == 1
+    changed = TrainConfig.from_dict({**base, "lr": 0.01})
+    train(changed, tr, va, tmp_path / "b.pt", tmp_path / "state", tmp_path / "b.csv")
+    train(changed, tr, va, tmp_path / "fresh.pt", tmp_path / "fresh_state", tmp_path / "fresh.csv")
+    assert _same(_weights(tmp_path / "b.pt"), _weights(tmp_path / "fresh.pt"))
+    assert not _same(_weights(tmp_path / "b.pt"), _weights(tmp_path / "a.pt"))
+
+
+def test_changed_validation_split_does_not_resume_stale_state(digits_dir, tmp_path):
+    """Selection reads the validation split: a state made with another one is not resumed."""
+    from robinterp.data import load_split
+    from robinterp.train import TrainConfig, train
+
+    tr, va, te = (load_split(digits_dir / s) for s in ("train", "val", "test"))
+    cfg = TrainConfig.from_dict({**CONFIG, "epochs": 2, "attack": None, "selection_attack": None})
+    train(cfg, tr, va, tmp_path / "a.pt", tmp_path / "state", tmp_path / "a.csv")
+    meta = train(cfg, tr, te, tmp_path / "b.pt", tmp_path / "state", tmp_path / "b.csv")
+    fresh = train(cfg, tr, te, tmp_path / "c.pt", tmp_path / "fresh_state", tmp_path / "c.csv")
+    timeless = lambda m: {k: v for k, v in m.items() if k != "seconds"}
+    assert timeless(meta["metrics"]) == timeless(fresh["metrics"])  # validated on the new split
+    assert meta["data_sha256"]["val"] == te.sha256
+
+
+def test_execution_settings_resume_the_saved_state(digits_dir, tmp_path, capsys):
+    """Device, validation batch size, channels_last, fused and compile only change how training
+    runs: a finished run with other such settings is resumed, not redone."""
+    from robinterp.data import load_split
+    from robinterp.train import TrainConfig, train
+
+    tr, va = load_split(digits_dir / "train"), load_split(digits_dir / "val")
+    base = {**CONFIG, "epochs": 1, "selection_max_images": 32}
+    train(TrainConfig.from_dict(base), tr, va, tmp_path / "a.pt", tmp_path / "state", tmp_path / "a.csv")
+    capsys.readouterr()
+    moved = {**base, "device": "auto", "eval_batch_size": 7, "channels_last": True, "fused": False}
+    train(TrainConfig.from_dict(moved), tr, va, tmp_path / "b.pt", tmp_path / "state", tmp_path / "b.csv")
+    assert "at epoch 1/1" in capsys.readouterr().out
+    assert _same(_weights(tmp_path / "a.pt"), _weights(tmp_path / "b.pt"))
 
 
 def test_training_is_deterministic_on_cpu(digits_dir, tmp_path):

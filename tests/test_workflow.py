@@ -58,6 +58,32 @@ def test_nothing_reruns_and_eval_change_does_not_retrain(tiny_run, tmp_path):
     assert "train" not in jobs and "prepare_data" not in jobs
 
 
+EXECUTION_ONLY_CHANGES = {  # how jobs run, never what they compute: a finished run replans nothing
+    "device": "auto",
+    "threads": {"train": 2, "analysis": 2},
+    "train": {"eval_batch_size": 7, "channels_last": True, "fused": False, "compile": True},
+    "evaluation": {"batch_size": 9},
+    "analyses": {m: {"batch_size": 3} for m in ("ig", "shap", "class_generation", "inversion", "feature_vis")},
+    "metrics": {"fid": {"batch_size": 5}, "inversion": {"batch_size": 5}},
+}
+
+
+@pytest.mark.slow
+def test_execution_only_settings_replan_no_job(tiny_run, tmp_path):
+    from robinterp.config import deep_merge
+
+    results, path = tiny_run
+    cfg = yaml.safe_load(path.read_text())
+    change = dict(EXECUTION_ONLY_CHANGES)
+    cfg["device"], cfg["threads"] = change.pop("device"), change.pop("threads")
+    cfg["datasets"]["digits"] = deep_merge(cfg["datasets"]["digits"], change)
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(yaml.safe_dump(cfg))
+    r = snakemake("-n", "--cores", "1", "--configfile", str(moved))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Nothing to be done" in r.stdout + r.stderr, r.stdout[-3000:]
+
+
 @pytest.mark.slow
 def test_lint_is_clean():
     r = snakemake("--lint", "--configfile", "workflow/configs/demo.yaml", timeout=120)

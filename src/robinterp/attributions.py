@@ -154,17 +154,18 @@ def explain_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, cfg: IGC
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
     """IG averaged over the configured baselines, plus the completeness check per image."""
     baselines = make_baselines(x, cfg.baseline, cfg.trials, cfg.blur_sigma, generator)
-    f = ScalarOutput(model, cfg.output).eval()
+    f = ScalarOutput(model, cfg.output)
     attr = torch.zeros_like(x)
     f_base = torch.zeros(x.shape[0], device=x.device, dtype=torch.float64)
-    for b in baselines:
-        attr += integrated_gradients(model, x, target, b, steps=cfg.steps, output=cfg.output,
-                                     batch_size=cfg.batch_size, delta_alpha=cfg.delta_alpha)
+    with attack_mode(model):  # eval-mode BatchNorm, frozen parameters; the caller's mode comes back
+        for b in baselines:
+            attr += integrated_gradients(model, x, target, b, steps=cfg.steps, output=cfg.output,
+                                         batch_size=cfg.batch_size, delta_alpha=cfg.delta_alpha)
+            with torch.inference_mode():
+                f_base += f(b).gather(1, target[:, None]).squeeze(1).double()
+        attr /= len(baselines)
         with torch.inference_mode():
-            f_base += f(b).gather(1, target[:, None]).squeeze(1).double()
-    attr /= len(baselines)
-    with torch.inference_mode():
-        f_x = f(x).gather(1, target[:, None]).squeeze(1).double()
+            f_x = f(x).gather(1, target[:, None]).squeeze(1).double()
     expected = f_x - f_base / len(baselines)
     gap = attr.flatten(1).sum(1).double() - expected
     return attr, {"f_x": f_x.tolist(), "f_x_minus_f_baseline": expected.tolist(),
@@ -185,10 +186,10 @@ def explain_shap(model: nn.Module, x: torch.Tensor, background: torch.Tensor, cf
         explainer = shap.GradientExplainer(f, background, batch_size=cfg.batch_size)
     with attack_mode(model):
         values, ranks = explainer.shap_values(x, nsamples=cfg.nsamples, ranked_outputs=1, rseed=cfg.seed)
-    values = np.asarray(values[0] if isinstance(values, list) else values)
+    values = host_array(values[0] if isinstance(values, list) else values)
     if values.ndim == x.dim() + 1:  # shap >= 0.45 stacks the ranked outputs on the last axis
         values = values[..., 0]
-    explained = torch.as_tensor(np.asarray(ranks)[:, 0], dtype=torch.int64)
+    explained = torch.as_tensor(host_array(ranks)[:, 0], dtype=torch.int64)
     with torch.inference_mode():
         f_x = f(x).gather(1, explained[:, None].to(x.device)).squeeze(1).double()
         f_bg = f(background).double().mean(0)[explained.to(x.device)]
@@ -196,6 +197,14 @@ def explain_shap(model: nn.Module, x: torch.Tensor, background: torch.Tensor, cf
     gap = values.flatten(1).sum(1).double() - (f_x - f_bg).cpu()
     return values, explained, {"f_x": f_x.tolist(), "f_x_minus_mean_f_background": (f_x - f_bg).tolist(),
                                "completeness_gap": gap.tolist()}
+
+
+def host_array(a) -> np.ndarray:
+    """A numpy array of shap's output: shap >= 0.51 returns the ranks as a tensor on the model's
+    device, which numpy cannot read while it lies on a GPU."""
+    if hasattr(a, "detach"):
+        a = a.detach().cpu()
+    return np.asarray(a)
 
 
 def choose_images(num_images: int, labels: np.ndarray, seed: int) -> np.ndarray:

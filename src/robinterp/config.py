@@ -17,6 +17,25 @@ from .errors import RobinterpError
 
 TRAIN_ONLY_FOR_WORKFLOW = ("selection_split",)  # read by the workflow (which split), not by train()
 
+# Settings that change how a job runs (where, how fast, in how much memory) but not what it
+# computes beyond float rounding. The workflow keeps them out of the params that decide reruns,
+# and training keeps them out of its resume key: moving a finished run to another machine or
+# raising a batch size recomputes nothing. Every other setting changes results.
+# (Random starts are drawn per image, so evaluation batch sizes do not change them; the
+# attribution metrics draw their noise per batch, so their batch size is a result setting.)
+EXECUTION_ONLY = {
+    "train": ("device", "eval_batch_size", "channels_last", "fused", "compile"),
+    "evaluation": ("batch_size",),
+    "analyses": ("batch_size",),  # every method block of `analyses:`
+    "metrics.fid": ("batch_size",),
+    "metrics.inversion": ("batch_size",),
+}
+
+
+def result_settings(block: dict, kind: str) -> dict:
+    """`block` without its execution-only keys (EXECUTION_ONLY[kind]): what its results depend on."""
+    return {k: v for k, v in block.items() if k not in EXECUTION_ONLY[kind]}
+
 
 def load_schema(path: str | Path) -> dict:
     return yaml.safe_load(Path(path).read_text())
@@ -94,7 +113,8 @@ def resolve_variant(dataset_cfg: dict, name: str, schema: dict, where: str = "")
                                              [f"{_key(e.absolute_path)}: {_short(e)}" for e in errors]))
     resolved = {"arch": model["arch"], "width": model["width"], "mean": model.get("mean"), "std": model.get("std"),
                 **{k: val for k, val in train.items() if k not in TRAIN_ONLY_FOR_WORKFLOW},
-                "attack": v.get("attack"), "seed": v.get("seed", 0)}
+                "attack": v.get("attack"), "seed": v.get("seed", 0),
+                "eval_amp": dataset_cfg.get("evaluation", {}).get("amp", False)}
     return resolved
 
 

@@ -60,8 +60,19 @@ def setup(ranks: Ranks, device: torch.device) -> torch.device:
         device = torch.device("cuda", ranks.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                **process_group_options(device, dist.init_process_group))
     return device
+
+
+def process_group_options(device: torch.device, init_process_group) -> dict:
+    """`device_id` binds NCCL to this rank's GPU up front; `init_process_group` takes it only
+    from torch 2.3 on, so older versions (pyproject allows 2.2) start without it."""
+    import inspect
+
+    if device.type != "cuda" or "device_id" not in inspect.signature(init_process_group).parameters:
+        return {}
+    return {"device_id": device}
 
 
 def teardown(ranks: Ranks) -> None:

@@ -10,7 +10,7 @@ import contextlib
 import numpy as np
 import torch
 
-from .attacks import AttackConfig, adversarial_examples
+from .attacks import AttackConfig, SampleNoise, adversarial_examples, sample_keys
 from .data import Split
 from .distributed import Ranks, all_reduce_sums
 
@@ -53,27 +53,33 @@ def accuracy(model: torch.nn.Module, data: DeviceData, attack: AttackConfig | No
              max_images: int | None = None, amp: bool = False, seed: int = 0, ranks: Ranks = Ranks()) -> dict:
     """Clean and adversarial accuracy (fractions) over the first `max_images` of `data`.
 
-    Under torchrun each rank scores its slice of every batch and the counts are summed.
+    Each image's random start is drawn from (seed, its index), so the result does not depend on
+    the batch size or the rank count. Under torchrun each rank scores its slice of every batch
+    and the counts are summed; a rank whose slice of the last batch is empty still runs that
+    batch (on one image it does not count), so every rank enters the same collective operations
+    (SyncBatchNorm in an attack with `bn_mode: train`).
     """
     device = next(model.parameters()).device
     n = len(data) if max_images is None else min(max_images, len(data))
-    gen = torch.Generator().manual_seed(seed + ranks.rank)  # random starts differ per rank
     counts = torch.zeros(2, dtype=torch.int64, device=device)  # clean, adv: one sync at the end
     model.eval()
     for start in range(0, n, batch_size):
-        idx = torch.arange(start, min(start + batch_size, n))[ranks.shard(min(batch_size, n - start))]
-        if len(idx) == 0:
-            continue
+        m = min(batch_size, n - start)
+        idx = torch.arange(start, start + m)[ranks.shard(m)]
+        counted = len(idx)
+        if counted == 0:
+            idx = torch.tensor([start + m - 1])
         x, y = data.batch(idx)
         with autocast(device, amp):
             with torch.inference_mode():
                 clean_pred = model(x).argmax(1)
-            counts[0] += (clean_pred == y).sum()
+            counts[0] += (clean_pred == y)[:counted].sum()
             if attack is not None:
-                xa = adversarial_examples(model, x, y, attack, generator=gen)
+                noise = SampleNoise(sample_keys(seed, idx.tolist()))
+                xa = adversarial_examples(model, x, y, attack, generator=noise)
                 with torch.inference_mode():
                     adv_pred = model(xa).argmax(1)
-                counts[1] += (adv_pred == y).sum()
+                counts[1] += (adv_pred == y)[:counted].sum()
     total = all_reduce_sums({"clean": int(counts[0]), "adv": int(counts[1])}, ranks, device)
     return {"n": n, "clean_acc": total["clean"] / max(n, 1),
             "adv_acc": total["adv"] / max(n, 1) if attack else None}

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed, storage
-from .attacks import AttackConfig, adversarial_examples, attack_mode, pgd
+from .attacks import AttackConfig, SampleNoise, adversarial_examples, sample_keys
 from .augment import AugmentConfig, augment
 from .checkpoints import save_checkpoint
-from .config import dataclass_from_dict
+from .config import EXECUTION_ONLY, dataclass_from_dict
 from .data import Split
 from .distributed import Ranks
 from .errors import RobinterpError
@@ -59,7 +59,8 @@ class TrainConfig:
     selection_max_images: int | None = None  # bound the per-epoch adversarial validation cost
     eval_batch_size: int = 256
     seed: int = 0
-    amp: bool = False  # bf16 autocast (CUDA only)
+    amp: bool = False  # bf16 autocast of the training steps (CUDA only)
+    eval_amp: bool = False  # bf16 validation for model selection (evaluation.amp; fp32 by default)
     channels_last: bool = False
     fused: bool = True  # fused optimiser kernels (CUDA only; CPU keeps the reference kernels)
     compile: bool = False  # torch.compile the model (pays compilation in the first epoch)
@@ -81,6 +82,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def result_dict(self) -> dict:
+        """The settings the trained weights depend on (no device, speed or throughput switches)."""
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY["train"]}
 
 
 def make_optimizer(cfg: TrainConfig, model, device: torch.device = torch.device("cpu")):
@@ -109,19 +114,22 @@ def selection_score(metric: str, clean: float, adv: float | None) -> float:
 
 
 def train_step(cfg: TrainConfig, model, step_model, attack_model, opt, x, y, mean_over: float,
-               attack_gen: torch.Generator | None, sums: torch.Tensor) -> None:
+               noise: SampleNoise | None, sums: torch.Tensor) -> None:
     """One optimiser step on (x, y), made adversarial when `cfg.attack` is set.
 
     `model` owns the weights, `step_model` runs the step (DDP and/or compiled), `attack_model`
     the attack. The loss is the sum over this rank's samples / `mean_over`: global batch size /
-    world size, because DDP averages gradients over ranks. `sums` (loss, clean, adv) accumulate
-    on the device, so no step waits for the GPU.
+    world size, because DDP averages gradients over ranks. `noise` draws each sample's random
+    start. `sums` (loss, clean, adv) accumulate on the device, so no step waits for the GPU.
     """
     device = x.device
     with autocast(device, cfg.amp):
         # --- produce the batch: clean, or adversarial under the training attack ---
         if cfg.attack is not None:
-            x = adversarial_batch(cfg.attack, attack_model, x, y, attack_gen, sums)
+            model.eval()  # the batch's clean accuracy, without moving BatchNorm statistics
+            with torch.inference_mode():
+                sums[1] += (attack_model(x).argmax(1) == y).sum()
+            x = adversarial_examples(attack_model, x, y, cfg.attack, generator=noise)
             model.train()
         # --- step ---
         logits = step_model(x)
@@ -133,32 +141,6 @@ def train_step(cfg: TrainConfig, model, step_model, attack_model, opt, x, y, mea
     opt.step()
     sums[2 if cfg.attack else 1] += (logits.argmax(1) == y).sum()
     sums[0] += loss_sum.detach().double()
-
-
-def adversarial_batch(attack: AttackConfig, model, x, y, generator, sums: torch.Tensor) -> torch.Tensor:
-    """The training attack on (x, y); adds the batch's clean accuracy (eval-mode BN) to sums[1].
-
-    Without a random start, PGD's first iterate is x itself in eval mode, so its logits give the
-    clean accuracy and no extra forward pass is spent on it (~8% of a PGD-3 step on CPU).
-    """
-    first_pred = []
-    if not attack.random_start and attack.bn_mode == "eval" and attack.steps > 0:
-        def objective(xa):
-            logits = model(xa)
-            if not first_pred:
-                first_pred.append(logits.detach().argmax(1))
-            return F.cross_entropy(logits, y, reduction="none")
-
-        with attack_mode(model, attack.bn_mode):
-            x_adv = pgd(objective, x, norm=attack.norm, eps=attack.eps, step_size=attack.step_size,
-                        steps=attack.steps, best=attack.best)
-    else:
-        model.eval()  # clean accuracy of the batch, without moving BatchNorm statistics
-        with torch.inference_mode():
-            first_pred.append(model(x).argmax(1))
-        x_adv = adversarial_examples(model, x, y, attack, generator=generator)
-    sums[1] += (first_pred[0] == y).sum()
-    return x_adv
 
 
 def train(cfg: TrainConfig, train_split: Split, val_split: Split, out: Path, state_dir: Path,
@@ -191,9 +173,10 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
     # --- resume from the last finished epoch, if the saved state belongs to this config ---
     state_path, best_path = Path(state_dir) / "state.pt", Path(state_dir) / "best_model.pt"
     start, best, rows = 0, {"score": -math.inf, "epoch": None, "metrics": None}, []
+    resume_key = {"config": cfg.result_dict(), "data_sha256": {"train": train_split.sha256, "val": val_split.sha256}}
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state["config"] == cfg.to_dict() and state["data_sha256"] == train_split.sha256:
+        if state.get("resume_key") == resume_key:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
@@ -217,7 +200,6 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
         t0 = time.time()
         seed = cfg.seed * 100_003 + epoch  # per epoch: a resumed epoch repeats exactly
         gen = torch.Generator().manual_seed(seed)  # permutation + augmentation, shared by all ranks
-        attack_gen = torch.Generator().manual_seed(seed * 1_009 + 1 + ranks.rank)  # random starts
         perm = torch.randperm(n, generator=gen)
         model.train()
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, clean, adv: no sync per step
@@ -229,8 +211,11 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
             m = len(y)
             if m < ranks.world_size:
                 continue  # a last batch smaller than the rank count is dropped (by every rank)
-            x, y = x[ranks.shard(m)], y[ranks.shard(m)]
-            train_step(cfg, model, step_model, attack_model, opt, x, y, m / ranks.world_size, attack_gen, sums)
+            shard = ranks.shard(m)
+            x, y = x[shard], y[shard]
+            # random starts keyed by (epoch, position in the epoch): the same with any rank count
+            noise = SampleNoise(sample_keys(seed, range(i + shard.start, i + shard.stop))) if cfg.attack else None
+            train_step(cfg, model, step_model, attack_model, opt, x, y, m / ranks.world_size, noise, sums)
             seen += len(y)
         lr = opt.param_groups[0]["lr"]
         sched.step()
@@ -239,7 +224,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
 
         # --- validate and select (mean of clean and adversarial accuracy by default) ---
         val = accuracy(attack_model, val_data, cfg.selection_attack, cfg.eval_batch_size,
-                       cfg.selection_max_images, cfg.amp, seed=cfg.seed, ranks=ranks)
+                       cfg.selection_max_images, cfg.eval_amp, seed=cfg.seed, ranks=ranks)
         score = selection_score(cfg.selection_metric, val["clean_acc"], val["adv_acc"])
         seen = max(total["seen"], 1)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": total["loss"] / seen,
@@ -264,8 +249,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
                 torch.save(weights, tmp)
         with storage.atomic_path(state_path) as tmp:
             torch.save({"model": weights, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "epoch": epoch + 1, "best": best, "log": rows, "config": cfg.to_dict(),
-                        "data_sha256": train_split.sha256}, tmp)
+                        "epoch": epoch + 1, "best": best, "log": rows, "resume_key": resume_key}, tmp)
         _write_log(log_csv, rows)
 
     if best["epoch"] is None:

@@ -8,9 +8,11 @@ def analyses_cfg(dataset):
 
 
 def analysis_params(method):
+    """`settings` (the method's block less its batch size) decides reruns; `config` is what the verb reads."""
     return {
-        "config": lambda w: json_arg(analyses_cfg(w.dataset)[method]),
-        "device": config["device"],
+        "settings": settings_param(lambda w: analyses_cfg(w.dataset)[method], "analyses"),
+        "config": run_settings(lambda w: json_arg(analyses_cfg(w.dataset)[method])),
+        "device": run_settings(lambda w: config["device"]),
     }
 
 

@@ -12,7 +12,15 @@ from snakemake.utils import validate
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 
-from robinterp.config import check, check_variant_names, load_schema, resolve_variant, selection_split, variant_names
+from robinterp.config import (
+    check,
+    check_variant_names,
+    load_schema,
+    resolve_variant,
+    result_settings,
+    selection_split,
+    variant_names,
+)
 from robinterp.errors import RobinterpError
 
 SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -83,6 +91,24 @@ def train_config(dataset, variant):
     except RobinterpError as e:
         raise WorkflowError(str(e))
     return {**resolved, "device": config["device"]}
+
+
+# A rule's params hold what its outputs depend on: Snakemake reruns a job when they change.
+# How a job runs (device, batch sizes kept for throughput, channels_last, compile: the
+# EXECUTION_ONLY keys of robinterp.config) must rerun nothing, so the flags carrying them are
+# params functions that take `resources`: Snakemake counts such "derived" params out of its
+# rerun check. Each rule then has `settings` (what the results depend on; the rerun trigger)
+# and flags built by `run_settings` (the full block the verb reads).
+
+
+def run_settings(fn):
+    """A params entry read by the job but never a reason to rerun it (see above)."""
+    return lambda wildcards, resources: fn(wildcards)
+
+
+def settings_param(block_of, kind):
+    """The rerun trigger: `block_of(wildcards)` without its execution-only keys."""
+    return lambda w: json_arg(result_settings(block_of(w), kind))
 
 
 SOURCE_PATH_KEYS = {

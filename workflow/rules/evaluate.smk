@@ -11,14 +11,15 @@ rule evaluate:
         f"{R}/{{dataset}}/eval/{{variant}}/accuracy.json",
     params:
         attack=lambda w: json_arg(dataset_cfg(w.dataset)["eval_attack"]),
-        batch_size=lambda w: dataset_cfg(w.dataset)["evaluation"]["batch_size"],
+        settings=settings_param(lambda w: dataset_cfg(w.dataset)["evaluation"], "evaluation"),
         max_images=lambda w: (
             f"--max-images {dataset_cfg(w.dataset)['evaluation']['max_images']}"
             if dataset_cfg(w.dataset)["evaluation"]["max_images"]
             else ""
         ),
-        amp=lambda w: "--amp" if dataset_cfg(w.dataset)["train"]["amp"] else "",
-        device=config["device"],
+        amp=lambda w: "--amp" if dataset_cfg(w.dataset)["evaluation"]["amp"] else "",
+        batch_size=run_settings(lambda w: dataset_cfg(w.dataset)["evaluation"]["batch_size"]),
+        device=run_settings(lambda w: config["device"]),
     log:
         f"{R}/logs/evaluate/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]

@@ -27,13 +27,14 @@ rule inception_features:
     output:
         f"{R}/{{dataset}}/fid/features/{{split}}.npz",
     params:
-        fid=lambda w: metrics_cfg(w.dataset)["fid"],
+        settings=lambda w: {k: metrics_cfg(w.dataset)["fid"][k] for k in ("dims", "max_images", "seed")},
+        fid=run_settings(lambda w: metrics_cfg(w.dataset)["fid"]),
         max_images=lambda w: (
             f"--max-images {metrics_cfg(w.dataset)['fid']['max_images']}"
             if metrics_cfg(w.dataset)["fid"]["max_images"]
             else ""
         ),
-        device=config["device"],
+        device=run_settings(lambda w: config["device"]),
     wildcard_constraints:
         split="train|val|test",
     log:
@@ -129,8 +130,9 @@ rule inversion_distance:
     output:
         f"{R}/{{dataset}}/inversion_distance/{{variant}}.json",
     params:
-        inv=lambda w: metrics_cfg(w.dataset)["inversion"],
-        device=config["device"],
+        settings=settings_param(lambda w: metrics_cfg(w.dataset)["inversion"], "metrics.inversion"),
+        inv=run_settings(lambda w: metrics_cfg(w.dataset)["inversion"]),
+        device=run_settings(lambda w: config["device"]),
     log:
         f"{R}/logs/inversion_distance/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
@@ -188,7 +190,7 @@ rule interpretability_metrics:
         cfg=lambda w: json_arg(
             {k: v for k, v in metrics_cfg(w.dataset)["interpretability"].items() if k not in ("enabled", "methods")}
         ),
-        device=config["device"],
+        device=run_settings(lambda w: config["device"]),
     log:
         f"{R}/logs/interpretability_metrics/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]

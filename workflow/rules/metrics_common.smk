@@ -61,7 +61,8 @@ FID_SHELL = (
 def fid_params(variant_of):
     """Shared params of the two FID rules; `variant_of(wildcards)` names the row."""
     return dict(
-        fid=lambda w: metrics_cfg(w.dataset)["fid"],
+        settings=settings_param(lambda w: metrics_cfg(w.dataset)["fid"], "metrics.fid"),
+        fid=run_settings(lambda w: metrics_cfg(w.dataset)["fid"]),
         max_images=lambda w: (
             f"--max-images {metrics_cfg(w.dataset)['fid']['max_images']}"
             if metrics_cfg(w.dataset)["fid"]["max_images"]
@@ -69,5 +70,5 @@ def fid_params(variant_of):
         ),
         kid=lambda w: "--kid" if metrics_cfg(w.dataset)["fid"]["kid"] else "",
         variant=variant_of,
-        device=config["device"],
+        device=run_settings(lambda w: config["device"]),
     )

@@ -12,7 +12,8 @@ rule train:
         model=f"{R}/{{dataset}}/models/{{variant}}/model.pt",
         log_csv=f"{R}/{{dataset}}/models/{{variant}}/train_log.csv",
     params:
-        config=lambda w: json_arg(train_config(w.dataset, w.variant)),
+        settings=settings_param(lambda w: train_config(w.dataset, w.variant), "train"),
+        config=run_settings(lambda w: json_arg(train_config(w.dataset, w.variant))),
         state_dir=lambda w: f"{R}/{w.dataset}/.train_state/{w.variant}",
         launcher=lambda w, resources: python_launcher(resources.gpu),
     log:
