@@ -108,6 +108,16 @@ def test_same_inputs_and_seed_give_identical_bytes_with_any_worker_count(cfg, bu
     assert _bytes(built, "train")[0] != _bytes(tmp_path / "seed1", "train")[0]
 
 
+def test_progress_lines_count_the_decoded_images(cfg, tmp_path, monkeypatch, capsys):
+    from robinterp.progress import INTERVAL_ENV
+
+    monkeypatch.setenv(INTERVAL_ENV, "0")  # a line per finished job (stderr is not a terminal here)
+    build(cfg, tmp_path, log=lambda _: None)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1].startswith("build-small-imagenet: 45/45 images (100%), ") and " images/s, eta 0:00:00" in lines[-1]
+    assert len(lines) == 3 * 5  # train, ILSVRC val and ImageNetV2 jobs of 5 classes
+
+
 def test_flat_validation_layout_gives_the_same_test_split(cfg, built, tree, tmp_path):
     build(replace(cfg, val_dir=tree["val_flat"], val_labels=tree["val_labels"]), tmp_path, log=lambda _: None)
     a, b = load_split(built / "test"), load_split(tmp_path / "test")
