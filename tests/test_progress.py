@@ -72,6 +72,9 @@ def test_progress_picks_tqdm_on_a_terminal_and_log_lines_otherwise(monkeypatch, 
     lines = capsys.readouterr().err.splitlines()
     assert [LINE.match(line)["done"] for line in lines] == ["1", "2", "3"]
 
+    assert list(progress(range(3), "epoch 1/1", silent=True)) == [0, 1, 2]  # torchrun: ranks > 0
+    assert capsys.readouterr().err == ""
+
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     bar = progress(range(3), "epoch 1/1")
     assert isinstance(bar, tqdm)

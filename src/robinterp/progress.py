@@ -85,13 +85,15 @@ class LogProgress:
         pass  # no closing line: the caller prints its own summary
 
 
-def progress(iterable: Iterable | None = None, desc: str = "", total: int | None = None, unit: str = "it"):
-    """tqdm when stderr is a terminal, else a `LogProgress`; both iterate and have update/close."""
+def progress(iterable: Iterable | None = None, desc: str = "", total: int | None = None, unit: str = "it",
+             silent: bool = False):
+    """tqdm when stderr is a terminal, else a `LogProgress`; both iterate and have update/close.
+    `silent`: count without printing (e.g. every rank but the first under torchrun)."""
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        return tqdm(iterable, desc=desc, total=total, unit=unit, leave=False)
-    return LogProgress(iterable, desc, total, unit)
+        return tqdm(iterable, desc=desc, total=total, unit=unit, leave=False, disable=silent)
+    return LogProgress(iterable, desc, total, unit, interval=math.inf if silent else None)
 
 
 def counting(objective: Callable, bar) -> Callable:
