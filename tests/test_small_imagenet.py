@@ -166,6 +166,9 @@ def _bad_layouts(tree, tmp):
     repeated = tmp / "repeated.txt"
     repeated.write_text(f"{wnid(0)}\n{wnid(1)}\n{wnid(0)}  # again\n")
     (tmp / "train_link").symlink_to(tree["train_dir"])
+    for image in Path(tree["train_dir"]).glob("*/*"):  # hard links to the training images, class by class
+        (tmp / "val_hard" / image.parent.name).mkdir(parents=True, exist_ok=True)
+        os.link(image, tmp / "val_hard" / image.parent.name / f"copy_{image.name}")
     return [
         ({"train_dir": str(tmp / "missing")}, r"not a folder; expected <train_dir>/<wnid>/<image>\.JPEG"),
         ({"train_dir": str(flat_train)}, r"no WordNet-id class folders \(found 9 images.*expected <train_dir>/<wnid>"),
@@ -180,6 +183,7 @@ def _bad_layouts(tree, tmp):
         ({"val_dir": tree["train_dir"]}, r"train_dir .* and val_dir .* hold the same image files .* point val_dir at "
                                          r"the ILSVRC validation images"),
         ({"val_dir": str(tmp / "train_link")}, r"train_dir .* and val_dir .*train_link hold the same image files"),
+        ({"val_dir": str(tmp / "val_hard")}, r"train_dir .* and val_dir .*val_hard hold the same image files"),
         ({"seed": -1}, r"seed: -1; must be an integer >= 0 \(flag --seed\)"),
         ({"classes": 0}, r"classes: 0; must be an integer >= 1"),
         ({"train_per_class": -1}, r"train_per_class: -1; must be an integer >= 1 \(flag --train-per-class\)"),

@@ -285,28 +285,17 @@ def _draw(files: list[Path], cfg: BuildConfig, part: str, wnid: str) -> tuple[st
     return tuple(str(files[i]) for i in rng.permutation(len(files)))
 
 
-class _FileIds:
-    """A file's identity for overlap checks: (resolved folder, name); one resolve per folder."""
-
-    def __init__(self):
-        self.folders: dict[str, Path] = {}
-
-    def __call__(self, path: str) -> tuple[Path, str]:
-        folder, name = os.path.split(path)
-        if folder not in self.folders:
-            self.folders[folder] = Path(folder).resolve()
-        return self.folders[folder], name
-
-
 SOURCE_KEYS = {"train": "train_dir", "ilsvrc_val": "val_dir", "imagenetv2": "imagenetv2_dir"}
 
 
 def check_sources_disjoint(jobs: list[Job], cfg: BuildConfig) -> None:
-    """Refuse sources that share image files (val_dir = train_dir, symlinked folders, ...)."""
-    ids, owner = _FileIds(), {}
+    """Refuse sources that share image files: the same folder (val_dir = train_dir), a symlink to
+    a folder or file of another source, a hard link. Identity = (device, inode), one stat a file."""
+    owner = {}
     for job in jobs:
         for path in job.candidates:
-            first = owner.setdefault(ids(path), (job.part, path))
+            st = os.stat(path)
+            first = owner.setdefault((st.st_dev, st.st_ino), (job.part, path))
             if first[0] != job.part:
                 a, b = SOURCE_KEYS[first[0]], SOURCE_KEYS[job.part]
                 raise RobinterpError(
@@ -318,10 +307,10 @@ def check_sources_disjoint(jobs: list[Job], cfg: BuildConfig) -> None:
 def check_splits_disjoint(files: dict[str, list[str]], validation: str) -> None:
     """No source file fills two rows, within a split or across splits. Under `validation:
     ilsvrc_val` val is the test split's ILSVRC part (the paper's protocol), so it is not checked apart."""
-    ids, seen = _FileIds(), {}
+    seen = {}
     for split in ("train", "val", "test") if validation == "train_holdout" else ("train", "test"):
         for path in files[split]:
-            key = ids(path)
+            key = os.path.normpath(path)
             if key in seen:
                 raise RobinterpError(f"build-small-imagenet: {path} would fill a row of {seen[key]} and of {split}; "
                                      "a bug of the builder: please report it with the source folders' layout")
