@@ -73,12 +73,13 @@ class LogProgress:
 
     def line(self, now: float) -> str:
         rate = self.done / max(now - self.start, 1e-9)
+        shown = f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"  # 1805, 12.3, 0.0421: no exponents
         prefix = f"{self.desc}: " if self.desc else ""
         if self.total is None:
-            return f"{prefix}{self.done} {self.unit}, {rate:.3g} {self.unit}/s"
+            return f"{prefix}{self.done} {self.unit}, {shown} {self.unit}/s"
         pct = 100 * self.done / max(self.total, 1)
         eta = (self.total - self.done) / rate if rate > 0 else math.inf
-        return (f"{prefix}{self.done}/{self.total} {self.unit} ({pct:.0f}%), {rate:.3g} {self.unit}/s, "
+        return (f"{prefix}{self.done}/{self.total} {self.unit} ({pct:.0f}%), {shown} {self.unit}/s, "
                 f"eta {_duration(eta)}")
 
     def close(self) -> None:
