@@ -3,7 +3,7 @@
 Under Snakemake every job writes to a log file, where a bar would be unreadable and silence
 leaves a user guessing for hours. When stderr is not a terminal, `progress` prints one line
 
-    inversion: 3200/20000 steps (16%), 1.07 steps/s, eta 4:21:40
+    inversion: 3200/20000 steps (16%), 1.07 steps/s, eta 4:21:41
 
 at most every `ROBINTERP_PROGRESS_INTERVAL` seconds (default 30), and nothing for a loop that
 ends sooner. Wrap an iterable (`for b in progress(batches, "bootstrap")`) or count by hand
