@@ -18,7 +18,7 @@ import yaml
 from ilsvrc_fake import make_ilsvrc, wnid
 from robinterp.data import load_split
 from robinterp.errors import RobinterpError
-from robinterp.small_imagenet import BuildConfig, build, decode_image
+from robinterp.small_imagenet import BuildConfig, build, check_splits_disjoint, decode_image, read_val_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = dict(classes=5, train_per_class=4, val_per_class=2, test_per_class=2, imagenetv2_per_class=1, image_size=16)
@@ -108,6 +108,16 @@ def test_same_inputs_and_seed_give_identical_bytes_with_any_worker_count(cfg, bu
     assert _bytes(built, "train")[0] != _bytes(tmp_path / "seed1", "train")[0]
 
 
+def test_progress_lines_count_the_decoded_images(cfg, tmp_path, monkeypatch, capsys):
+    from robinterp.progress import INTERVAL_ENV
+
+    monkeypatch.setenv(INTERVAL_ENV, "0")  # a line per finished job (stderr is not a terminal here)
+    build(cfg, tmp_path, log=lambda _: None)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1].startswith("build-small-imagenet: 45/45 images (100%), ") and " images/s, eta 0:00:00" in lines[-1]
+    assert len(lines) == 3 * 5  # train, ILSVRC val and ImageNetV2 jobs of 5 classes
+
+
 def test_flat_validation_layout_gives_the_same_test_split(cfg, built, tree, tmp_path):
     build(replace(cfg, val_dir=tree["val_flat"], val_labels=tree["val_labels"]), tmp_path, log=lambda _: None)
     a, b = load_split(built / "test"), load_split(tmp_path / "test")
@@ -153,6 +163,12 @@ def _bad_layouts(tree, tmp):
     (bad_v2 / "tench").mkdir(parents=True)
     class_list = tmp / "classes.txt"
     class_list.write_text("n99999999\n")
+    repeated = tmp / "repeated.txt"
+    repeated.write_text(f"{wnid(0)}\n{wnid(1)}\n{wnid(0)}  # again\n")
+    (tmp / "train_link").symlink_to(tree["train_dir"])
+    for image in Path(tree["train_dir"]).glob("*/*"):  # hard links to the training images, class by class
+        (tmp / "val_hard" / image.parent.name).mkdir(parents=True, exist_ok=True)
+        os.link(image, tmp / "val_hard" / image.parent.name / f"copy_{image.name}")
     return [
         ({"train_dir": str(tmp / "missing")}, r"not a folder; expected <train_dir>/<wnid>/<image>\.JPEG"),
         ({"train_dir": str(flat_train)}, r"no WordNet-id class folders \(found 9 images.*expected <train_dir>/<wnid>"),
@@ -162,6 +178,16 @@ def _bad_layouts(tree, tmp):
         ({"val_dir": tree["val_flat"], "val_labels": str(bad_csv)}, r"header 'ImageId,PredictionString'"),
         ({"imagenetv2_dir": str(bad_v2)}, r"\['tench'\] are not class indices; expected <imagenetv2_dir>/<class"),
         ({"class_list": str(class_list)}, r"\['n99999999'\] not found as folders of train_dir"),
+        ({"class_list": str(repeated)}, rf"\['{wnid(0)}'\] listed more than once"),
+        # the test split would hold training images: the same folder, or the same files through a link
+        ({"val_dir": tree["train_dir"]}, r"train_dir .* and val_dir .* hold the same image files .* point val_dir at "
+                                         r"the ILSVRC validation images"),
+        ({"val_dir": str(tmp / "train_link")}, r"train_dir .* and val_dir .*train_link hold the same image files"),
+        ({"val_dir": str(tmp / "val_hard")}, r"train_dir .* and val_dir .*val_hard hold the same image files"),
+        ({"seed": -1}, r"seed: -1; must be an integer >= 0 \(flag --seed\)"),
+        ({"classes": 0}, r"classes: 0; must be an integer >= 1"),
+        ({"train_per_class": -1}, r"train_per_class: -1; must be an integer >= 1 \(flag --train-per-class\)"),
+        ({"image_size": 0}, r"image_size: 0; must be an integer >= 8"),
         ({"train_per_class": 10}, r"class n\d{8} \(class \d+, fake\): 9 image\(s\) in .*needs 12"),
         ({"classes": 161}, r"161 requested but train_dir has only 160 class folders"),
         # 9 files, 9 needed, one unreadable: fails while decoding, naming the class and the counts
@@ -173,6 +199,78 @@ def test_bad_layouts_and_counts_fail_with_a_clear_message(cfg, tree, tmp_path):
     for i, (change, message) in enumerate(_bad_layouts(tree, tmp_path)):
         with pytest.raises(RobinterpError, match=message):
             build(replace(cfg, **change), tmp_path / f"out{i}", log=lambda _: None)
+        assert not (tmp_path / f"out{i}" / ".staging").exists()  # a failed decode leaves no staged arrays
+
+
+def test_cli_bad_numbers_give_one_line_errors(tree, tmp_path, capsys):
+    from robinterp.cli import main
+
+    base = ["build-small-imagenet", "--train-dir", tree["train_dir"], "--val-dir", tree["val_dir"],
+            "--out-dir", str(tmp_path / "out")]
+    for flag, value in (("--seed", "-1"), ("--classes", "0"), ("--train-per-class", "-1"), ("--image-size", "0"),
+                        ("--workers", "-2")):
+        assert main(base + [flag, value]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {flag[2:].replace('-', '_')}: {value};") and err.count("\n") == 1, err
+    assert not (tmp_path / "out" / ".staging").exists()
+
+
+def test_schema_rejects_a_negative_seed():
+    from robinterp.config import check, load_schema
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    source = config["datasets"]["small_imagenet150"]["source"]
+    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
+    check(config, schema)
+    config["datasets"]["small_imagenet150"]["source"] = {**source, "seed": -1}
+    with pytest.raises(RobinterpError, match="seed"):
+        check(config, schema)
+
+
+def test_workers_zero_means_every_usable_core():
+    from robinterp.small_imagenet import resolve_workers
+
+    assert resolve_workers(0) == len(os.sched_getaffinity(0)) and resolve_workers(3) == 3
+
+
+def test_val_labels_with_a_utf8_bom_are_read(tree, tmp_path):
+    plain = Path(tree["val_labels"])
+    bom = tmp_path / "LOC_val_solution.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())  # as Excel's "CSV UTF-8" saves it
+    assert read_val_labels(bom) == read_val_labels(plain) and len(read_val_labels(bom)) == 160 * 3
+
+
+def test_dot_files_and_folders_are_not_data(tmp_path):
+    """A macOS copy (._<name> AppleDouble files, .DS_Store, __MACOSX) or a Jupyter folder
+    (.ipynb_checkpoints) builds the same bytes as a clean copy with the same seed."""
+    small = make_ilsvrc(tmp_path / "ilsvrc", n_classes=6)
+    cfg = BuildConfig(train_dir=small["train_dir"], val_dir=small["val_flat"], val_labels=small["val_labels"],
+                      imagenetv2_dir=small["imagenetv2_dir"], synset_mapping=small["synset_mapping"], **SIZES)
+    build(cfg, tmp_path / "clean", log=lambda _: None)
+    for image in [p for p in (tmp_path / "ilsvrc").rglob("*") if p.is_file() and p.parent != tmp_path / "ilsvrc"]:
+        (image.parent / f"._{image.name}").write_bytes(b"\x00\x05\x16\x07" + bytes(60))  # AppleDouble header
+        (image.parent / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    for root in (small["train_dir"], small["val_flat"], small["imagenetv2_dir"]):
+        (Path(root) / ".ipynb_checkpoints").mkdir()
+        (Path(root) / "__MACOSX" / wnid(0)).mkdir(parents=True)
+        (Path(root) / "__MACOSX" / wnid(0) / f"._{wnid(0)}_0.JPEG").write_bytes(b"\x00\x05\x16\x07")
+    build(cfg, tmp_path / "mac", log=lambda _: None)
+    for split in ("train", "val", "test"):
+        assert _bytes(tmp_path / "clean", split) == _bytes(tmp_path / "mac", split)
+        manifest = json.loads((tmp_path / "mac" / split / "manifest.json").read_text())
+        assert not any(Path(p).name.startswith(".") for p in manifest["files"])
+        assert not any(Path(item["path"]).name.startswith(".") for item in manifest["skipped"])
+
+
+def test_no_source_file_may_fill_two_rows():
+    check_splits_disjoint({"train": ["a/1", "a/2"], "val": ["a/3"], "test": ["b/1", "b/2"]}, "train_holdout")
+    check_splits_disjoint({"train": ["a/1"], "val": ["b/1"], "test": ["b/1", "c/1"]}, "ilsvrc_val")  # val = test's part
+    for files, validation in (({"train": ["a/1"], "val": ["a/1"], "test": []}, "train_holdout"),
+                              ({"train": ["a/1"], "val": [], "test": ["a/../a/1"]}, "ilsvrc_val"),
+                              ({"train": ["a/1", "a/1"], "val": [], "test": []}, "ilsvrc_val"),
+                              ({"train": [], "val": ["b/1"], "test": ["b/1"]}, "train_holdout")):
+        with pytest.raises(RobinterpError, match="would fill a row of"):
+            check_splits_disjoint(files, validation)
 
 
 def test_cli_reports_errors_without_a_traceback(tree, tmp_path, capsys):

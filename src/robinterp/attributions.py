@@ -26,6 +26,7 @@ from torch import nn
 from .attacks import attack_mode
 from .config import dataclass_from_dict
 from .errors import RobinterpError
+from .progress import progress
 
 OUTPUTS = ("prob", "logit")
 BASELINES = ("black", "uniform", "blur")
@@ -118,7 +119,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor
     total = torch.zeros_like(x)
     delta = x - baseline
     with attack_mode(model):
-        for start in range(0, len(img), batch_size):
+        for start in progress(range(0, len(img), batch_size), "ig path", unit="batches"):
             i, p = img[start:start + batch_size], point[start:start + batch_size]
             a = alphas[p].view(-1, *([1] * (x.dim() - 1)))
             path = (baseline[i] + a * delta[i]).requires_grad_(True)
@@ -158,7 +159,7 @@ def explain_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, cfg: IGC
     attr = torch.zeros_like(x)
     f_base = torch.zeros(x.shape[0], device=x.device, dtype=torch.float64)
     with attack_mode(model):  # eval-mode BatchNorm, frozen parameters; the caller's mode comes back
-        for b in baselines:
+        for b in progress(baselines, "ig baselines", unit="baselines"):
             attr += integrated_gradients(model, x, target, b, steps=cfg.steps, output=cfg.output,
                                          batch_size=cfg.batch_size, delta_alpha=cfg.delta_alpha)
             with torch.inference_mode():
@@ -184,8 +185,11 @@ def explain_shap(model: nn.Module, x: torch.Tensor, background: torch.Tensor, cf
     f = ScalarOutput(model, cfg.output)
     with attack_mode(model), torch.no_grad():
         explainer = shap.GradientExplainer(f, background, batch_size=cfg.batch_size)
+    bar = progress(None, "shap", total=1 + len(x) * -(-cfg.nsamples // cfg.batch_size), unit="batches")
+    counter = f.register_forward_hook(lambda *_: bar.update())  # shap: one forward per batch of samples
     with attack_mode(model):
         values, ranks = explainer.shap_values(x, nsamples=cfg.nsamples, ranked_outputs=1, rseed=cfg.seed)
+    counter.remove()
     values = host_array(values[0] if isinstance(values, list) else values)
     if values.ndim == x.dim() + 1:  # shap >= 0.45 stacks the ranked outputs on the last axis
         values = values[..., 0]

@@ -13,6 +13,7 @@ import torch
 from .attacks import AttackConfig, SampleNoise, adversarial_examples, sample_keys
 from .data import Split
 from .distributed import Ranks, all_reduce_sums
+from .progress import progress
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -63,7 +64,7 @@ def accuracy(model: torch.nn.Module, data: DeviceData, attack: AttackConfig | No
     n = len(data) if max_images is None else min(max_images, len(data))
     counts = torch.zeros(2, dtype=torch.int64, device=device)  # clean, adv: one sync at the end
     model.eval()
-    for start in range(0, n, batch_size):
+    for start in progress(range(0, n, batch_size), "accuracy", unit="batches", silent=not ranks.is_main):
         m = min(batch_size, n - start)
         idx = torch.arange(start, start + m)[ranks.shard(m)]
         counted = len(idx)

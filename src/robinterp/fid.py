@@ -42,7 +42,7 @@ def inception_features(images: np.ndarray, dims: int = 2048, batch_size: int = 5
     model = model or load_inception(dims, device)
     out = []
     with torch.inference_mode():
-        for start in progress(range(0, len(images), batch_size), desc):
+        for start in progress(range(0, len(images), batch_size), desc, unit="batches"):
             batch = torch.from_numpy(images[start:start + batch_size]).to(device)
             x = batch.permute(0, 3, 1, 2).float() / 255.0
             if x.shape[1] == 1:
@@ -106,7 +106,7 @@ def bootstrap_fid(feats1: np.ndarray, feats2: np.ndarray, rounds: int, seed: int
         return {"rounds": 0, "low": None, "high": None, "std": None}
     rng = np.random.default_rng(seed)
     values = []
-    for _ in progress(range(rounds), "bootstrap"):
+    for _ in progress(range(rounds), "fid bootstrap", unit="rounds"):
         i1 = rng.integers(0, len(feats1), len(feats1))
         i2 = rng.integers(0, len(feats2), len(feats2))
         values.append(fid_from_features(feats1[i1], feats2[i2]))
@@ -125,7 +125,7 @@ def kid(feats1: np.ndarray, feats2: np.ndarray, subsets: int = 100, subset_size:
     d = f1.shape[1]
     rng = np.random.default_rng(seed)
     values = []
-    for _ in range(subsets):
+    for _ in progress(range(subsets), "kid", unit="subsets"):
         x = f1[rng.choice(len(f1), m, replace=False)]
         y = f2[rng.choice(len(f2), m, replace=False)]
         kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)

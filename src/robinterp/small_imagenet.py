@@ -15,6 +15,9 @@ Work is split into one job per class and source; worker processes write straight
 pre-allocated memory-mapped arrays, so memory stays bounded and the result does not depend on
 the number of workers. An unreadable image is skipped and replaced by the next candidate of the
 same class; the manifests list every source file per row and every skipped file.
+Dot-files and dot-folders (macOS `._<name>` AppleDouble files, `.ipynb_checkpoints`) and
+`__MACOSX` folders are not part of the data and are never listed. Sources that share image files
+(`val_dir` = `train_dir`, say) are refused, and no source file lands in two splits.
 Run: `robinterp build-small-imagenet --train-dir ... --val-dir ... --out-dir ...`.
 """
 
@@ -22,9 +25,9 @@ from __future__ import annotations
 
 import csv
 import multiprocessing
+import os
 import re
 import shutil
-import time
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ from PIL import Image
 
 from .data import write_split
 from .errors import RobinterpError
+from .progress import progress
 from .sources import IMAGE_SUFFIXES, channel_stats
 
 WNID = re.compile(r"^n\d{8}$")
@@ -62,10 +66,44 @@ class BuildConfig:
     seed: int = 0
 
 
+# at least, as the schema says; `validation: ilsvrc_val` leaves val_per_class unused
+MINIMUMS = {"classes": 1, "train_per_class": 1, "val_per_class": 1, "test_per_class": 1,
+            "imagenetv2_per_class": 0, "image_size": 8, "seed": 0}
+
+
+def check_settings(cfg: BuildConfig) -> None:
+    """One-line errors for counts, sizes and seeds out of range (before any folder is read)."""
+    for key, low in MINIMUMS.items():
+        value = getattr(cfg, key)
+        if not isinstance(value, int) or value < low:
+            raise RobinterpError(f"{key}: {value!r}; must be an integer >= {low} "
+                                 f"(flag --{key.replace('_', '-')})")
+    if cfg.validation not in ("train_holdout", "ilsvrc_val"):
+        raise RobinterpError(f"validation: {cfg.validation!r}; choose train_holdout or ilsvrc_val")
+
+
+def resolve_workers(workers: int) -> int:
+    """Decoding processes: workers >= 1 as given; 0 = every CPU core this process may use."""
+    if workers == 0:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if workers < 0:
+        raise RobinterpError(f"workers: {workers}; give the number of decoding processes (>= 1), or 0 for all cores")
+    return workers
+
+
 # --- reading the folder layouts ----------------------------------------------------------------
 
+def _hidden(p: Path) -> bool:
+    """Not data: dot-files and dot-folders (macOS `._x.JPEG`, `.ipynb_checkpoints`), `__MACOSX`."""
+    return p.name.startswith(".") or p.name == "__MACOSX"
+
+
+def _entries(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if not _hidden(p)]
+
+
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in _entries(folder) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def scan_train(train_dir: str | Path) -> dict[str, list[Path]]:
@@ -73,7 +111,7 @@ def scan_train(train_dir: str | Path) -> dict[str, list[Path]]:
     root = Path(train_dir)
     if not root.is_dir():
         raise RobinterpError(f"train_dir {root}: not a folder; expected {TRAIN_LAYOUT}")
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
+    subdirs = sorted(p for p in _entries(root) if p.is_dir())
     wnids = [p.name for p in subdirs if WNID.match(p.name)]
     if not wnids:
         tars = list(root.glob("n*.tar"))
@@ -89,7 +127,7 @@ def scan_val(val_dir: str | Path, val_labels: str | None) -> dict[str, list[Path
     if not root.is_dir():
         raise RobinterpError(f"val_dir {root}: not a folder; expected {VAL_FOLDER_LAYOUT} or {VAL_FLAT_LAYOUT}")
     flat = _images(root)
-    class_dirs = sorted(p.name for p in root.iterdir() if p.is_dir() and WNID.match(p.name))
+    class_dirs = sorted(p.name for p in _entries(root) if p.is_dir() and WNID.match(p.name))
     if val_labels is None:
         if not class_dirs:
             raise RobinterpError(f"val_dir {root}: no per-class folders (found {len(flat)} images at the top "
@@ -114,7 +152,7 @@ def read_val_labels(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise RobinterpError(f"val_labels {path}: file not found; expected LOC_val_solution.csv")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM (Excel's "CSV UTF-8") is not data
         rows = list(csv.reader(f))
     if not rows or [c.strip() for c in rows[0][:2]] != ["ImageId", "PredictionString"]:
         raise RobinterpError(f"val_labels {path}: expected the header 'ImageId,PredictionString' "
@@ -133,7 +171,7 @@ def scan_imagenetv2(v2_dir: str | Path, index_wnids: list[str]) -> dict[str, lis
     root = Path(v2_dir)
     if not root.is_dir():
         raise RobinterpError(f"imagenetv2_dir {root}: not a folder; expected {V2_LAYOUT}")
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    folders = sorted(p.name for p in _entries(root) if p.is_dir())
     bad = [n for n in folders if not n.isdigit()]
     if not folders or bad:
         raise RobinterpError(f"imagenetv2_dir {root}: folder(s) {bad[:5] or 'none'} are not class indices; "
@@ -172,7 +210,10 @@ def choose_classes(cfg: BuildConfig, available: list[str]) -> list[str]:
         unknown = [w for w in wanted if w not in available]
         if unknown:
             raise RobinterpError(f"class_list {path}: {unknown[:5]} not found as folders of train_dir")
-        return sorted(set(wanted))
+        repeated = sorted({w for w in wanted if wanted.count(w) > 1})
+        if repeated:
+            raise RobinterpError(f"class_list {path}: {repeated[:5]} listed more than once; list each class once")
+        return sorted(wanted)
     if cfg.classes > len(available):
         raise RobinterpError(f"classes: {cfg.classes} requested but train_dir has only {len(available)} class folders")
     rng = np.random.default_rng(cfg.seed)
@@ -244,10 +285,41 @@ def _draw(files: list[Path], cfg: BuildConfig, part: str, wnid: str) -> tuple[st
     return tuple(str(files[i]) for i in rng.permutation(len(files)))
 
 
+SOURCE_KEYS = {"train": "train_dir", "ilsvrc_val": "val_dir", "imagenetv2": "imagenetv2_dir"}
+
+
+def check_sources_disjoint(jobs: list[Job], cfg: BuildConfig) -> None:
+    """Refuse sources that share image files: the same folder (val_dir = train_dir), a symlink to
+    a folder or file of another source, a hard link. Identity = (device, inode), one stat a file."""
+    owner = {}
+    for job in jobs:
+        for path in job.candidates:
+            st = os.stat(path)
+            first = owner.setdefault((st.st_dev, st.st_ino), (job.part, path))
+            if first[0] != job.part:
+                a, b = SOURCE_KEYS[first[0]], SOURCE_KEYS[job.part]
+                raise RobinterpError(
+                    f"{a} {getattr(cfg, a)} and {b} {getattr(cfg, b)} hold the same image files ({first[1]} is "
+                    f"also {path}): test and validation images must not be training images; point {b} at "
+                    f"{'ImageNetV2 TopImages' if b == 'imagenetv2_dir' else 'the ILSVRC validation images'}")
+
+
+def check_splits_disjoint(files: dict[str, list[str]], validation: str) -> None:
+    """No source file fills two rows, within a split or across splits. Under `validation:
+    ilsvrc_val` val is the test split's ILSVRC part (the paper's protocol), so it is not checked apart."""
+    seen = {}
+    for split in ("train", "val", "test") if validation == "train_holdout" else ("train", "test"):
+        for path in files[split]:
+            key = os.path.normpath(path)
+            if key in seen:
+                raise RobinterpError(f"build-small-imagenet: {path} would fill a row of {seen[key]} and of {split}; "
+                                     "a bug of the builder: please report it with the source folders' layout")
+            seen[key] = split
+
+
 def plan(cfg: BuildConfig) -> tuple[list[dict], list[Job], dict[str, int]]:
-    """Check the layouts and counts, choose the classes, and list the jobs and split sizes."""
-    if cfg.validation not in ("train_holdout", "ilsvrc_val"):
-        raise RobinterpError(f"validation: {cfg.validation!r}; choose train_holdout or ilsvrc_val")
+    """Check the settings and layouts, choose the classes, and list the jobs and split sizes."""
+    check_settings(cfg)
     train = scan_train(cfg.train_dir)
     val = scan_val(cfg.val_dir, cfg.val_labels)
     names = read_synset_mapping(cfg.synset_mapping) if cfg.synset_mapping else {}
@@ -275,16 +347,27 @@ def plan(cfg: BuildConfig) -> tuple[list[dict], list[Job], dict[str, int]]:
                                      f"({part}), needs {need}; lower the per-class counts or choose other "
                                      "classes (class_list / seed)")
             jobs.append(Job(part, w, _draw(files, cfg, part, w), tuple(slots)))
+    check_sources_disjoint(jobs, cfg)
     classes = [{"index": k, "wnid": w, "name": names.get(w, w)} for k, w in enumerate(chosen)]
     return classes, jobs, sizes
 
 
 def build(cfg: BuildConfig, out_dir: str | Path, workers: int = 1, log=print) -> dict:
-    """Write out_dir/{train,val,test}; return the train manifest. Same inputs + seed -> same bytes."""
-    out_dir = Path(out_dir)
+    """Write out_dir/{train,val,test}; return the train manifest. Same inputs + seed -> same bytes.
+
+    `workers`: decoding processes, 0 = every usable core. On any failure (an error, Ctrl-C, and
+    SIGTERM under the CLI) the staged arrays in out_dir/.staging/ are removed."""
+    staging_dir = Path(out_dir) / ".staging"
+    try:
+        return _build(cfg, Path(out_dir), resolve_workers(workers), log, staging_dir)
+    except BaseException:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        raise
+
+
+def _build(cfg: BuildConfig, out_dir: Path, workers: int, log, staging_dir: Path) -> dict:
     classes, jobs, sizes = plan(cfg)
     s = cfg.image_size
-    staging_dir = out_dir / ".staging"
     shutil.rmtree(staging_dir, ignore_errors=True)
     staging_dir.mkdir(parents=True)
     staging = {}
@@ -299,7 +382,7 @@ def build(cfg: BuildConfig, out_dir: str | Path, workers: int = 1, log=print) ->
 
     files = {split: [""] * n for split, n in sizes.items()}
     skipped = {split: [] for split in sizes}
-    done, t0, last = 0, time.time(), 0.0
+    bar = progress(None, "build-small-imagenet", total=total, unit="images")
     args = [(j, staging, s) for j in jobs]
     if workers > 1:
         pool = multiprocessing.get_context("spawn").Pool(workers)
@@ -319,14 +402,9 @@ def build(cfg: BuildConfig, out_dir: str | Path, workers: int = 1, log=print) ->
                 files[split][row] = path
             for item in res["skipped"]:
                 skipped[item["split"]].append(item)
-            done += len(res["used"])
-            now = time.time()
-            if now - last > 10 or done == total:
-                rate = done / max(now - t0, 1e-9)
-                log(f"build-small-imagenet: {done}/{total} images, {rate:.0f} img/s, "
-                    f"eta {(total - done) / max(rate, 1e-9) / 60:.1f} min")
-                last = now
+            bar.update(len(res["used"]))
     finally:
+        bar.close()
         if pool is not None:
             pool.terminate()
             pool.join()
@@ -336,6 +414,7 @@ def build(cfg: BuildConfig, out_dir: str | Path, workers: int = 1, log=print) ->
     if cfg.validation == "ilsvrc_val":
         arrays["val"] = arrays["test"][:n_ilsvrc]
         files["val"] = files["test"][:n_ilsvrc]
+    check_splits_disjoint(files, cfg.validation)
     labels = {
         "train": np.repeat(np.arange(len(classes)), cfg.train_per_class),
         "val": np.repeat(np.arange(len(classes)), sizes["val"] // len(classes)),

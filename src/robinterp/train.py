@@ -204,7 +204,8 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
         model.train()
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, clean, adv: no sync per step
         seen = 0
-        bar = progress(range(0, n, cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        bar = progress(range(0, n, cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batches",
+                       silent=not ranks.is_main)
         for i in bar:
             x, y = train_data.batch(perm[i:i + cfg.batch_size])
             x = augment(x, cfg.augment, gen)  # the global batch, so every rank draws the same numbers

@@ -25,6 +25,7 @@ from .attacks import attack_mode, pgd
 from .config import dataclass_from_dict
 from .errors import RobinterpError
 from .evaluate import DeviceData
+from .progress import counting, progress
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,11 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def _pgd_bar(desc: str, n: int, cfg):
+    """Progress over every PGD step of every batch (one long batch still reports as it goes)."""
+    return progress(None, desc, total=-(-n // cfg.batch_size) * cfg.steps, unit="steps")
+
+
 def _batched(fn, *tensors, batch_size: int):
     outs = [fn(*(t[s:s + batch_size] for t in tensors)) for s in range(0, len(tensors[0]), batch_size)]
     return torch.cat(outs) if outs else torch.empty(0)
@@ -124,8 +130,10 @@ def class_conditional_seeds(images: torch.Tensor, n: int, downsample: int, cov_e
 def class_logit_ascent(model: nn.Module, seeds: torch.Tensor, labels: torch.Tensor,
                        cfg: ClassGenerationConfig) -> torch.Tensor:
     """Eq. 16: PGD maximising the target class's logit from each seed."""
+    bar = _pgd_bar("class generation", len(seeds), cfg)
+
     def run(x, y):
-        return pgd(lambda xa: model(xa).gather(1, y[:, None]).squeeze(1), x, norm=cfg.norm, eps=cfg.eps,
+        return pgd(counting(lambda xa: model(xa).gather(1, y[:, None]).squeeze(1), bar), x, norm=cfg.norm, eps=cfg.eps,
                    step_size=cfg.step_size, steps=cfg.steps)
 
     with attack_mode(model):
@@ -162,10 +170,12 @@ def normalised_distance(model: nn.Module, x: torch.Tensor, r_target: torch.Tenso
 def invert_representation(model: nn.Module, sources: torch.Tensor, targets: torch.Tensor,
                           cfg: InversionConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Minimise eq. 15 from each source; returns (inverted, distance before, distance after)."""
+    bar = _pgd_bar("inversion", len(sources), cfg)
+
     def run(src, targ):
         with torch.no_grad():
             r_t = model.features(targ)
-        return pgd(lambda xa: -normalised_distance(model, xa, r_t), src, norm=cfg.norm, eps=cfg.eps,
+        return pgd(counting(lambda xa: -normalised_distance(model, xa, r_t), bar), src, norm=cfg.norm, eps=cfg.eps,
                    step_size=cfg.step_size, steps=cfg.steps)
 
     def distance(x, targ):
@@ -232,8 +242,10 @@ def visualise_features(model: nn.Module, neurons: list[int], image_shape: tuple,
             dead = model.features(start).gather(1, idx[:, None]).squeeze(1) <= 0
         start[dead] = fallback.to(device)[dead]
 
+    bar = _pgd_bar("feature visualisation", n, cfg)
+
     def run(x, i):
-        return pgd(lambda xa: model.features(xa).gather(1, i[:, None]).squeeze(1), x, norm=cfg.norm,
+        return pgd(counting(lambda xa: model.features(xa).gather(1, i[:, None]).squeeze(1), bar), x, norm=cfg.norm,
                    eps=cfg.eps, step_size=cfg.step_size, steps=cfg.steps)
 
     def act(x, i):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
 from ..cli import verb
@@ -21,7 +23,11 @@ def build_small_imagenet(a):
         classes=a.classes, train_per_class=a.train_per_class, val_per_class=a.val_per_class,
         test_per_class=a.test_per_class, imagenetv2_per_class=a.imagenetv2_per_class,
         image_size=a.image_size, validation=a.validation, seed=a.seed)
-    build(cfg, a.out_dir, workers=a.workers, log=lambda line: print(line, flush=True))
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed job cleans up its staging too
+    try:
+        build(cfg, a.out_dir, workers=a.workers, log=lambda line: print(line, flush=True))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"build-small-imagenet: wrote {a.out_dir}/{{train,val,test}}")
 
 
@@ -42,6 +48,6 @@ build_small_imagenet.flags = lambda p: (
     p.add_argument("--validation", choices=["train_holdout", "ilsvrc_val"], default=_DEFAULTS.validation,
                    help="ilsvrc_val = the paper's protocol (val = the ILSVRC validation part of test)"),
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed),
-    p.add_argument("--workers", type=int, default=1, help="decoding processes"),
+    p.add_argument("--workers", type=int, default=1, help="decoding processes; 0 = every usable CPU core"),
     p.add_argument("--out-dir", type=Path, required=True, help="writes <out-dir>/{train,val,test}/"),
 )
