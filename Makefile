@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 DEMO_CONFIG := workflow/configs/demo.yaml
 
-.PHONY: demo test install lint clean-demo check-report gpu-wheels
+.PHONY: demo test install lint clean-demo check-report gpu-wheels paper-smoke
 
 $(BIN)/robinterp: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: install
 	$(BIN)/snakemake --configfile $(DEMO_CONFIG) --report results/demo/report.html
 	@echo "demo results: results/demo/ (tables under results/demo/digits/tables/, summary results/demo/summary.md)"
 	@echo "report: results/demo/report.html"
+
+# The paper's models and input sizes through the whole DAG on generated inputs (~10 min on 2 cores).
+paper-smoke: install
+	$(BIN)/python tests/paper_inputs.py results/paper_smoke/inputs
+	$(BIN)/snakemake --cores $(CORES) --configfile workflow/configs/paper_smoke.yaml --rerun-incomplete
 
 check-report:  # render the demo report in headless chromium; fails on a blank page or broken images
 	$(BIN)/python scripts/check_report.py results/demo/report.html

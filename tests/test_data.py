@@ -101,18 +101,35 @@ def _fake_cifar(root, n_train=20, n_test=10):
     pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, open(d / "batches.meta", "wb"))
 
 
-def test_cifar10_source_holds_out_validation(tmp_path, monkeypatch):
-    import torchvision.datasets.cifar as tv_cifar
-
+def test_cifar10_source_holds_out_validation(tmp_path):
     _fake_cifar(tmp_path / "raw", n_train=40, n_test=10)
-    # torchvision md5-checks every batch file and the metadata; fake files have other md5s
-    monkeypatch.setattr(tv_cifar.CIFAR10, "_check_integrity", lambda self: True)
-    monkeypatch.setattr(tv_cifar, "check_integrity", lambda *a, **k: True)
-    prepare({"kind": "cifar10", "root": str(tmp_path / "raw"), "val_size": 10, "seed": 0}, tmp_path / "out")
+    # files in CIFAR-10's format made here cannot carry the published md5s: verify_md5 off
+    prepare({"kind": "cifar10", "root": str(tmp_path / "raw"), "val_size": 10, "seed": 0, "verify_md5": False},
+            tmp_path / "out")
     tr, va, te = (load_split(tmp_path / "out" / k) for k in ("train", "val", "test"))
     assert (len(tr), len(va), len(te)) == (30, 10, 10)
     assert va.manifest["counts_per_class"] == [1] * 10 and tr.classes[0] == "c0"
     assert tr.image_shape == (3, 32, 32)
+
+
+def test_cifar10_reader_matches_torchvision(tmp_path, monkeypatch):
+    import torchvision.datasets.cifar as tv_cifar
+
+    from robinterp.sources import read_cifar10_batches
+
+    _fake_cifar(tmp_path, n_train=20, n_test=10)
+    monkeypatch.setattr(tv_cifar.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(tv_cifar, "check_integrity", lambda *a, **k: True)
+    for train, names in ((True, [f"data_batch_{i}" for i in range(1, 6)]), (False, ["test_batch"])):
+        tv = tv_cifar.CIFAR10(str(tmp_path), train=train)
+        x, y = read_cifar10_batches(tmp_path / "cifar-10-batches-py", names)
+        assert np.array_equal(x, tv.data) and y.tolist() == tv.targets
+
+
+def test_cifar10_checks_md5_by_default(tmp_path):
+    _fake_cifar(tmp_path / "raw", n_train=20, n_test=10)
+    with pytest.raises(RobinterpError, match="not found or corrupt"):
+        prepare({"kind": "cifar10", "root": str(tmp_path / "raw")}, tmp_path / "out")
 
 
 def test_cifar10_missing_gives_a_clear_error(tmp_path):

@@ -91,22 +91,54 @@ def prepare_digits(out_dir: Path, image_size: int = 16, val_fraction: float = 0.
                  [str(i) for i in range(10)], {"kind": "digits", "image_size": image_size, "seed": seed})
 
 
-def prepare_cifar10(out_dir: Path, root: str, download: bool = False, val_size: int = 5000,
-                    seed: int = 0, **_) -> None:
-    """CIFAR-10 through torchvision (md5-checked); `val_size` training images held out."""
-    from torchvision.datasets import CIFAR10
+CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
-    try:
-        tr = CIFAR10(root, train=True, download=download)
-        te = CIFAR10(root, train=False, download=download)
-    except RuntimeError as e:
-        raise RobinterpError(f"CIFAR-10 not found or corrupt under {root!r} ({e}); set "
-                             f"datasets.cifar10.source.download: true, or put cifar-10-batches-py there") from e
-    x, y = np.asarray(tr.data, dtype=np.uint8), np.asarray(tr.targets, dtype=np.int64)
+
+def prepare_cifar10(out_dir: Path, root: str, download: bool = False, val_size: int = 5000,
+                    seed: int = 0, verify_md5: bool = True, **_) -> None:
+    """CIFAR-10's python batches under `root`/cifar-10-batches-py; `val_size` training images held out.
+
+    torchvision downloads the archive (`download`) and checks the md5 of every batch file
+    (`verify_md5`); switch the check off only for a copy you made yourself (e.g. test fixtures
+    in the CIFAR format), whose files cannot carry the published checksums.
+    """
+    if download or verify_md5:
+        from torchvision.datasets import CIFAR10
+
+        try:
+            for train in (True, False):
+                CIFAR10(root, train=train, download=download)
+        except RuntimeError as e:
+            raise RobinterpError(f"CIFAR-10 not found or corrupt under {root!r} ({e}); set "
+                                 f"datasets.<name>.source.download: true, or put cifar-10-batches-py there") from e
+    folder = Path(root) / "cifar-10-batches-py"
+    classes = read_cifar10_file(folder / "batches.meta")["label_names"]
+    (x, y), (x_test, y_test) = (read_cifar10_batches(folder, CIFAR10_BATCHES[s]) for s in ("train", "test"))
     keep, val = stratified_split(y, val_size, seed) if val_size else (np.arange(len(y)), np.arange(0))
-    splits = {"train": (x[keep], y[keep]), "val": (x[val], y[val]),
-              "test": (np.asarray(te.data, dtype=np.uint8), np.asarray(te.targets, dtype=np.int64))}
-    write_splits(out_dir, splits, list(tr.classes), {"kind": "cifar10", "root": str(root), "seed": seed})
+    splits = {"train": (x[keep], y[keep]), "val": (x[val], y[val]), "test": (x_test, y_test)}
+    write_splits(out_dir, splits, list(classes),
+                 {"kind": "cifar10", "root": str(root), "seed": seed, "verify_md5": verify_md5})
+
+
+def read_cifar10_file(path: Path) -> dict:
+    """One pickled CIFAR-10 batch or metadata file (the format's own encoding, as torchvision reads it)."""
+    import pickle
+
+    if not path.is_file():
+        raise RobinterpError(f"{path}: missing; expected CIFAR-10's python batches (data_batch_1..5, "
+                             "test_batch, batches.meta) there, or set source.download: true")
+    with open(path, "rb") as f:
+        return pickle.load(f, encoding="latin1")
+
+
+def read_cifar10_batches(folder: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Images (uint8 N x 32 x 32 x 3) and labels of the named batch files, in order."""
+    xs, ys = [], []
+    for name in names:
+        entry = read_cifar10_file(folder / name)
+        xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        ys.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64))
+    return np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys)
 
 
 def load_image(path: Path, size: int) -> np.ndarray:
