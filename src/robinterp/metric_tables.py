@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .errors import RobinterpError
+
 REAL = "real"  # the real-vs-real baseline's row name (test vs train), and its reference key
 
 
@@ -17,11 +19,20 @@ def _round(v, digits=3):
 
 
 def fid_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
-    """One row per FID JSON: FID, bootstrap interval, N of both sets, KID, the paper's FID."""
+    """One row per FID JSON: FID, its interval at this n, N of both sets, KID, the paper's FID.
+
+    FID falls as either set grows, so rows at different N are not comparable: the table refuses them.
+    """
+    sizes = {(r["n_real"], r["n_fake"]) for r in results}
+    if len(sizes) > 1:
+        rows = ", ".join(f"{r['variant']} ({r['n_real']} vs {r['n_fake']})" for r in results)
+        raise RobinterpError(f"FID rows at different n (real vs generated images): {rows}; FID falls with n, so "
+                             f"recompute them at one size (the fid rules match the baseline to the generated set; "
+                             f"metrics.fid.max_images caps both)")
     rows = []
     for r in results:
         ref = (reference or {}).get(r["variant"], {})
-        b = r.get("bootstrap") or {}
+        b = r.get("interval") or {}
         rows.append({
             "variant": r["variant"], "fid": _round(r["fid"], 2), "ci_low": _round(b.get("low"), 2),
             "ci_high": _round(b.get("high"), 2), "n_real": r["n_real"], "n_fake": r["n_fake"],
@@ -56,8 +67,10 @@ def interpretability_table(results: list[dict]) -> pd.DataFrame:
 
 FID_NOTES = ("FID (lower is better) with pytorch-fid's InceptionV3 (2048-d pool features). `real` = test vs train "
              "split (the author's real-vs-real baseline); variants = generated class images vs the test split. "
-             "ci = 95% percentile bootstrap over images (resampling inflates FID, so the interval sits above the "
-             "point estimate for small N). FID falls with N: compare rows at equal N only. paper_fid: Table 2 "
+             "ci = 95% interval of FID at this N, centred on the estimate (estimate +- 1.96 sd; sd from half-samples "
+             "drawn without replacement; docs/interpretability.md). Every row has the same N (the real baseline "
+             "uses as many train images as each variant generated): FID falls with N, so the paper's 10k-image "
+             "values compare with ours only in ordering. paper_fid: Table 2 "
              "(CIFAR-10, 10k images) / Table 5 (Small ImageNet 150, 9k).")
 INVERSION_NOTES = ("L2 distance between 192-d Inception features (pytorch-fid block 1, average-pooled) of each "
                    "target image and its inversion; lower = the inversion looks more like the target to an "

@@ -193,8 +193,18 @@ def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
 
 # --- summaries -------------------------------------------------------------------------------------
 
+MIN_BOOTSTRAP_ROUNDS = 20
+
+
 def bootstrap_mean(values, rounds: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """Mean and percentile bootstrap interval of the mean (resampling images)."""
+    """Mean and percentile bootstrap interval of the mean (resampling images).
+
+    Resampling with replacement leaves the mean unbiased, so the interval is centred on it (unlike
+    FID's, see fid.fid_interval); too few rounds would make the percentiles single draws.
+    """
+    if 0 < rounds < MIN_BOOTSTRAP_ROUNDS:
+        raise RobinterpError(f"bootstrap rounds {rounds}: use 0 (no interval) or >= {MIN_BOOTSTRAP_ROUNDS} "
+                             f"so the 95% percentiles are not single draws")
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if len(v) == 0:

@@ -57,10 +57,11 @@ rule fid_real_baseline:
     input:
         real=f"{R}/{{dataset}}/fid/features/test.npz",
         fake=f"{R}/{{dataset}}/fid/features/train.npz",
+        generated=lambda w: f"{R}/{w.dataset}/class_generation/{variants(w.dataset)[0]}/images.npy",
     output:
         f"{R}/{{dataset}}/fid/baseline/test_vs_train.json",
     params:
-        **fid_params(lambda w: "real"),
+        **fid_params(lambda w: "real", lambda w, input: f"--match-n {input.generated}"),
     log:
         f"{R}/logs/fid/{{dataset}}/baseline.log",
     threads: config["threads"]["analysis"]

@@ -52,15 +52,17 @@ def summary_tables():
 FID_SHELL = (
     "OMP_NUM_THREADS={threads} python -m robinterp fid --real {input.real} --fake {input.fake}"
     " --dims {params.fid[dims]} {params.max_images} --seed {params.fid[seed]} --batch-size {params.fid[batch_size]}"
-    " --bootstrap {params.fid[bootstrap]} {params.kid} --kid-subsets {params.fid[kid_subsets]}"
+    " --interval-rounds {params.fid[interval_rounds]} {params.match_n} {params.kid} --kid-subsets {params.fid[kid_subsets]}"
     " --kid-subset-size {params.fid[kid_subset_size]} --variant {params.variant} --device {params.device}"
     " --out {output} > {log} 2>&1"
 )
 
 
-def fid_params(variant_of):
-    """Shared params of the two FID rules; `variant_of(wildcards)` names the row."""
+def fid_params(variant_of, match_n=lambda w, input: ""):
+    """Shared params of the two FID rules; `variant_of(wildcards)` names the row, `match_n` sets
+    the baseline's generated-set size (FID rows compare at equal n only)."""
     return dict(
+        match_n=match_n,
         fid=lambda w: metrics_cfg(w.dataset)["fid"],
         max_images=lambda w: (
             f"--max-images {metrics_cfg(w.dataset)['fid']['max_images']}"
