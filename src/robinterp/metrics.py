@@ -8,6 +8,7 @@
   from the image (deletion, lower = more faithful) or inserted into the baseline (insertion,
   higher = more faithful) in decreasing attribution order; trapezoid over the removed fraction.
 - captum `infidelity` (Yeh et al. 2019; lower better) and `sensitivity_max` (lower better).
+- faithfulness correlation and a local Lipschitz estimate (`explanation_metrics.py`).
 
 Inputs are float [0, 1] NCHW tensors; the model takes pixels and normalises inside.
 `EXPLAINERS` is the seam for sensitivity_max: name -> fn(model, output) -> explanation function.
@@ -25,7 +26,8 @@ from .config import dataclass_from_dict
 from .errors import RobinterpError
 
 DIRECTION = {"gradient_alignment": "higher", "gini": "higher", "deletion_auc": "lower",
-             "insertion_auc": "higher", "infidelity": "lower", "sensitivity_max": "lower"}
+             "insertion_auc": "higher", "infidelity": "lower", "sensitivity_max": "lower",
+             "faithfulness_correlation": "higher", "local_lipschitz": "lower", "randomisation_spearman": "lower"}
 
 
 def class_score(model: torch.nn.Module, output: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -233,6 +235,10 @@ class InterpretabilityConfig:
     sensitivity_samples: int = 10
     sensitivity_radius: float = 0.02  # L-inf radius (pixel units)
     explainer: str = "integrated_gradients"  # key of EXPLAINERS
+    faithfulness_runs: int = 100  # random pixel subsets per image (Quantus: 100)
+    faithfulness_fraction: float = 0.2  # share of the pixels in each subset
+    lipschitz_samples: int = 10  # Gaussian neighbours per image (on the sensitivity images)
+    lipschitz_noise: float = 0.1  # their std (pixel units; Quantus: 0.1)
     batch_size: int = 256
     bootstrap: int = 1000
     seed: int = 0
@@ -263,6 +269,8 @@ def load_attributions(path) -> dict:
 def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor, attributions: dict[str, dict],
                               cfg: InterpretabilityConfig, device) -> list[dict]:
     """Every metric for one model: a list of {metric, method, direction, values, mean, low, high}."""
+    from .explanation_metrics import faithfulness_correlation, local_lipschitz_estimate
+
     entries = []
 
     def add(metric, method, values):
@@ -289,10 +297,15 @@ def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor,
             infidelity(model, x[i:i + cfg.batch_size], a[i:i + cfg.batch_size], t[i:i + cfg.batch_size],
                        cfg.infidelity_noise, cfg.infidelity_samples, cfg.output, gen)
             for i in range(0, len(x), cfg.batch_size)]))
+        add("faithfulness_correlation", method, faithfulness_correlation(
+            model, x, a, t, cfg.faithfulness_runs, cfg.faithfulness_fraction, cfg.baseline, cfg.output, gen,
+            cfg.batch_size))
 
     torch.manual_seed(cfg.seed)  # captum's sensitivity perturbations use the global generator
     sidx = torch.randperm(len(test_x), generator=gen)[:cfg.sensitivity_images].sort().values
     x, y = test_x[sidx].contiguous().to(device), test_y[sidx].to(device)
     add("sensitivity_max", cfg.explainer, sensitivity_max(model, x, y, cfg.explainer, cfg.sensitivity_radius,
                                                           cfg.sensitivity_samples, cfg.output))
+    add("local_lipschitz", cfg.explainer, local_lipschitz_estimate(model, x, y, cfg.explainer, cfg.lipschitz_noise,
+                                                                   cfg.lipschitz_samples, cfg.output, gen))
     return entries
