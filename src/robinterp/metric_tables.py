@@ -83,6 +83,12 @@ INTERPRETABILITY_NOTES = (
     "better) / insertion_auc (higher better): class probability while pixels are removed from / inserted into a "
     "black image in attribution order. infidelity (captum, lower better): squared error of attributions "
     "predicting the output change under Gaussian pixel noise. sensitivity_max (captum, lower better): largest "
-    "change of the explanation under small uniform input noise. deletion/insertion AUC and infidelity "
+    "change of the explanation under small uniform input noise. faithfulness_correlation (higher better): Pearson "
+    "over random pixel subsets between the attribution in the subset and the score drop when it is set to the "
+    "baseline (Bhatt et al. 2020). local_lipschitz (lower better): max ||e(x) - e(x')|| / ||x - x'|| over Gaussian "
+    "neighbours (Alvarez-Melis & Jaakkola 2018). randomisation_spearman (lower better): Spearman of |attribution| "
+    "between the trained model and the model with every layer re-initialised, top first (Adebayo et al. 2018; "
+    "the cascade is figures/parameter_randomisation.png): near 1 = the map does not depend on the weights. "
+    "deletion/insertion AUC and infidelity "
     "degenerate for a near-constant classifier (flat probabilities): read them next to clean accuracy. "
     "Not in the paper (no reference values).")

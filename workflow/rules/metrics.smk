@@ -205,9 +205,63 @@ rule interpretability_metrics:
         " --variant {wildcards.variant} --device {params.device} --out {output} > {log} 2>&1"
 
 
+rule parameter_randomisation:
+    input:
+        model=f"{R}/{{dataset}}/models/{{variant}}/model.pt",
+        train=f"{R}/{{dataset}}/data/train/manifest.json",
+        attributions=lambda w: [
+            f"{R}/{w.dataset}/{m}/{w.variant}/attributions.npz"
+            for m in metrics_cfg(w.dataset)["interpretability"]["methods"]
+        ],
+    output:
+        f"{R}/{{dataset}}/interpretability/randomisation/{{variant}}.json",
+    params:
+        named=lambda w, input: " ".join(
+            f"{m}={p}" for m, p in zip(metrics_cfg(w.dataset)["interpretability"]["methods"], input.attributions)
+        ),
+        ig=lambda w: json_arg(dataset_cfg(w.dataset)["analyses"]["ig"]),
+        shap=lambda w: json_arg(dataset_cfg(w.dataset)["analyses"]["shap"]),
+        cfg=lambda w: json_arg({k: v for k, v in metrics_cfg(w.dataset)["randomisation"].items() if k != "enabled"}),
+        device=config["device"],
+    log:
+        f"{R}/logs/parameter_randomisation/{{dataset}}/{{variant}}.log",
+    threads: config["threads"]["analysis"]
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} python -m robinterp parameter-randomisation --checkpoint {input.model}"
+        " --attributions {params.named} --train {input.train} --ig-json {params.ig} --shap-json {params.shap}"
+        " --config-json {params.cfg} --variant {wildcards.variant} --device {params.device} --out {output}"
+        " > {log} 2>&1"
+
+
+rule randomisation_figure:
+    input:
+        lambda w: randomisation_results(w.dataset),
+    output:
+        report(
+            f"{R}/{{dataset}}/figures/parameter_randomisation.png",
+            caption="../report/parameter_randomisation.rst",
+            category="{dataset}",
+            subcategory="interpretability metrics",
+        ),
+    log:
+        f"{R}/logs/randomisation_figure/{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m robinterp randomisation-plot --inputs {input} --dataset {wildcards.dataset} --out {output}"
+        " > {log} 2>&1"
+
+
 rule interpretability_table:
     input:
-        lambda w: expand(f"{R}/{w.dataset}/interpretability/{{variant}}.json", variant=variants(w.dataset)),
+        lambda w: expand(f"{R}/{w.dataset}/interpretability/{{variant}}.json", variant=variants(w.dataset))
+        + randomisation_results(w.dataset),
     output:
         csv=report(
             f"{R}/{{dataset}}/tables/interpretability.csv",

@@ -34,8 +34,19 @@ def metric_tables(ds):
     return [name for name, block in TABLE_BLOCKS.items() if _enabled(ds, block)]
 
 
+def randomisation_on(ds):
+    return _enabled(ds, "interpretability") and _enabled(ds, "randomisation")
+
+
+def randomisation_results(ds):
+    """The interpretability table's randomisation inputs (one JSON per variant) when switched on."""
+    return [f"{R}/{ds}/interpretability/randomisation/{v}.json" for v in variants(ds)] if randomisation_on(ds) else []
+
+
 def metrics_targets(ds):
     out = [f"{R}/{ds}/tables/{name}.{ext}" for name in metric_tables(ds) for ext in ("csv", "md")]
+    if randomisation_on(ds):
+        out.append(f"{R}/{ds}/figures/parameter_randomisation.png")
     if _enabled(ds, "curve"):
         out.append(f"{R}/{ds}/figures/robustness_curve.png")
     return out + [f"{R}/summary.md"]
