@@ -83,7 +83,7 @@ INTERPRETABILITY_NOTES = (
     "better) / insertion_auc (higher better): class probability while pixels are removed from / inserted into a "
     "black image in attribution order. infidelity (captum, lower better): squared error of attributions "
     "predicting the output change under Gaussian pixel noise. sensitivity_max (captum, lower better): largest "
-    "change of the explanation under small uniform input noise. faithfulness_correlation (higher better): Pearson "
+    "change of the explanation, relative to its norm, under small uniform input noise. faithfulness_correlation (higher better): Pearson "
     "over random pixel subsets between the attribution in the subset and the score drop when it is set to the "
     "baseline (Bhatt et al. 2020). local_lipschitz (lower better): max ||e(x) - e(x')|| / ||x - x'|| over Gaussian "
     "neighbours (Alvarez-Melis & Jaakkola 2018). randomisation_spearman (lower better): Spearman of |attribution| "

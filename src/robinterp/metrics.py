@@ -182,8 +182,9 @@ EXPLAINERS = {"saliency": saliency_explainer, "integrated_gradients": integrated
 
 def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, explainer: str = "integrated_gradients",
                     radius: float = 0.02, samples: int = 10, output: str = "probability") -> torch.Tensor:
-    """captum sensitivity_max: largest change of the explanation (Frobenius) under uniform
-    L-inf noise of `radius` (pixel units), over `samples` draws. Seed torch's global RNG first."""
+    """captum sensitivity_max: largest change of the explanation ||e(x) - e(x')|| / ||e(x)|| (Frobenius,
+    relative: equal to Quantus's MaxSensitivity) under uniform L-inf noise of `radius` (pixel units),
+    over `samples` draws. Seed torch's global RNG first."""
     from captum.metrics import sensitivity_max as captum_sensitivity
 
     if explainer not in EXPLAINERS:
