@@ -8,8 +8,9 @@ looks like the trained model's. An explanation that survives randomisation (corr
 with every layer re-initialised) reflects the input, not what the model learned.
 
 Stages: the top-level parameterised modules of the network (single-child wrappers such as the
-input normaliser's `Classifier` are looked through), each `nn.Sequential` split into its blocks;
-for the CIFAR ResNet18: linear, layer4.1, layer4.0, ..., layer1.0, bn1, conv1. A stage is
+input normaliser's `Classifier` are looked through); for the CIFAR ResNet18: linear, layer4,
+layer3, layer2, layer1, bn1, conv1 (a ResNet stage of two blocks is one step: every step
+re-explains the images, so the demo's cost grows with the number of steps). A stage is
 re-initialised with every sub-module's own `reset_parameters()` (BatchNorm too, as Quantus's
 MPRT does), seeded per stage. Method explainers: `ig` (the analyses' `explain_ig`, its noise
 baselines re-seeded identically at every step) and `shap` (shap's GradientExplainer for the
@@ -58,12 +59,7 @@ def cascade_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if len(children) != 1 or next(root.parameters(recurse=False), None) is not None:
             break
         prefix, root = prefix + children[0][0] + ".", children[0][1]
-    stages = []
-    for name, child in children:
-        if isinstance(child, nn.Sequential):
-            stages += [(f"{name}.{n}", c) for n, c in child.named_children() if has_params(c)]
-        else:
-            stages.append((name, child))
+    stages = list(children)
     if not stages:
         raise RobinterpError("parameter randomisation: the model has no parameterised layers")
     return stages[::-1]
