@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from .metrics import EXPLAINERS, _baseline, _batched_scores, class_score
 from .errors import RobinterpError
+from .metrics import EXPLAINERS, _baseline, _batched_scores, class_score
 
 
 def random_pixel_subsets(n: int, runs: int, pixels: int, size: int, generator: torch.Generator | None) -> torch.Tensor:
