@@ -95,3 +95,13 @@ def test_fid_table_refuses_rows_at_different_n(results, tmp_path):
     out = tmp_path / "fid.csv"
     assert main(["fid-table", "--inputs", *results["fid"], "--out-csv", str(out), "--out-md", str(tmp_path / "fid.md")]) == 2
     assert not out.exists()
+
+
+def test_tables_refuse_an_interval_that_misses_its_estimate(results, tmp_path):
+    bad = json.loads(open(results["inv"][0]).read())
+    bad["low"], bad["high"] = bad["mean"] + 1, bad["mean"] + 2  # what resampling FID with replacement produced
+    _write(tmp_path / "inv/standard.json", bad)
+    out = tmp_path / "inv.csv"
+    assert main(["inversion-table", "--inputs", *results["inv"], "--out-csv", str(out),
+                 "--out-md", str(tmp_path / "inv.md")]) == 2
+    assert not out.exists()

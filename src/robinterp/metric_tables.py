@@ -18,6 +18,17 @@ def _round(v, digits=3):
     return None if v is None else round(float(v), digits)
 
 
+def _check_brackets(df: pd.DataFrame, estimate: str, table: str) -> pd.DataFrame:
+    """Refuse a table in which a 95% interval does not hold its own estimate."""
+    have = df["ci_low"].notna() & df["ci_high"].notna() & df[estimate].notna()
+    bad = df[have & ((df["ci_low"] > df[estimate]) | (df[estimate] > df["ci_high"]))]
+    if len(bad):
+        rows = "; ".join(f"{r['variant']} {r[estimate]} [{r['ci_low']}, {r['ci_high']}]" for _, r in bad.iterrows())
+        raise RobinterpError(f"{table} table: interval(s) that miss their estimate: {rows}; recompute these "
+                             f"results with this version (docs/interpretability.md, intervals)")
+    return df
+
+
 def fid_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
     """One row per FID JSON: FID, its interval at this n, N of both sets, KID, the paper's FID.
 
@@ -39,7 +50,7 @@ def fid_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
             "kid": _round(r.get("kid"), 5), "kid_std": _round(r.get("kid_std"), 5), "better": "lower",
             "paper_fid": ref.get("fid"),
         })
-    return pd.DataFrame(rows)
+    return _check_brackets(pd.DataFrame(rows), "fid", "FID")
 
 
 def inversion_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
@@ -54,7 +65,7 @@ def inversion_table(results: list[dict], reference: dict | None) -> pd.DataFrame
             "ci_high": _round(r["high"]), "start_distance": _round(src.get("mean")), "better": "lower",
             "paper_inv1": ref[0] if len(ref) > 0 else None, "paper_inv2": ref[1] if len(ref) > 1 else None,
         })
-    return pd.DataFrame(rows)
+    return _check_brackets(pd.DataFrame(rows), "distance", "inversion distance")
 
 
 def interpretability_table(results: list[dict]) -> pd.DataFrame:
@@ -62,7 +73,8 @@ def interpretability_table(results: list[dict]) -> pd.DataFrame:
     rows = [{"variant": r["variant"], "metric": e["metric"], "method": e["method"], "better": e["direction"],
              "n": e["n"], "mean": _round(e["mean"], 4), "ci_low": _round(e["low"], 4), "ci_high": _round(e["high"], 4)}
             for r in results for e in r["metrics"]]
-    return pd.DataFrame(rows).sort_values(["metric", "method"], kind="stable").reset_index(drop=True)  # variants in input order
+    df = pd.DataFrame(rows).sort_values(["metric", "method"], kind="stable").reset_index(drop=True)  # variants in input order
+    return _check_brackets(df, "mean", "interpretability")
 
 
 FID_NOTES = ("FID (lower is better) with pytorch-fid's InceptionV3 (2048-d pool features). `real` = test vs train "
