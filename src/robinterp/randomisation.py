@@ -105,6 +105,19 @@ def randomisation_cascade(model: nn.Module, explain: Callable[[nn.Module], torch
     return {"stages": names, "spearman": np.stack(rows)}
 
 
+def summarise_cascade(result: dict, method: str, cfg: RandomisationConfig) -> tuple[dict, dict]:
+    """(cascade for the JSON and the figure: mean and 95% interval per step; the table entry: the
+    correlation with every stage re-initialised)."""
+    from .metrics import DIRECTION, bootstrap_mean
+
+    steps = [bootstrap_mean(row, cfg.bootstrap, cfg.seed) for row in result["spearman"]]
+    cascade = {"stages": result["stages"], "spearman": result["spearman"].tolist(),
+               "mean": [s["mean"] for s in steps], "low": [s["low"] for s in steps], "high": [s["high"] for s in steps]}
+    entry = {"metric": "randomisation_spearman", "method": method, "direction": DIRECTION["randomisation_spearman"],
+             **steps[-1], "values": result["spearman"][-1].tolist()}
+    return cascade, entry
+
+
 # --- the analyses' explainers at a fixed class -----------------------------------------------------
 
 def ig_for_target(x: torch.Tensor, target: torch.Tensor, cfg) -> Callable[[nn.Module], torch.Tensor]:

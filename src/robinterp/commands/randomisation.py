@@ -22,8 +22,9 @@ def parameter_randomisation_verb(a):
     from ..data import load_split
     from ..errors import RobinterpError
     from ..evaluate import resolve_device
-    from ..metrics import DIRECTION, bootstrap_mean, load_attributions
-    from ..randomisation import RandomisationConfig, ig_for_target, randomisation_cascade, shap_for_target
+    from ..metrics import load_attributions
+    from ..randomisation import (RandomisationConfig, ig_for_target, randomisation_cascade, shap_for_target,
+                                 summarise_cascade)
 
     cfg = RandomisationConfig.from_dict(a.config_json)
     device = resolve_device(a.device)
@@ -45,17 +46,12 @@ def parameter_randomisation_verb(a):
             train = load_split(a.train)
             bg = np.sort(np.random.default_rng(shap_cfg.seed).permutation(len(train))[:shap_cfg.background])
             explain = shap_for_target(x, t, train.tensors(bg)[0].to(device), shap_cfg)
-        result = randomisation_cascade(model, explain, cfg.seed)
-        steps = [bootstrap_mean(row, cfg.bootstrap, cfg.seed) for row in result["spearman"]]
-        cascades[method] = {"stages": result["stages"], "spearman": result["spearman"].tolist(),
-                            "mean": [s["mean"] for s in steps], "low": [s["low"] for s in steps],
-                            "high": [s["high"] for s in steps]}
-        last = result["spearman"][-1]  # every stage re-initialised
-        entries.append({"metric": "randomisation_spearman", "method": method,
-                        "direction": DIRECTION["randomisation_spearman"], **steps[-1], "values": last.tolist()})
-        print(f"parameter-randomisation: {a.variant} {method} Spearman after {result['stages'][0]} "
-              f"{steps[0]['mean']:.3f}, after all {len(steps)} stages {steps[-1]['mean']:.3f} "
-              f"[{steps[-1]['low']:.3f}, {steps[-1]['high']:.3f}] (n={len(last)})")
+        cascades[method], entry = summarise_cascade(randomisation_cascade(model, explain, cfg.seed), method, cfg)
+        entries.append(entry)
+        c = cascades[method]
+        print(f"parameter-randomisation: {a.variant} {method} Spearman after {c['stages'][0]} {c['mean'][0]:.3f}, "
+              f"after all {len(c['stages'])} stages {entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}] "
+              f"(n={entry['n']})")
     storage.write_json(a.out, {
         "variant": a.variant, "metrics": entries, "cascade": cascades, "config": cfg.__dict__,
         "checkpoint": str(a.checkpoint), "attributions": list(a.attributions), "seconds": round(time.time() - start, 2),
