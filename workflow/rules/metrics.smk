@@ -293,6 +293,11 @@ rule robustness_curve:
             expand(f"{R}/{w.dataset}/interpretability/{{v}}.json", v=ladder(w.dataset))
             if _enabled(w.dataset, "interpretability")
             else []
+        )
+        + (
+            expand(f"{R}/{w.dataset}/interpretability/randomisation/{{v}}.json", v=ladder(w.dataset))
+            if randomisation_on(w.dataset)
+            else []
         ),
     output:
         png=report(
