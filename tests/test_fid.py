@@ -13,7 +13,7 @@ import torch
 
 from robinterp.cli import main
 from robinterp.errors import RobinterpError
-from robinterp.fid import bootstrap_fid, fid_from_features, frechet_distance, kid
+from robinterp.fid import fid_from_features, fid_interval, frechet_distance, kid
 from robinterp.fid_weights import FID_WEIGHTS_NAME, find_torchscript_inception, install_fid_weights
 
 TORCHSCRIPT = find_torchscript_inception()
@@ -55,12 +55,73 @@ def test_frechet_distance_agrees_with_pytorch_fid(n1, n2, d):
     assert frechet_distance(*stats) == pytest.approx(ref, rel=tol)
 
 
-def test_fid_of_a_set_with_itself_is_zero_and_bootstrap_is_seeded():
+def test_fid_of_a_set_with_itself_is_zero_and_the_interval_is_seeded():
     rng = np.random.default_rng(1)
     a, b = _gaussian_features(rng, 80, 16), _gaussian_features(rng, 90, 16, 1.0)
     assert abs(fid_from_features(a, a)) < 1e-9
-    first, again = bootstrap_fid(a, b, 20, seed=3), bootstrap_fid(a, b, 20, seed=3)
-    assert first == again and first["low"] <= first["high"]
+    first, again = fid_interval(a, b, 20, seed=3), fid_interval(a, b, 20, seed=3)
+    assert first == again and first["low"] <= fid_from_features(a, b) <= first["high"]
+    assert first["half_sample_n"] == [40, 45] and fid_interval(a, b, 0, 0)["low"] is None
+    with pytest.raises(RobinterpError, match="rounds 1"):
+        fid_interval(a, b, 1, 0)
+
+
+def _known_gaussians(d, shift, seed=0):
+    """Two Gaussian feature laws with their population Frechet distance (the 'true FID')."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=(d, d)) / np.sqrt(d), rng.normal(size=(d, d)) / np.sqrt(d)
+    mu = np.full(d, shift)
+    fd = frechet_distance(np.zeros(d), a @ a.T, mu, b @ b.T)
+    return (lambda r, n: r.normal(size=(n, d)) @ a.T), (lambda r, n: r.normal(size=(n, d)) @ b.T + mu), fd
+
+
+def test_fid_interval_brackets_its_estimate_and_covers_fid_at_n():
+    """Coverage of FID at n (what equal-n rows compare): its expectation E[FID_n] by Monte Carlo
+    from the known laws; the population distance lies below it (the bias the equal-n rule avoids).
+    benchmarks/fid_interval_coverage.py runs the same check larger (docs/interpretability.md)."""
+    draw1, draw2, fd = _known_gaussians(8, 0.3)
+    rng, n1, n2 = np.random.default_rng(1), 60, 50
+    expected = np.mean([fid_from_features(draw1(rng, n1), draw2(rng, n2)) for _ in range(400)])
+    assert expected > fd  # FID at finite n is biased upward
+    covered = []
+    for rep in range(100):
+        f1, f2 = draw1(rng, n1), draw2(rng, n2)
+        est, iv = fid_from_features(f1, f2), fid_interval(f1, f2, 20, seed=rep)
+        assert iv["low"] <= est <= iv["high"]
+        assert iv["high"] - est == pytest.approx(est - iv["low"]) or iv["low"] == 0.0  # centred
+        covered.append(iv["low"] <= expected <= iv["high"])
+    assert 0.88 <= np.mean(covered) <= 0.99
+
+
+def test_the_old_resample_with_replacement_interval_misses_its_estimate():
+    """Why resampling with replacement was dropped: duplicates inflate FID above the estimate."""
+    draw1, draw2, _ = _known_gaussians(32, 0.1)
+    rng = np.random.default_rng(2)
+    f1, f2 = draw1(rng, 60), draw2(rng, 60)
+    with_replacement = [fid_from_features(f1[rng.integers(0, 60, 60)], f2[rng.integers(0, 60, 60)])
+                        for _ in range(50)]
+    est = fid_from_features(f1, f2)
+    assert np.percentile(with_replacement, 2.5) > est
+    iv = fid_interval(f1, f2, 50, seed=0)
+    assert iv["low"] <= est <= iv["high"]
+
+
+def test_fid_verb_matches_the_baseline_to_the_generated_set_size(tmp_path):
+    """--match-n: the real baseline is computed at the generated set's n (features only, no Inception)."""
+    rng = np.random.default_rng(3)
+    for name, n in (("test", 50), ("train", 70)):
+        np.savez(tmp_path / f"{name}.npz", features=_gaussian_features(rng, n, 8), images_sha256="x")
+    np.save(tmp_path / "gen.npy", np.zeros((30, 4, 4, 3), np.uint8))
+    out = tmp_path / "real.json"
+    assert main(["fid", "--real", str(tmp_path / "test.npz"), "--fake", str(tmp_path / "train.npz"), "--dims", "8",
+                 "--match-n", str(tmp_path / "gen.npy"), "--interval-rounds", "10", "--variant", "real",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert (res["n_real"], res["n_fake"]) == (50, 30) and res["interval"]["low"] <= res["fid"] <= res["interval"]["high"]
+    np.save(tmp_path / "big.npy", np.zeros((90, 4, 4, 3), np.uint8))
+    assert main(["fid", "--real", str(tmp_path / "test.npz"), "--fake", str(tmp_path / "train.npz"), "--dims", "8",
+                 "--match-n", str(tmp_path / "big.npy"), "--device", "cpu", "--out", str(tmp_path / "x.json")]) == 2
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_kid_separates_distributions():
@@ -117,10 +178,10 @@ def test_fid_verb_equals_pytorch_fid_on_image_folders(fid_env, tmp_path):
     ref = calculate_fid_given_paths([str(tmp_path / "real"), str(tmp_path / "fake")], 50, "cpu", 64, 0)
     out = tmp_path / "fid.json"
     assert main(["fid", "--real", str(tmp_path / "real.npy"), "--fake", str(tmp_path / "fake.npy"), "--dims", "64",
-                 "--bootstrap", "5", "--kid", "--kid-subsets", "5", "--device", "cpu", "--out", str(out)]) == 0
+                 "--interval-rounds", "5", "--kid", "--kid-subsets", "5", "--device", "cpu", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["fid"] == pytest.approx(ref, rel=1e-5)  # float32 features, same model, same resize
-    assert (res["n_real"], res["n_fake"]) == (72, 70) and res["bootstrap"]["rounds"] == 5
+    assert (res["n_real"], res["n_fake"]) == (72, 70) and res["interval"]["rounds"] == 5
     assert "kid" in res and "provenance" in res
 
 
@@ -134,7 +195,7 @@ def test_inversion_distance_is_zero_for_perfect_inversions(fid_env, tmp_path):
     np.save(tmp_path / "i.npy", inverted)
     out = tmp_path / "d.json"
     assert main(["inversion-distance", "--targets", str(tmp_path / "t.npy"), "--inverted", str(tmp_path / "i.npy"),
-                 "--device", "cpu", "--bootstrap", "10", "--out", str(out)]) == 0
+                 "--device", "cpu", "--bootstrap", "50", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["dims"] == 192 and res["n"] == 3
     assert res["distances"][0] < 1e-4 and res["distances"][2] < 1e-4 and res["distances"][1] > 0.1

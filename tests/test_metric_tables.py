@@ -22,12 +22,12 @@ def _write(path, obj):
 def results(tmp_path):
     """JSON results shaped as the fid / inversion-distance / interpretability-metrics / evaluate verbs write them."""
     out = {"fid": [], "inv": [], "metrics": [], "acc": []}
-    out["fid"].append(_write(tmp_path / "fid/real.json", {"variant": "real", "fid": 4.0, "n_real": 100, "n_fake": 300,
-                                                          "bootstrap": {"rounds": 10, "low": 4.5, "high": 6.0}}))
+    out["fid"].append(_write(tmp_path / "fid/real.json", {"variant": "real", "fid": 4.0, "n_real": 100, "n_fake": 50,
+                                                          "interval": {"rounds": 10, "low": 3.0, "high": 5.0}}))
     for i, (v, fid) in enumerate([("standard", 150.0), ("small", 120.0), ("large", 90.0)]):
         out["fid"].append(_write(tmp_path / f"fid/{v}.json", {
             "variant": v, "fid": fid, "n_real": 100, "n_fake": 50, "kid": 0.1 / (i + 1), "kid_std": 0.01,
-            "bootstrap": {"rounds": 10, "low": fid + 2, "high": fid + 9}}))
+            "interval": {"rounds": 10, "low": fid - 2, "high": fid + 9}}))
         out["inv"].append(_write(tmp_path / f"inv/{v}.json", {
             "variant": v, "n": 8, "mean": 30 - 5 * i, "low": 29 - 5 * i, "high": 31 - 5 * i,
             "source_distance": {"mean": 40.0}}))
@@ -81,8 +81,27 @@ def test_curve_and_summary_from_json_only(results, tmp_path):
                  "--curves", f"d={csv}", "--out", str(summary)]) == 0
     text = summary.read_text()
     assert "## d" in text and "gradient_alignment (input_gradient, higher)" in text
-    assert "FID of class generations (lower better): standard (eps 0) 150 [152, 159] vs large (eps 1.5) 90" in text
+    assert "FID of class generations (lower better): standard (eps 0) 150 [148, 159] vs large (eps 1.5) 90" in text
     assert "-> eps 1.5 better, intervals disjoint" in text
     # a result without an eps for its variant is an error, not a silent gap
     assert main(["robustness-curve", "--eps-json", json.dumps({"standard": None}), "--accuracy", *results["acc"],
                  "--out-csv", str(csv), "--out-png", str(png)]) == 2
+
+
+def test_fid_table_refuses_rows_at_different_n(results, tmp_path):
+    real = json.loads(open(results["fid"][0]).read())
+    real["n_fake"] = 300  # a baseline against every train image, variants against 50 generations
+    _write(tmp_path / "fid/real.json", real)
+    out = tmp_path / "fid.csv"
+    assert main(["fid-table", "--inputs", *results["fid"], "--out-csv", str(out), "--out-md", str(tmp_path / "fid.md")]) == 2
+    assert not out.exists()
+
+
+def test_tables_refuse_an_interval_that_misses_its_estimate(results, tmp_path):
+    bad = json.loads(open(results["inv"][0]).read())
+    bad["low"], bad["high"] = bad["mean"] + 1, bad["mean"] + 2  # what resampling FID with replacement produced
+    _write(tmp_path / "inv/standard.json", bad)
+    out = tmp_path / "inv.csv"
+    assert main(["inversion-table", "--inputs", *results["inv"], "--out-csv", str(out),
+                 "--out-md", str(tmp_path / "inv.md")]) == 2
+    assert not out.exists()

@@ -8,6 +8,7 @@ import torch
 
 from robinterp import metrics
 from robinterp.cli import main
+from robinterp.errors import RobinterpError
 
 
 class Linear(torch.nn.Module):
@@ -91,6 +92,49 @@ def test_bootstrap_mean_interval_brackets_the_mean_and_is_seeded():
     assert a == b and a["low"] < a["mean"] < a["high"] and a["n"] == 200
 
 
+def test_faithfulness_correlation_is_one_for_the_exact_contributions_of_a_linear_logit():
+    from robinterp.explanation_metrics import faithfulness_correlation
+
+    model, x, y = _linear_case(n=8)
+    exact = x * model.weight[0].view(1, *x.shape[1:])  # what zeroing each value removes from logit 0
+    gen = torch.Generator().manual_seed(0)
+    got = faithfulness_correlation(model, x, exact, y, runs=30, fraction=0.2, output="logit", generator=gen)
+    torch.testing.assert_close(got, torch.ones(8, dtype=torch.float64))
+    rand = faithfulness_correlation(model, x, torch.randn(x.shape, generator=gen), y, runs=30, output="logit",
+                                    generator=gen)
+    assert rand.abs().mean() < 0.5
+
+
+def test_local_lipschitz_of_saliency_is_zero_for_a_linear_model_and_c_for_a_quadratic():
+    from robinterp.explanation_metrics import local_lipschitz_estimate
+
+    model, x, y = _linear_case(n=4)
+    gen = torch.Generator().manual_seed(0)
+    assert local_lipschitz_estimate(model, x, y, "saliency", samples=3, output="logit", generator=gen).max() < 1e-6
+
+    class Quadratic(torch.nn.Module):  # logit_k = 1.5 ||x||^2 + k: the saliency 3 x moves 3x as far as x
+        def forward(self, z):
+            return 1.5 * z.flatten(1).pow(2).sum(1, keepdim=True) + torch.arange(2.0)
+
+    got = local_lipschitz_estimate(Quadratic(), x, y, "saliency", samples=3, output="logit", generator=gen)
+    torch.testing.assert_close(got, torch.full((4,), 3.0, dtype=torch.float64))
+
+
+def test_bootstrap_mean_brackets_skewed_samples_and_covers_the_true_mean():
+    """The inversion-distance and attribution-metric intervals: the mean inside its interval even for
+    one outlier or two values, and coverage of a known mean (exponential, n = 40) near 95%."""
+    rng = np.random.default_rng(0)
+    cases = [np.r_[np.zeros(49), 1000.0], np.array([0.0, 5.0]), rng.lognormal(0, 2, 12), np.ones(7)]
+    for seed, v in enumerate(cases):
+        r = metrics.bootstrap_mean(v, 200, seed=seed)
+        assert r["low"] <= r["mean"] <= r["high"]
+    covered = [(lambda r: r["low"] <= 1.0 <= r["high"])(metrics.bootstrap_mean(rng.exponential(1.0, 40), 300, seed=i))
+               for i in range(200)]
+    assert 0.88 <= np.mean(covered) <= 0.99
+    with pytest.raises(RobinterpError, match="rounds"):
+        metrics.bootstrap_mean(np.ones(5), 3)
+
+
 def test_interpretability_metrics_verb_writes_every_metric(tmp_path):
     from robinterp.checkpoints import save_checkpoint
     from robinterp.data import write_split
@@ -108,7 +152,7 @@ def test_interpretability_metrics_verb_writes_every_metric(tmp_path):
     np.savez(tmp_path / "ig.npz", images=x, attributions=rng.normal(size=x.shape).astype(np.float32),
              labels=labels[:10], preds=labels[:10], indices=np.arange(10))
     cfg = {"sample": 8, "steps": 5, "infidelity_samples": 3, "sensitivity_images": 3, "sensitivity_samples": 2,
-           "explainer": "saliency", "bootstrap": 50}
+           "explainer": "saliency", "bootstrap": 50, "faithfulness_runs": 10, "lipschitz_samples": 2}
     out = tmp_path / "metrics.json"
     assert main(["interpretability-metrics", "--checkpoint", str(tmp_path / "model.pt"), "--test",
                  str(tmp_path / "test"), "--attributions", f"ig={tmp_path / 'ig.npz'}", "--config-json",
@@ -116,7 +160,8 @@ def test_interpretability_metrics_verb_writes_every_metric(tmp_path):
     res = json.loads(out.read_text())
     got = {(e["metric"], e["method"]): e for e in res["metrics"]}
     assert set(got) == {("gradient_alignment", "input_gradient"), ("gini", "ig"), ("deletion_auc", "ig"),
-                        ("insertion_auc", "ig"), ("infidelity", "ig"), ("sensitivity_max", "saliency")}
+                        ("insertion_auc", "ig"), ("infidelity", "ig"), ("sensitivity_max", "saliency"),
+                        ("faithfulness_correlation", "ig"), ("local_lipschitz", "saliency")}
     assert got["gradient_alignment", "input_gradient"]["n"] == 40 and got["gini", "ig"]["n"] == 8
     assert got["sensitivity_max", "saliency"]["n"] == 3
     assert all(e["direction"] in ("higher", "lower") for e in res["metrics"]) and "provenance" in res

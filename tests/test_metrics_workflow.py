@@ -27,9 +27,9 @@ def test_demo_dry_run_plans_every_metric_job_per_variant(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout, flags=re.M))
-    for rule in ("fid_class_generation", "inversion_distance", "interpretability_metrics"):
+    for rule in ("fid_class_generation", "inversion_distance", "interpretability_metrics", "parameter_randomisation"):
         assert int(counts[rule]) == len(names), (rule, counts)
     for rule in ("fid_real_baseline", "fid_table", "inversion_table", "interpretability_table", "robustness_curve",
-                 "summary"):
+                 "randomisation_figure", "summary"):
         assert int(counts[rule]) == 1, (rule, counts)
     assert int(counts["inception_features"]) == 2  # test and train, computed once, shared by every FID

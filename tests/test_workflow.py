@@ -40,6 +40,15 @@ def test_whole_dag_runs_on_the_tiny_config(tiny_run):
         assert (results / f"logs/train/digits/{v}.log").is_file()
     table = (results / "digits/tables/accuracy.csv").read_text()
     assert table.startswith("variant,n,clean_acc,adv_acc") and "robust_l2" in table
+    import pandas as pd
+
+    fid = pd.read_csv(results / "digits/tables/fid.csv")  # every row at one n, each interval around its FID
+    assert len(fid[["n_real", "n_fake"]].drop_duplicates()) == 1 and set(fid["variant"]) >= {"real", "standard"}
+    assert ((fid["ci_low"] <= fid["fid"]) & (fid["fid"] <= fid["ci_high"])).all()
+    interp = pd.read_csv(results / "digits/tables/interpretability.csv")
+    assert {"randomisation_spearman", "faithfulness_correlation", "local_lipschitz"} <= set(interp["metric"])
+    assert ((interp["ci_low"] <= interp["mean"]) & (interp["mean"] <= interp["ci_high"])).all()
+    assert (results / "digits/figures/parameter_randomisation.png").is_file()
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def curve_frame(eps: dict[str, float], accuracy: list[dict], fid: list[dict], me
         if r.get("adv_acc") is not None:
             add(r["variant"], "adversarial accuracy (%)", "higher", 100 * r["adv_acc"])
     for r in fid:
-        b = r.get("bootstrap") or {}
+        b = r.get("interval") or {}
         add(r["variant"], "FID of class generations", "lower", r["fid"], b.get("low"), b.get("high"))
     for r in metrics:
         for e in r["metrics"]:
@@ -56,7 +56,7 @@ def plot_curve(df: pd.DataFrame, path, title: str = "") -> None:
         d = df[df["quantity"] == q].sort_values("eps")
         ax.plot(d["eps"], d["mean"], "o-", color="C0")
         e = d[d["low"].notna() & d["high"].notna()]
-        if len(e):  # vertical bars, not errorbar(): a bootstrap FID interval may lie above the estimate
+        if len(e):  # vertical bars: intervals need not be symmetric
             ax.vlines(e["eps"], e["low"], e["high"], color="C0", alpha=0.5, linewidth=3)
         ax.set_title(f"{q}\n({d['better'].iloc[0]} is better)", fontsize=9)
         ax.set_xlabel("training eps (L2)")

@@ -7,8 +7,8 @@ the second max-pool, 192x35x35) average-pooled (the paper's inversion distance).
 
 Frechet distance: ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2). From features we use
 tr((S1 S2)^1/2) = nuclear norm of F1 F2^T / sqrt((n1-1)(n2-1)), F = centred features (or their
-R factor when n > d): exact, no matrix square root, no eps retry, and cheap for bootstrap
-resamples. From moments alone, `frechet_distance` uses the eigenvalues of S1 S2.
+R factor when n > d): exact, no matrix square root, no eps retry, and cheap for the interval's half-
+samples. From moments alone, `frechet_distance` uses the eigenvalues of S1 S2.
 """
 
 from __future__ import annotations
@@ -96,23 +96,44 @@ def fid_from_features(feats1: np.ndarray, feats2: np.ndarray) -> float:
     return float(diff @ diff + tr1 + tr2 - 2 * tr_covmean)
 
 
-def bootstrap_fid(feats1: np.ndarray, feats2: np.ndarray, rounds: int, seed: int, level: float = 0.95) -> dict:
-    """Percentile interval of FID over image resamples (both sets resampled with replacement).
+def fid_interval(feats1: np.ndarray, feats2: np.ndarray, rounds: int, seed: int, level: float = 0.95) -> dict:
+    """Interval of FID at these set sizes, centred on the estimate: estimate +- z * sd (floored at 0).
 
-    Resampling repeats images, which shrinks the effective sample and biases FID upward; the
-    interval shows the spread due to the finite sample, the point estimate uses all images.
+    sd comes from half-sampling (a delete-d jackknife, Shao & Wu 1989): each round draws half of
+    each set without replacement and computes FID. For an asymptotically linear statistic the
+    variance over half-samples of n is s^2 (1/m - 1/n) = s^2 / n at m = n / 2, the variance of the
+    full-sample estimate; odd n are corrected by that ratio. No image is repeated, so the rounds
+    carry no duplicate-image bias; their mean sits above the estimate (FID falls with n) and only
+    their spread is used. The interval is for FID at n (what rows at equal n compare), not for
+    the population distance, which lies below by a bias that shrinks with n.
     """
     if rounds <= 0:
-        return {"rounds": 0, "low": None, "high": None, "std": None}
+        return {"method": "half-sampling", "rounds": 0, "low": None, "high": None, "std": None}
+    if rounds < 2:
+        raise RobinterpError(f"FID interval: rounds {rounds} gives no spread; use 0 (no interval) or >= 2")
+    from statistics import NormalDist
+
+    f1, f2 = np.asarray(feats1, np.float64), np.asarray(feats2, np.float64)
+    (n1, n2), (m1, m2) = (len(f1), len(f2)), (len(f1) // 2, len(f2) // 2)
+    if min(m1, m2) < 2:
+        raise RobinterpError(f"FID interval needs at least 4 images per set (got {n1} and {n2})")
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in progress(range(rounds), "fid bootstrap", unit="rounds"):
-        i1 = rng.integers(0, len(feats1), len(feats1))
-        i2 = rng.integers(0, len(feats2), len(feats2))
-        values.append(fid_from_features(feats1[i1], feats2[i2]))
-    low, high = np.percentile(values, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return {"rounds": rounds, "level": level, "seed": seed, "low": float(low), "high": float(high),
-            "std": float(np.std(values, ddof=1)) if rounds > 1 else 0.0}
+    values = [fid_from_features(f1[rng.choice(n1, m1, replace=False)], f2[rng.choice(n2, m2, replace=False)])
+              for _ in progress(range(rounds), "fid interval", unit="rounds")]
+    scale = np.sqrt((1 / n1 + 1 / n2) / (1 / m1 - 1 / n1 + 1 / m2 - 1 / n2))  # 1 when both n are even
+    estimate = fid_from_features(f1, f2)
+    std = float(np.std(values, ddof=1) * scale)
+    half_width = NormalDist().inv_cdf((1 + level) / 2) * std
+    return {"method": "half-sampling", "rounds": rounds, "level": level, "seed": seed,
+            "low": max(0.0, estimate - half_width), "high": estimate + half_width, "std": std,
+            "half_sample_mean": float(np.mean(values)), "half_sample_n": [m1, m2]}
+
+
+def subsample_features(feats: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """A seeded subset of `n` rows without replacement (all rows, in order, when n >= len)."""
+    if n >= len(feats):
+        return feats
+    return feats[np.sort(np.random.default_rng(seed).choice(len(feats), n, replace=False))]
 
 
 def kid(feats1: np.ndarray, feats2: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> dict:
@@ -176,6 +197,20 @@ def load_image_set(path, max_images: int | None = None, seed: int = 0) -> dict:
     images = np.ascontiguousarray(images[index])
     return {"path": str(path), "images": images, "n": int(len(images)), "index": index,
             "images_sha256": sha256_array(images)}
+
+
+def image_set_size(path, max_images: int | None = None) -> int:
+    """How many images `load_image_set(path, max_images)` would hold, read without loading them."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix not in (".npy", ".npz") or not path.is_file():
+        raise RobinterpError(f"{path}: expected an existing .npy image array or .npz features file")
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            return int(len(z["features"]))  # feature files are already subset
+    n = len(np.load(path, mmap_mode="r"))
+    return n if max_images is None else min(n, max_images)
 
 
 def features_of(image_set: dict, dims: int, batch_size: int, device, model=None) -> np.ndarray:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .errors import RobinterpError
+
 REAL = "real"  # the real-vs-real baseline's row name (test vs train), and its reference key
 
 
@@ -16,19 +18,39 @@ def _round(v, digits=3):
     return None if v is None else round(float(v), digits)
 
 
+def _check_brackets(df: pd.DataFrame, estimate: str, table: str) -> pd.DataFrame:
+    """Refuse a table in which a 95% interval does not hold its own estimate."""
+    have = df["ci_low"].notna() & df["ci_high"].notna() & df[estimate].notna()
+    bad = df[have & ((df["ci_low"] > df[estimate]) | (df[estimate] > df["ci_high"]))]
+    if len(bad):
+        rows = "; ".join(f"{r['variant']} {r[estimate]} [{r['ci_low']}, {r['ci_high']}]" for _, r in bad.iterrows())
+        raise RobinterpError(f"{table} table: interval(s) that miss their estimate: {rows}; recompute these "
+                             f"results with this version (docs/interpretability.md, intervals)")
+    return df
+
+
 def fid_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
-    """One row per FID JSON: FID, bootstrap interval, N of both sets, KID, the paper's FID."""
+    """One row per FID JSON: FID, its interval at this n, N of both sets, KID, the paper's FID.
+
+    FID falls as either set grows, so rows at different N are not comparable: the table refuses them.
+    """
+    sizes = {(r["n_real"], r["n_fake"]) for r in results}
+    if len(sizes) > 1:
+        rows = ", ".join(f"{r['variant']} ({r['n_real']} vs {r['n_fake']})" for r in results)
+        raise RobinterpError(f"FID rows at different n (real vs generated images): {rows}; FID falls with n, so "
+                             f"recompute them at one size (the fid rules match the baseline to the generated set; "
+                             f"metrics.fid.max_images caps both)")
     rows = []
     for r in results:
         ref = (reference or {}).get(r["variant"], {})
-        b = r.get("bootstrap") or {}
+        b = r.get("interval") or {}
         rows.append({
             "variant": r["variant"], "fid": _round(r["fid"], 2), "ci_low": _round(b.get("low"), 2),
             "ci_high": _round(b.get("high"), 2), "n_real": r["n_real"], "n_fake": r["n_fake"],
             "kid": _round(r.get("kid"), 5), "kid_std": _round(r.get("kid_std"), 5), "better": "lower",
             "paper_fid": ref.get("fid"),
         })
-    return pd.DataFrame(rows)
+    return _check_brackets(pd.DataFrame(rows), "fid", "FID")
 
 
 def inversion_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
@@ -43,7 +65,7 @@ def inversion_table(results: list[dict], reference: dict | None) -> pd.DataFrame
             "ci_high": _round(r["high"]), "start_distance": _round(src.get("mean")), "better": "lower",
             "paper_inv1": ref[0] if len(ref) > 0 else None, "paper_inv2": ref[1] if len(ref) > 1 else None,
         })
-    return pd.DataFrame(rows)
+    return _check_brackets(pd.DataFrame(rows), "distance", "inversion distance")
 
 
 def interpretability_table(results: list[dict]) -> pd.DataFrame:
@@ -51,13 +73,16 @@ def interpretability_table(results: list[dict]) -> pd.DataFrame:
     rows = [{"variant": r["variant"], "metric": e["metric"], "method": e["method"], "better": e["direction"],
              "n": e["n"], "mean": _round(e["mean"], 4), "ci_low": _round(e["low"], 4), "ci_high": _round(e["high"], 4)}
             for r in results for e in r["metrics"]]
-    return pd.DataFrame(rows).sort_values(["metric", "method"], kind="stable").reset_index(drop=True)  # variants in input order
+    df = pd.DataFrame(rows).sort_values(["metric", "method"], kind="stable").reset_index(drop=True)  # variants in input order
+    return _check_brackets(df, "mean", "interpretability")
 
 
 FID_NOTES = ("FID (lower is better) with pytorch-fid's InceptionV3 (2048-d pool features). `real` = test vs train "
              "split (the author's real-vs-real baseline); variants = generated class images vs the test split. "
-             "ci = 95% percentile bootstrap over images (resampling inflates FID, so the interval sits above the "
-             "point estimate for small N). FID falls with N: compare rows at equal N only. paper_fid: Table 2 "
+             "ci = 95% interval of FID at this N, centred on the estimate (estimate +- 1.96 sd; sd from half-samples "
+             "drawn without replacement; docs/interpretability.md). Every row has the same N (the real baseline "
+             "uses as many train images as each variant generated): FID falls with N, so the paper's 10k-image "
+             "values compare with ours only in ordering. paper_fid: Table 2 "
              "(CIFAR-10, 10k images) / Table 5 (Small ImageNet 150, 9k).")
 INVERSION_NOTES = ("L2 distance between 192-d Inception features (pytorch-fid block 1, average-pooled) of each "
                    "target image and its inversion; lower = the inversion looks more like the target to an "
@@ -70,6 +95,12 @@ INTERPRETABILITY_NOTES = (
     "better) / insertion_auc (higher better): class probability while pixels are removed from / inserted into a "
     "black image in attribution order. infidelity (captum, lower better): squared error of attributions "
     "predicting the output change under Gaussian pixel noise. sensitivity_max (captum, lower better): largest "
-    "change of the explanation under small uniform input noise. deletion/insertion AUC and infidelity "
+    "change of the explanation, relative to its norm, under small uniform input noise. faithfulness_correlation (higher better): Pearson "
+    "over random pixel subsets between the attribution in the subset and the score drop when it is set to the "
+    "baseline (Bhatt et al. 2020). local_lipschitz (lower better): max ||e(x) - e(x')|| / ||x - x'|| over Gaussian "
+    "neighbours (Alvarez-Melis & Jaakkola 2018). randomisation_spearman (lower better): Spearman of |attribution| "
+    "between the trained model and the model with every layer re-initialised, top first (Adebayo et al. 2018; "
+    "the cascade is figures/parameter_randomisation.png): near 1 = the map does not depend on the weights. "
+    "deletion/insertion AUC and infidelity "
     "degenerate for a near-constant classifier (flat probabilities): read them next to clean accuracy. "
     "Not in the paper (no reference values).")

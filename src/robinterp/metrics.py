@@ -8,6 +8,7 @@
   from the image (deletion, lower = more faithful) or inserted into the baseline (insertion,
   higher = more faithful) in decreasing attribution order; trapezoid over the removed fraction.
 - captum `infidelity` (Yeh et al. 2019; lower better) and `sensitivity_max` (lower better).
+- faithfulness correlation and a local Lipschitz estimate (`explanation_metrics.py`).
 
 Inputs are float [0, 1] NCHW tensors; the model takes pixels and normalises inside.
 `EXPLAINERS` is the seam for sensitivity_max: name -> fn(model, output) -> explanation function.
@@ -25,7 +26,8 @@ from .config import dataclass_from_dict
 from .errors import RobinterpError
 
 DIRECTION = {"gradient_alignment": "higher", "gini": "higher", "deletion_auc": "lower",
-             "insertion_auc": "higher", "infidelity": "lower", "sensitivity_max": "lower"}
+             "insertion_auc": "higher", "infidelity": "lower", "sensitivity_max": "lower",
+             "faithfulness_correlation": "higher", "local_lipschitz": "lower", "randomisation_spearman": "lower"}
 
 
 def class_score(model: torch.nn.Module, output: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -180,8 +182,9 @@ EXPLAINERS = {"saliency": saliency_explainer, "integrated_gradients": integrated
 
 def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, explainer: str = "integrated_gradients",
                     radius: float = 0.02, samples: int = 10, output: str = "probability") -> torch.Tensor:
-    """captum sensitivity_max: largest change of the explanation (Frobenius) under uniform
-    L-inf noise of `radius` (pixel units), over `samples` draws. Seed torch's global RNG first."""
+    """captum sensitivity_max: largest change of the explanation ||e(x) - e(x')|| / ||e(x)|| (Frobenius,
+    relative: equal to Quantus's MaxSensitivity) under uniform L-inf noise of `radius` (pixel units),
+    over `samples` draws. Seed torch's global RNG first."""
     from captum.metrics import sensitivity_max as captum_sensitivity
 
     if explainer not in EXPLAINERS:
@@ -193,8 +196,18 @@ def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
 
 # --- summaries -------------------------------------------------------------------------------------
 
+MIN_BOOTSTRAP_ROUNDS = 20
+
+
 def bootstrap_mean(values, rounds: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """Mean and percentile bootstrap interval of the mean (resampling images)."""
+    """Mean and percentile bootstrap interval of the mean (resampling images).
+
+    Resampling with replacement leaves the mean unbiased, so the interval is centred on it (unlike
+    FID's, see fid.fid_interval); too few rounds would make the percentiles single draws.
+    """
+    if 0 < rounds < MIN_BOOTSTRAP_ROUNDS:
+        raise RobinterpError(f"bootstrap rounds {rounds}: use 0 (no interval) or >= {MIN_BOOTSTRAP_ROUNDS} "
+                             f"so the 95% percentiles are not single draws")
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if len(v) == 0:
@@ -223,6 +236,10 @@ class InterpretabilityConfig:
     sensitivity_samples: int = 10
     sensitivity_radius: float = 0.02  # L-inf radius (pixel units)
     explainer: str = "integrated_gradients"  # key of EXPLAINERS
+    faithfulness_runs: int = 100  # random pixel subsets per image (Quantus: 100)
+    faithfulness_fraction: float = 0.2  # share of the pixels in each subset
+    lipschitz_samples: int = 10  # Gaussian neighbours per image (on the sensitivity images)
+    lipschitz_noise: float = 0.1  # their std (pixel units; Quantus: 0.1)
     batch_size: int = 256
     bootstrap: int = 1000
     seed: int = 0
@@ -253,6 +270,8 @@ def load_attributions(path) -> dict:
 def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor, attributions: dict[str, dict],
                               cfg: InterpretabilityConfig, device) -> list[dict]:
     """Every metric for one model: a list of {metric, method, direction, values, mean, low, high}."""
+    from .explanation_metrics import faithfulness_correlation, local_lipschitz_estimate
+
     entries = []
 
     def add(metric, method, values):
@@ -279,10 +298,15 @@ def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor,
             infidelity(model, x[i:i + cfg.batch_size], a[i:i + cfg.batch_size], t[i:i + cfg.batch_size],
                        cfg.infidelity_noise, cfg.infidelity_samples, cfg.output, gen)
             for i in range(0, len(x), cfg.batch_size)]))
+        add("faithfulness_correlation", method, faithfulness_correlation(
+            model, x, a, t, cfg.faithfulness_runs, cfg.faithfulness_fraction, cfg.baseline, cfg.output, gen,
+            cfg.batch_size))
 
     torch.manual_seed(cfg.seed)  # captum's sensitivity perturbations use the global generator
     sidx = torch.randperm(len(test_x), generator=gen)[:cfg.sensitivity_images].sort().values
     x, y = test_x[sidx].contiguous().to(device), test_y[sidx].to(device)
     add("sensitivity_max", cfg.explainer, sensitivity_max(model, x, y, cfg.explainer, cfg.sensitivity_radius,
                                                           cfg.sensitivity_samples, cfg.output))
+    add("local_lipschitz", cfg.explainer, local_lipschitz_estimate(model, x, y, cfg.explainer, cfg.lipschitz_noise,
+                                                                   cfg.lipschitz_samples, cfg.output, gen))
     return entries

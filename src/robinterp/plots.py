@@ -260,3 +260,33 @@ def feature_vis_grid(runs: dict, classes: list[str], cfg: PlotConfig):
     fig.suptitle("Direct feature visualisation: maximise R(x)[neuron] (activation start -> end); test images with "
                  "the highest / lowest activation (class, activation)", fontsize=8)
     return fig
+
+
+def plot_randomisation_cascade(results: list[dict], png: str | Path, title: str = "") -> None:
+    """Adebayo et al.'s cascade figure: per method, mean Spearman of |attribution| (95% interval)
+    against the number of stages re-initialised from the top, one line per variant."""
+    methods = list(dict.fromkeys(m for r in results for m in r["cascade"]))
+    if not methods:
+        raise RobinterpError("randomisation plot: no cascade in the inputs (write them with parameter-randomisation)")
+    fig, axes = plt.subplots(1, len(methods), figsize=(5.2 * len(methods), 3.8), squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        for i, r in enumerate(res for res in results if method in res["cascade"]):
+            c = r["cascade"][method]
+            steps = np.arange(len(c["stages"]) + 1)  # 0 = the trained model (correlation 1)
+            mean = np.r_[1.0, np.asarray(c["mean"], float)]
+            ax.plot(steps, mean, "o-", ms=3, color=f"C{i}", label=r["variant"])
+            ax.fill_between(steps[1:], np.asarray(c["low"], float), np.asarray(c["high"], float), color=f"C{i}",
+                            alpha=0.2)
+        ax.set_xticks(steps, ["trained"] + [f"+{s}" for s in c["stages"]], rotation=60, ha="right", fontsize=7)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_ylim(-0.2, 1.05)
+        ax.set_ylabel("Spearman of |attribution| vs trained")
+        ax.set_title(f"{method}: lower = the explanation depends on the weights", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with storage.atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

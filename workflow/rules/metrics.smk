@@ -58,10 +58,11 @@ rule fid_real_baseline:
     input:
         real=f"{R}/{{dataset}}/fid/features/test.npz",
         fake=f"{R}/{{dataset}}/fid/features/train.npz",
+        generated=lambda w: f"{R}/{w.dataset}/class_generation/{variants(w.dataset)[0]}/images.npy",
     output:
         f"{R}/{{dataset}}/fid/baseline/test_vs_train.json",
     params:
-        **fid_params(lambda w: "real"),
+        **fid_params(lambda w: "real", lambda w, input: f"--match-n {input.generated}"),
     log:
         f"{R}/logs/fid/{{dataset}}/baseline.log",
     threads: config["threads"]["analysis"]
@@ -206,9 +207,66 @@ rule interpretability_metrics:
         " --variant {wildcards.variant} --device {params.device} --out {output} > {log} 2>&1"
 
 
+rule parameter_randomisation:
+    input:
+        model=f"{R}/{{dataset}}/models/{{variant}}/model.pt",
+        train=f"{R}/{{dataset}}/data/train/manifest.json",
+        attributions=lambda w: [
+            f"{R}/{w.dataset}/{m}/{w.variant}/attributions.npz"
+            for m in metrics_cfg(w.dataset)["interpretability"]["methods"]
+        ],
+    output:
+        f"{R}/{{dataset}}/interpretability/randomisation/{{variant}}.json",
+    params:
+        named=lambda w, input: " ".join(
+            f"{m}={p}" for m, p in zip(metrics_cfg(w.dataset)["interpretability"]["methods"], input.attributions)
+        ),
+        settings=lambda w: [
+            result_settings(dataset_cfg(w.dataset)["analyses"][m], "analyses") for m in ("ig", "shap")
+        ],
+        ig=run_settings(lambda w: json_arg(dataset_cfg(w.dataset)["analyses"]["ig"])),
+        shap=run_settings(lambda w: json_arg(dataset_cfg(w.dataset)["analyses"]["shap"])),
+        cfg=lambda w: json_arg({k: v for k, v in metrics_cfg(w.dataset)["randomisation"].items() if k != "enabled"}),
+        device=run_settings(lambda w: config["device"]),
+    log:
+        f"{R}/logs/parameter_randomisation/{{dataset}}/{{variant}}.log",
+    threads: config["threads"]["analysis"]
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} python -m robinterp parameter-randomisation --checkpoint {input.model}"
+        " --attributions {params.named} --train {input.train} --ig-json {params.ig} --shap-json {params.shap}"
+        " --config-json {params.cfg} --variant {wildcards.variant} --device {params.device} --out {output}"
+        " > {log} 2>&1"
+
+
+rule randomisation_figure:
+    input:
+        lambda w: randomisation_results(w.dataset),
+    output:
+        report(
+            f"{R}/{{dataset}}/figures/parameter_randomisation.png",
+            caption="../report/parameter_randomisation.rst",
+            category="{dataset}",
+            subcategory="interpretability metrics",
+        ),
+    log:
+        f"{R}/logs/randomisation_figure/{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m robinterp randomisation-plot --inputs {input} --dataset {wildcards.dataset} --out {output}"
+        " > {log} 2>&1"
+
+
 rule interpretability_table:
     input:
-        lambda w: expand(f"{R}/{w.dataset}/interpretability/{{variant}}.json", variant=variants(w.dataset)),
+        lambda w: expand(f"{R}/{w.dataset}/interpretability/{{variant}}.json", variant=variants(w.dataset))
+        + randomisation_results(w.dataset),
     output:
         csv=report(
             f"{R}/{{dataset}}/tables/interpretability.csv",
@@ -239,6 +297,11 @@ rule robustness_curve:
         metrics=lambda w: (
             expand(f"{R}/{w.dataset}/interpretability/{{v}}.json", v=ladder(w.dataset))
             if _enabled(w.dataset, "interpretability")
+            else []
+        )
+        + (
+            expand(f"{R}/{w.dataset}/interpretability/randomisation/{{v}}.json", v=ladder(w.dataset))
+            if randomisation_on(w.dataset)
             else []
         ),
     output:

@@ -34,8 +34,19 @@ def metric_tables(ds):
     return [name for name, block in TABLE_BLOCKS.items() if _enabled(ds, block)]
 
 
+def randomisation_on(ds):
+    return _enabled(ds, "interpretability") and _enabled(ds, "randomisation")
+
+
+def randomisation_results(ds):
+    """The interpretability table's randomisation inputs (one JSON per variant) when switched on."""
+    return [f"{R}/{ds}/interpretability/randomisation/{v}.json" for v in variants(ds)] if randomisation_on(ds) else []
+
+
 def metrics_targets(ds):
     out = [f"{R}/{ds}/tables/{name}.{ext}" for name in metric_tables(ds) for ext in ("csv", "md")]
+    if randomisation_on(ds):
+        out.append(f"{R}/{ds}/figures/parameter_randomisation.png")
     if _enabled(ds, "curve"):
         out.append(f"{R}/{ds}/figures/robustness_curve.png")
     return out + [f"{R}/summary.md"]
@@ -52,15 +63,17 @@ def summary_tables():
 FID_SHELL = (
     "OMP_NUM_THREADS={threads} python -m robinterp fid --real {input.real} --fake {input.fake}"
     " --dims {params.fid[dims]} {params.max_images} --seed {params.fid[seed]} --batch-size {params.fid[batch_size]}"
-    " --bootstrap {params.fid[bootstrap]} {params.kid} --kid-subsets {params.fid[kid_subsets]}"
+    " --interval-rounds {params.fid[interval_rounds]} {params.match_n} {params.kid} --kid-subsets {params.fid[kid_subsets]}"
     " --kid-subset-size {params.fid[kid_subset_size]} --variant {params.variant} --device {params.device}"
     " --out {output} > {log} 2>&1"
 )
 
 
-def fid_params(variant_of):
-    """Shared params of the two FID rules; `variant_of(wildcards)` names the row."""
+def fid_params(variant_of, match_n=lambda w, input: ""):
+    """Shared params of the two FID rules; `variant_of(wildcards)` names the row, `match_n` sets
+    the baseline's generated-set size (FID rows compare at equal n only)."""
     return dict(
+        match_n=match_n,
         settings=settings_param(lambda w: metrics_cfg(w.dataset)["fid"], "metrics.fid"),
         fid=run_settings(lambda w: metrics_cfg(w.dataset)["fid"]),
         max_images=lambda w: (

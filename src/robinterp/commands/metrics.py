@@ -70,13 +70,15 @@ inception_features_verb.flags = lambda p: (
 )
 
 
-@verb("fid", "FID (pytorch-fid Inception) of two image sets, with N, a bootstrap interval and KID -> JSON")
+@verb("fid", "FID (pytorch-fid Inception) of two image sets, with N, a half-sampling interval and KID -> JSON")
 def fid_verb(a):
     import time
 
     from .. import storage
     from ..evaluate import resolve_device
-    from ..fid import bootstrap_fid, features_of, fid_from_features, kid, load_image_set, load_inception
+    from ..errors import RobinterpError
+    from ..fid import (features_of, fid_from_features, fid_interval, image_set_size, kid, load_image_set,
+                       load_inception, subsample_features)
 
     device = resolve_device(a.device)
     real = load_image_set(a.real, a.max_images, a.seed)
@@ -85,16 +87,22 @@ def fid_verb(a):
     model = None if "features" in real and "features" in fake else load_inception(a.dims, device)
     f_real = features_of(real, a.dims, a.batch_size, device, model)
     f_fake = features_of(fake, a.dims, a.batch_size, device, model)
+    if a.match_n:  # FID falls with n: the baseline is computed at the generated set's size
+        n = image_set_size(a.match_n, a.max_images)
+        if n > len(f_fake):
+            raise RobinterpError(f"--match-n {a.match_n}: {n} images, but --fake {a.fake} has only {len(f_fake)}; "
+                                 f"raise metrics.fid.max_images or generate fewer images")
+        f_fake = subsample_features(f_fake, n, a.seed)
     out = {"variant": a.variant, "fid": fid_from_features(f_real, f_fake), "dims": a.dims,
            "n_real": len(f_real), "n_fake": len(f_fake),
-           "bootstrap": bootstrap_fid(f_real, f_fake, a.bootstrap, a.seed)}
+           "interval": fid_interval(f_real, f_fake, a.interval_rounds, a.seed)}
     if a.kid:
         out.update(kid(f_real, f_fake, a.kid_subsets, a.kid_subset_size, a.seed))
-    out.update({"real": a.real, "fake": a.fake, "real_sha256": real["images_sha256"],
+    out.update({"real": a.real, "fake": a.fake, "match_n": a.match_n, "real_sha256": real["images_sha256"],
                 "fake_sha256": fake["images_sha256"], "seconds": round(time.time() - start, 2),
                 "provenance": storage.provenance(device=str(device))})
     storage.write_json(a.out, out)
-    b = out["bootstrap"]
+    b = out["interval"]
     ci = f" [{b['low']:.2f}, {b['high']:.2f}]" if b["rounds"] else ""
     print(f"fid: {a.variant or a.fake} FID {out['fid']:.2f}{ci} (n_real={len(f_real)}, n_fake={len(f_fake)}) -> {a.out}")
 
@@ -103,7 +111,10 @@ fid_verb.flags = lambda p: (
     p.add_argument("--real", type=Path, required=True, help="packed split, uint8 .npy, or features .npz"),
     p.add_argument("--fake", type=Path, required=True, help="uint8 .npy images (or another split / features .npz)"),
     _image_flags(p),
-    p.add_argument("--bootstrap", type=int, default=0, help="resampling rounds for the interval (0 = none)"),
+    p.add_argument("--interval-rounds", type=int, default=0,
+                   help="half-samples for the 95%% interval of FID at this n (0 = none)"),
+    p.add_argument("--match-n", type=Path, default=None,
+                   help="subsample --fake (seeded) to as many images as this .npy/.npz holds (after --max-images)"),
     p.add_argument("--kid", action="store_true", help="also the Kernel Inception Distance"),
     p.add_argument("--kid-subsets", type=int, default=100),
     p.add_argument("--kid-subset-size", type=int, default=1000),

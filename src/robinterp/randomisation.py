@@ -1,0 +1,159 @@
+"""Model parameter randomisation test (Adebayo et al. 2018, "Sanity checks for saliency maps").
+
+Cascading from the top: the trained model's stages are re-initialised one after another, output
+layer first, and after each step the same images are explained again with the same method and
+settings. Per image, the Spearman rank correlation of per-pixel |attribution| (summed over
+channels) between the trained model and the randomised one says how much the explanation still
+looks like the trained model's. An explanation that survives randomisation (correlation near 1
+with every layer re-initialised) reflects the input, not what the model learned.
+
+Stages: the top-level parameterised modules of the network (single-child wrappers such as the
+input normaliser's `Classifier` are looked through); for the CIFAR ResNet18: linear, layer4,
+layer3, layer2, layer1, bn1, conv1 (a ResNet stage of two blocks is one step: every step
+re-explains the images, so the demo's cost grows with the number of steps). A stage is
+re-initialised with every sub-module's own `reset_parameters()` (BatchNorm too, as Quantus's
+MPRT does), seeded per stage. Method explainers: `ig` (the analyses' `explain_ig`, its noise
+baselines re-seeded identically at every step) and `shap` (shap's GradientExplainer for the
+trained model's class). Run: `robinterp parameter-randomisation` (commands/randomisation.py).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import dataclass_from_dict
+from .errors import RobinterpError
+
+RANDOMISATION_METHODS = ("ig", "shap")
+
+
+@dataclass(frozen=True)
+class RandomisationConfig:
+    """The dataset's `metrics.randomisation` block (defaults: workflow/schemas/config.schema.yaml)."""
+
+    images: int = 16  # explained images per variant (the first rows of each attributions file)
+    target: str = "pred"  # class explained at every step: the trained model's prediction, or label
+    bootstrap: int = 1000  # rounds for the 95% interval of the mean correlation
+    seed: int = 0  # re-initialisation and explainer noise
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "RandomisationConfig":
+        cfg = dataclass_from_dict(cls, d, "metrics.randomisation")
+        if cfg.target not in ("pred", "label") or cfg.images < 1:
+            raise RobinterpError(f"metrics.randomisation: invalid settings {cfg}; target in (pred, label), images >= 1")
+        return cfg
+
+
+def cascade_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) stages in top-down order (output layer first)."""
+    has_params = lambda m: next(m.parameters(), None) is not None
+    root, prefix = model, ""
+    while True:  # look through wrappers with a single parameterised child
+        children = [(n, c) for n, c in root.named_children() if has_params(c)]
+        if len(children) != 1 or next(root.parameters(recurse=False), None) is not None:
+            break
+        prefix, root = prefix + children[0][0] + ".", children[0][1]
+    stages = list(children)
+    if not stages:
+        raise RobinterpError("parameter randomisation: the model has no parameterised layers")
+    return stages[::-1]
+
+
+def reinitialise(module: nn.Module, seed: int) -> None:
+    """Every sub-module's own `reset_parameters()` under a fixed seed (global RNG restored after)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in module.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+
+
+def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-row Spearman correlation of two N x P arrays (average ranks for ties)."""
+    from scipy.stats import rankdata
+
+    ra, rb = rankdata(a, axis=1), rankdata(b, axis=1)
+    ra, rb = ra - ra.mean(1, keepdims=True), rb - rb.mean(1, keepdims=True)
+    return (ra * rb).sum(1) / np.sqrt((ra * ra).sum(1) * (rb * rb).sum(1))
+
+
+def pixel_importance(attributions: torch.Tensor) -> np.ndarray:
+    return attributions.detach().abs().sum(1).flatten(1).double().cpu().numpy()
+
+
+def randomisation_cascade(model: nn.Module, explain: Callable[[nn.Module], torch.Tensor], seed: int = 0) -> dict:
+    """Explain with the trained model, then after each top-down re-initialisation step.
+
+    `explain(model)` returns N x C x H x W attributions of fixed images and classes. Returns
+    {"stages": names, "spearman": stages x N}; the model passed in is left untouched.
+    """
+    work = copy.deepcopy(model).eval()
+    for p in work.parameters():
+        p.requires_grad_(False)
+    trained = pixel_importance(explain(work))
+    names, rows = [], []
+    for i, (name, module) in enumerate(cascade_stages(work)):
+        reinitialise(module, seed + i)
+        names.append(name)
+        rows.append(spearman_rows(trained, pixel_importance(explain(work))))
+    return {"stages": names, "spearman": np.stack(rows)}
+
+
+def summarise_cascade(result: dict, method: str, cfg: RandomisationConfig) -> tuple[dict, dict]:
+    """(cascade for the JSON and the figure: mean and 95% interval per step; the table entry: the
+    correlation with every stage re-initialised)."""
+    from .metrics import DIRECTION, bootstrap_mean
+
+    steps = [bootstrap_mean(row, cfg.bootstrap, cfg.seed) for row in result["spearman"]]
+    cascade = {"stages": result["stages"], "spearman": result["spearman"].tolist(),
+               "mean": [s["mean"] for s in steps], "low": [s["low"] for s in steps], "high": [s["high"] for s in steps]}
+    entry = {"metric": "randomisation_spearman", "method": method, "direction": DIRECTION["randomisation_spearman"],
+             **steps[-1], "values": result["spearman"][-1].tolist()}
+    return cascade, entry
+
+
+# --- the analyses' explainers at a fixed class -----------------------------------------------------
+
+def ig_for_target(x: torch.Tensor, target: torch.Tensor, cfg) -> Callable[[nn.Module], torch.Tensor]:
+    """The analyses' IG (settings `cfg`: attributions.IGConfig) with the same noise baselines every call."""
+    from .attributions import explain_ig
+
+    return lambda model: explain_ig(model, x, target, cfg, torch.Generator().manual_seed(cfg.seed))[0]
+
+
+def shap_for_target(x: torch.Tensor, target: torch.Tensor, background: torch.Tensor, cfg
+                    ) -> Callable[[nn.Module], torch.Tensor]:
+    """shap's GradientExplainer (settings `cfg`: attributions.ShapConfig) for the given class of each
+    image: one single-output explainer per image, so a randomised model explains the same class."""
+    import shap
+
+    from .attacks import attack_mode
+    from .attributions import ScalarOutput
+
+    class Column(nn.Module):
+        def __init__(self, f, k):
+            super().__init__()
+            self.f, self.k = f, k
+
+        def forward(self, z):
+            return self.f(z)[:, self.k:self.k + 1]
+
+    def explain(model):
+        out = []
+        for i in range(len(x)):
+            f = Column(ScalarOutput(model, cfg.output), int(target[i]))
+            with attack_mode(model), torch.no_grad():
+                explainer = shap.GradientExplainer(f, background, batch_size=cfg.batch_size)
+            with attack_mode(model):
+                values = explainer.shap_values(x[i:i + 1], nsamples=cfg.nsamples, rseed=cfg.seed)
+            values = np.asarray(values[0] if isinstance(values, list) else values)
+            out.append(torch.as_tensor(values.reshape(x[i:i + 1].shape), dtype=torch.float32))
+        return torch.cat(out)
+
+    return explain
