@@ -51,9 +51,10 @@ _SAFE = {
 }
 _NUMPY = ("scalar", "_reconstruct")  # under numpy.core.multiarray / numpy._core.multiarray; + numpy.dtype, ndarray
 
-# dill's reconstructors of functions, code objects, cells, modules and types, and the parameter
-# objects robustness's scheduler lambdas close over: stand-ins, never called.
-_STAND_IN_MODULES = ("dill._dill", "dill.dill")
+# dill's reconstructors of functions, code objects, cells, modules and types, a function's globals
+# (`<module>.__dict__`, never imported) and the parameter objects robustness's scheduler lambdas
+# close over: stand-ins, never called.
+_STAND_IN_MODULES = ("dill",)
 _STAND_IN = {("cox.utils", "Parameters"), ("argparse", "Namespace")}
 
 
@@ -82,7 +83,39 @@ class Opaque:
         return f"<not rebuilt: {self.name}>"
 
 
+class OpaqueObject:
+    """Stand-in type for a class we do not rebuild (argparse.Namespace, cox Parameters): the
+    pickle's NEWOBJ needs a type; the instance keeps nothing."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+
+STAND_INS = (Opaque, OpaqueObject)
+
+
+def _getattr_of_stand_in(obj, name, *default):
+    """dill spells some references `getattr(x, name)`: allowed on a stand-in only, never on a real object."""
+    if not isinstance(obj, STAND_INS):
+        raise UnsafeGlobal(f"getattr({type(obj).__name__}, {name!r})")
+    return Opaque(f"{getattr(obj, 'name', type(obj).__name__)}.{name}")
+
+
+def _setattr_of_stand_in(obj, name, value):
+    """dill fills a closure cell with `setattr(cell, "cell_contents", x)`: a no-op on a stand-in only."""
+    if not isinstance(obj, STAND_INS):
+        raise UnsafeGlobal(f"setattr({type(obj).__name__}, {name!r}, ...)")
+
+
 def _resolve(module: str, name: str):
+    if module in ("builtins", "__builtin__") and name in ("getattr", "setattr"):
+        return _getattr_of_stand_in if name == "getattr" else _setattr_of_stand_in
     if (module, name) == ("_codecs", "encode"):
         import _codecs
 
@@ -101,8 +134,10 @@ def _resolve(module: str, name: str):
         import numpy as np
 
         return getattr(np.dtypes, name)
-    if module in _STAND_IN_MODULES or (module, name) in _STAND_IN:
-        return Opaque(f"{module}.{name}")
+    if (module, name) in _STAND_IN:
+        return OpaqueObject
+    if module.split(".")[0] in _STAND_IN_MODULES or name == "__dict__":
+        return Opaque(f"{module}.{name}")  # `module.__dict__`: how dill refers to a function's globals
     return None
 
 

@@ -1,0 +1,215 @@
+"""Published checkpoints import as the same function: files written by the publishers' own code
+(robustness, RobustBench, torchvision), logits compared with the publishers' own loaders."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from publishers import (CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, RICE_STD, import_publishers,
+                        madrylab_file, madrylab_reference, perturb, robustbench_file, robustbench_reference)
+from robinterp.checkpoints import load_model
+from robinterp.cli import main
+from robinterp.errors import RobinterpError
+from robinterp.published import import_published
+
+TOL = 1e-4
+
+
+def _close(ours, ref, x):
+    with torch.no_grad():
+        a, b = ours(x), ref(x)
+    assert a.shape == b.shape and b.std() > 0.1  # the comparison is not between constants
+    assert (a - b).abs().max() < TOL
+
+
+@pytest.mark.parametrize("kind,robustness_arch,arch,size", [
+    ("cifar", "resnet18", "resnet18_cifar", 32),
+    ("cifar", "resnet50", "resnet50_cifar", 32),
+    ("imagenet", "resnet18", "resnet18", 64),
+    ("imagenet", "resnet50", "resnet50", 64),
+])
+def test_madrylab_files_import_as_the_same_function(tmp_path, monkeypatch, kind, robustness_arch, arch, size):
+    import_publishers()
+    src = madrylab_file(tmp_path / "src.pt", kind, robustness_arch)
+    import_published("madrylab", arch, src, tmp_path / "model.pt", log=lambda s: None)
+    ours, meta = load_model(tmp_path / "model.pt")
+    _close(ours, madrylab_reference(src, kind, robustness_arch, monkeypatch), torch.rand(3, 3, size, size))
+    assert meta["arch"]["mean"] == pytest.approx(CIFAR_MEAN if kind == "cifar" else IMAGENET_MEAN, abs=1e-6)
+    assert any("attacker" in d and "checked equal" in d for d in meta["source"]["dropped"])
+
+
+def test_madrylab_legacy_state_dict_key_and_dill_pickled_functions(tmp_path, monkeypatch):
+    """Older releases say `state_dict`; cifar_l2_0_25/1_0 hold a dill-pickled scheduler lambda whose
+    closure holds the run's arguments: stand-ins replace them and nothing of it runs."""
+    import argparse
+
+    import_publishers()
+    marker = tmp_path / "ran"
+    args = argparse.Namespace(step_lr=50, step_lr_gamma=0.1, marker=str(marker))
+    schedule = {"lr_lambdas": [lambda epoch: args.step_lr_gamma ** (epoch // args.step_lr)], "last_epoch": 3}
+    src = madrylab_file(tmp_path / "src.pt", "cifar", "resnet18", key="state_dict", schedule=schedule)
+    with pytest.raises(RobinterpError):  # the plain weights_only loader refuses it ...
+        from robinterp.checkpoints import read_checkpoint
+        read_checkpoint(src)
+    record = import_published("madrylab", "resnet18_cifar", src, tmp_path / "model.pt", log=lambda s: None)
+    ours, _ = load_model(tmp_path / "model.pt")  # ... ours keeps the tensors and drops the function
+    _close(ours, madrylab_reference(src, "cifar", "resnet18", monkeypatch), torch.rand(2, 3, 32, 32))
+    assert "schedule" in record["dropped"][0] and not marker.exists()
+
+
+def test_madrylab_attacker_copy_must_equal_the_model(tmp_path):
+    import dill
+
+    import_publishers()
+    src = madrylab_file(tmp_path / "src.pt", "cifar", "resnet18")
+    ckpt = torch.load(src, pickle_module=dill, weights_only=False)
+    ckpt["model"] = {k: v.clone() for k, v in ckpt["model"].items()}
+    ckpt["model"]["module.attacker.model.linear.bias"] += 1
+    torch.save(ckpt, src)
+    with pytest.raises(RobinterpError, match="attacker.model.linear.bias differs from the model copy"):
+        import_published("madrylab", "resnet18_cifar", src, tmp_path / "model.pt", log=lambda s: None)
+
+
+@pytest.mark.parametrize("name,wrap,keep_norm", [
+    ("Engstrom2019Robustness", True, False),  # resnet50_cifar; normalisation from --mean/--std
+    ("Rice2020Overfitting", False, True),  # preact_resnet18; mu/sigma read from the file
+    ("Rice2020Overfitting", True, False),
+])
+def test_robustbench_files_import_as_the_same_function(tmp_path, name, wrap, keep_norm):
+    import_publishers()
+    from robustbench.model_zoo.cifar10 import Engstrom2019RobustnessNet, Rice2020OverfittingNetL2
+
+    arch, net, std = {"Engstrom2019Robustness": ("resnet50_cifar", Engstrom2019RobustnessNet, CIFAR_STD),
+                      "Rice2020Overfitting": ("preact_resnet18", Rice2020OverfittingNetL2, RICE_STD)}[name]
+    src = robustbench_file(tmp_path / "zoo", name, perturb(net()), wrap, keep_norm)
+    norm = {} if keep_norm else {"mean": CIFAR_MEAN, "std": std}
+    import_published("robustbench", arch, src, tmp_path / "model.pt", log=lambda s: None, **norm)
+    ours, meta = load_model(tmp_path / "model.pt")
+    _close(ours, robustbench_reference(tmp_path / "zoo", name), torch.rand(3, 3, 32, 32))
+    assert meta["source"]["normalisation"] == ("file" if keep_norm else "given")
+
+
+def test_robustbench_file_without_normalisation_needs_mean_and_std(tmp_path):
+    import_publishers()
+    from robustbench.model_zoo.cifar10 import Rice2020OverfittingNetL2
+
+    src = robustbench_file(tmp_path, "Rice2020Overfitting", Rice2020OverfittingNetL2(), True, False)
+    with pytest.raises(RobinterpError, match="does not hold its input normalisation; give the publisher's --mean"):
+        import_published("robustbench", "preact_resnet18", src, tmp_path / "m.pt", log=lambda s: None)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50", "wide_resnet50_2"])
+def test_torchvision_files_import_as_the_same_function(tmp_path, arch):
+    import torchvision
+
+    net = perturb(getattr(torchvision.models, arch)())
+    state = net.state_dict()
+    if arch == "resnet50":  # like resnet50-0676ba61.pth (2017): no num_batches_tracked buffers
+        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "src.pth")
+    import_published("torchvision", arch, tmp_path / "src.pth", tmp_path / "model.pt", mean=IMAGENET_MEAN,
+                     std=IMAGENET_STD, log=lambda s: None)
+    ours, meta = load_model(tmp_path / "model.pt")
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    _close(ours, lambda x: net((x - mean) / std), torch.rand(2, 3, 64, 64))
+    assert meta["arch"]["num_classes"] == 1000
+
+
+def test_class_subset_keeps_exactly_those_logits(tmp_path):
+    import torchvision
+
+    net = perturb(torchvision.models.resnet18())
+    torch.save(net.state_dict(), tmp_path / "src.pth")
+    index = [f"n{i:08d}" for i in range(1000)]
+    subset = ["n00000417", "n00000003", "n00000999"]
+    import_published("torchvision", "resnet18", tmp_path / "src.pth", tmp_path / "model.pt", mean=IMAGENET_MEAN,
+                     std=IMAGENET_STD, classes=subset, class_subset=subset, index_wnids=index, log=lambda s: None)
+    ours, meta = load_model(tmp_path / "model.pt")
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    _close(ours, lambda x: net((x - mean) / std)[:, [417, 3, 999]], torch.rand(2, 3, 64, 64))
+    assert meta["classes"] == subset and meta["arch"]["num_classes"] == 3
+
+
+def test_wrong_architecture_and_class_count_are_clear_errors(tmp_path):
+    import torchvision
+
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(RobinterpError, match="weights do not fit --arch resnet50.*Missing key"):
+        import_published("torchvision", "resnet50", tmp_path / "r18.pth", tmp_path / "m.pt", mean=IMAGENET_MEAN,
+                         std=IMAGENET_STD, log=lambda s: None)
+    with pytest.raises(RobinterpError, match="1000 classes but the dataset has 10.*class_subset: wnids"):
+        import_published("torchvision", "resnet18", tmp_path / "r18.pth", tmp_path / "m.pt", mean=IMAGENET_MEAN,
+                         std=IMAGENET_STD, classes=[str(i) for i in range(10)], log=lambda s: None)
+    with pytest.raises(RobinterpError, match="not published in the torchvision format"):
+        import_published("torchvision", "preact_resnet18", tmp_path / "r18.pth", tmp_path / "m.pt")
+
+
+# --- safety -----------------------------------------------------------------------------------------
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_pickle_that_calls_os_system_is_refused_and_runs_nothing(tmp_path, legacy):
+    marker = tmp_path / "ran"
+    state = {"conv1.weight": torch.zeros(64, 3, 7, 7), "evil": _RunsCode(marker)}
+    torch.save({"state_dict": state}, tmp_path / "evil.pt", _use_new_zipfile_serialization=not legacy)
+    with pytest.raises(RobinterpError, match=r"refused: the pickle calls (posix|os|nt)\.system.*nothing was run"):
+        import_published("torchvision", "resnet50", tmp_path / "evil.pt", tmp_path / "m.pt", log=lambda s: None)
+    assert not marker.exists() and not (tmp_path / "m.pt").exists()
+
+
+def test_an_html_page_saved_as_pt_is_named_as_such(tmp_path):
+    page = b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>" + b"x" * 3000
+    (tmp_path / "Engstrom2019Robustness.pt").write_bytes(page)
+    with pytest.raises(RobinterpError, match="an HTML page titled 'Google Drive - Virus scan warning'.*download"):
+        import_published("robustbench", "resnet50_cifar", tmp_path / "Engstrom2019Robustness.pt",
+                         tmp_path / "m.pt", log=lambda s: None)
+
+
+def test_truncated_empty_foreign_and_mispinned_files_are_refused(tmp_path):
+    import torchvision
+
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "ok.pth")
+    data = (tmp_path / "ok.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.pth").write_bytes(b"")
+    (tmp_path / "lfs.pth").write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 9\n")
+    (tmp_path / "npz.pth").write_bytes(b"\x93NUMPY" + b"\0" * 2048)
+    (tmp_path / "plain.pth").write_bytes(pickle.dumps({"w": list(range(2000))}))
+    cases = {"cut.pth": "truncated zip", "empty.pth": "0 bytes, too small", "lfs.pth": "Git LFS pointer",
+             "npz.pth": "not a PyTorch checkpoint", "plain.pth": "not a PyTorch checkpoint"}
+    for name, message in cases.items():
+        with pytest.raises(RobinterpError, match=message):
+            import_published("torchvision", "resnet18", tmp_path / name, tmp_path / "m.pt", mean=IMAGENET_MEAN,
+                             std=IMAGENET_STD, log=lambda s: None)
+    with pytest.raises(RobinterpError, match="does not match the pinned 0000"):
+        import_published("torchvision", "resnet18", tmp_path / "ok.pth", tmp_path / "m.pt", sha256="0" * 64,
+                         mean=IMAGENET_MEAN, std=IMAGENET_STD, log=lambda s: None)
+
+
+def test_cli_verb_prints_the_sha256_and_writes_a_loadable_checkpoint(tmp_path, capsys):
+    import hashlib
+
+    import torchvision
+
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
+    digest = hashlib.sha256((tmp_path / "r18.pth").read_bytes()).hexdigest()
+    rc = main(["import-checkpoint", "--format", "torchvision", "--arch", "resnet18", "--input",
+               str(tmp_path / "r18.pth"), "--out", str(tmp_path / "m.pt"), "--num-classes", "1000",
+               "--mean", *map(str, IMAGENET_MEAN), "--std", *map(str, IMAGENET_STD), "--sha256", digest])
+    assert rc == 0 and digest in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "r18.pth"]
+    _, meta = load_model(tmp_path / "m.pt")
+    assert meta["source"]["sha256"] == digest and meta["arch"]["name"] == "resnet18"
+    rc = main(["import-checkpoint", "--format", "torchvision", "--arch", "resnet18", "--input",
+               str(tmp_path / "r18.pth"), "--out", str(tmp_path / "m2.pt"), "--num-classes", "10",
+               "--mean", "0", "0", "0", "--std", "1", "1", "1"])
+    assert rc == 2 and "the head has 1000 classes, --num-classes says 10" in capsys.readouterr().err
