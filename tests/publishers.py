@@ -59,8 +59,9 @@ def _robustness_dataset(kind: str):
     return datasets.CIFAR("/unused") if kind == "cifar" else datasets.ImageNet("/unused")
 
 
-def madrylab_file(path: Path, kind: str, arch: str, key: str = "model", schedule=None) -> Path:
-    """robustness train.py's checkpoint of `arch` (its name in robustness: resnet18, resnet50, ...)."""
+def madrylab_file(path: Path, kind: str, arch: str, key: str = "model", schedule=None, legacy: bool = False) -> Path:
+    """robustness train.py's checkpoint of `arch` (its name in robustness: resnet18, resnet50, ...);
+    `legacy`: torch's pre-1.6 file layout, as the CIFAR files (saved with torch 1.1) have."""
     import dill
     from robustness.attacker import AttackerModel
 
@@ -70,7 +71,7 @@ def madrylab_file(path: Path, kind: str, arch: str, key: str = "model", schedule
     sd_info = {key: torch.nn.DataParallel(model).state_dict(), "optimizer": opt.state_dict(),
                "schedule": schedule if schedule is not None else torch.optim.lr_scheduler.StepLR(opt, 50).state_dict(),
                "epoch": 150, "amp": None}
-    torch.save(sd_info, path, pickle_module=dill)
+    torch.save(sd_info, path, pickle_module=dill, _use_new_zipfile_serialization=not legacy)
     return path
 
 
@@ -84,19 +85,20 @@ def madrylab_reference(path: Path, kind: str, arch: str, monkeypatch):
     return lambda x: model(x, with_image=False)
 
 
-def robustbench_file(model_dir: Path, name: str, net: torch.nn.Module, wrap: bool, keep_norm: bool) -> Path:
-    """A RobustBench CIFAR-10 L2 model-zoo file where robustbench's load_model looks for it."""
-    path = model_dir / "cifar10" / "L2" / f"{name}.pt"
+def robustbench_file(model_dir: Path, name: str, net: torch.nn.Module, wrap: bool, keep_norm: bool,
+                     dataset: str = "cifar10", threat: str = "L2") -> Path:
+    """A RobustBench model-zoo file where robustbench's load_model looks for it."""
+    path = model_dir / dataset / threat / f"{name}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     state = torch.nn.DataParallel(net).state_dict()
     if not keep_norm:  # Engstrom2019Robustness / Rice2020Overfitting files lack mu/sigma (robustbench loads them non-strictly)
-        state = {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in ("mu", "sigma")}
+        state = {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in ("mu", "sigma")
+                 and not k.startswith("module.normalize.")}
     torch.save({"state_dict": state} if wrap else state, path)
     return path
 
 
-def robustbench_reference(model_dir: Path, name: str):
+def robustbench_reference(model_dir: Path, name: str, dataset: str = "cifar10", threat: str = "L2"):
     from robustbench.utils import load_model
 
-    model = load_model(name, model_dir=str(model_dir), dataset="cifar10", threat_model="L2").eval()
-    return model
+    return load_model(name, model_dir=str(model_dir), dataset=dataset, threat_model=threat).eval()

@@ -24,15 +24,15 @@ def _close(ours, ref, x):
     assert (a - b).abs().max() < TOL
 
 
-@pytest.mark.parametrize("kind,robustness_arch,arch,size", [
-    ("cifar", "resnet18", "resnet18_cifar", 32),
-    ("cifar", "resnet50", "resnet50_cifar", 32),
-    ("imagenet", "resnet18", "resnet18", 64),
-    ("imagenet", "resnet50", "resnet50", 64),
+@pytest.mark.parametrize("kind,robustness_arch,arch,size,legacy", [
+    ("cifar", "resnet18", "resnet18_cifar", 32, False),
+    ("cifar", "resnet50", "resnet50_cifar", 32, True),  # the published CIFAR files: torch 1.1's layout
+    ("imagenet", "resnet18", "resnet18", 64, False),
+    ("imagenet", "resnet50", "resnet50", 64, False),
 ])
-def test_madrylab_files_import_as_the_same_function(tmp_path, monkeypatch, kind, robustness_arch, arch, size):
+def test_madrylab_files_import_as_the_same_function(tmp_path, monkeypatch, kind, robustness_arch, arch, size, legacy):
     import_publishers()
-    src = madrylab_file(tmp_path / "src.pt", kind, robustness_arch)
+    src = madrylab_file(tmp_path / "src.pt", kind, robustness_arch, legacy=legacy)
     import_published("madrylab", arch, src, tmp_path / "model.pt", log=lambda s: None)
     ours, meta = load_model(tmp_path / "model.pt")
     _close(ours, madrylab_reference(src, kind, robustness_arch, monkeypatch), torch.rand(3, 3, size, size))
@@ -49,7 +49,7 @@ def test_madrylab_legacy_state_dict_key_and_dill_pickled_functions(tmp_path, mon
     marker = tmp_path / "ran"
     args = argparse.Namespace(step_lr=50, step_lr_gamma=0.1, marker=str(marker))
     schedule = {"lr_lambdas": [lambda epoch: args.step_lr_gamma ** (epoch // args.step_lr)], "last_epoch": 3}
-    src = madrylab_file(tmp_path / "src.pt", "cifar", "resnet18", key="state_dict", schedule=schedule)
+    src = madrylab_file(tmp_path / "src.pt", "cifar", "resnet18", key="state_dict", schedule=schedule, legacy=True)
     with pytest.raises(RobinterpError):  # the plain weights_only loader refuses it ...
         from robinterp.checkpoints import read_checkpoint
         read_checkpoint(src)
@@ -76,19 +76,42 @@ def test_madrylab_attacker_copy_must_equal_the_model(tmp_path):
     ("Engstrom2019Robustness", True, False),  # resnet50_cifar; normalisation from --mean/--std
     ("Rice2020Overfitting", False, True),  # preact_resnet18; mu/sigma read from the file
     ("Rice2020Overfitting", True, False),
+    ("Sehwag2021Proxy_R18", True, False),  # resnet18_cifar on unnormalised pixels
 ])
-def test_robustbench_files_import_as_the_same_function(tmp_path, name, wrap, keep_norm):
+def test_robustbench_cifar10_files_import_as_the_same_function(tmp_path, name, wrap, keep_norm):
     import_publishers()
+    from robustbench.model_zoo.architectures.resnet import ResNet18
     from robustbench.model_zoo.cifar10 import Engstrom2019RobustnessNet, Rice2020OverfittingNetL2
 
-    arch, net, std = {"Engstrom2019Robustness": ("resnet50_cifar", Engstrom2019RobustnessNet, CIFAR_STD),
-                      "Rice2020Overfitting": ("preact_resnet18", Rice2020OverfittingNetL2, RICE_STD)}[name]
+    arch, net, mean, std = {
+        "Engstrom2019Robustness": ("resnet50_cifar", Engstrom2019RobustnessNet, CIFAR_MEAN, CIFAR_STD),
+        "Rice2020Overfitting": ("preact_resnet18", Rice2020OverfittingNetL2, CIFAR_MEAN, RICE_STD),
+        "Sehwag2021Proxy_R18": ("resnet18_cifar", ResNet18, [0.0] * 3, [1.0] * 3)}[name]
     src = robustbench_file(tmp_path / "zoo", name, perturb(net()), wrap, keep_norm)
-    norm = {} if keep_norm else {"mean": CIFAR_MEAN, "std": std}
+    norm = {} if keep_norm else {"mean": mean, "std": std}
     import_published("robustbench", arch, src, tmp_path / "model.pt", log=lambda s: None, **norm)
     ours, meta = load_model(tmp_path / "model.pt")
     _close(ours, robustbench_reference(tmp_path / "zoo", name), torch.rand(3, 3, 32, 32))
     assert meta["source"]["normalisation"] == ("file" if keep_norm else "given")
+
+
+def test_robustbench_imagenet_file_imports_as_the_same_function(tmp_path):
+    """ImageNet entries: torchvision ResNet50 behind RobustBench's normalize_model; the file has
+    the bare torchvision keys (robustbench adds `model.` and the normaliser)."""
+    import_publishers()
+    import torchvision
+    from robustbench.model_zoo.architectures.utils_architectures import normalize_model
+
+    net = normalize_model(perturb(torchvision.models.resnet50()), IMAGENET_MEAN, IMAGENET_STD)
+    state = {k.removeprefix("model."): v for k, v in net.state_dict().items() if not k.startswith("normalize.")}
+    path = tmp_path / "zoo" / "imagenet" / "Linf" / "Salman2020Do_R50.pt"
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    import_published("robustbench", "resnet50", path, tmp_path / "model.pt", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                     log=lambda s: None)
+    ours, _ = load_model(tmp_path / "model.pt")
+    _close(ours, robustbench_reference(tmp_path / "zoo", "Salman2020Do_R50", "imagenet", "Linf"),
+           torch.rand(2, 3, 64, 64))
 
 
 def test_robustbench_file_without_normalisation_needs_mean_and_std(tmp_path):
