@@ -9,7 +9,7 @@ checkpoints load after stripping `module.` (see `checkpoints.remap_madry_state_d
 Architectures of published checkpoints (`robinterp import-checkpoint`, docs/published_models.md),
 each with its publisher's parameter names so the weights load with `strict=True`:
 `resnet50_cifar` (robustness `cifar_models` ResNet50), `preact_resnet18` (RobustBench's
-PreActResNet18), and torchvision's `resnet18`, `resnet50`, `wide_resnet50_2`, `wide_resnet50_4`.
+PreActResNet18), and torchvision's `resnet18`, `resnet50`, `wide_resnet50_2`.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ class Bottleneck(nn.Module):
     def __init__(self, in_planes, planes, stride=1, base_width=64):
         super().__init__()
         out = planes * self.expansion
-        mid = int(planes * base_width / 64)  # wide_resnet50_k: base_width 64 * k
+        mid = int(planes * base_width / 64)  # wide_resnet50_2: base_width 128
         self.conv1 = nn.Conv2d(in_planes, mid, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(mid)
         self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, bias=False)
@@ -272,7 +272,6 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "preact_resnet18": lambda **kw: PreActResNet([2, 2, 2, 2], **kw),
     "resnet18": lambda **kw: ImageNetResNet([2, 2, 2, 2], block=ImageNetBasicBlock, **kw),
     "wide_resnet50_2": lambda **kw: ImageNetResNet([3, 4, 6, 3], base_width=128, **kw),
-    "wide_resnet50_4": lambda **kw: ImageNetResNet([3, 4, 6, 3], base_width=256, **kw),
 }
 
 

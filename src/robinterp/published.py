@@ -25,7 +25,7 @@ from .models import build_model
 from .safe_unpickle import load_untrusted
 
 CIFAR_ARCHS = ("resnet18_cifar", "resnet50_cifar", "preact_resnet18")
-IMAGENET_ARCHS = ("resnet18", "resnet50", "wide_resnet50_2", "wide_resnet50_4")
+IMAGENET_ARCHS = ("resnet18", "resnet50", "wide_resnet50_2")
 ARCHS = {  # format -> the architectures its files can hold
     "madrylab": ("resnet18_cifar", "resnet50_cifar") + IMAGENET_ARCHS,
     "robustbench": CIFAR_ARCHS + IMAGENET_ARCHS,
