@@ -236,3 +236,38 @@ def test_cli_verb_prints_the_sha256_and_writes_a_loadable_checkpoint(tmp_path, c
                str(tmp_path / "r18.pth"), "--out", str(tmp_path / "m2.pt"), "--num-classes", "10",
                "--mean", "0", "0", "0", "--std", "1", "1", "1"])
     assert rc == 2 and "the head has 1000 classes, --num-classes says 10" in capsys.readouterr().err
+
+
+def test_cli_class_subset_reads_the_dataset_wnids_and_the_imagenet_index(tmp_path, capsys):
+    """The workflow's call for an ImageNet model on Small ImageNet: --classes (the split, wnids as
+    class names) + --class-subset wnids + --imagenet-index (LOC_synset_mapping.txt or a train folder)."""
+    import numpy as np
+    import torchvision
+
+    from robinterp.data import write_split
+
+    net = perturb(torchvision.models.resnet18())
+    torch.save(net.state_dict(), tmp_path / "r18.pth")
+    wnids = ["n00000003", "n00000417", "n00000999"]  # sorted, as Small ImageNet labels them
+    write_split(tmp_path / "test", np.zeros((3, 8, 8, 3), np.uint8), np.arange(3), wnids, {"kind": "fake"})
+    (tmp_path / "LOC_synset_mapping.txt").write_text("".join(f"n{i:08d} class {i}\n" for i in range(1000)))
+    train = tmp_path / "train"
+    for i in range(1000):
+        (train / f"n{i:08d}").mkdir(parents=True)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    for index in (tmp_path / "LOC_synset_mapping.txt", train):
+        out = tmp_path / f"{index.name}.pt"
+        rc = main(["import-checkpoint", "--format", "torchvision", "--arch", "resnet18", "--input",
+                   str(tmp_path / "r18.pth"), "--out", str(out), "--mean", *map(str, IMAGENET_MEAN),
+                   "--std", *map(str, IMAGENET_STD), "--classes", str(tmp_path / "test/manifest.json"),
+                   "--class-subset", "wnids", "--imagenet-index", str(index)])
+        assert rc == 0, capsys.readouterr().err
+        ours, meta = load_model(out)
+        assert meta["classes"] == wnids
+        _close(ours, lambda x: net((x - mean) / std)[:, [3, 417, 999]], torch.rand(2, 3, 64, 64))
+    (tmp_path / "short.txt").write_text("n00000001 one\n")
+    rc = main(["import-checkpoint", "--format", "torchvision", "--arch", "resnet18", "--input",
+               str(tmp_path / "r18.pth"), "--out", str(tmp_path / "x.pt"), "--mean", "0", "0", "0", "--std", "1", "1",
+               "1", "--classes", str(tmp_path / "test"), "--class-subset", "wnids",
+               "--imagenet-index", str(tmp_path / "short.txt")])
+    assert rc == 2 and "1 wnids, expected ILSVRC's 1000" in capsys.readouterr().err
