@@ -271,3 +271,28 @@ def test_cli_class_subset_reads_the_dataset_wnids_and_the_imagenet_index(tmp_pat
                "1", "--classes", str(tmp_path / "test"), "--class-subset", "wnids",
                "--imagenet-index", str(tmp_path / "short.txt")])
     assert rc == 2 and "1 wnids, expected ILSVRC's 1000" in capsys.readouterr().err
+
+
+def test_allow_list_keeps_numpy_scalars_and_refuses_builtins_that_reach_code(tmp_path):
+    """numpy scalars (an accuracy saved as np.float64) load; `getattr` on a real object, `eval` and
+    `builtins.__import__` are refused by name."""
+    import numpy as np
+
+    from robinterp.safe_unpickle import load_untrusted
+
+    torch.save({"state_dict": {"w": torch.ones(300)}, "prec1": np.float64(70.17)}, tmp_path / "ok.pt")
+    obj, _ = load_untrusted(tmp_path / "ok.pt")
+    assert float(obj["prec1"]) == 70.17 and torch.equal(obj["state_dict"]["w"], torch.ones(300))
+
+    class Reach:
+        def __init__(self, fn, args):
+            self.fn, self.args = fn, args
+
+        def __reduce__(self):
+            return (self.fn, self.args)
+
+    for fn, args, named in ((getattr, (torch.Size([1]), "count"), r"getattr\(Size, 'count'\)"),
+                            (eval, ("1",), "builtins.eval"), (__import__, ("os",), "builtins.__import__")):
+        torch.save({"w": torch.ones(300), "x": Reach(fn, args)}, tmp_path / "bad.pt")
+        with pytest.raises(RobinterpError, match=f"refused: the pickle calls {named}"):
+            load_untrusted(tmp_path / "bad.pt")

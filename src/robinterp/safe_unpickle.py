@@ -17,6 +17,7 @@ so the file's tensors load and the function is dropped.
 
 from __future__ import annotations
 
+import _codecs
 import collections
 import hashlib
 import pickle
@@ -35,11 +36,7 @@ _SAFE = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
-    ("torch._tensor", "_rebuild_from_type_v2"): torch._tensor._rebuild_from_type_v2,
-    ("torch", "Tensor"): torch.Tensor,
-    ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
+    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,  # nn.Parameter(data, requires_grad)
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,
     ("builtins", "set"): set,
@@ -47,7 +44,7 @@ _SAFE = {
     ("builtins", "slice"): slice,
     ("builtins", "complex"): complex,
     ("builtins", "bytearray"): bytearray,
-    ("_codecs", "encode"): None,  # protocol-2 pickles spell bytes as _codecs.encode(str, "latin1")
+    ("_codecs", "encode"): _codecs.encode,  # protocol-2 pickles spell bytes as _codecs.encode(str, "latin1")
 }
 _NUMPY = ("scalar", "_reconstruct")  # under numpy.core.multiarray / numpy._core.multiarray; + numpy.dtype, ndarray
 
@@ -114,12 +111,8 @@ def _setattr_of_stand_in(obj, name, value):
 
 
 def _resolve(module: str, name: str):
-    if module in ("builtins", "__builtin__") and name in ("getattr", "setattr"):
+    if module == "builtins" and name in ("getattr", "setattr"):
         return _getattr_of_stand_in if name == "getattr" else _setattr_of_stand_in
-    if (module, name) == ("_codecs", "encode"):
-        import _codecs
-
-        return _codecs.encode
     if (module, name) in _SAFE:
         return _SAFE[(module, name)]
     if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
@@ -153,6 +146,7 @@ class SafeUnpickler(pickle.Unpickler):
     """pickle.Unpickler whose globals come from the allow-list only (Python docs, 'Restricting Globals')."""
 
     def find_class(self, module: str, name: str):
+        module = "builtins" if module == "__builtin__" else module  # protocol-2 pickles use Python 2's name
         obj = _resolve(module, name)
         if obj is None:
             raise UnsafeGlobal(f"{module}.{name}")
