@@ -42,7 +42,7 @@ def read_checkpoint(path: str | Path) -> dict:
                              "it is corrupt or not a robinterp checkpoint: delete it and retrain") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise RobinterpError(f"{path}: not a robinterp checkpoint (no format {FORMAT!r}); "
-                             "convert foreign checkpoints first (see README, 'Bring your own checkpoints')")
+                             "import published ones first: robinterp import-checkpoint (docs/published_models.md)")
     return payload
 
 
@@ -64,15 +64,27 @@ def remap_madry_state_dict(state: dict) -> dict:
     """MadryLab robustness checkpoint['model'] -> our Classifier state_dict keys.
 
     robustness stores `module.normalizer.new_mean/new_std`, `module.model.*` and a duplicate
-    `module.attacker.*` copy; we keep the model and normaliser and drop the attacker copy.
+    `module.attacker.normalize.*` / `module.attacker.model.*` copy. Every key is used or dropped on
+    purpose: the attacker copy must equal the model's (else the file is not what it claims), then
+    it is dropped; any other key is an error.
     """
-    out = {}
+    out, attacker = {}, {}
     for key, value in state.items():
         key = key.removeprefix("module.")
         if key.startswith("attacker."):
-            continue
-        if key.startswith("normalizer.new_"):
-            key = "normalizer." + key.removeprefix("normalizer.new_")
-            value = value.reshape(1, -1, 1, 1)
-        out[key] = value
+            key = key.removeprefix("attacker.")
+            attacker[key.replace("normalize.", "normalizer.", 1) if key.startswith("normalize.") else key] = value
+        elif key.startswith("normalizer.new_"):
+            out["normalizer." + key.removeprefix("normalizer.new_")] = value.reshape(1, -1, 1, 1)
+        elif key.startswith("model."):
+            out[key] = value
+        else:
+            raise RobinterpError(f"MadryLab state dict: unexpected key {key!r}; expected module.model.*, "
+                                 "module.normalizer.new_mean/new_std and the module.attacker.* copy")
+    for key, value in attacker.items():
+        mine = "normalizer." + key.removeprefix("normalizer.new_") if key.startswith("normalizer.new_") else key
+        if mine not in out or not torch.equal(value.reshape(out[mine].shape), out[mine]):
+            raise RobinterpError(f"MadryLab state dict: module.attacker.{key} "
+                                 f"{'has no model copy' if mine not in out else 'differs from the model copy'}; "
+                                 "the attacker duplicate must equal the model (is the file edited or corrupt?)")
     return out

@@ -141,3 +141,35 @@ def dataclass_from_dict(cls, d: dict | None, where: str):
     if unknown:
         raise RobinterpError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
     return cls(**d)
+
+
+def imported_variants(config: dict) -> dict[str, dict]:
+    """{imported variant name: where the config sets it}, over every dataset; checks them.
+
+    An imported variant is not trained, so `model`/`train` overrides are an error; its name must not
+    name a trained variant of another dataset (the workflow picks the import rule by name); an
+    ImageNet model restricted to Small ImageNet's wnids needs that dataset's list of all wnids.
+    """
+    out, trained = {}, {}
+    for ds, dcfg in config["datasets"].items():
+        for v in dcfg["variants"]:
+            where = f"datasets.{ds}.variants[{v['name']}]"
+            block = v.get("checkpoint")
+            if block is None:
+                trained.setdefault(v["name"], where)
+                continue
+            extra = sorted(k for k in ("model", "train") if v.get(k))
+            if extra:
+                raise RobinterpError(f"{where}: {extra} set on an imported variant (it has `checkpoint:`, so it is "
+                                     "not trained); remove them, or set width/mean/std in its checkpoint block")
+            if block.get("class_subset") == "wnids":
+                src = dcfg["source"]
+                if src["kind"] != "small_imagenet150":
+                    raise RobinterpError(f"{where}.checkpoint.class_subset: wnids needs a small_imagenet150 dataset "
+                                         f"(this one is {src['kind']!r}); remove class_subset")
+            out.setdefault(v["name"], where)
+    clash = sorted(set(out) & set(trained))
+    if clash:
+        raise RobinterpError(f"variant name(s) {clash} are imported in one dataset and trained in another "
+                             f"({out[clash[0]]}, {trained[clash[0]]}); give them different names")
+    return out

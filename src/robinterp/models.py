@@ -5,6 +5,11 @@ names of MadryLab robustness's `cifar_models/resnet.py` (under the `model.` pref
 checkpoints load after stripping `module.` (see `checkpoints.remap_madry_state_dict`).
 `resnet50` is the ImageNet ResNet50 with torchvision's parameter names.
 `width` multiplies every channel count (0.125 gives tiny demo models).
+
+Architectures of published checkpoints (`robinterp import-checkpoint`, docs/published_models.md),
+each with its publisher's parameter names so the weights load with `strict=True`:
+`resnet50_cifar` (robustness `cifar_models` ResNet50), `preact_resnet18` (RobustBench's
+PreActResNet18), and torchvision's `resnet18`, `resnet50`, `wide_resnet50_2`.
 """
 
 from __future__ import annotations
@@ -68,9 +73,34 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class CifarResNet(nn.Module):
-    def __init__(self, num_blocks, num_classes, width=1.0, in_channels=3):
+class CifarBottleneck(nn.Module):
+    """robustness `cifar_models/resnet.py` Bottleneck: stride on the 3x3 conv, `shortcut.0/1`."""
+
+    expansion = 4
+
+    def __init__(self, in_planes, planes, stride=1):
         super().__init__()
+        out = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != out:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        return F.relu(self.bn3(self.conv3(out)) + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, num_blocks, num_classes, width=1.0, in_channels=3, block=BasicBlock):
+        super().__init__()
+        self.block = block
         widths = [max(1, int(w * width)) for w in (64, 128, 256, 512)]
         self.in_planes = widths[0]
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
@@ -79,14 +109,14 @@ class CifarResNet(nn.Module):
         self.layer2 = self._layer(widths[1], num_blocks[1], 2)
         self.layer3 = self._layer(widths[2], num_blocks[2], 2)
         self.layer4 = self._layer(widths[3], num_blocks[3], 2)
-        self.linear = nn.Linear(widths[3], num_classes)
-        self.feature_dim = widths[3]
+        self.linear = nn.Linear(widths[3] * block.expansion, num_classes)
+        self.feature_dim = widths[3] * block.expansion
 
     def _layer(self, planes, n, stride):
         layers = []
         for s in [stride] + [1] * (n - 1):
-            layers.append(BasicBlock(self.in_planes, planes, s))
-            self.in_planes = planes
+            layers.append(self.block(self.in_planes, planes, s))
+            self.in_planes = planes * self.block.expansion
         return nn.Sequential(*layers)
 
     def features(self, x):
@@ -98,19 +128,94 @@ class CifarResNet(nn.Module):
         return self.linear(r)
 
 
-# --- ImageNet ResNet50 (names as torchvision.models.resnet50) -------------------------------
+# --- PreAct ResNet18 (names as RobustBench's model_zoo/architectures/resnet.py) ------------
+
+class PreActBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes, planes, stride=1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        if stride != 1 or in_planes != planes:  # no attribute otherwise, as in RobustBench
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if hasattr(self, "shortcut") else x
+        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
+        return out + shortcut
+
+
+class PreActResNet(nn.Module):
+    """Pre-activation ResNet: 3x3 stem, blocks BN-ReLU-conv, a final BN + ReLU before pooling."""
+
+    def __init__(self, num_blocks, num_classes, width=1.0, in_channels=3):
+        super().__init__()
+        widths = [max(1, int(w * width)) for w in (64, 128, 256, 512)]
+        self.in_planes = widths[0]
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        self.layer1 = self._layer(widths[0], num_blocks[0], 1)
+        self.layer2 = self._layer(widths[1], num_blocks[1], 2)
+        self.layer3 = self._layer(widths[2], num_blocks[2], 2)
+        self.layer4 = self._layer(widths[3], num_blocks[3], 2)
+        self.bn = nn.BatchNorm2d(widths[3])
+        self.linear = nn.Linear(widths[3], num_classes)
+        self.feature_dim = widths[3]
+
+    def _layer(self, planes, n, stride):
+        layers = []
+        for s in [stride] + [1] * (n - 1):
+            layers.append(PreActBlock(self.in_planes, planes, s))
+            self.in_planes = planes
+        return nn.Sequential(*layers)
+
+    def features(self, x):
+        out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))
+        return F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1).flatten(1)  # = avg_pool2d(out, 4) at 32x32
+
+    def head(self, r):
+        return self.linear(r)
+
+
+# --- ImageNet ResNets (names as torchvision.models.resnet*) ---------------------------------
+
+class ImageNetBasicBlock(nn.Module):
+    """torchvision's BasicBlock (ResNet18/34): `downsample.0/1` instead of CIFAR's `shortcut`."""
+
+    expansion = 1
+
+    def __init__(self, in_planes, planes, stride=1, base_width=64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or in_planes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
 
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, in_planes, planes, stride=1):
+    def __init__(self, in_planes, planes, stride=1, base_width=64):
         super().__init__()
         out = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+        mid = int(planes * base_width / 64)  # wide_resnet50_2: base_width 128
+        self.conv1 = nn.Conv2d(in_planes, mid, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv3 = nn.Conv2d(mid, out, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
@@ -125,8 +230,9 @@ class Bottleneck(nn.Module):
 
 
 class ImageNetResNet(nn.Module):
-    def __init__(self, num_blocks, num_classes, width=1.0, in_channels=3):
+    def __init__(self, num_blocks, num_classes, width=1.0, in_channels=3, block=Bottleneck, base_width=64):
         super().__init__()
+        self.block, self.base_width = block, base_width
         widths = [max(1, int(w * width)) for w in (64, 128, 256, 512)]
         self.in_planes = widths[0]
         self.conv1 = nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False)
@@ -137,8 +243,8 @@ class ImageNetResNet(nn.Module):
         self.layer2 = self._layer(widths[1], num_blocks[1], 2)
         self.layer3 = self._layer(widths[2], num_blocks[2], 2)
         self.layer4 = self._layer(widths[3], num_blocks[3], 2)
-        self.fc = nn.Linear(widths[3] * Bottleneck.expansion, num_classes)
-        self.feature_dim = widths[3] * Bottleneck.expansion
+        self.fc = nn.Linear(widths[3] * block.expansion, num_classes)
+        self.feature_dim = widths[3] * block.expansion
         for m in self.modules():  # torchvision's init; zero-init of the last BN is off there too
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -146,8 +252,8 @@ class ImageNetResNet(nn.Module):
     def _layer(self, planes, n, stride):
         layers = []
         for s in [stride] + [1] * (n - 1):
-            layers.append(Bottleneck(self.in_planes, planes, s))
-            self.in_planes = planes * Bottleneck.expansion
+            layers.append(self.block(self.in_planes, planes, s, self.base_width))
+            self.in_planes = planes * self.block.expansion
         return nn.Sequential(*layers)
 
     def features(self, x):
@@ -162,6 +268,10 @@ class ImageNetResNet(nn.Module):
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "resnet18_cifar": lambda **kw: CifarResNet([2, 2, 2, 2], **kw),
     "resnet50": lambda **kw: ImageNetResNet([3, 4, 6, 3], **kw),
+    "resnet50_cifar": lambda **kw: CifarResNet([3, 4, 6, 3], block=CifarBottleneck, **kw),
+    "preact_resnet18": lambda **kw: PreActResNet([2, 2, 2, 2], **kw),
+    "resnet18": lambda **kw: ImageNetResNet([2, 2, 2, 2], block=ImageNetBasicBlock, **kw),
+    "wide_resnet50_2": lambda **kw: ImageNetResNet([3, 4, 6, 3], base_width=128, **kw),
 }
 
 

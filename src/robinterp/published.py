@@ -1,0 +1,210 @@
+"""Published checkpoints (MadryLab robustness, RobustBench, torchvision) as robinterp checkpoints.
+
+`import_published(...)` reads a file with the allow-list unpickler (`safe_unpickle`), maps its
+keys onto a registered architecture strictly (every tensor used, or dropped on purpose and said
+so), loads them with `strict=True`, and writes the usual self-describing checkpoint: the model
+takes pixels in [0, 1] and normalises inside, with the normalisation read from the file where it
+holds it (MadryLab `normalizer.new_mean/new_std`, RobustBench `mu`/`sigma`) and given by the user
+otherwise. An ImageNet model can be restricted to a subset of its classes (the wnids of Small
+ImageNet 150): the head keeps only those rows, which is exactly restricting the logits.
+Run: `robinterp import-checkpoint --format madrylab --arch resnet50_cifar --input F --out model.pt`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import storage
+from .checkpoints import remap_madry_state_dict, save_checkpoint
+from .errors import RobinterpError
+from .models import build_model
+from .safe_unpickle import load_untrusted
+
+CIFAR_ARCHS = ("resnet18_cifar", "resnet50_cifar", "preact_resnet18")
+IMAGENET_ARCHS = ("resnet18", "resnet50", "wide_resnet50_2")
+ARCHS = {  # format -> the architectures its files can hold
+    "madrylab": ("resnet18_cifar", "resnet50_cifar") + IMAGENET_ARCHS,
+    "robustbench": CIFAR_ARCHS + IMAGENET_ARCHS,
+    "torchvision": IMAGENET_ARCHS,
+}
+FORMATS = tuple(ARCHS)
+
+
+@dataclass
+class Source:
+    """What a file holds: the network's tensors under our backbone names, and its normalisation."""
+
+    net: dict
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    dropped: list[str] = field(default_factory=list)  # "key(s): why", for the checkpoint's record
+
+
+def _state_dict_of(obj, path, keys: tuple[str, ...]) -> tuple[dict, list[str]]:
+    """The tensor dict inside a checkpoint: under one of `keys`, or the object itself."""
+    if not isinstance(obj, dict):
+        raise RobinterpError(f"{path}: holds a {type(obj).__name__}, not a dict of tensors or a checkpoint dict")
+    for k in keys:
+        if k in obj and isinstance(obj[k], dict):
+            others = sorted(str(o) for o in obj if o != k)
+            return obj[k], ([f"{', '.join(others)}: training state, not the model"] if others else [])
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj, []
+    raise RobinterpError(f"{path}: no state dict found (looked for keys {list(keys)} or a dict of tensors; "
+                         f"top-level keys: {sorted(map(str, obj))[:10]}); is --format right?")
+
+
+def _strip(key: str, prefix: str) -> str:
+    return key[len(prefix):] if key.startswith(prefix) else key
+
+
+def _stats(t: torch.Tensor) -> list[float]:
+    return [float(v) for v in t.detach().reshape(-1)]
+
+
+def read_madrylab(obj, path) -> Source:
+    """robustness train.py: {"model" (or "state_dict"): DataParallel(AttackerModel).state_dict(), ...}."""
+    state, dropped = _state_dict_of(obj, path, ("model", "state_dict"))
+    try:
+        ours = remap_madry_state_dict(state)
+    except RobinterpError as e:
+        raise RobinterpError(f"{path}: {e}") from None
+    if "normalizer.mean" not in ours or "normalizer.std" not in ours:
+        raise RobinterpError(f"{path}: no module.normalizer.new_mean/new_std; not a robustness checkpoint "
+                             "(try --format robustbench or torchvision)")
+    net = {_strip(k, "model."): v for k, v in ours.items() if k.startswith("model.")}
+    n_attacker = sum(1 for k in state if k.removeprefix("module.").startswith("attacker."))
+    if n_attacker:
+        dropped.append(f"module.attacker.* ({n_attacker} tensors): checked equal to the model copy")
+    return Source(net, _stats(ours["normalizer.mean"]), _stats(ours["normalizer.std"]), dropped)
+
+
+def read_robustbench(obj, path) -> Source:
+    """RobustBench model-zoo files: a state dict, maybe under "state_dict", with `module.` / `model.`
+    prefixes; normalisation as `mu`/`sigma` (or `normalize.mean/std`) where the file holds it."""
+    state, dropped = _state_dict_of(obj, path, ("state_dict",))
+    net, norm = {}, {}
+    for key, value in state.items():
+        key = _strip(_strip(key, "module."), "model.")
+        if key in ("mu", "sigma", "normalize.mean", "normalize.std", "mean", "std"):
+            norm[{"mu": "mean", "sigma": "std"}.get(key, key.rsplit(".", 1)[-1])] = _stats(value)
+        else:
+            net[key] = value
+    return Source(net, norm.get("mean"), norm.get("std"), dropped)
+
+
+def read_torchvision(obj, path) -> Source:
+    """torchvision's published weights: a plain state dict (e.g. resnet50-0676ba61.pth)."""
+    state, dropped = _state_dict_of(obj, path, ("state_dict", "model"))
+    return Source({_strip(k, "module."): v for k, v in state.items()}, dropped=dropped)
+
+
+READERS = {"madrylab": read_madrylab, "robustbench": read_robustbench, "torchvision": read_torchvision}
+
+
+def _head_rows(net: dict, path) -> int:
+    for key in ("linear.weight", "fc.weight"):
+        if key in net:
+            return int(net[key].shape[0])
+    raise RobinterpError(f"{path}: no classifier head (linear.weight or fc.weight) among the weights; "
+                         "is --arch right?")
+
+
+def imagenet_index(path: str | Path) -> list[str]:
+    """The wnid of each ImageNet output: sorted wnids of LOC_synset_mapping.txt or of an ILSVRC train folder."""
+    from .small_imagenet import WNID, read_synset_mapping
+
+    path = Path(path)
+    wnids = sorted(p.name for p in path.iterdir() if WNID.match(p.name)) if path.is_dir() \
+        else sorted(read_synset_mapping(path))
+    if len(wnids) != 1000:
+        raise RobinterpError(f"{path}: {len(wnids)} wnids, expected ILSVRC's 1000 (LOC_synset_mapping.txt or "
+                             "the ILSVRC train folder) to know which output is which class")
+    return wnids
+
+
+def import_published(fmt: str, arch: str, path: str | Path, out: str | Path, *, sha256: str | None = None,
+                     mean: list[float] | None = None, std: list[float] | None = None,
+                     num_classes: int | None = None, width: float = 1.0, classes: list[str] | None = None,
+                     class_subset: list[str] | None = None, index_wnids: list[str] | None = None,
+                     log=print) -> dict:
+    """Convert one published file; return what was done (the checkpoint's `source` record)."""
+    if fmt not in READERS:
+        raise RobinterpError(f"--format {fmt!r}: choose one of {list(FORMATS)}")
+    if arch not in ARCHS[fmt]:
+        raise RobinterpError(f"--arch {arch!r} is not published in the {fmt} format; choose one of {list(ARCHS[fmt])}")
+    t0 = time.perf_counter()
+    obj, digest = load_untrusted(path, sha256)
+    log(f"import-checkpoint: {path} sha256 {digest}")
+    src = READERS[fmt](obj, path)
+    mean, std = _normalisation(src, mean, std, path)
+    n = _head_rows(src.net, path)
+    if num_classes is not None and num_classes != n:
+        raise RobinterpError(f"{path}: the head has {n} classes, --num-classes says {num_classes}")
+    model = build_model(arch, n, mean, std, width)
+    state = {f"model.{k}": v for k, v in src.net.items()}
+    state["normalizer.mean"] = torch.tensor(mean).view(1, -1, 1, 1)
+    state["normalizer.std"] = torch.tensor(std).view(1, -1, 1, 1)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise RobinterpError(f"{path}: its {fmt} weights do not fit --arch {arch} (width {width}): "
+                             f"{_short_mismatch(e)}") from None
+    if class_subset is not None:
+        model, n = _restrict(model, arch, n, class_subset, index_wnids, mean, std, width, path), len(class_subset)
+        classes = list(class_subset)
+    if classes is not None and len(classes) != n:
+        raise RobinterpError(f"{path}: the model has {n} classes but the dataset has {len(classes)}; "
+                             "for an ImageNet model on Small ImageNet set class_subset: wnids")
+    record = {"format": fmt, "arch": arch, "file": str(path), "sha256": digest, "dropped": src.dropped,
+              "normalisation": "file" if src.mean is not None else "given", "class_subset": class_subset is not None,
+              "seconds": round(time.perf_counter() - t0, 2)}
+    save_checkpoint(out, model.eval(), {"name": arch, "width": width, "num_classes": n, "mean": mean, "std": std},
+                    classes or [str(i) for i in range(n)], epoch=None, metrics={}, config={"imported": record},
+                    source=record, provenance=storage.provenance())
+    log(f"import-checkpoint: {fmt} {arch}, {n} classes, mean {mean} std {std} -> {out} "
+        f"({record['seconds']} s)")
+    return record
+
+
+def _normalisation(src: Source, mean, std, path) -> tuple[list[float], list[float]]:
+    if (mean is None) != (std is None):
+        raise RobinterpError("give --mean and --std together")
+    if src.mean is not None and src.std is not None:
+        if mean is not None and not (torch.allclose(torch.tensor(mean), torch.tensor(src.mean), atol=1e-6)
+                                     and torch.allclose(torch.tensor(std), torch.tensor(src.std), atol=1e-6)):
+            raise RobinterpError(f"{path}: the file normalises with mean {src.mean} std {src.std}, "
+                                 f"but --mean {mean} --std {std} were given; drop the flags (the file's are used)")
+        return src.mean, src.std
+    if mean is None:
+        raise RobinterpError(f"{path}: the file does not hold its input normalisation; give the publisher's "
+                             "--mean and --std (docs/published_models.md lists them per model)")
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
+def _short_mismatch(e: RuntimeError) -> str:
+    text = str(e).replace("\n\t", " ").replace("\n", " ")
+    return text[:600] + ("..." if len(text) > 600 else "")
+
+
+def _restrict(model, arch, n, wnids, index_wnids, mean, std, width, path):
+    """The same network with only the rows of `wnids` in its head: logits restricted to those classes."""
+    if index_wnids is None or len(index_wnids) != n:
+        raise RobinterpError(f"{path}: class_subset needs the wnid of each of the model's {n} outputs "
+                             "(--imagenet-index: LOC_synset_mapping.txt or the ILSVRC train folder)")
+    where = {w: i for i, w in enumerate(index_wnids)}
+    missing = [w for w in wnids if w not in where]
+    if missing:
+        raise RobinterpError(f"{path}: class(es) {missing[:5]} are not among the model's ImageNet classes")
+    rows = torch.tensor([where[w] for w in wnids])
+    state = model.state_dict()
+    head = "model.fc" if "model.fc.weight" in state else "model.linear"
+    state[f"{head}.weight"] = state[f"{head}.weight"][rows].clone()
+    state[f"{head}.bias"] = state[f"{head}.bias"][rows].clone()
+    sub = build_model(arch, len(wnids), mean, std, width)
+    sub.load_state_dict(state, strict=True)
+    return sub

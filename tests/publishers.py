@@ -1,0 +1,104 @@
+"""Genuine-format published checkpoints, written by the publishers' own code (random weights).
+
+MadryLab files come from robustness's `AttackerModel` saved the way its train.py saves them
+(`torch.save(sd_info, path, pickle_module=dill)`) and are read back by its own
+`make_and_restore_model`; RobustBench files from its model-zoo classes, read back by its own
+`load_model`; torchvision files from `torchvision.models`. The reference logits are those of the
+publisher's model as the publisher's loader builds it.
+
+robustness 1.2.1 and robustbench 1.1.1 import three modules newer environments lack
+(`torchvision.models.utils`, `pkg_resources`, `autoattack`); none is used on these code paths, so
+`import_publishers()` puts small stand-ins for them in `sys.modules` first.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]  # robustness / Engstrom2019
+RICE_STD = [0.2471, 0.2435, 0.2616]  # RobustBench Rice2020OverfittingNetL2
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+def import_publishers():
+    if "torchvision.models.utils" not in sys.modules:
+        sys.modules["torchvision.models.utils"] = types.SimpleNamespace(
+            load_state_dict_from_url=torch.hub.load_state_dict_from_url)
+    sys.modules.setdefault("pkg_resources", types.ModuleType("pkg_resources"))
+    if "autoattack" not in sys.modules:
+        aa, state = types.ModuleType("autoattack"), types.ModuleType("autoattack.state")
+        aa.AutoAttack, state.EvaluationState = None, None
+        sys.modules.update({"autoattack": aa, "autoattack.state": state})
+    pytest.importorskip("robustness.attacker", reason="test dependency: pip install -e '.[dev]'")
+    pytest.importorskip("robustbench.utils", reason="test dependency: pip install -e '.[dev]'")
+
+
+def perturb(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random BatchNorm statistics and affine weights, so a wrong mapping shows in the logits."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
+            elif isinstance(m, torch.nn.Linear):
+                m.weight.mul_(10)
+    return net.eval()
+
+
+def _robustness_dataset(kind: str):
+    from robustness import datasets
+
+    return datasets.CIFAR("/unused") if kind == "cifar" else datasets.ImageNet("/unused")
+
+
+def madrylab_file(path: Path, kind: str, arch: str, key: str = "model", schedule=None, legacy: bool = False) -> Path:
+    """robustness train.py's checkpoint of `arch` (its name in robustness: resnet18, resnet50, ...);
+    `legacy`: torch's pre-1.6 file layout, as the CIFAR files (saved with torch 1.1) have."""
+    import dill
+    from robustness.attacker import AttackerModel
+
+    ds = _robustness_dataset(kind)
+    model = AttackerModel(perturb(ds.get_model(arch, False)), ds)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sd_info = {key: torch.nn.DataParallel(model).state_dict(), "optimizer": opt.state_dict(),
+               "schedule": schedule if schedule is not None else torch.optim.lr_scheduler.StepLR(opt, 50).state_dict(),
+               "epoch": 150, "amp": None}
+    torch.save(sd_info, path, pickle_module=dill, _use_new_zipfile_serialization=not legacy)
+    return path
+
+
+def madrylab_reference(path: Path, kind: str, arch: str, monkeypatch):
+    """The model robustness's own loader restores from `path` (its .cuda() made a no-op on CPU)."""
+    from robustness.model_utils import make_and_restore_model
+
+    monkeypatch.setattr(torch.nn.Module, "cuda", lambda self, *a, **k: self)
+    model, _ = make_and_restore_model(arch=arch, dataset=_robustness_dataset(kind), resume_path=str(path))
+    model.eval()
+    return lambda x: model(x, with_image=False)
+
+
+def robustbench_file(model_dir: Path, name: str, net: torch.nn.Module, wrap: bool, keep_norm: bool,
+                     dataset: str = "cifar10", threat: str = "L2") -> Path:
+    """A RobustBench model-zoo file where robustbench's load_model looks for it."""
+    path = model_dir / dataset / threat / f"{name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = torch.nn.DataParallel(net).state_dict()
+    if not keep_norm:  # Engstrom2019Robustness / Rice2020Overfitting files lack mu/sigma (robustbench loads them non-strictly)
+        state = {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in ("mu", "sigma")
+                 and not k.startswith("module.normalize.")}
+    torch.save({"state_dict": state} if wrap else state, path)
+    return path
+
+
+def robustbench_reference(model_dir: Path, name: str, dataset: str = "cifar10", threat: str = "L2"):
+    from robustbench.utils import load_model
+
+    return load_model(name, model_dir=str(model_dir), dataset=dataset, threat_model=threat).eval()
