@@ -39,8 +39,8 @@ lint: install
 clean-demo:
 	rm -rf results/demo
 
-# Wheels a lent GPU box (Python 3.12, torch preinstalled, no internet) lacks for
-# benchmarks/gpu_session.sh; carry .whl/ with the device tool (README, "GPU session").
+# Wheels an offline GPU machine (Python 3.12, torch preinstalled) may lack for
+# benchmarks/gpu_session.sh; copy .whl/ there with the repository (docs/benchmarks.md, "GPU checks").
 GPU_WHEELS := captum shap slicer torchattacks robustness cox dill tensorboardX
 gpu-wheels: install
 	$(BIN)/pip download -q --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \

@@ -1,7 +1,7 @@
 # robinterp: standard vs adversarially robust classifiers, and how interpretable they are.
 #   snakemake --cores all --use-conda                       # the paper (config.yaml), on a GPU box
 #   snakemake --cores 2 --configfile workflow/configs/demo.yaml   # offline digits demo
-# Every rule calls `robinterp <verb>` with explicit input/output paths (README, "Workflow").
+# Every rule calls `robinterp <verb>` with explicit input/output paths (docs/development.md).
 
 from snakemake.utils import min_version
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything a lent GPU should check and time, as one command (README, "GPU session").
+# Everything a GPU should check and time, as one command (docs/benchmarks.md, "GPU checks").
 #
 #   make gpu-wheels                      # on your machine, once: wheels the GPU box may lack -> .whl/
 #   bash benchmarks/gpu_session.sh       # on the GPU box, from the repository root
@@ -8,7 +8,7 @@
 # Python there needs torch + torchvision, numpy, scipy, pandas, pillow, matplotlib, scikit-learn,
 # pyyaml and pytest; .whl/ adds captum, shap (+slicer), torchattacks, robustness (+cox, dill,
 # tensorboardX), installed with --no-index --no-deps, so nothing is fetched.
-# Writes JSON and one log to $OUT (the device tool's output folder) or benchmarks/results/gpu/:
+# Writes JSON and one log to $OUT (default benchmarks/results/gpu/):
 #   session.log, train_cuda.json (vs robustness/torchattacks), train_cuda_{fp32,nchw,compile}.json
 #   (one speed switch changed each, robinterp only), attributions_cuda.json.
 # Exit status: 0 when every step passed, 2 on an unknown step.

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_session.sh: the one command a lent GPU runs (its steps run there, not here)."""
+"""benchmarks/gpu_session.sh: the one command a GPU machine runs (its steps run there, not here)."""
 
 import os
 import subprocess

@@ -10,7 +10,7 @@ Under `torchrun` (WORLD_SIZE > 1) the same loop runs data-parallel (`distributed
 rank trains on its slice of every global batch, metrics are summed over ranks, and only rank 0
 writes state, log and checkpoint; a run resumes from the same state file with any rank count.
 Speed switches (config `train:`): `amp` (bf16 autocast), `channels_last`, `fused` optimiser
-kernels and `compile` (torch.compile); all but `fused` are off by default (README, "Running at scale").
+kernels and `compile` (torch.compile); all but `fused` are off by default (docs/scale.md).
 """
 
 from __future__ import annotations

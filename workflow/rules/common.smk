@@ -126,7 +126,7 @@ def check_sources():
             if path and not Path(path).exists():
                 raise WorkflowError(
                     f"datasets.{ds}.source.{key}: {path} does not exist. Point it at your copy "
-                    f"(README, 'Data sources'), or set datasets.{ds}.enabled: false."
+                    f"(docs/data.md), or set datasets.{ds}.enabled: false."
                 )
 
 

@@ -1,4 +1,4 @@
-# Measured interpretability (README, "Measured interpretability"): FID of class generations and the real baseline,
+# Measured interpretability (docs/interpretability.md): FID of class generations and the real baseline,
 # inversion distance in Inception space, attribution metrics, the robustness-interpretability
 # curve over the variants, and results/summary.md. Reads the analyses' outputs by path.
 

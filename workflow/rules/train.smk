@@ -1,7 +1,7 @@
 # Training: one job per dataset x variant. Resumable state lives in an undeclared folder
 # ({results}/{dataset}/.train_state/{variant}/), so a failed or killed job resumes on rerun.
 # With `resources: gpu=N`, N > 1 (profile set-resources or `--set-resources train:gpu=N`), the
-# job trains data-parallel on N GPUs of one node under torchrun (README, "Running at scale").
+# job trains data-parallel on N GPUs of one node under torchrun (docs/scale.md).
 
 
 rule train:
