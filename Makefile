@@ -5,16 +5,27 @@ BIN := $(VENV)/bin
 CORES ?= 2
 DEMO_CONFIG := workflow/configs/demo.yaml
 
-.PHONY: demo test install lint clean-demo check-report gpu-wheels paper-smoke
+.PHONY: demo test install lint lock clean-demo check-report gpu-wheels paper-smoke
 
-$(BIN)/robinterp: pyproject.toml
+# The venv holds exactly the versions of requirements.lock (runtime + dev), then robinterp itself.
+$(BIN)/robinterp: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch torchvision
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 install: $(BIN)/robinterp
+
+# Re-resolve every dependency in a fresh venv and pin what pip chose: requirements.lock and the
+# pip section of envs/robinterp.yaml (--use-conda). Commit both, then rerun make demo / make test.
+lock:
+	rm -rf .venv-lock
+	$(PY) -m venv .venv-lock
+	.venv-lock/bin/pip install -q --upgrade pip
+	.venv-lock/bin/pip install -q torch torchvision
+	.venv-lock/bin/pip install -q '.[dev]'
+	.venv-lock/bin/python scripts/lock.py
+	rm -rf .venv-lock
 
 demo: install
 	$(BIN)/snakemake --cores $(CORES) --configfile $(DEMO_CONFIG) --rerun-incomplete
