@@ -22,16 +22,9 @@ from . import storage
 from .checkpoints import remap_madry_state_dict, save_checkpoint
 from .errors import RobinterpError
 from .models import build_model
+from .published_formats import ARCHS, CIFAR_ARCHS, FORMATS, IMAGENET_ARCHS  # noqa: F401 (re-exported)
 from .safe_unpickle import load_untrusted
 
-CIFAR_ARCHS = ("resnet18_cifar", "resnet50_cifar", "preact_resnet18")
-IMAGENET_ARCHS = ("resnet18", "resnet50", "wide_resnet50_2")
-ARCHS = {  # format -> the architectures its files can hold
-    "madrylab": ("resnet18_cifar", "resnet50_cifar") + IMAGENET_ARCHS,
-    "robustbench": CIFAR_ARCHS + IMAGENET_ARCHS,
-    "torchvision": IMAGENET_ARCHS,
-}
-FORMATS = tuple(ARCHS)
 
 
 @dataclass

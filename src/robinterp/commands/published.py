@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cli import verb
-from ..published import ARCHS, FORMATS
+from ..published_formats import ARCHS, FORMATS
 
 
 @verb("import-checkpoint", "convert a published MadryLab / RobustBench / torchvision file into a robinterp checkpoint")
