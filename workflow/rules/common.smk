@@ -12,7 +12,8 @@ from snakemake.utils import validate
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 
-from robinterp.config import check, check_variant_names, load_schema, resolve_variant, selection_split, variant_names
+from robinterp.config import check, check_variant_names, check_variants, load_schema, resolve_variant, selection_split, variant_names
+from robinterp.image_folder import source_files
 from robinterp.errors import RobinterpError
 
 SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -21,6 +22,7 @@ try:
     check(config, SCHEMA)  # readable messages first (key + allowed values) ...
     validate(config, str(SCHEMA_PATH))  # ... then Snakemake's validation fills the defaults
     check_variant_names(config)
+    check_variants(config, SCHEMA)  # each variant's model/train overrides, merged
 except RobinterpError as e:
     raise WorkflowError(str(e))
 
@@ -105,6 +107,13 @@ def check_sources():
 
 
 check_sources()
+
+
+def source_inputs(wildcards):
+    """The files a dataset's packed splits are made from (image_folder: every image file), so
+    that adding, deleting or editing an image rebuilds the splits and everything downstream."""
+    src = dataset_cfg(wildcards.dataset)["source"]
+    return source_files(src["root"]) if src["kind"] == "image_folder" else []
 
 
 # Each stage's .smk appends a function dataset -> [final outputs]; `rule all` asks for them all.

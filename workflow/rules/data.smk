@@ -1,8 +1,11 @@
 # Data: every source is written once into the packed format (uint8 NHWC .npy + labels +
-# classes.json + manifest.json) under {results}/{dataset}/data/{train,val,test}/.
+# classes.json + manifest.json) under {results}/{dataset}/data/{train,val,test}/. An image_folder's
+# image files are the job's inputs: a changed folder rebuilds the splits.
 
 
 rule prepare_data:
+    input:
+        source_inputs,
     output:
         train=f"{R}/{{dataset}}/data/train/manifest.json",
         val=f"{R}/{{dataset}}/data/val/manifest.json",

@@ -1,0 +1,51 @@
+"""Which files of a user's image folder (`source.kind: image_folder`) are read, and in what order.
+
+Shared by the writer (`sources.prepare_image_folder`) and the workflow, which declares these
+files as the inputs of rule prepare_data: adding, deleting or editing an image rebuilds the
+packed splits and everything downstream. Pure pathlib (the Snakefile imports it at parse time).
+
+Skipped everywhere: entries whose name starts with '.' (`.ipynb_checkpoints/`, `.DS_Store`,
+AppleDouble `._img.png`) and `__MACOSX/` folders that zip tools add.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+SPLIT_FOLDERS = ("train", "val", "test")  # root/{train,test[,val]}/<class>/ layout
+
+
+def skipped(name: str) -> bool:
+    """Hidden entries and macOS archive debris are never classes or images."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def class_folders(root: Path) -> list[str]:
+    """Sorted class names: the visible sub-folders of `root`."""
+    return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not skipped(p.name))
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files under one class folder (any depth), sorted, hidden entries skipped."""
+    folder = Path(folder)
+    out = []
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder).parts
+        if p.suffix.lower() in IMAGE_SUFFIXES and not any(skipped(part) for part in rel) and p.is_file():
+            out.append(p)
+    return sorted(out)
+
+
+def split_layout(root: Path) -> bool:
+    """True for root/{train,test[,val]}/<class>/, False for a flat root/<class>/ tree."""
+    return (Path(root) / "train").is_dir()
+
+
+def source_files(root: str | Path) -> list[str]:
+    """Every image file the writer reads from `root` (empty when `root` is missing)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    parts = [root / s for s in SPLIT_FOLDERS if (root / s).is_dir()] if split_layout(root) else [root]
+    return [str(f) for part in parts for c in class_folders(part) for f in image_files(part / c)]
