@@ -1,8 +1,9 @@
 """Which files of a user's image folder (`source.kind: image_folder`) are read, and in what order.
 
-Shared by the writer (`sources.prepare_image_folder`) and the workflow, which declares these
-files as the inputs of rule prepare_data: adding, deleting or editing an image rebuilds the
-packed splits and everything downstream. Pure pathlib (the Snakefile imports it at parse time).
+Shared by the writer (`sources.prepare_image_folder`) and the workflow: rule prepare_data takes
+the digest of this listing (path, size and time of every image) as a param, so adding, deleting
+or editing an image reruns it and everything downstream, without listing thousands of files as
+job inputs. Pure pathlib (the Snakefile imports it at parse time).
 
 Skipped everywhere: entries whose name starts with '.' (`.ipynb_checkpoints/`, `.DS_Store`,
 AppleDouble `._img.png`) and `__MACOSX/` folders that zip tools add.
@@ -49,3 +50,15 @@ def source_files(root: str | Path) -> list[str]:
         return []
     parts = [root / s for s in SPLIT_FOLDERS if (root / s).is_dir()] if split_layout(root) else [root]
     return [str(f) for part in parts for c in class_folders(part) for f in image_files(part / c)]
+
+
+def listing_digest(root: str | Path) -> str:
+    """sha256 of the folder's listing (relative path, size, modification time of every image the
+    writer reads): adding, deleting, renaming or editing an image changes it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in source_files(root):
+        st = Path(f).stat()
+        h.update(f"{Path(f).relative_to(root)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()

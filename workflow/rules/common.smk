@@ -13,7 +13,7 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 
 from robinterp.config import check, check_variant_names, check_variants, load_schema, resolve_variant, selection_split, variant_names
-from robinterp.image_folder import source_files
+from robinterp.image_folder import listing_digest
 from robinterp.errors import RobinterpError
 
 SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -109,11 +109,11 @@ def check_sources():
 check_sources()
 
 
-def source_inputs(wildcards):
-    """The files a dataset's packed splits are made from (image_folder: every image file), so
-    that adding, deleting or editing an image rebuilds the splits and everything downstream."""
+def source_listing(wildcards):
+    """image_folder: the digest of the folder's listing (path, size, time of every image). As a
+    param of prepare_data it reruns the job, and everything downstream, when the folder changes."""
     src = dataset_cfg(wildcards.dataset)["source"]
-    return source_files(src["root"]) if src["kind"] == "image_folder" else []
+    return listing_digest(src["root"]) if src["kind"] == "image_folder" else ""
 
 
 # Each stage's .smk appends a function dataset -> [final outputs]; `rule all` asks for them all.

@@ -1,11 +1,9 @@
 # Data: every source is written once into the packed format (uint8 NHWC .npy + labels +
 # classes.json + manifest.json) under {results}/{dataset}/data/{train,val,test}/. An image_folder's
-# image files are the job's inputs: a changed folder rebuilds the splits.
+# listing digest is a param: a changed folder reruns the job (Snakemake reruns on changed params).
 
 
 rule prepare_data:
-    input:
-        source_inputs,
     output:
         train=f"{R}/{{dataset}}/data/train/manifest.json",
         val=f"{R}/{{dataset}}/data/val/manifest.json",
@@ -13,6 +11,7 @@ rule prepare_data:
     params:
         source=lambda w: json_arg(dataset_cfg(w.dataset)["source"]),
         out_dir=lambda w: f"{R}/{w.dataset}/data",
+        listing=source_listing,
     log:
         f"{R}/logs/prepare_data/{{dataset}}.log",
     conda:
