@@ -146,7 +146,7 @@ def test_image_folder_bad_input(tmp_path):
         prepare({"kind": "image_folder", "root": str(tmp_path / "e")}, tmp_path / "o")
     _folder(tmp_path / "bad", n=4)
     (tmp_path / "bad" / "cat" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(RobinterpError, match="broken.jpg: cannot identify image"):
+    with pytest.raises(RobinterpError, match="broken.jpg: cannot identify image file\n|broken.jpg: cannot identify image file$"):
         prepare({"kind": "image_folder", "root": str(tmp_path / "bad")}, tmp_path / "o")
 
 

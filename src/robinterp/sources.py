@@ -182,7 +182,7 @@ def read_folder(root: Path, size: int, classes: list[str] | None = None, bad: li
         try:
             x[k] = load_image(path, size)
         except (OSError, ValueError, SyntaxError) as e:  # PIL raises all three on broken files
-            failed.append(f"{path}: {e}")
+            failed.append(f"{path}: {str(e).replace(repr(str(path)), '').strip() or type(e).__name__}")
     if bad is None:
         raise_bad(failed)
     else:
