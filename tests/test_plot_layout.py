@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from robinterp.plots import PlotConfig, attribution_grid, feature_vis_grid, short_name
+from robinterp.plots import PlotConfig, attribution_grid, feature_vis_grid, inversion_grid, short_name
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 FOLDER = ["h_stripes", "v_stripes", "checkers", "diagonal_stripes"]
@@ -84,6 +84,22 @@ def test_feature_vis_titles_do_not_overlap(name):
                 "top_activations": 10 * rng.random((3, 3)), "bottom_activations": -rng.random((3, 3))}
             for v in ("standard", "robust_l2_eps1.5")}
     fig = feature_vis_grid(runs, classes, PlotConfig())
+    assert_no_overlap(fig)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("name", list(CLASS_SETS))
+def test_inversion_titles_do_not_overlap(name):
+    import matplotlib.pyplot as plt
+
+    classes = CLASS_SETS[name]
+    rng = np.random.default_rng(0)
+    order = [int(i) for i in np.argsort([-len(c) for c in classes])[:4]]  # the longest names
+    meta = {v: {"source_kind": ["image"] * 4 + ["noise"] * 4, "target_labels": order * 2,
+                "source_labels": order[1:] + order[:1] + order, "distance_before": rng.random(8).tolist(),
+                "distance_after": rng.random(8).tolist()} for v in ("standard", "robust_l2_eps1.5")}
+    runs = {v: {k: rng.random((8, 3, 8, 8)) for k in ("targets", "sources", "inverted")} for v in meta}
+    fig = inversion_grid(runs, meta, classes, PlotConfig())
     assert_no_overlap(fig)
     plt.close(fig)
 

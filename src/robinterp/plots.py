@@ -280,25 +280,36 @@ def class_generation_grid(runs: dict, classes: list[str], cfg: PlotConfig):
 
 def inversion_grid(runs: dict, meta: dict, classes: list[str], cfg: PlotConfig):
     """Fig. 4/8/11/18: target | source | inverted per variant, for each source kind."""
-    classes = [short_name(c).replace("\n", " ") for c in classes]
+    names = [short_name(c) for c in classes]
     first_v = next(iter(runs))
     first, kinds = runs[first_v], np.asarray(meta[first_v]["source_kind"])
     rows = [i for kind in dict.fromkeys(kinds) for i in np.flatnonzero(kinds == kind)[:cfg.inversion_rows]]
     cols = 2 + len(runs)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.35 * cols + 0.8, 1.55 * len(rows) + 0.7), squeeze=False)
     t_labels = meta[first_v]["target_labels"]
     s_labels = meta[first_v]["source_labels"]
+    titles = {}
+    for r, i in enumerate(rows):
+        titles[r, 0] = f"target:\n{names[t_labels[i]]}"
+        titles[r, 1] = "noise" if kinds[i] == "noise" else f"source:\n{names[s_labels[i]]}"
+        for j, variant in enumerate(runs):
+            d0, d1 = meta[variant]["distance_before"][i], meta[variant]["distance_after"][i]
+            titles[r, 2 + j] = (f"{variant}\n" if r == 0 else "") + f"d {d0:.2f} -> {d1:.2f}"
+    fs, side = 7, 1.0
+    width, _ = text_size(titles.values(), fs)
+    lines = max(t.count("\n") + 1 for (r, _), t in titles.items() if r > 0) if len(rows) > 1 else 0
+    first_lines = max(t.count("\n") + 1 for (r, _), t in titles.items() if r == 0)
+    lw, _ = text_size([f"{k} source" for k in kinds], fs)
+    fig, axes = cell_figure(len(rows), cols, side, gap_w=max(0.12, width - side + 0.12),
+                            gap_h=lines * line_height(fs) + 0.12, left=lw + 0.2, right=0.1,
+                            top=first_lines * line_height(fs) + 0.45, bottom=0.1)
     for r, i in enumerate(rows):
         axes[r, 0].imshow(as_hwc(first["targets"][i]))
-        axes[r, 0].set_title(f"target ({classes[t_labels[i]]})", fontsize=7)
         axes[r, 1].imshow(as_hwc(first["sources"][i]))
-        src = "noise" if kinds[i] == "noise" else f"source ({classes[s_labels[i]]})"
-        axes[r, 1].set_title(src, fontsize=7)
-        axes[r, 0].set_ylabel(f"{kinds[i]} source", fontsize=7)
+        axes[r, 0].set_ylabel(f"{kinds[i]} source", fontsize=fs)
         for j, (variant, run) in enumerate(runs.items()):
-            d0, d1 = meta[variant]["distance_before"][i], meta[variant]["distance_after"][i]
             axes[r, 2 + j].imshow(as_hwc(run["inverted"][i]))
-            axes[r, 2 + j].set_title((f"{variant}\n" if r == 0 else "") + f"d {d0:.2f} -> {d1:.2f}", fontsize=7)
+    for (r, c), t in titles.items():
+        axes[r, c].set_title(t, fontsize=fs, pad=3)
     for ax in axes.ravel():
         _blank(ax)
     fig.suptitle("Representation inversion (eq. 15); d = ||R(x) - R(target)|| / ||R(target)||", fontsize=8)
