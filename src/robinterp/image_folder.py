@@ -29,12 +29,12 @@ def class_folders(root: Path) -> list[str]:
 
 def image_files(folder: Path) -> list[Path]:
     """Image files under one class folder (any depth), sorted, hidden entries skipped."""
-    folder = Path(folder)
+    import os
+
     out = []
-    for p in folder.rglob("*"):
-        rel = p.relative_to(folder).parts
-        if p.suffix.lower() in IMAGE_SUFFIXES and not any(skipped(part) for part in rel) and p.is_file():
-            out.append(p)
+    for parent, dirs, files in os.walk(folder, followlinks=True):  # symlinked folders count, as before
+        dirs[:] = [d for d in dirs if not skipped(d)]  # never descend into hidden folders
+        out += [Path(parent, f) for f in files if not skipped(f) and Path(f).suffix.lower() in IMAGE_SUFFIXES]
     return sorted(out)
 
 
