@@ -45,7 +45,6 @@ def assert_no_overlap(fig):
 
 def _attr_runs(classes, n, variants=("standard", "robust_l2")):
     rng = np.random.default_rng(0)
-    labels = np.arange(n) % len(classes)
     order = np.argsort([-len(c) for c in classes])  # the longest names, true and predicted
     labels = order[np.arange(n) % len(classes)]
     return {v: {"images": rng.random((n, 3, 8, 8)).astype(np.float32),
