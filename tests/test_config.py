@@ -105,3 +105,82 @@ def test_paper_config_dry_run_plans_both_cifar_variants(tmp_path):
                    "results/cifar10/tables/accuracy.csv"):
         assert target in out.stdout
     assert "small_imagenet150" not in out.stdout  # disabled until the user points it at ILSVRC
+
+
+def test_source_keys_are_checked_per_kind_and_defaults_filled():
+    from snakemake.utils import validate
+
+    cfg = _demo()
+    cfg["datasets"]["mine"] = {"source": {"kind": "image_folder", "rooot": "/data/mine", "imagesize": 48},
+                               "variants": [{"name": "standard"}]}
+    with pytest.raises(RobinterpError) as e:
+        check(cfg, SCHEMA)
+    lines = str(e.value).splitlines()[1:]
+    assert "  datasets.mine.source: unknown key(s) ['imagesize', 'rooot']; allowed: ['image_size', 'kind', 'root', " \
+           "'seed', 'test_fraction', 'val_fraction']" in lines
+    assert "  datasets.mine.source: 'root' is a required property" in lines
+    cfg["datasets"]["mine"]["source"] = {"kind": "image_folder", "root": "/data/mine", "val_fraction": 0}
+    with pytest.raises(RobinterpError, match=r"datasets.mine.source.val_fraction: 0 is less than or equal"):
+        check(cfg, SCHEMA)
+    cfg["datasets"]["mine"]["source"] = {"kind": "image_folder", "root": "/data/mine"}
+    cfg["datasets"]["c10"] = {"source": {"kind": "cifar10"}, "variants": [{"name": "standard"}]}
+    cfg["datasets"]["digits"]["source"] = {"kind": "digits"}
+    check(cfg, SCHEMA)
+    validate(cfg, str(ROOT / "workflow/schemas/config.schema.yaml"))
+    ds = cfg["datasets"]
+    assert ds["mine"]["source"] == {"kind": "image_folder", "root": "/data/mine", "image_size": 64,
+                                    "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0}
+    assert ds["c10"]["source"] == {"kind": "cifar10", "root": "data/cifar10", "download": False, "val_size": 5000,
+                                   "seed": 0}
+    assert ds["digits"]["source"] == {"kind": "digits", "image_size": 16, "val_fraction": 0.1,
+                                      "test_fraction": 0.2, "seed": 0}
+
+
+def test_source_defaults_match_the_writers_and_the_docs():
+    """One source of defaults: the schema; the writers' keyword defaults and docs/own_dataset.md agree."""
+    import inspect
+
+    from robinterp.sources import SOURCES
+
+    docs = (ROOT / "docs/own_dataset.md").read_text()
+    for kind, writer in SOURCES.items():
+        props = SCHEMA["$defs"][f"{kind}_source"]["properties"]
+        params = inspect.signature(writer).parameters
+        assert set(props) - {"kind"} == set(params) - {"out_dir"}, kind
+        for key, p in params.items():
+            if "default" in props.get(key, {}):
+                assert p.default == props[key]["default"], (kind, key)
+                assert f"`{key}`" in docs, key
+
+
+def test_variant_override_typo_names_the_key(tmp_path):
+    cfg = _demo()
+    cfg["datasets"]["digits"]["variants"][1]["train"] = {"epoch": 3}
+    from robinterp.config import check_variants
+
+    check(cfg, SCHEMA)  # the override block itself is free-form ...
+    with pytest.raises(RobinterpError, match=r"datasets.digits.variants\[robust_l2\]\.train: unknown key\(s\) "
+                                             r"\['epoch'\]; allowed: .*'epochs'"):
+        check_variants(cfg, SCHEMA)  # ... merged over the dataset's block, it is checked
+    cfg["results"] = str(tmp_path / "results")
+    out = _dry_run(tmp_path, cfg)
+    msg = out.stderr + out.stdout
+    assert out.returncode != 0 and "Traceback" not in msg
+    assert "datasets.digits.variants[robust_l2].train: unknown key(s) ['epoch']" in msg
+
+
+def test_plain_dry_run_uses_the_default_profile(tmp_path):
+    """`snakemake -n` with no profile flag picks up profiles/default next to the Snakefile."""
+    profile = yaml.safe_load((ROOT / "profiles/default/profile.yaml").read_text())
+    assert profile["rerun-incomplete"] and profile["printshellcmds"] and profile["show-failed-logs"]
+    assert profile["resources"] == {"gpu": 1}
+    cfg = _demo()
+    cfg["results"] = str(tmp_path / "results")
+    out = _dry_run(tmp_path, cfg)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Using workflow specific profile profiles/default for setting default command line arguments." in out.stderr
+    assert "python -m robinterp prepare-data" in out.stdout  # printshellcmds is on
+    elsewhere = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "-s", str(ROOT / "Snakefile"),
+                                "-d", str(ROOT), "--configfile", str(tmp_path / "cfg.yaml")],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert elsewhere.returncode == 0 and "workflow specific profile" in elsewhere.stderr

@@ -159,14 +159,75 @@ def test_image_folder_bad_input(tmp_path):
     with pytest.raises(RobinterpError, match="image folder not found"):
         prepare({"kind": "image_folder", "root": str(tmp_path / "none")}, tmp_path / "o")
     (tmp_path / "e" / "cat").mkdir(parents=True)
-    with pytest.raises(RobinterpError, match="class 'cat' has no images"):
+    with pytest.raises(RobinterpError, match="class 'cat' has 0 image"):
         prepare({"kind": "image_folder", "root": str(tmp_path / "e")}, tmp_path / "o")
     _folder(tmp_path / "bad", n=4)
     (tmp_path / "bad" / "cat" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(RobinterpError, match="broken.jpg: cannot decode image"):
+    with pytest.raises(RobinterpError, match="broken.jpg: cannot identify image file\n|broken.jpg: cannot identify image file$"):
         prepare({"kind": "image_folder", "root": str(tmp_path / "bad")}, tmp_path / "o")
 
 
-def test_unknown_source_kind(tmp_path):
-    with pytest.raises(RobinterpError, match="source.kind 'mnist'"):
-        prepare({"kind": "mnist"}, tmp_path)
+def test_image_folder_skips_hidden_entries_and_macos_debris(tmp_path):
+    root = tmp_path / "mine"
+    _folder(root, n=6)
+    (root / ".ipynb_checkpoints").mkdir()  # a notebook's folder: not a class
+    (root / "__MACOSX" / "cat").mkdir(parents=True)  # zip debris: not a class either
+    (root / "__MACOSX" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (root / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # fails to decode if read
+    (root / "cat" / ".hidden").mkdir()
+    Image.new("RGB", (9, 9)).save(root / "cat" / ".hidden" / "x.png")
+    (root / "dog" / "more").mkdir()
+    Image.new("RGB", (9, 9)).save(root / "dog" / "more" / "nested.png")  # visible sub-folders count
+    prepare({"kind": "image_folder", "root": str(root), "image_size": 8}, tmp_path / "o")
+    splits = [load_split(tmp_path / "o" / k) for k in ("train", "val", "test")]
+    assert splits[0].classes == ["cat", "dog"]
+    assert sum(s.manifest["counts_per_class"][0] for s in splits) == 6
+    assert sum(s.manifest["counts_per_class"][1] for s in splits) == 7
+
+
+def test_every_bad_image_and_short_class_is_named_at_once(tmp_path):
+    root = tmp_path / "tree"
+    _folder(root / "train", n=4)
+    _folder(root / "test", n=2)
+    for f in (root / "train/cat/a.jpg", root / "train/dog/b.png", root / "test/dog/c.png"):
+        f.write_bytes(b"not an image")
+    with pytest.raises(RobinterpError, match="3 image file") as e:
+        prepare({"kind": "image_folder", "root": str(root)}, tmp_path / "o")
+    assert all(name in str(e.value) for name in ("a.jpg", "b.png", "c.png"))
+    flat = tmp_path / "flat"
+    _folder(flat, classes=("a", "b", "c"), n=2)
+    with pytest.raises(RobinterpError, match=r"3 class folder\(s\) with fewer than 3 images") as e:
+        prepare({"kind": "image_folder", "root": str(flat)}, tmp_path / "o")
+    assert all(f"class {c!r} has 2 image(s)" in str(e.value) for c in "abc")
+
+
+def test_validation_split_is_never_empty_and_small_ones_are_reported(tmp_path, capsys):
+    _folder(tmp_path / "f", n=10)
+    for bad in (0, 1.0):
+        with pytest.raises(RobinterpError, match="val_fraction: .* must lie in \\(0, 1\\)"):
+            prepare({"kind": "image_folder", "root": str(tmp_path / "f"), "val_fraction": bad}, tmp_path / "o")
+    with pytest.raises(RobinterpError, match="leave images for training"):
+        prepare({"kind": "image_folder", "root": str(tmp_path / "f"), "val_fraction": 0.5, "test_fraction": 0.5},
+                tmp_path / "o")
+    prepare({"kind": "image_folder", "root": str(tmp_path / "f"), "val_fraction": 0.01, "image_size": 8}, tmp_path / "o")
+    assert load_split(tmp_path / "o" / "val").manifest["counts_per_class"] == [1, 1]
+    out = capsys.readouterr().out
+    assert "validation has only 1 image(s)" in out and "noisy" in out
+
+
+def test_unknown_or_missing_source_keys_are_named(tmp_path):
+    _folder(tmp_path / "f", n=4)
+    with pytest.raises(RobinterpError, match=r"unknown key\(s\) \['imagesize'\]; allowed: \['root', 'image_size'"):
+        prepare({"kind": "image_folder", "root": str(tmp_path / "f"), "imagesize": 48}, tmp_path / "o")
+    with pytest.raises(RobinterpError, match=r"missing key\(s\) \['root'\]"):
+        prepare({"kind": "image_folder"}, tmp_path / "o")
+
+
+def test_cifar10_refuses_an_empty_validation_split(tmp_path, monkeypatch):
+    import torchvision.datasets.cifar as tv_cifar
+
+    _fake_cifar(tmp_path / "raw")
+    monkeypatch.setattr(tv_cifar.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(tv_cifar, "check_integrity", lambda *a, **k: True)
+    with pytest.raises(RobinterpError, match="val_size: 0; hold out at least one training image per class"):
+        prepare({"kind": "cifar10", "root": str(tmp_path / "raw"), "val_size": 0}, tmp_path / "o")

@@ -105,3 +105,31 @@ def test_tables_refuse_an_interval_that_misses_its_estimate(results, tmp_path):
     assert main(["inversion-table", "--inputs", *results["inv"], "--out-csv", str(out),
                  "--out-md", str(tmp_path / "inv.md")]) == 2
     assert not out.exists()
+
+
+def test_summary_keeps_notes_drops_empty_reference_columns_and_calls_a_tie_a_tie(results, tmp_path):
+    from robinterp.curve import compare_ends
+    from robinterp.metric_tables import INTERPRETABILITY_NOTES
+
+    t = tmp_path / "tables"
+    assert main(["accuracy-table", "--inputs", *results["acc"], "--out-csv", str(t / "accuracy.csv"),
+                 "--out-md", str(t / "accuracy.md")]) == 0  # no reference values: paper_* columns empty
+    assert main(["interpretability-table", "--inputs", *results["metrics"],
+                 "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md")]) == 0
+    assert "paper_clean_acc" in pd.read_csv(t / "accuracy.csv").columns  # the CSV keeps its columns
+    assert "paper_" not in (t / "accuracy.md").read_text()  # neither the columns nor their note
+    summary = tmp_path / "summary.md"
+    assert main(["summary", "--tables", f"d={t / 'accuracy.csv'}", f"d={t / 'interpretability.csv'}",
+                 "--curves", "--out", str(summary)]) == 0
+    text = summary.read_text()
+    assert "paper_" not in text
+    assert "report (`report.html`)" not in text and "a plain run does not make" in text
+    assert INTERPRETABILITY_NOTES.split(".")[0] in text
+    df = pd.DataFrame([{"variant": "standard", "eps": 0.0, "quantity": "clean accuracy (%)", "better": "higher",
+                        "mean": 27 / 32 * 100, "low": None, "high": None},
+                       {"variant": "robust", "eps": 1.0, "quantity": "clean accuracy (%)", "better": "higher",
+                        "mean": 27 / 32 * 100, "low": None, "high": None}])
+    assert compare_ends(df) == ["clean accuracy (%) (higher better): standard (eps 0) 84.38 vs robust (eps 1) "
+                                "84.38 -> a tie"]
+    df.loc[1, "mean"] = 84.0
+    assert compare_ends(df)[0].endswith("-> eps 1 worse")

@@ -60,7 +60,12 @@ def test_killed_run_resumes_to_identical_weights(digits_dir, tmp_path):
     resumed = subprocess.run(_cmd(digits_dir, tmp_path / "run"), env=_env(), capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"at epoch {killed_at}/{CONFIG['epochs']}" in resumed.stdout
+    assert f"resumed at epoch {killed_at}/{CONFIG['epochs']}" in resumed.stdout
+    # the job log holds every epoch: the earlier ones replayed from the state, then the resume line
+    untimed = lambda out: [line.rsplit(" ", 1)[0] for line in out.splitlines() if line.startswith(("epoch", "resumed"))]
+    lines = untimed(resumed.stdout)
+    assert lines[killed_at].startswith(f"resumed at epoch {killed_at}/")
+    assert lines[:killed_at] + lines[killed_at + 1:] == untimed(ref.stdout)
     a, b = read_checkpoint(tmp_path / "ref" / "model.pt"), read_checkpoint(tmp_path / "run" / "model.pt")
     assert a["model"].keys() == b["model"].keys()
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -114,3 +114,14 @@ def test_jobs_import_this_checkouts_src_not_an_installed_copy(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     manifest = json.loads((copy / target).read_text())
     assert manifest["provenance"]["code"] == str((copy / "src" / "robinterp").resolve())
+
+
+@pytest.mark.slow
+def test_the_documented_rerun_of_one_figure_reruns_only_that_figure(tiny_run):
+    results, path = tiny_run
+    fig = str(results / "digits/figures/ig_compare.png")
+    r = snakemake("-n", "--cores", "1", "--configfile", str(path), "--forcerun", "plot_attributions", "--", fig)
+    assert r.returncode == 0, r.stderr[-2000:]
+    stats = r.stdout.split("Job stats:")[1].split("Reasons:")[0]
+    assert [line.split() for line in stats.splitlines() if line.split()[:1] in (["plot_attributions"], ["total"])] == [
+        ["plot_attributions", "1"], ["total", "1"]]

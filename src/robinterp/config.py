@@ -55,26 +55,24 @@ def check(config: dict, schema: dict) -> None:
     validator = jsonschema.Draft202012Validator(schema)
     problems = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
-        where = _key(err.absolute_path)
-        if err.validator == "additionalProperties":
-            allowed = sorted(err.schema.get("properties", {}))
-            extra = sorted(set(err.instance) - set(allowed))
-            problems.append(f"{where}: unknown key(s) {extra}; allowed: {allowed}")
-        elif err.validator == "enum":
-            problems.append(f"{where}: {err.instance!r} is not allowed; choose one of {err.validator_value}")
-        elif err.validator == "oneOf" and isinstance(err.instance, dict):
-            sub = [e for e in err.context if e.validator != "type"]
-            problems += [f"{where}{'.' + _key(e.path) if e.path else ''}: {_short(e)}" for e in sub] or [
-                f"{where}: {err.message}"]
-        else:
-            problems.append(f"{where}: {_short(err)}")
+        problems += _lines(_key(err.absolute_path), err)
     if problems:
         raise RobinterpError("invalid config:\n  " + "\n  ".join(dict.fromkeys(problems)))
 
 
+def _lines(where: str, err) -> list[str]:
+    """One readable line per schema violation at `where` (a dotted key)."""
+    if err.validator == "oneOf" and isinstance(err.instance, dict):
+        sub = [e for e in err.context if e.validator != "type"]
+        return [f"{where}{'.' + _key(e.path) if e.path else ''}: {_short(e)}" for e in sub] or [
+            f"{where}: {err.message}"]
+    return [f"{where}: {_short(err)}"]
+
+
 def _short(err) -> str:
     if err.validator == "additionalProperties":
-        return f"unknown key(s); allowed: {sorted(err.schema.get('properties', {}))}"
+        allowed = sorted(err.schema.get("properties", {}))
+        return f"unknown key(s) {sorted(set(err.instance) - set(allowed))}; allowed: {allowed}"
     if err.validator == "enum":
         return f"{err.instance!r} is not allowed; choose one of {err.validator_value}"
     return err.message
@@ -105,12 +103,14 @@ def resolve_variant(dataset_cfg: dict, name: str, schema: dict, where: str = "")
     v = get_variant(dataset_cfg, name)
     model = deep_merge(dataset_cfg["model"], v.get("model") or {})
     train = deep_merge(dataset_cfg["train"], v.get("train") or {})
+    problems = []
     for block, value in (("model", model), ("train", train)):
         sub = {"$defs": schema["$defs"], **schema["$defs"][block]}
-        errors = list(jsonschema.Draft202012Validator(sub).iter_errors(value))
-        if errors:
-            raise RobinterpError("\n  ".join([f"invalid config in {where}variants[{name}].{block}:"] +
-                                             [f"{_key(e.absolute_path)}: {_short(e)}" for e in errors]))
+        for e in jsonschema.Draft202012Validator(sub).iter_errors(value):
+            at = ".".join([f"{where}variants[{name}].{block}"] + [str(p) for p in e.absolute_path])
+            problems += _lines(at, e)
+    if problems:
+        raise RobinterpError("invalid config:\n  " + "\n  ".join(dict.fromkeys(problems)))
     resolved = {"arch": model["arch"], "width": model["width"], "mean": model.get("mean"), "std": model.get("std"),
                 **{k: val for k, val in train.items() if k not in TRAIN_ONLY_FOR_WORKFLOW},
                 "attack": v.get("attack"), "seed": v.get("seed", 0),
@@ -121,6 +121,20 @@ def resolve_variant(dataset_cfg: dict, name: str, schema: dict, where: str = "")
 def selection_split(dataset_cfg: dict, name: str) -> str:
     v = get_variant(dataset_cfg, name)
     return deep_merge(dataset_cfg["train"], v.get("train") or {}).get("selection_split", "val")
+
+
+def check_variants(config: dict, schema: dict) -> None:
+    """Each variant's overrides merged over its dataset's blocks must be valid: a typo in a
+    variant's `train:` or `model:` stops the run before any job, naming the key."""
+    problems = []
+    for ds, dcfg in config["datasets"].items():
+        for name in variant_names(dcfg):
+            try:
+                resolve_variant(dcfg, name, schema, where=f"datasets.{ds}.")
+            except RobinterpError as e:
+                problems += str(e).split("\n  ")[1:]
+    if problems:
+        raise RobinterpError("invalid config:\n  " + "\n  ".join(problems))
 
 
 def check_variant_names(config: dict) -> None:

@@ -82,9 +82,10 @@ def compare_ends(df: pd.DataFrame) -> list[str]:
             continue
         fmt = lambda r: f"{r['mean']:.4g}" + (f" [{r['low']:.4g}, {r['high']:.4g}]" if pd.notna(r["low"]) else "")
         better = hi["mean"] > lo["mean"] if lo["better"] == "higher" else hi["mean"] < lo["mean"]
+        tie = f"{hi['mean']:.4g}" == f"{lo['mean']:.4g}"  # equal at the precision shown
         sep = pd.notna(lo["low"]) and pd.notna(hi["low"]) and (hi["low"] > lo["high"] or lo["low"] > hi["high"])
-        verdict = ("better" if better else "worse") + (
+        verdict = ("a tie" if tie else f"eps {hi['eps']:g} " + ("better" if better else "worse")) + (
             "" if pd.isna(lo["low"]) else (", intervals disjoint" if sep else ", intervals overlap"))
         lines.append(f"{q} ({lo['better']} better): {lo['variant']} (eps {lo['eps']:g}) {fmt(lo)} vs "
-                     f"{hi['variant']} (eps {hi['eps']:g}) {fmt(hi)} -> eps {hi['eps']:g} {verdict}")
+                     f"{hi['variant']} (eps {hi['eps']:g}) {fmt(hi)} -> {verdict}")
     return lines

@@ -50,6 +50,15 @@ class Split:
         return c, h, w
 
     @property
+    def class_names(self) -> list[str]:
+        """Names for figures: the manifest's class entries where it has them (Small ImageNet:
+        WordNet names such as 'tench, Tinca tinca'), else the class list itself."""
+        entries = self.manifest.get("classes")
+        if isinstance(entries, list) and len(entries) == len(self.classes) and all(isinstance(e, dict) for e in entries):
+            return [e.get("name") or c for e, c in zip(entries, self.classes)]
+        return list(self.classes)
+
+    @property
     def sha256(self) -> str:
         return self.manifest["images_sha256"]
 

@@ -88,6 +88,56 @@ def overlay(ax, img: np.ndarray, amap: np.ndarray, cmap, alpha: float) -> None:
     ax.imshow(rgba)
 
 
+NAME_WIDTH = 14  # characters per line of a class name in titles
+
+
+def short_name(name: str, width: int = NAME_WIDTH) -> str:
+    """A class name for a title: the first WordNet synonym ('tiger shark, Galeocerdo cuvieri' ->
+    'tiger shark'), broken after spaces, '_' or '-' onto at most two lines of `width`
+    characters; what does not fit ends in '...'."""
+    import re
+
+    first = name.split(",")[0].strip() or name
+    lines, line = [], ""
+    for token in re.findall(r"[^ _-]+[ _-]*|[ _-]+", first):  # a word with the separators after it
+        if line and len((line + token).rstrip()) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += token
+    lines.append(line.rstrip())
+    if len(lines) > 2:
+        lines = [lines[0], " ".join(lines[1:]) + " "]
+    cut = lambda s: s.rstrip() if len(s.rstrip()) <= width else s[:width - 1].rstrip() + "\u2026"
+    return "\n".join(cut(s) for s in lines)
+
+
+def text_size(texts, fontsize: float) -> tuple[float, int]:
+    """(width in inches of the widest line, most lines) of the given strings at `fontsize`."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    measure, prop = TextToPath(), FontProperties(size=fontsize)
+    lines = [line for t in texts for line in str(t).split("\n")]
+    width = max((measure.get_text_width_height_descent(line, prop, ismath=False)[0] for line in lines), default=0)
+    return 1.1 * width / 72, max((str(t).count("\n") + 1 for t in texts), default=1)
+
+
+def line_height(fontsize: float) -> float:
+    return 1.3 * fontsize / 72  # inches
+
+
+def cell_figure(nrows: int, ncols: int, side: float, gap_w: float, gap_h: float,
+                left: float, right: float, top: float, bottom: float):
+    """A grid of square image cells with margins and gaps given in inches, so that titles
+    measured beforehand fit between the cells instead of running into their neighbours."""
+    width = left + ncols * side + (ncols - 1) * gap_w + right
+    height = top + nrows * side + (nrows - 1) * gap_h + bottom
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        wspace=gap_w / side, hspace=gap_h / side)
+    return fig, axes
+
+
 def _blank(ax):
     ax.set_xticks([])
     ax.set_yticks([])
@@ -95,9 +145,10 @@ def _blank(ax):
         s.set_visible(False)
 
 
-def _colourbar(fig, axes, cmap, cfg: PlotConfig, method: str):
+def _colourbar(fig, axes, cmap, cfg: PlotConfig, method: str, cax=None):
     sm = plt.cm.ScalarMappable(norm=Normalize(-1, 1), cmap=cmap)
-    cb = fig.colorbar(sm, ax=axes, fraction=0.025, pad=0.02, ticks=[-1, 0, 1])
+    kw = {"cax": cax} if cax is not None else {"ax": axes, "fraction": 0.025, "pad": 0.02}
+    cb = fig.colorbar(sm, ticks=[-1, 0, 1], **kw)
     cb.ax.set_yticklabels(["-1 (against)", "0", "+1 (for)"], fontsize=7)
     unit = "each image's" if cfg.scale == "image" else "the figure's"
     cb.set_label(f"{method.upper()} value / {unit} {cfg.percentile:g}th percentile of |value| (clipped)", fontsize=7)
@@ -105,6 +156,7 @@ def _colourbar(fig, axes, cmap, cfg: PlotConfig, method: str):
 
 def attribution_compare(runs: dict, classes: list[str], method: str, cfg: PlotConfig):
     """Fig. 2/6: per sample, the image, then heat map + overlay for every variant."""
+    classes = [short_name(c, 18) for c in classes]
     first = next(iter(runs.values()))
     n = min(cfg.compare_images, len(first["images"]))
     shared = _shared_scale(runs, cfg)
@@ -133,15 +185,31 @@ def attribution_compare(runs: dict, classes: list[str], method: str, cfg: PlotCo
 
 
 def attribution_grid(runs: dict, classes: list[str], method: str, cfg: PlotConfig):
-    """Fig. 10/13/16/17: overlays of up to columns x rows samples per variant, A-H x 1-3."""
-    cols, rows = cfg.grid_columns, cfg.grid_rows
+    """Fig. 10/13/16/17: overlays of up to columns x rows samples per variant, A-H x 1-3.
+
+    Above each overlay its cell (A1) and true class, below it the predicted class (red = wrong);
+    gaps and margins are measured from the longest class name, so no two labels touch."""
     first = next(iter(runs.values()))
-    n = min(cols * rows, len(first["images"]))
+    n = min(cfg.grid_columns * cfg.grid_rows, len(first["images"]))
+    cols = min(cfg.grid_columns, n)  # fewer images than a row: no empty cells
     rows = -(-n // cols)
+    names = [short_name(c) for c in classes]
+    cell = lambda k: LETTERS[k % cols] + (str(k // cols + 1) if rows > 1 else "")
+    titles = {(v, k): (f"{cell(k)} t: {names[run['labels'][k]]}", names[run["preds"][k]])
+              for v, run in runs.items() for k in range(n)}
+    fs = 6
+    tw, tl = text_size([t for t, _ in titles.values()], fs)
+    pw, pl = text_size([p for _, p in titles.values()], fs)
+    side = 0.95
+    ylabels = [f"{v}\nrow {r + 1}" if rows > 1 else v for v in runs for r in range(rows)]
+    lw, _ = text_size(ylabels, 7)
+    pad = 0.1
+    title_h, pred_h = tl * line_height(fs) + 0.1, pl * line_height(fs) + 0.06
+    fig, axes = cell_figure(rows * len(runs), cols, side, gap_w=max(0.12, max(tw, pw) - side + 0.12),
+                            gap_h=title_h + pred_h + pad, left=lw + 0.25, right=1.4, top=title_h + 0.55,
+                            bottom=pred_h + 0.1)
     shared = _shared_scale(runs, cfg)
     cmap = plt.get_cmap(cfg.cmap)
-    fig, axes = plt.subplots(rows * len(runs), cols, figsize=(1.25 * cols + 1, 1.45 * rows * len(runs) + 0.6),
-                             squeeze=False)
     for j, (variant, run) in enumerate(runs.items()):
         maps, _ = attribution_maps(run["attributions"][:n], cfg.scale, cfg.percentile, shared)
         for k in range(rows * cols):
@@ -152,12 +220,15 @@ def attribution_grid(runs: dict, classes: list[str], method: str, cfg: PlotConfi
                 ax.axis("off")
                 continue
             overlay(ax, run["images"][k], maps[k], cmap, cfg.overlay_alpha)
-            ax.set_title(f"{LETTERS[c]}{r + 1} t:{classes[run['labels'][k]]} p:{classes[run['preds'][k]]}",
-                         fontsize=6, color=_ok(run, k))
+            true, pred = titles[(variant, k)]
+            ax.set_title(true, fontsize=fs, color=_ok(run, k), pad=3)
+            ax.set_xlabel(f"p: {pred}", fontsize=fs, color=_ok(run, k), labelpad=2)
             if c == 0:
-                ax.set_ylabel(f"{variant}\nrow {r + 1}", fontsize=7)
-    _colourbar(fig, axes, cmap, cfg, method)
-    fig.suptitle(f"{_METHOD_NAMES[method]} overlays (t = true, p = predicted; red title = wrong). "
+                ax.set_ylabel(ylabels[j * rows + r], fontsize=7)
+    right = axes[0, -1].get_position()
+    cax = fig.add_axes([right.x1 + 0.25 / fig.get_figwidth(), 0.15, 0.12 / fig.get_figwidth(), 0.7])
+    _colourbar(fig, axes, cmap, cfg, method, cax=cax)
+    fig.suptitle(f"{_METHOD_NAMES[method]} overlays (t = true, p = predicted class; red label = wrong). "
                  f"Red = supports the {_explained(method)}, blue = against it", fontsize=8)
     return fig
 
@@ -182,6 +253,7 @@ def _shared_scale(runs, cfg):
 
 def class_generation_grid(runs: dict, classes: list[str], cfg: PlotConfig):
     """Fig. 3/7/14/19: rows = classes; seeds, then each variant's generated images."""
+    classes = [short_name(c, 24) for c in classes]
     first = next(iter(runs.values()))
     k = cfg.class_generation_samples
     shown = [c for c in range(len(classes)) if (first["labels"] == c).any()][:cfg.max_classes]
@@ -208,24 +280,36 @@ def class_generation_grid(runs: dict, classes: list[str], cfg: PlotConfig):
 
 def inversion_grid(runs: dict, meta: dict, classes: list[str], cfg: PlotConfig):
     """Fig. 4/8/11/18: target | source | inverted per variant, for each source kind."""
+    names = [short_name(c) for c in classes]
     first_v = next(iter(runs))
     first, kinds = runs[first_v], np.asarray(meta[first_v]["source_kind"])
     rows = [i for kind in dict.fromkeys(kinds) for i in np.flatnonzero(kinds == kind)[:cfg.inversion_rows]]
     cols = 2 + len(runs)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.35 * cols + 0.8, 1.55 * len(rows) + 0.7), squeeze=False)
     t_labels = meta[first_v]["target_labels"]
     s_labels = meta[first_v]["source_labels"]
+    titles = {}
+    for r, i in enumerate(rows):
+        titles[r, 0] = f"target:\n{names[t_labels[i]]}"
+        titles[r, 1] = "noise" if kinds[i] == "noise" else f"source:\n{names[s_labels[i]]}"
+        for j, variant in enumerate(runs):
+            d0, d1 = meta[variant]["distance_before"][i], meta[variant]["distance_after"][i]
+            titles[r, 2 + j] = (f"{variant}\n" if r == 0 else "") + f"d {d0:.2f} -> {d1:.2f}"
+    fs, side = 7, 1.0
+    width, _ = text_size(titles.values(), fs)
+    lines = max(t.count("\n") + 1 for (r, _), t in titles.items() if r > 0) if len(rows) > 1 else 0
+    first_lines = max(t.count("\n") + 1 for (r, _), t in titles.items() if r == 0)
+    lw, _ = text_size([f"{k} source" for k in kinds], fs)
+    fig, axes = cell_figure(len(rows), cols, side, gap_w=max(0.12, width - side + 0.12),
+                            gap_h=lines * line_height(fs) + 0.12, left=lw + 0.2, right=0.1,
+                            top=first_lines * line_height(fs) + 0.45, bottom=0.1)
     for r, i in enumerate(rows):
         axes[r, 0].imshow(as_hwc(first["targets"][i]))
-        axes[r, 0].set_title(f"target ({classes[t_labels[i]]})", fontsize=7)
         axes[r, 1].imshow(as_hwc(first["sources"][i]))
-        src = "noise" if kinds[i] == "noise" else f"source ({classes[s_labels[i]]})"
-        axes[r, 1].set_title(src, fontsize=7)
-        axes[r, 0].set_ylabel(f"{kinds[i]} source", fontsize=7)
+        axes[r, 0].set_ylabel(f"{kinds[i]} source", fontsize=fs)
         for j, (variant, run) in enumerate(runs.items()):
-            d0, d1 = meta[variant]["distance_before"][i], meta[variant]["distance_after"][i]
             axes[r, 2 + j].imshow(as_hwc(run["inverted"][i]))
-            axes[r, 2 + j].set_title((f"{variant}\n" if r == 0 else "") + f"d {d0:.2f} -> {d1:.2f}", fontsize=7)
+    for (r, c), t in titles.items():
+        axes[r, c].set_title(t, fontsize=fs, pad=3)
     for ax in axes.ravel():
         _blank(ax)
     fig.suptitle("Representation inversion (eq. 15); d = ||R(x) - R(target)|| / ||R(target)||", fontsize=8)
@@ -233,28 +317,47 @@ def inversion_grid(runs: dict, meta: dict, classes: list[str], cfg: PlotConfig):
 
 
 def feature_vis_grid(runs: dict, classes: list[str], cfg: PlotConfig):
-    """Fig. 5/9/12/15: per neuron, the maximising image then the top-k and bottom-k test images."""
+    """Fig. 5/9/12/15: per neuron, the maximising image then the top-k and bottom-k test images.
+
+    Every image is titled (class and activation, on their own lines); the column gaps are
+    measured from the widest title, so neighbouring titles never merge."""
     first = next(iter(runs.values()))
     k = first["top_images"].shape[1]
     n = len(first["neurons"])
     per = 1 + 2 * k
-    fig, axes = plt.subplots(n, per * len(runs), figsize=(0.95 * per * len(runs) + 0.6, 1.15 * n + 0.7), squeeze=False)
+    names = [short_name(c) for c in classes]
+    fs = 6
+    titles = {}
+    for j, (variant, run) in enumerate(runs.items()):
+        for r, neuron in enumerate(run["neurons"]):
+            base = j * per
+            titles[r, base] = f"n{neuron}:\n{run['activation_before'][r]:.1f} -> {run['activation_after'][r]:.1f}"
+            for i in range(k):
+                for off, key in ((1, "top"), (1 + k, "bottom")):
+                    titles[r, base + off + i] = (f"{names[run[f'{key}_labels'][r, i]]}\n"
+                                                 f"({run[f'{key}_activations'][r, i]:.1f})")
+        titles[0, base] = f"{variant}\nmaximised\n" + titles[0, base]
+        titles[0, base + 1] = f"top {k}\n" + titles[0, base + 1]
+        titles[0, base + 1 + k] = f"bottom {k}\n" + titles[0, base + 1 + k]
+    side = 0.8
+    width, _ = text_size(titles.values(), fs)
+    lines = max(t.count("\n") + 1 for (r, _), t in titles.items() if r > 0) if n > 1 else 0
+    first_lines = max(t.count("\n") + 1 for (r, _), t in titles.items() if r == 0)
+    lw, _ = text_size([f"neuron {nr}" for nr in first["neurons"]], 7)
+    fig, axes = cell_figure(n, per * len(runs), side, gap_w=max(0.1, width - side + 0.1),
+                            gap_h=lines * line_height(fs) + 0.12, left=lw + 0.2, right=0.1,
+                            top=first_lines * line_height(fs) + 0.45, bottom=0.1)
     for j, (variant, run) in enumerate(runs.items()):
         for r, neuron in enumerate(run["neurons"]):
             base = j * per
             axes[r, base].imshow(as_hwc(run["visualisations"][r]))
-            axes[r, base].set_title(f"n{neuron}: {run['activation_before'][r]:.1f} -> {run['activation_after'][r]:.1f}",
-                                    fontsize=6)
             if j == 0:
                 axes[r, base].set_ylabel(f"neuron {neuron}", fontsize=7)
             for i in range(k):
                 for off, key in ((1, "top"), (1 + k, "bottom")):
-                    ax = axes[r, base + off + i]
-                    ax.imshow(as_hwc(run[f"{key}_images"][r, i]))
-                    ax.set_title(f"{classes[run[f'{key}_labels'][r, i]]} ({run[f'{key}_activations'][r, i]:.1f})", fontsize=6)
-        axes[0, base].set_title(f"{variant}\nmaximised\n" + axes[0, base].get_title(), fontsize=7)
-        axes[0, base + 1].set_title(f"top {k}\n" + axes[0, base + 1].get_title(), fontsize=7)
-        axes[0, base + 1 + k].set_title(f"bottom {k}\n" + axes[0, base + 1 + k].get_title(), fontsize=7)
+                    axes[r, base + off + i].imshow(as_hwc(run[f"{key}_images"][r, i]))
+    for (r, c), t in titles.items():
+        axes[r, c].set_title(t, fontsize=fs, pad=3)
     for ax in axes.ravel():
         _blank(ax)
     fig.suptitle("Direct feature visualisation: maximise R(x)[neuron] (activation start -> end); test images with "

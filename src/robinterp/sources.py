@@ -14,8 +14,8 @@ import numpy as np
 
 from .data import write_split
 from .errors import RobinterpError
+from .image_folder import IMAGE_SUFFIXES, class_folders, image_files, split_layout
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 CIFAR10_MEAN_STD_AUTHOR = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 
 
@@ -75,10 +75,33 @@ def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
     return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
+def check_fractions(val_fraction: float, test_fraction: float | None = None) -> None:
+    """Validation (and test) must each get a share of the images, and train the rest."""
+    if not 0 < val_fraction < 1:
+        raise RobinterpError(f"source.val_fraction: {val_fraction} must lie in (0, 1); the validation split "
+                             "selects the best epoch, so it needs images (e.g. 0.1)")
+    if test_fraction is not None and not (0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise RobinterpError(f"source.test_fraction: {test_fraction} must lie in (0, 1) and leave images for "
+                             f"training (val_fraction + test_fraction = {val_fraction + test_fraction:g} < 1)")
+
+
+def report_sizes(splits: dict, classes: list[str], few: int = 5) -> None:
+    """Print the split sizes, and say so when best-epoch selection rests on few images per class."""
+    print("prepare-data: " + ", ".join(f"{k} {len(y)}" for k, (_, y) in splits.items()) + f" images, {len(classes)} classes")
+    counts = np.bincount(splits["val"][1], minlength=len(classes))
+    if counts.min() < few:
+        print(f"prepare-data: note: validation has only {counts.min()} image(s) for class "
+              f"{classes[int(counts.argmin())]!r} ({len(splits['val'][1])} in all; every class gets at least 1); "
+              "the best epoch is chosen on it, so with this few images that choice is noisy. Raise "
+              "val_fraction, or give a root/val/<class>/ folder")
+
+
 def prepare_digits(out_dir: Path, image_size: int = 16, val_fraction: float = 0.1,
-                   test_fraction: float = 0.2, seed: int = 0, **_) -> None:
+                   test_fraction: float = 0.2, seed: int = 0) -> None:
     """scikit-learn's 8x8 digits (1797 images, shipped offline) as 3-channel images."""
     from sklearn.datasets import load_digits
+
+    check_fractions(val_fraction, test_fraction)
 
     d = load_digits()
     x = (d.images / 16.0 * 255).round().astype(np.uint8)[..., None].repeat(3, axis=-1)
@@ -94,8 +117,8 @@ def prepare_digits(out_dir: Path, image_size: int = 16, val_fraction: float = 0.
 CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
-def prepare_cifar10(out_dir: Path, root: str, download: bool = False, val_size: int = 5000,
-                    seed: int = 0, verify_md5: bool = True, **_) -> None:
+def prepare_cifar10(out_dir: Path, root: str = "data/cifar10", download: bool = False, val_size: int = 5000,
+                    seed: int = 0, verify_md5: bool = True) -> None:
     """CIFAR-10's python batches under `root`/cifar-10-batches-py; `val_size` training images held out.
 
     torchvision downloads the archive (`download`) and checks the md5 of every batch file
@@ -114,7 +137,10 @@ def prepare_cifar10(out_dir: Path, root: str, download: bool = False, val_size: 
     folder = Path(root) / "cifar-10-batches-py"
     classes = read_cifar10_file(folder / "batches.meta")["label_names"]
     (x, y), (x_test, y_test) = (read_cifar10_batches(folder, CIFAR10_BATCHES[s]) for s in ("train", "test"))
-    keep, val = stratified_split(y, val_size, seed) if val_size else (np.arange(len(y)), np.arange(0))
+    if val_size < len(classes):
+        raise RobinterpError(f"source.val_size: {val_size}; hold out at least one training image per class "
+                             f"({len(classes)}) for best-epoch selection (default 5000)")
+    keep, val = stratified_split(y, val_size, seed)
     splits = {"train": (x[keep], y[keep]), "val": (x[val], y[val]), "test": (x_test, y_test)}
     write_splits(out_dir, splits, list(classes),
                  {"kind": "cifar10", "root": str(root), "seed": seed, "verify_md5": verify_md5})
@@ -155,54 +181,78 @@ def load_image(path: Path, size: int) -> np.ndarray:
         return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def scan_image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+def scan_image_folder(root: Path, min_per_class: int = 1) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Classes and (file, label) pairs; every class with too few images is named at once."""
     if not root.is_dir():
         raise RobinterpError(f"{root}: image folder not found; expected one sub-folder per class")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    classes = class_folders(root)
     if not classes:
         raise RobinterpError(f"{root}: no class sub-folders; expected {root}/<class>/<image files>")
-    items = []
+    items, short = [], []
     for i, c in enumerate(classes):
-        files = sorted(p for p in (root / c).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise RobinterpError(f"{root / c}: class {c!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        files = image_files(root / c)
+        if len(files) < min_per_class:
+            short.append(f"{root / c}: class {c!r} has {len(files)} image(s)")
         items += [(f, i) for f in files]
+    if short:
+        need = "no images" if min_per_class == 1 else f"fewer than {min_per_class} images (train, val and test each need one)"
+        raise RobinterpError(f"{len(short)} class folder(s) with {need}; add images "
+                             f"({', '.join(sorted(IMAGE_SUFFIXES))}) or remove the folder:\n  " + "\n  ".join(short))
     return classes, items
 
 
-def read_folder(root: Path, size: int, classes: list[str] | None = None):
-    found, items = scan_image_folder(root)
+def read_folder(root: Path, size: int, classes: list[str] | None = None, bad: list[str] | None = None,
+                min_per_class: int = 1):
+    """Decode every image; undecodable files go to `bad` (or raise here, all of them named)."""
+    found, items = scan_image_folder(root, min_per_class)
     if classes is not None and found != classes:
-        raise RobinterpError(f"{root}: classes {found[:5]}... differ from the training folder's {classes[:5]}...")
+        raise RobinterpError(f"{root}: classes {sorted(set(found) ^ set(classes))} are not in both {root} and the "
+                             "training folder; every split needs the same class folders")
     x = np.zeros((len(items), size, size, 3), dtype=np.uint8)
+    failed = []
     for k, (path, _) in enumerate(items):
         try:
             x[k] = load_image(path, size)
-        except OSError as e:
-            raise RobinterpError(f"{path}: cannot decode image ({e}); remove or replace the file") from e
+        except (OSError, ValueError, SyntaxError) as e:  # PIL raises all three on broken files
+            failed.append(f"{path}: {str(e).replace(repr(str(path)), '').strip() or type(e).__name__}")
+    if bad is None:
+        raise_bad(failed)
+    else:
+        bad += failed
     return found, x, np.array([c for _, c in items], dtype=np.int64)
 
 
+def raise_bad(bad: list[str]) -> None:
+    if bad:
+        raise RobinterpError(f"{len(bad)} image file(s) cannot be decoded; remove or replace them:\n  "
+                             + "\n  ".join(bad))
+
+
 def prepare_image_folder(out_dir: Path, root: str, image_size: int = 64, val_fraction: float = 0.1,
-                         test_fraction: float = 0.2, seed: int = 0, **_) -> None:
+                         test_fraction: float = 0.2, seed: int = 0) -> None:
     """A class-per-sub-folder tree: either `root/{train,test[,val]}/<class>/` or `root/<class>/`."""
     root = Path(root)
-    if (root / "train").is_dir():
-        classes, x, y = read_folder(root / "train", image_size)
+    bad: list[str] = []  # decode failures of every split, reported together
+    check_fractions(val_fraction, None if split_layout(root) else test_fraction)
+    if split_layout(root):
         if not (root / "test").is_dir():
             raise RobinterpError(f"{root}: has train/ but no test/; add test/<class>/ or use a flat class tree")
-        _, xt, yt = read_folder(root / "test", image_size, classes)
-        if (root / "val").is_dir():
-            _, xv, yv = read_folder(root / "val", image_size, classes)
+        has_val = (root / "val").is_dir()
+        classes, x, y = read_folder(root / "train", image_size, bad=bad, min_per_class=1 if has_val else 2)
+        _, xt, yt = read_folder(root / "test", image_size, classes, bad)
+        if has_val:
+            _, xv, yv = read_folder(root / "val", image_size, classes, bad)
             splits = {"train": (x, y), "val": (xv, yv), "test": (xt, yt)}
         else:
             keep, val = stratified_split(y, val_fraction, seed)
             splits = {"train": (x[keep], y[keep]), "val": (x[val], y[val]), "test": (xt, yt)}
     else:
-        classes, x, y = read_folder(root, image_size)
+        classes, x, y = read_folder(root, image_size, bad=bad, min_per_class=3)
         rest, test = stratified_split(y, test_fraction, seed)
         tr, va = stratified_split(y[rest], val_fraction / (1 - test_fraction), seed + 1)
         splits = {"train": (x[rest[tr]], y[rest[tr]]), "val": (x[rest[va]], y[rest[va]]), "test": (x[test], y[test])}
+    raise_bad(bad)
+    report_sizes(splits, classes)
     write_splits(out_dir, splits, classes, {"kind": "image_folder", "root": str(root), "seed": seed})
 
 
@@ -214,4 +264,15 @@ def prepare(source: dict, out_dir: str | Path) -> None:
     if kind not in SOURCES:
         raise RobinterpError(f"source.kind {kind!r}: choose one of {sorted(SOURCES)} "
                              "(small_imagenet150 is built by `robinterp build-small-imagenet`)")
-    SOURCES[kind](Path(out_dir), **{k: v for k, v in source.items() if k != "kind"})
+    import inspect
+
+    keys = {k: v for k, v in source.items() if k != "kind"}
+    allowed = [p for p in inspect.signature(SOURCES[kind]).parameters if p != "out_dir"]
+    unknown = sorted(set(keys) - set(allowed))
+    if unknown:
+        raise RobinterpError(f"source (kind {kind}): unknown key(s) {unknown}; allowed: {allowed}")
+    params = inspect.signature(SOURCES[kind]).parameters
+    missing = [p for p in allowed if params[p].default is inspect.Parameter.empty and p not in keys]
+    if missing:
+        raise RobinterpError(f"source (kind {kind}): missing key(s) {missing}")
+    SOURCES[kind](Path(out_dir), **keys)

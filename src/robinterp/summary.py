@@ -9,7 +9,7 @@ import pandas as pd
 
 from .curve import compare_ends
 from .errors import RobinterpError
-from .tables import to_markdown
+from .tables import to_markdown, without_empty_reference
 
 TITLES = {"accuracy": "Accuracy (%)", "fid": "FID of class generations (lower is better)",
           "inversion_distance": "Inversion distance, 192-d Inception L2 (lower is better)",
@@ -33,10 +33,22 @@ def compact(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index().rename(columns={"row": "metric (method, better)"})
 
 
+def table_notes(csv_path: Path) -> str:
+    """The notes under a table in its Markdown twin (`<name>.md`, written with the CSV), or ''."""
+    md = Path(csv_path).with_suffix(".md")
+    if not md.is_file():
+        return ""
+    lines = md.read_text().splitlines()
+    rows = [i for i, line in enumerate(lines) if line.startswith("|")]
+    return "\n".join(lines[rows[-1] + 1:]).strip() if rows else ""
+
+
 def summary_markdown(tables: list[tuple[str, Path]], curves: list[tuple[str, Path]]) -> str:
     lines = ["# robinterp: summary", "",
-             "Every number below comes from the tables next to it (`<dataset>/tables/*.md`, with notes on "
-             "methods and the paper's reference values) and the report (`report.html`).", ""]
+             "Every number below comes from the tables in `<dataset>/tables/` (CSV and Markdown); each "
+             "table's notes follow it. The figures are in `<dataset>/figures/`; "
+             "a browsable report of both is a separate command that a plain run does not make: "
+             "`snakemake --report report.html` with the run's `--configfile`.", ""]
     datasets = list(dict.fromkeys([d for d, _ in tables] + [d for d, _ in curves]))
     for ds in datasets:
         lines += [f"## {ds}", ""]
@@ -44,7 +56,10 @@ def summary_markdown(tables: list[tuple[str, Path]], curves: list[tuple[str, Pat
             if d != ds:
                 continue
             name = Path(path).stem
-            lines += [f"### {TITLES.get(name, name)}", "", to_markdown(compact(name, _read(path))), ""]
+            table = without_empty_reference(compact(name, _read(path)))
+            lines += [f"### {TITLES.get(name, name)}", "", to_markdown(table), ""]
+            notes = table_notes(path)
+            lines += [notes, ""] if notes else []
         for d, path in curves:
             if d == ds:
                 verdicts = compare_ends(_read(path))

@@ -26,9 +26,16 @@ def accuracy_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def without_empty_reference(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop `paper_*` columns with no value (a dataset the paper has no numbers for)."""
+    empty = [c for c in df.columns if str(c).startswith("paper_") and df[c].isna().all()]
+    return df.drop(columns=empty)
+
+
 def write_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path, title: str, notes: str = "") -> None:
+    """CSV with every column (stable for scripts); Markdown without empty reference columns."""
     storage.write_text(csv_path, df.to_csv(index=False))
-    md = f"# {title}\n\n{to_markdown(df)}\n"
+    md = f"# {title}\n\n{to_markdown(without_empty_reference(df))}\n"
     if notes:
         md += f"\n{notes}\n"
     storage.write_text(md_path, md)

@@ -181,7 +181,12 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
             start, best, rows = state["epoch"], state["best"], state["log"]
-            _say(ranks, f"resume: {state_path} at epoch {start}/{cfg.epochs}")
+            # Snakemake deletes a job's log before it reruns: the earlier epochs' lines come back from the state
+            top = {"val_score": -math.inf, "epoch": None}
+            for r in rows:
+                top = r if r["val_score"] > top["val_score"] else top
+                _say(ranks, _epoch_line(r, cfg.epochs, top["epoch"]))
+            _say(ranks, f"resumed at epoch {start}/{cfg.epochs} from {state_path}")
         else:
             _say(ranks, f"resume: {state_path} was made with another config or data; starting afresh")
 
@@ -237,9 +242,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
         improved = score > best["score"]
         if improved:
             best = {"score": score, "epoch": epoch + 1, "metrics": row}
-        _say(ranks, f"epoch {epoch + 1:>3}/{cfg.epochs} loss {row['train_loss']:.4f} "
-                    f"val clean {val['clean_acc']:.4f} adv {_fmt(val['adv_acc'])} best@{best['epoch']} "
-                    f"{row['seconds']:.1f}s")
+        _say(ranks, _epoch_line(row, cfg.epochs, best["epoch"]))
         if not ranks.is_main:
             continue  # every rank holds the same weights and metrics; rank 0 writes them
 
@@ -268,6 +271,11 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
 def _say(ranks: Ranks, line: str) -> None:
     if ranks.is_main:
         print(line, flush=True)
+
+
+def _epoch_line(row: dict, epochs: int, best_epoch) -> str:
+    return (f"epoch {row['epoch']:>3}/{epochs} loss {row['train_loss']:.4f} val clean {row['val_clean_acc']:.4f} "
+            f"adv {_fmt(row['val_adv_acc'])} best@{best_epoch} {row['seconds']:.1f}s")
 
 
 def _fmt(v):

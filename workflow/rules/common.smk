@@ -15,12 +15,14 @@ sys.path.insert(0, SRC)
 from robinterp.config import (
     check,
     check_variant_names,
+    check_variants,
     load_schema,
     resolve_variant,
     result_settings,
     selection_split,
     variant_names,
 )
+from robinterp.image_folder import listing_digest
 from robinterp.errors import RobinterpError
 
 SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -29,6 +31,7 @@ try:
     check(config, SCHEMA)  # readable messages first (key + allowed values) ...
     validate(config, str(SCHEMA_PATH))  # ... then Snakemake's validation fills the defaults
     check_variant_names(config)
+    check_variants(config, SCHEMA)  # each variant's model/train overrides, merged
 except RobinterpError as e:
     raise WorkflowError(str(e))
 
@@ -131,6 +134,13 @@ def check_sources():
 
 
 check_sources()
+
+
+def source_listing(wildcards):
+    """image_folder: the digest of the folder's listing (path, size, time of every image). As a
+    param of prepare_data it reruns the job, and everything downstream, when the folder changes."""
+    src = dataset_cfg(wildcards.dataset)["source"]
+    return listing_digest(src["root"]) if src["kind"] == "image_folder" else ""
 
 
 # Each stage's .smk appends a function dataset -> [final outputs]; `rule all` asks for them all.

@@ -1,5 +1,6 @@
 # Data: every source is written once into the packed format (uint8 NHWC .npy + labels +
-# classes.json + manifest.json) under {results}/{dataset}/data/{train,val,test}/.
+# classes.json + manifest.json) under {results}/{dataset}/data/{train,val,test}/. An image_folder's
+# listing digest is a param: a changed folder reruns the job (Snakemake reruns on changed params).
 
 
 rule prepare_data:
@@ -10,6 +11,7 @@ rule prepare_data:
     params:
         source=lambda w: json_arg(dataset_cfg(w.dataset)["source"]),
         out_dir=lambda w: f"{R}/{w.dataset}/data",
+        listing=source_listing,
     log:
         f"{R}/logs/prepare_data/{{dataset}}.log",
     conda:

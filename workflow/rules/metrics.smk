@@ -327,6 +327,7 @@ rule robustness_curve:
 rule summary:
     input:
         tables=lambda w: [p for paths in summary_tables().values() for p in paths],
+        notes=lambda w: [p[: -len("csv")] + "md" for paths in summary_tables().values() for p in paths],
         curves=lambda w: [
             f"{R}/{ds}/tables/robustness_curve.csv" for ds in enabled_datasets() if _enabled(ds, "curve")
         ],

@@ -62,6 +62,7 @@ def ig_verb(a):
                      labels=y.cpu().numpy(), preds=preds.cpu().numpy(), indices=idx,
                      targets=target.cpu().numpy())
     storage.write_json(a.meta, {"method": "integrated_gradients", "settings": cfg.__dict__, "classes": split.classes,
+                                "class_names": split.class_names,
                                 **check, **_provenance(a, split, device)})
     print(f"ig: {a.variant} {len(idx)} images, max |completeness gap| {max(map(abs, check['completeness_gap'])):.2e} -> {a.out}")
 
@@ -91,6 +92,7 @@ def shap_verb(a):
                      labels=y.cpu().numpy(), preds=predict(model, x).cpu().numpy(), indices=idx,
                      targets=explained.numpy(), background_indices=bg_idx.astype(np.int64))
     storage.write_json(a.meta, {"method": "shap_gradient_explainer", "settings": cfg.__dict__, "classes": split.classes,
+                                "class_names": split.class_names,
                                 "train": str(a.train), "train_sha256": train.sha256, **check,
                                 **_provenance(a, split, device)})
     print(f"shap: {a.variant} {len(idx)} images, background {len(bg_idx)}, nsamples {cfg.nsamples} -> {a.out}")
@@ -123,6 +125,7 @@ def class_generation_verb(a):
     storage.save_npy(a.out_labels, targets.cpu().numpy())
     hit = (logits.argmax(1) == targets).float().mean().item()
     storage.write_json(a.meta, {"method": "class_generation", "settings": cfg.__dict__, "classes": split.classes,
+                                "class_names": split.class_names,
                                 "n": len(targets), "target_logit_before": before.tolist(),
                                 "target_logit_after": after.tolist(), "fraction_classified_as_target": hit,
                                 **_provenance(a, split, device)})
@@ -159,6 +162,7 @@ def inversion_verb(a):
     storage.save_npy(a.out_sources, to_uint8(sources))
     storage.save_npy(a.out_inverted, to_uint8(inverted))
     storage.write_json(a.meta, {"method": "representation_inversion", "settings": cfg.__dict__, "classes": split.classes,
+                                "class_names": split.class_names,
                                 "target_indices": t_idx, "source_indices": s_idx, "source_kind": kinds,
                                 "target_labels": split.labels[t_idx],
                                 "source_labels": [int(split.labels[i]) if i >= 0 else None for i in s_idx],
@@ -202,6 +206,7 @@ def feature_vis_verb(a):
                      bottom_activations=np.take_along_axis(feats[:, neurons].T.numpy(), bottom, 1),
                      activation_before=before.cpu().numpy(), activation_after=after.cpu().numpy())
     storage.write_json(a.meta, {"method": "feature_visualisation", "settings": cfg.__dict__, "classes": split.classes,
+                                "class_names": split.class_names,
                                 "neurons": neurons, "feature_dim": int(feats.shape[1]),
                                 "started_from_top_image": [bool(v) for v in (start == top_images).flatten(1).all(1)],
                                 "activation_before": before.tolist(), "activation_after": after.tolist(),

@@ -25,7 +25,8 @@ def _aligned(a, *names):
 def _classes(meta_paths):
     from .. import storage
 
-    return storage.read_json(meta_paths[0])["classes"]
+    meta = storage.read_json(meta_paths[0])
+    return meta.get("class_names") or meta["classes"]  # readable names where the data has them
 
 
 def _load_npz(path):
