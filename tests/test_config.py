@@ -131,7 +131,7 @@ def test_source_keys_are_checked_per_kind_and_defaults_filled():
     assert ds["mine"]["source"] == {"kind": "image_folder", "root": "/data/mine", "image_size": 64,
                                     "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0}
     assert ds["c10"]["source"] == {"kind": "cifar10", "root": "data/cifar10", "download": False, "val_size": 5000,
-                                   "seed": 0}
+                                   "seed": 0, "verify_md5": True}
     assert ds["digits"]["source"] == {"kind": "digits", "image_size": 16, "val_fraction": 0.1,
                                       "test_fraction": 0.2, "seed": 0}
 

@@ -127,7 +127,7 @@ def _last_lines(err: str) -> dict:
 def test_every_long_loop_counts_to_its_total(tiny, monkeypatch, capsys):
     """With a zero interval every update prints: each loop's last line reaches its announced total."""
     from robinterp.attributions import IGConfig, ShapConfig, explain_ig, explain_shap
-    from robinterp.fid import bootstrap_fid, kid
+    from robinterp.fid import fid_interval, kid
     from robinterp.visualise import ClassGenerationConfig, FeatureVisConfig, generate_classes, visualise_features
 
     monkeypatch.setenv(INTERVAL_ENV, "0")
@@ -138,14 +138,14 @@ def test_every_long_loop_counts_to_its_total(tiny, monkeypatch, capsys):
     explain_ig(tiny, x, torch.tensor([0, 1, 2]), IGConfig(steps=4, trials=3, batch_size=4), gen)
     explain_shap(tiny, x, torch.rand(6, 3, 8, 8, generator=gen), ShapConfig(nsamples=5, batch_size=2))
     feats = torch.rand(12, 4, generator=gen).double().numpy()
-    bootstrap_fid(feats, feats[::-1], rounds=4, seed=0)
+    fid_interval(feats, feats[::-1], rounds=4, seed=0)
     kid(feats, feats[::-1], subsets=3, subset_size=5)
     last = _last_lines(capsys.readouterr().err)
     expected = {"class generation": ("4", "steps"),  # 2 x 3 images: 2 batches of <= 4, 2 steps each
                 "feature visualisation": ("8", "steps"),  # 3 neurons: 2 batches, 4 steps each
                 "ig path": ("4", "batches"),  # 3 images x 5 path points, 4 points per batch
                 "ig baselines": ("3", "baselines"), "shap": ("10", "batches"),  # 1 ranking pass + 3 x ceil(5 / 2)
-                "fid bootstrap": ("4", "rounds"), "kid": ("3", "subsets")}
+                "fid interval": ("4", "rounds"), "kid": ("3", "subsets")}
     assert set(last) == set(expected)
     for desc, (total, unit) in expected.items():
         assert (last[desc]["done"], last[desc]["total"], last[desc]["unit"]) == (total, total, unit), desc
