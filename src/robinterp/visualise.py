@@ -132,6 +132,19 @@ def class_logit_ascent(model: nn.Module, seeds: torch.Tensor, labels: torch.Tens
         return _batched(run, seeds, labels, batch_size=cfg.batch_size)
 
 
+def target_logits(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
+                  batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image, `batch_size` images per forward pass: the target class's logit and whether the
+    model predicts the target."""
+    logit, hit = [], []
+    with torch.inference_mode():
+        for s in range(0, len(images), batch_size):
+            out, t = model(images[s:s + batch_size]), targets[s:s + batch_size]
+            logit.append(out.gather(1, t[:, None]).squeeze(1))
+            hit.append(out.argmax(1) == t)
+    return torch.cat(logit), torch.cat(hit)
+
+
 def generate_classes(model: nn.Module, class_images: Callable[[int], torch.Tensor], num_classes: int,
                      cfg: ClassGenerationConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Seeds, generated images and target classes for `per_class` images of every class.
@@ -227,10 +240,6 @@ def visualise_features(model: nn.Module, neurons: list[int], image_shape: tuple,
     start = (torch.rand((n, *image_shape), generator=gen) if cfg.start == "noise"
              else torch.full((n, *image_shape), 0.5)).to(device)
     idx = torch.as_tensor(neurons, dtype=torch.int64, device=device)
-    if fallback is not None:
-        with torch.no_grad(), attack_mode(model):
-            dead = model.features(start).gather(1, idx[:, None]).squeeze(1) <= 0
-        start[dead] = fallback.to(device)[dead]
 
     def run(x, i):
         return pgd(lambda xa: model.features(xa).gather(1, i[:, None]).squeeze(1), x, norm=cfg.norm,
@@ -240,6 +249,10 @@ def visualise_features(model: nn.Module, neurons: list[int], image_shape: tuple,
         with torch.no_grad():
             return model.features(x).gather(1, i[:, None]).squeeze(1)
 
+    if fallback is not None:
+        with attack_mode(model):
+            dead = _batched(act, start, idx, batch_size=cfg.batch_size) <= 0
+        start[dead] = fallback.to(device)[dead]
     with attack_mode(model):
         result = _batched(run, start, idx, batch_size=cfg.batch_size)
         before = _batched(act, start, idx, batch_size=cfg.batch_size)
