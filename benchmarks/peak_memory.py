@@ -2,8 +2,9 @@
 
 Each verb runs as its own process (`python -m robinterp <verb>`) on synthetic inputs of one
 shape: a packed test and train split of `--size` px images, an untrained checkpoint of `--arch`
-at `--width`, uint8 image arrays and an attributions file. Peak RSS is the child's ru_maxrss
-(os.wait4), so nothing else in this process counts. A verb that batches its work grows only by
+at `--width`, uint8 image arrays and an attributions file. Two peaks per run: the verb's (VmHWM,
+reset once torch and the command modules are imported) and the whole process's (ru_maxrss via
+os.wait4: what a job's memory limit must hold). A verb that batches its work grows only by
 its data (the images, their features and its outputs); one that pushes all N images through the
 model at once grows by N x the network's activations.
 
@@ -122,23 +123,50 @@ def verb_argv(verb: str, inputs: Path, out: Path, n: int, classes: int, batch_si
     raise ValueError(f"unknown verb {verb!r}; choose from {sorted(SCALED)}")
 
 
-def peak_rss(argv: list[str], env: dict | None = None) -> tuple[float, float]:
-    """(peak RSS in MB, seconds) of one `python -m robinterp ...` process; raises if it fails."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), **(env or {})}
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "robinterp", *argv], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"robinterp {argv[0]} exited {proc.returncode}:\n{output.decode()[-3000:]}")
-    return usage.ru_maxrss / 1024, time.perf_counter() - start  # ru_maxrss: kB on Linux
+# Runs one verb after the imports every verb shares, with the peak-RSS mark reset there
+# (/proc/self/clear_refs "5"): the peak then belongs to the verb's own work, not to a transient
+# while torch and the command modules load (which hides ~100 MB of work at small N).
+_RUNNER = """
+import os, sys
+import numpy, torch
+from robinterp.cli import build_parser, main
+build_parser()
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+except OSError:
+    pass
+rc = main(sys.argv[1:])
+with open(os.environ["PEAK_RSS_FILE"], "w") as f:
+    f.write(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")))
+sys.exit(rc)
+"""
+
+
+def peak_rss(argv: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """(peak RSS of the verb's work, of the whole process, both MB; seconds) of one
+    `robinterp ...` process; raises if it fails."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".peak") as mark:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), "PEAK_RSS_FILE": mark.name,
+               **(env or {})}
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", _RUNNER, *argv], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"robinterp {argv[0]} exited {os.waitstatus_to_exitcode(status)}:\n"
+                               f"{output.decode()[-3000:]}")
+        verb_kb = int(Path(mark.name).read_text())
+    return verb_kb / 1024, usage.ru_maxrss / 1024, time.perf_counter() - start  # both kB on Linux
 
 
 def measure(verbs, counts, root: Path, *, arch: str, width: float, size: int, classes: int, batch_size: int,
-            torch_home: Path | None = None, mmap_threshold: int | None = None, steps: int = 1) -> dict:
-    """{verb: {n: {"peak_rss_mb", "seconds"}}} for every verb at every image count.
+            torch_home: Path | None = None, mmap_threshold: int | None = None, steps: int = 1,
+            batch_is_n: bool = False) -> dict:
+    """{verb: {n: {"peak_rss_mb", "process_peak_rss_mb", "seconds"}}} for every verb at every count.
 
     `mmap_threshold` (bytes) fixes glibc's mmap threshold in the verbs: freed batch buffers then
     go back to the system at once instead of lingering for the first few batches (tens of MB that
@@ -152,8 +180,10 @@ def measure(verbs, counts, root: Path, *, arch: str, width: float, size: int, cl
         for v in verbs:
             out = root / f"out_{n}" / v
             out.mkdir(parents=True, exist_ok=True)
-            mb, sec = peak_rss([v, *verb_argv(v, inputs, out, n, classes, batch_size, steps)], env)
-            results[v][n] = {"peak_rss_mb": round(mb, 1), "seconds": round(sec, 1)}
+            b = n if batch_is_n else batch_size
+            mb, process_mb, sec = peak_rss([v, *verb_argv(v, inputs, out, n, classes, b, steps)], env)
+            results[v][n] = {"peak_rss_mb": round(mb, 1), "process_peak_rss_mb": round(process_mb, 1),
+                             "seconds": round(sec, 1)}
     return results
 
 
@@ -180,6 +210,8 @@ def main():
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--verbs", nargs="+", default=list(SCALED))
     p.add_argument("--torch-home", type=Path, default=None, help="holds pytorch-fid's weights (hub/checkpoints)")
+    p.add_argument("--batch-is-n", action="store_true",
+                   help="batch size = N: one batch per run, so the growth is the activations of one batch")
     p.add_argument("--steps", type=int, default=1, help="PGD iterations of evaluate and the visualisations")
     p.add_argument("--mmap-threshold", type=int, default=None, help="fix glibc's mmap threshold (bytes)")
     p.add_argument("--work", type=Path, default=Path("/tmp/robinterp_peak_memory"))
@@ -188,9 +220,11 @@ def main():
     verbs = [v for v in a.verbs if v not in INCEPTION_VERBS or fid_weights_ready(a.torch_home)]
     skipped = sorted(set(a.verbs) - set(verbs))
     res = measure(verbs, a.n, a.work, arch=a.arch, width=a.width, size=a.size, classes=a.classes,
-                  batch_size=a.batch_size, torch_home=a.torch_home, mmap_threshold=a.mmap_threshold, steps=a.steps)
+                  batch_size=a.batch_size, torch_home=a.torch_home, mmap_threshold=a.mmap_threshold, steps=a.steps,
+                  batch_is_n=a.batch_is_n)
     n0, n1 = min(a.n), max(a.n)
-    print(f"{a.arch} width {a.width} at {a.size} px, batch {a.batch_size}; peak RSS (MB) at N = {a.n}")
+    batch = "batch = N" if a.batch_is_n else f"batch {a.batch_size}"
+    print(f"{a.arch} width {a.width} at {a.size} px, {batch}; the verb's peak RSS (MB) at N = {a.n}")
     for v, by_n in res.items():
         per_image = (by_n[n1]["peak_rss_mb"] - by_n[n0]["peak_rss_mb"]) / (n1 - n0) if n1 > n0 else 0.0
         by_n["mb_per_image"] = round(per_image, 4)
@@ -205,7 +239,7 @@ def main():
         a.out.write_text(json.dumps({
             "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} {os.cpu_count()} cores",
             "torch": torch.__version__, "arch": a.arch, "width": a.width, "size": a.size, "classes": a.classes,
-            "batch_size": a.batch_size, "counts": a.n, "mmap_threshold": a.mmap_threshold, "steps": a.steps, "float32_image_mb": image_mb(1, a.size),
+            "batch_size": a.batch_size, "counts": a.n, "mmap_threshold": a.mmap_threshold, "steps": a.steps, "batch_is_n": a.batch_is_n, "float32_image_mb": image_mb(1, a.size),
             "scaled": {v: SCALED[v] for v in res}, "results": res, "skipped": skipped}, indent=1) + "\n")
 
 

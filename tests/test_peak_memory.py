@@ -59,7 +59,7 @@ def test_peak_rss_grows_with_the_images_not_their_activations(verb, inputs, torc
         out = tmp_path / str(count)
         out.mkdir()
         argv = pm.verb_argv(verb, inputs[count], out, count, MODEL["classes"], batch, steps)
-        peak[count] = pm.peak_rss([verb, *argv], env)[0]
+        peak[count] = pm.peak_rss([verb, *argv], env)[0]  # the verb's own peak
     growth = peak[8 * n] - peak[n]
     assert growth <= _allowed_mb(n), (
         f"{verb}: peak RSS {peak[n]:.0f} MB at {n} images, {peak[8 * n]:.0f} MB at {8 * n} (batch {batch}): "

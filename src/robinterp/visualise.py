@@ -95,8 +95,14 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def _batched(fn, *tensors, batch_size: int):
-    outs = [fn(*(t[s:s + batch_size] for t in tensors)) for s in range(0, len(tensors[0]), batch_size)]
-    return torch.cat(outs) if outs else torch.empty(0)
+    """fn over `batch_size` rows at a time, written into one output (no list-then-cat copy)."""
+    n, out = len(tensors[0]), None
+    for s in range(0, n, batch_size):
+        part = fn(*(t[s:s + batch_size] for t in tensors))
+        if out is None:
+            out = part.new_empty((n, *part.shape[1:]))
+        out[s:s + len(part)] = part
+    return out if out is not None else torch.empty(0)
 
 
 # --- class generation -----------------------------------------------------------------------
@@ -154,14 +160,16 @@ def generate_classes(model: nn.Module, class_images: Callable[[int], torch.Tenso
     """
     gen = torch.Generator().manual_seed(cfg.seed)
     device = next(model.parameters()).device
-    seeds, targets = [], []
+    seeds, n = None, cfg.per_class
     for k in range(num_classes):
         own = class_images(k)
         if len(own) == 0:
             raise RobinterpError(f"class {k} has no test images to fit a seed distribution to")
-        seeds.append(class_conditional_seeds(own, cfg.per_class, cfg.downsample, cfg.cov_eps, cfg.upsample, gen))
-        targets.append(torch.full((cfg.per_class,), k, dtype=torch.int64))
-    seeds, targets = torch.cat(seeds).to(device), torch.cat(targets).to(device)
+        class_seeds = class_conditional_seeds(own, n, cfg.downsample, cfg.cov_eps, cfg.upsample, gen)
+        if seeds is None:  # one tensor on the device, filled class by class (no list-then-cat copy)
+            seeds = torch.empty((num_classes * n, *class_seeds.shape[1:]), device=device)
+        seeds[k * n:(k + 1) * n] = class_seeds
+    targets = torch.arange(num_classes, device=device).repeat_interleave(n)
     return seeds, class_logit_ascent(model, seeds, targets, cfg), targets
 
 
