@@ -91,7 +91,8 @@ class FeatureVisConfig:
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """N x C x H x W floats in [0, 1] -> N x H x W x C uint8 (rounded, not truncated)."""
-    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    # in place after clamp: one float temporary of all N images (out-of-place ops held two)
+    return x.detach().clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _batched(fn, *tensors, batch_size: int):
