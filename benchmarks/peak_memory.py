@@ -1,6 +1,6 @@
 """Peak resident memory of every compute verb at N and k*N images (same batch sizes).
 
-Each verb runs as its own process (`python -m robinterp <verb>`) on synthetic inputs of one
+Each verb runs as its own process (`robinterp <verb>` under a small runner) on synthetic inputs of one
 shape: a packed test and train split of `--size` px images, an untrained checkpoint of `--arch`
 at `--width`, uint8 image arrays and an attributions file. Two peaks per run: the verb's (VmHWM,
 reset once torch and the command modules are imported) and the whole process's (ru_maxrss via
@@ -9,7 +9,9 @@ its data (the images, their features and its outputs); one that pushes all N ima
 model at once grows by N x the network's activations.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/peak_memory.py --arch resnet18_cifar --width 1 \
-        --size 32 --n 40 200 --out benchmarks/results/peak_memory_cifar_cpu.json
+        --size 32 --n 10 40 --batch-is-n --out benchmarks/results/peak_memory_cifar_cpu.json
+
+(docs/scale.md has the paper-shape runs and how they extrapolate to the paper's counts.)
 
 The Inception verbs need pytorch-fid's weights: installed with `robinterp install-fid-weights`
 (or pass --torch-home with them under hub/checkpoints); without them they are skipped.

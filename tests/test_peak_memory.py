@@ -47,6 +47,7 @@ def inputs(tmp_path_factory):
     return {n: pm.make_inputs(root / str(n), n, **MODEL) for n in (INCEPTION_N, 8 * INCEPTION_N, N, 8 * N)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("verb", list(pm.SCALED))
 def test_peak_rss_grows_with_the_images_not_their_activations(verb, inputs, torch_home, tmp_path):
     inception = verb in pm.INCEPTION_VERBS
