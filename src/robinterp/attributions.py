@@ -90,6 +90,30 @@ class ScalarOutput(nn.Module):
         return logits.softmax(1) if self.output == "prob" else logits
 
 
+class NoGradChunks(nn.Module):
+    """`module` applied `batch_size` inputs at a time whenever no gradient is being taken.
+
+    shap's GradientExplainer pushes the whole background (when built) and every explained image
+    (to rank the outputs) through the model in one call; its gradient passes are already batched.
+    """
+
+    def __init__(self, module: nn.Module, batch_size: int):
+        super().__init__()
+        self.module, self.batch_size = module, batch_size
+
+    def forward(self, x):
+        if torch.is_grad_enabled() and x.requires_grad:
+            return self.module(x)
+        return torch.cat([self.module(c) for c in x.split(self.batch_size)])
+
+
+def scores(f: nn.Module, x: torch.Tensor, target: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """f(x)[i, target[i]] in float64 without autograd, `batch_size` images per forward pass."""
+    with torch.inference_mode():
+        return torch.cat([f(xb).gather(1, tb[:, None]).squeeze(1).double()
+                          for xb, tb in zip(x.split(batch_size), target.split(batch_size))])
+
+
 def trapezoid_weights(steps: int, delta_alpha: str = "exact") -> torch.Tensor:
     """Weights of g_0..g_m in eq. 11: IG = da/2 * sum_i (g_i + g_{i-1}), points alpha_i = i/m.
 
@@ -162,11 +186,9 @@ def explain_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, cfg: IGC
         for b in progress(baselines, "ig baselines", unit="baselines"):
             attr += integrated_gradients(model, x, target, b, steps=cfg.steps, output=cfg.output,
                                          batch_size=cfg.batch_size, delta_alpha=cfg.delta_alpha)
-            with torch.inference_mode():
-                f_base += f(b).gather(1, target[:, None]).squeeze(1).double()
+            f_base += scores(f, b, target, cfg.batch_size)
         attr /= len(baselines)
-        with torch.inference_mode():
-            f_x = f(x).gather(1, target[:, None]).squeeze(1).double()
+        f_x = scores(f, x, target, cfg.batch_size)
     expected = f_x - f_base / len(baselines)
     gap = attr.flatten(1).sum(1).double() - expected
     return attr, {"f_x": f_x.tolist(), "f_x_minus_f_baseline": expected.tolist(),
@@ -184,9 +206,10 @@ def explain_shap(model: nn.Module, x: torch.Tensor, background: torch.Tensor, cf
 
     f = ScalarOutput(model, cfg.output)
     with attack_mode(model), torch.no_grad():
-        explainer = shap.GradientExplainer(f, background, batch_size=cfg.batch_size)
+        chunked = NoGradChunks(f, cfg.batch_size)
+        explainer = shap.GradientExplainer(chunked, background, batch_size=cfg.batch_size)
     bar = progress(None, "shap", total=1 + len(x) * -(-cfg.nsamples // cfg.batch_size), unit="batches")
-    counter = f.register_forward_hook(lambda *_: bar.update())  # shap: one forward per batch of samples
+    counter = chunked.register_forward_hook(lambda *_: bar.update())  # shap: one call per batch of samples
     with attack_mode(model):
         values, ranks = explainer.shap_values(x, nsamples=cfg.nsamples, ranked_outputs=1, rseed=cfg.seed)
     counter.remove()
@@ -195,8 +218,8 @@ def explain_shap(model: nn.Module, x: torch.Tensor, background: torch.Tensor, cf
         values = values[..., 0]
     explained = torch.as_tensor(host_array(ranks)[:, 0], dtype=torch.int64)
     with torch.inference_mode():
-        f_x = f(x).gather(1, explained[:, None].to(x.device)).squeeze(1).double()
-        f_bg = f(background).double().mean(0)[explained.to(x.device)]
+        f_x = scores(f, x, explained.to(x.device), cfg.batch_size)
+        f_bg = torch.cat([f(b).double() for b in background.split(cfg.batch_size)]).mean(0)[explained.to(x.device)]
     values = torch.as_tensor(values, dtype=torch.float32)
     gap = values.flatten(1).sum(1).double() - (f_x - f_bg).cpu()
     return values, explained, {"f_x": f_x.tolist(), "f_x_minus_mean_f_background": (f_x - f_bg).tolist(),

@@ -57,11 +57,13 @@ def faithfulness_correlation(model: torch.nn.Module, x: torch.Tensor, attributio
 
 def local_lipschitz_estimate(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor,
                              explainer: str = "integrated_gradients", noise_std: float = 0.1, samples: int = 10,
-                             output: str = "probability", generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-image max over `samples` Gaussian neighbours of ||e(x) - e(x')||_2 / ||x - x'||_2."""
+                             output: str = "probability", generator: torch.Generator | None = None,
+                             batch_size: int | None = None) -> torch.Tensor:
+    """Per-image max over `samples` Gaussian neighbours of ||e(x) - e(x')||_2 / ||x - x'||_2;
+    `batch_size`: the explainer's images or path points per pass (None = all at once)."""
     if explainer not in EXPLAINERS:
         raise RobinterpError(f"explainer {explainer!r}: choose one of {sorted(EXPLAINERS)}")
-    explain = EXPLAINERS[explainer](model, output)
+    explain = EXPLAINERS[explainer](model, output, batch_size=batch_size)
     x = x.contiguous()
     a = explain(x, target).detach().flatten(1)
     best = torch.full((len(x),), float("-inf"), dtype=torch.float64, device=x.device)

@@ -119,11 +119,13 @@ def _batched_scores(score, x, target, batch_size):
 
 def infidelity(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor,
                noise_std: float = 0.1, samples: int = 10, output: str = "probability",
-               generator: torch.Generator | None = None, normalize: bool = True) -> torch.Tensor:
+               generator: torch.Generator | None = None, normalize: bool = True,
+               batch_size: int | None = None) -> torch.Tensor:
     """captum infidelity with Gaussian perturbations I ~ N(0, noise_std^2) of the pixels.
 
     normalize=True fits the attribution scale (captum's beta): methods explaining logits and
-    probabilities become comparable.
+    probabilities become comparable. `batch_size`: perturbed images per forward pass (at least
+    len(x); None = all len(x) * samples at once).
     """
     from captum.metrics import infidelity as captum_infidelity
 
@@ -133,29 +135,37 @@ def infidelity(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tens
 
     with torch.no_grad():
         return captum_infidelity(class_score(model, output), perturb, x, attributions, target=target,
-                                 n_perturb_samples=samples, normalize=normalize).detach()
+                                 n_perturb_samples=samples, normalize=normalize,
+                                 max_examples_per_batch=_examples_per_batch(len(x), samples, batch_size)).detach()
 
 
-def saliency_explainer(model, output):
+def _examples_per_batch(n: int, samples: int, batch_size: int | None) -> int | None:
+    """captum's max_examples_per_batch: a whole number of perturbations of all n inputs, in range."""
+    return None if batch_size is None else max(n, min(batch_size, n * samples))
+
+
+def saliency_explainer(model, output, batch_size: int | None = None):
     from captum.attr import Saliency
 
     sal = Saliency(class_score(model, output))
     return lambda inputs, target: _contiguous(sal.attribute(inputs, target=target, abs=False))
 
 
-def integrated_gradients_explainer(model, output, n_steps: int = 16):
-    """captum IG from a black baseline (riemann_trapezoid sums to (n-1)/n: scale-free metrics only)."""
+def integrated_gradients_explainer(model, output, n_steps: int = 16, batch_size: int | None = None):
+    """captum IG from a black baseline (riemann_trapezoid sums to (n-1)/n: scale-free metrics only);
+    `batch_size` path points per pass (captum takes at least 2 per input)."""
     from captum.attr import IntegratedGradients
 
     ig = IntegratedGradients(class_score(model, output))
-    return lambda inputs, target: _contiguous(ig.attribute(inputs, target=target, n_steps=n_steps))
+    return lambda inputs, target: _contiguous(ig.attribute(inputs, target=target, n_steps=n_steps,
+                                                           internal_batch_size=batch_size))
 
 
 def _contiguous(attr):
     return tuple(a.contiguous() for a in attr) if isinstance(attr, tuple) else attr.contiguous()
 
 
-def paper_ig_explainer(model, output, n_steps: int = 16):
+def paper_ig_explainer(model, output, n_steps: int = 16, batch_size: int | None = None):
     """The analyses' IG (`robinterp.attributions.explain_ig`, paper eq. 11 with exact
     completeness) from a black baseline, one trial: deterministic, so only the input moves."""
     try:
@@ -164,7 +174,8 @@ def paper_ig_explainer(model, output, n_steps: int = 16):
         raise RobinterpError("explainer paper_ig needs robinterp.attributions (the analyses issue); "
                              "use integrated_gradients or saliency meanwhile") from e
     cfg = IGConfig.from_dict({"steps": n_steps, "baseline": "black", "trials": 1,
-                              "output": {"probability": "prob", "logit": "logit"}[output]})
+                              "output": {"probability": "prob", "logit": "logit"}[output],
+                              **({"batch_size": batch_size} if batch_size else {})})
 
     def explain(x, target):
         with torch.enable_grad():  # captum's sensitivity_max calls explanations under no_grad
@@ -174,24 +185,27 @@ def paper_ig_explainer(model, output, n_steps: int = 16):
                                    else explain(inputs, target))
 
 
-# name -> builder(model, output) -> fn(inputs, target) -> attributions: the seam for
+# name -> builder(model, output, batch_size=None) -> fn(inputs, target) -> attributions: the seam for
 # sensitivity_max. paper_ig is the analyses' own IG; captum's IG works without it.
 EXPLAINERS = {"saliency": saliency_explainer, "integrated_gradients": integrated_gradients_explainer,
               "paper_ig": paper_ig_explainer}
 
 
 def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, explainer: str = "integrated_gradients",
-                    radius: float = 0.02, samples: int = 10, output: str = "probability") -> torch.Tensor:
+                    radius: float = 0.02, samples: int = 10, output: str = "probability",
+                    batch_size: int | None = None) -> torch.Tensor:
     """captum sensitivity_max: largest change of the explanation ||e(x) - e(x')|| / ||e(x)|| (Frobenius,
     relative: equal to Quantus's MaxSensitivity) under uniform L-inf noise of `radius` (pixel units),
-    over `samples` draws. Seed torch's global RNG first."""
+    over `samples` draws. Seed torch's global RNG first. `batch_size`: perturbed images explained
+    together (at least len(x); None = all at once), and the explainer's images or path points per pass."""
     from captum.metrics import sensitivity_max as captum_sensitivity
 
     if explainer not in EXPLAINERS:
         raise RobinterpError(f"explainer {explainer!r}: choose one of {sorted(EXPLAINERS)}")
-    explain = EXPLAINERS[explainer](model, output)
+    explain = EXPLAINERS[explainer](model, output, batch_size=batch_size)
     x = x.contiguous()  # captum views the explanations flat
-    return captum_sensitivity(explain, x, perturb_radius=radius, n_perturb_samples=samples, target=target).detach()
+    return captum_sensitivity(explain, x, perturb_radius=radius, n_perturb_samples=samples, target=target,
+                              max_examples_per_batch=_examples_per_batch(len(x), samples, batch_size)).detach()
 
 
 # --- summaries -------------------------------------------------------------------------------------
@@ -296,7 +310,7 @@ def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor,
         add("insertion_auc", method, insertion)
         add("infidelity", method, torch.cat([
             infidelity(model, x[i:i + cfg.batch_size], a[i:i + cfg.batch_size], t[i:i + cfg.batch_size],
-                       cfg.infidelity_noise, cfg.infidelity_samples, cfg.output, gen)
+                       cfg.infidelity_noise, cfg.infidelity_samples, cfg.output, gen, batch_size=cfg.batch_size)
             for i in range(0, len(x), cfg.batch_size)]))
         add("faithfulness_correlation", method, faithfulness_correlation(
             model, x, a, t, cfg.faithfulness_runs, cfg.faithfulness_fraction, cfg.baseline, cfg.output, gen,
@@ -304,9 +318,12 @@ def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor,
 
     torch.manual_seed(cfg.seed)  # captum's sensitivity perturbations use the global generator
     sidx = torch.randperm(len(test_x), generator=gen)[:cfg.sensitivity_images].sort().values
-    x, y = test_x[sidx].contiguous().to(device), test_y[sidx].to(device)
-    add("sensitivity_max", cfg.explainer, sensitivity_max(model, x, y, cfg.explainer, cfg.sensitivity_radius,
-                                                          cfg.sensitivity_samples, cfg.output))
-    add("local_lipschitz", cfg.explainer, local_lipschitz_estimate(model, x, y, cfg.explainer, cfg.lipschitz_noise,
-                                                                   cfg.lipschitz_samples, cfg.output, gen))
+    add("sensitivity_max", cfg.explainer, torch.cat([
+        sensitivity_max(model, test_x[i].contiguous().to(device), test_y[i].to(device), cfg.explainer,
+                        cfg.sensitivity_radius, cfg.sensitivity_samples, cfg.output, cfg.batch_size)
+        for i in sidx.split(cfg.batch_size)]))
+    add("local_lipschitz", cfg.explainer, torch.cat([
+        local_lipschitz_estimate(model, test_x[i].contiguous().to(device), test_y[i].to(device), cfg.explainer,
+                                 cfg.lipschitz_noise, cfg.lipschitz_samples, cfg.output, gen, cfg.batch_size)
+        for i in sidx.split(cfg.batch_size)]))
     return entries

@@ -92,7 +92,8 @@ class FeatureVisConfig:
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """N x C x H x W floats in [0, 1] -> N x H x W x C uint8 (rounded, not truncated)."""
-    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    # in place after clamp: one float temporary of all N images (out-of-place ops held two)
+    return x.detach().clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _pgd_bar(desc: str, n: int, cfg):
@@ -101,8 +102,14 @@ def _pgd_bar(desc: str, n: int, cfg):
 
 
 def _batched(fn, *tensors, batch_size: int):
-    outs = [fn(*(t[s:s + batch_size] for t in tensors)) for s in range(0, len(tensors[0]), batch_size)]
-    return torch.cat(outs) if outs else torch.empty(0)
+    """fn over `batch_size` rows at a time, written into one output (no list-then-cat copy)."""
+    n, out = len(tensors[0]), None
+    for s in range(0, n, batch_size):
+        part = fn(*(t[s:s + batch_size] for t in tensors))
+        if out is None:
+            out = part.new_empty((n, *part.shape[1:]))
+        out[s:s + len(part)] = part
+    return out if out is not None else torch.empty(0)
 
 
 # --- class generation -----------------------------------------------------------------------
@@ -140,6 +147,19 @@ def class_logit_ascent(model: nn.Module, seeds: torch.Tensor, labels: torch.Tens
         return _batched(run, seeds, labels, batch_size=cfg.batch_size)
 
 
+def target_logits(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
+                  batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image, `batch_size` images per forward pass: the target class's logit and whether the
+    model predicts the target."""
+    logit, hit = [], []
+    with torch.inference_mode():
+        for s in range(0, len(images), batch_size):
+            out, t = model(images[s:s + batch_size]), targets[s:s + batch_size]
+            logit.append(out.gather(1, t[:, None]).squeeze(1))
+            hit.append(out.argmax(1) == t)
+    return torch.cat(logit), torch.cat(hit)
+
+
 def generate_classes(model: nn.Module, class_images: Callable[[int], torch.Tensor], num_classes: int,
                      cfg: ClassGenerationConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Seeds, generated images and target classes for `per_class` images of every class.
@@ -149,14 +169,16 @@ def generate_classes(model: nn.Module, class_images: Callable[[int], torch.Tenso
     """
     gen = torch.Generator().manual_seed(cfg.seed)
     device = next(model.parameters()).device
-    seeds, targets = [], []
+    seeds, n = None, cfg.per_class
     for k in range(num_classes):
         own = class_images(k)
         if len(own) == 0:
             raise RobinterpError(f"class {k} has no test images to fit a seed distribution to")
-        seeds.append(class_conditional_seeds(own, cfg.per_class, cfg.downsample, cfg.cov_eps, cfg.upsample, gen))
-        targets.append(torch.full((cfg.per_class,), k, dtype=torch.int64))
-    seeds, targets = torch.cat(seeds).to(device), torch.cat(targets).to(device)
+        class_seeds = class_conditional_seeds(own, n, cfg.downsample, cfg.cov_eps, cfg.upsample, gen)
+        if seeds is None:  # one tensor on the device, filled class by class (no list-then-cat copy)
+            seeds = torch.empty((num_classes * n, *class_seeds.shape[1:]), device=device)
+        seeds[k * n:(k + 1) * n] = class_seeds
+    targets = torch.arange(num_classes, device=device).repeat_interleave(n)
     return seeds, class_logit_ascent(model, seeds, targets, cfg), targets
 
 
@@ -237,10 +259,6 @@ def visualise_features(model: nn.Module, neurons: list[int], image_shape: tuple,
     start = (torch.rand((n, *image_shape), generator=gen) if cfg.start == "noise"
              else torch.full((n, *image_shape), 0.5)).to(device)
     idx = torch.as_tensor(neurons, dtype=torch.int64, device=device)
-    if fallback is not None:
-        with torch.no_grad(), attack_mode(model):
-            dead = model.features(start).gather(1, idx[:, None]).squeeze(1) <= 0
-        start[dead] = fallback.to(device)[dead]
 
     bar = _pgd_bar("feature visualisation", n, cfg)
 
@@ -252,6 +270,10 @@ def visualise_features(model: nn.Module, neurons: list[int], image_shape: tuple,
         with torch.no_grad():
             return model.features(x).gather(1, i[:, None]).squeeze(1)
 
+    if fallback is not None:
+        with attack_mode(model):
+            dead = _batched(act, start, idx, batch_size=cfg.batch_size) <= 0
+        start[dead] = fallback.to(device)[dead]
     with attack_mode(model):
         result = _batched(run, start, idx, batch_size=cfg.batch_size)
         before = _batched(act, start, idx, batch_size=cfg.batch_size)

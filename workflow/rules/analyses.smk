@@ -35,7 +35,7 @@ rule ig:
     threads: config["threads"]["analysis"]
     resources:
         gpu=GPU,
-        mem_mb=8000,
+        mem_mb=8000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
         runtime=60,
     conda:
         CONDA_ENV
@@ -60,7 +60,7 @@ rule shap:
     threads: config["threads"]["analysis"]
     resources:
         gpu=GPU,
-        mem_mb=8000,
+        mem_mb=4000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
         runtime=60,
     conda:
         CONDA_ENV
@@ -86,7 +86,7 @@ rule class_generation:
     threads: config["threads"]["analysis"]
     resources:
         gpu=GPU,
-        mem_mb=8000,
+        mem_mb=11000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
         runtime=120,
     conda:
         CONDA_ENV
@@ -113,7 +113,7 @@ rule inversion:
     threads: config["threads"]["analysis"]
     resources:
         gpu=GPU,
-        mem_mb=8000,
+        mem_mb=5000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
         runtime=240,
     conda:
         CONDA_ENV
@@ -138,7 +138,7 @@ rule feature_vis:
     threads: config["threads"]["analysis"]
     resources:
         gpu=GPU,
-        mem_mb=8000,
+        mem_mb=4000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
         runtime=60,
     conda:
         CONDA_ENV

@@ -42,7 +42,7 @@ rule inception_features:
     threads: config["threads"]["analysis"]
     resources:
         gpu=GPU,
-        mem_mb=8000,
+        mem_mb=16000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
         runtime=60,
     conda:
         CONDA_ENV
@@ -67,7 +67,7 @@ rule fid_real_baseline:
         f"{R}/logs/fid/{{dataset}}/baseline.log",
     threads: config["threads"]["analysis"]
     resources:
-        mem_mb=8000,
+        mem_mb=10000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
         runtime=30,
     conda:
         CONDA_ENV
@@ -89,7 +89,7 @@ rule fid_class_generation:
     threads: config["threads"]["analysis"]
     resources:
         gpu=GPU,
-        mem_mb=8000,
+        mem_mb=4000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
         runtime=60,
     conda:
         CONDA_ENV
@@ -139,7 +139,7 @@ rule inversion_distance:
     threads: config["threads"]["analysis"]
     resources:
         gpu=GPU,
-        mem_mb=8000,
+        mem_mb=4000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
         runtime=30,
     conda:
         CONDA_ENV
@@ -197,7 +197,7 @@ rule interpretability_metrics:
     threads: config["threads"]["analysis"]
     resources:
         gpu=GPU,
-        mem_mb=8000,
+        mem_mb=28000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
         runtime=120,
     conda:
         CONDA_ENV

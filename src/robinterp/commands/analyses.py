@@ -54,7 +54,7 @@ def ig_verb(a):
     model, meta, device, split = _setup(a)
     idx = choose_images(cfg.num_images, split.labels, cfg.seed)
     x, y = (t.to(device) for t in split.tensors(idx))
-    preds = predict(model, x)
+    preds = predict(model, x, cfg.batch_size)
     target = preds if cfg.target == "pred" else y
     gen = torch.Generator().manual_seed(cfg.seed)
     attr, check = explain_ig(model, x, target, cfg, gen)
@@ -89,7 +89,7 @@ def shap_verb(a):
     torch.manual_seed(cfg.seed)
     values, explained, check = explain_shap(model, x, background, cfg)
     storage.save_npz(a.out, images=x.cpu().numpy().astype(np.float32), attributions=values.numpy().astype(np.float32),
-                     labels=y.cpu().numpy(), preds=predict(model, x).cpu().numpy(), indices=idx,
+                     labels=y.cpu().numpy(), preds=predict(model, x, cfg.batch_size).cpu().numpy(), indices=idx,
                      targets=explained.numpy(), background_indices=bg_idx.astype(np.int64))
     storage.write_json(a.meta, {"method": "shap_gradient_explainer", "settings": cfg.__dict__, "classes": split.classes,
                                 "class_names": split.class_names,
@@ -107,23 +107,20 @@ shap_verb.flags = lambda p: (_common_flags(p), p.add_argument("--train", type=Pa
 @verb("class-generation", "class-conditional seeds + PGD on the class logit -> images/seeds/labels .npy")
 def class_generation_verb(a):
     import numpy as np
-    import torch
 
     from .. import storage
-    from ..visualise import ClassGenerationConfig, generate_classes, to_uint8
+    from ..visualise import ClassGenerationConfig, generate_classes, target_logits, to_uint8
 
     cfg = ClassGenerationConfig.from_dict(a.config_json)
     model, meta, device, split = _setup(a)
     seeds, images, targets = generate_classes(
         model, lambda k: split.tensors(np.flatnonzero(split.labels == k))[0], split.num_classes, cfg)
-    with torch.inference_mode():
-        before = model(seeds).gather(1, targets[:, None]).squeeze(1)
-        logits = model(images)
-    after = logits.gather(1, targets[:, None]).squeeze(1)
+    before, _ = target_logits(model, seeds, targets, cfg.batch_size)
+    after, is_target = target_logits(model, images, targets, cfg.batch_size)
     storage.save_npy(a.out_images, to_uint8(images))
     storage.save_npy(a.out_seeds, to_uint8(seeds))
     storage.save_npy(a.out_labels, targets.cpu().numpy())
-    hit = (logits.argmax(1) == targets).float().mean().item()
+    hit = is_target.float().mean().item()
     storage.write_json(a.meta, {"method": "class_generation", "settings": cfg.__dict__, "classes": split.classes,
                                 "class_names": split.class_names,
                                 "n": len(targets), "target_logit_before": before.tolist(),
