@@ -77,8 +77,8 @@ def test_interpretability_metrics_run_in_batches(model_and_passes):
            "labels": y[:6].numpy(), "preds": y[:6].numpy()}
     cfg = InterpretabilityConfig.from_dict({"sample": 6, "steps": 2, "infidelity_samples": 3, "sensitivity_images": 6,
                                             "sensitivity_samples": 3, "explainer": "saliency", "batch_size": BATCH,
-                                            "bootstrap": 5})
+                                            "bootstrap": 0, "faithfulness_runs": 4, "lipschitz_samples": 2})
     entries = evaluate_interpretability(model, x, y, {"ig": att}, cfg, torch.device("cpu"))
-    assert {e["metric"] for e in entries} >= {"gradient_alignment", "infidelity", "sensitivity_max"}
+    assert {e["metric"] for e in entries} >= {"gradient_alignment", "infidelity", "sensitivity_max", "faithfulness_correlation", "local_lipschitz"}
     assert all(e["n"] > 0 for e in entries)
     assert max(passes) <= BATCH
