@@ -1,6 +1,14 @@
-# Accuracy on the test split, clean and under the dataset's eval_attack (paper Tables 1, 4).
+# Accuracy on the test split, clean and under the dataset's eval_attack (paper Tables 1, 4),
+# and AutoAttack at the same norm and eps (evaluation.autoattack).
 
 TARGETS.append(lambda ds: [f"{R}/{ds}/tables/accuracy.csv", f"{R}/{ds}/tables/accuracy.md"])
+
+
+def autoattack_flags(evaluation):
+    if not evaluation["autoattack"]:
+        return "--no-autoattack"
+    n = evaluation["autoattack_max_images"]
+    return "--autoattack" + (f" --autoattack-max-images {n}" if n else "")
 
 
 rule evaluate:
@@ -17,6 +25,7 @@ rule evaluate:
             if dataset_cfg(w.dataset)["evaluation"]["max_images"]
             else ""
         ),
+        autoattack=lambda w: autoattack_flags(dataset_cfg(w.dataset)["evaluation"]),
         amp=lambda w: "--amp" if dataset_cfg(w.dataset)["train"]["amp"] else "",
         device=config["device"],
     log:
@@ -31,7 +40,7 @@ rule evaluate:
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp evaluate --checkpoint {input.model} --data {input.test}"
         " --attack-json {params.attack} --variant {wildcards.variant} --batch-size {params.batch_size}"
-        " {params.max_images} {params.amp} --device {params.device} --out {output} > {log} 2>&1"
+        " {params.max_images} {params.autoattack} {params.amp} --device {params.device} --out {output} > {log} 2>&1"
 
 
 rule accuracy_table:
