@@ -93,6 +93,8 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--images", type=int, default=100, help="test images per model (the first ones)")
     p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--models", nargs="+", choices=["standard", "robust_l2"], default=["standard", "robust_l2"])
+    p.add_argument("--no-reference", action="store_true", help="robinterp only (size a subset)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     device = resolve_device(a.device)
@@ -103,12 +105,14 @@ def main(argv=None):
         test = DeviceData(load_split(Path(tmp) / "test"), device)
     x, y = test.batch(torch.arange(min(a.images, len(test))))
     rows = []
-    for i, (name, adversarial) in enumerate([("standard", False), ("robust_l2", True)]):
+    models = [(name, adversarial) for name, adversarial in [("standard", False), ("robust_l2", True)] if name in a.models]
+    for i, (name, adversarial) in enumerate(models):
         model = train_model(train, split, adversarial, a.epochs, device)
+        xp = adversarial_examples(model, x, y, PGD)
         with torch.no_grad():
             clean = (model(x).argmax(1) == y).float().mean().item()
-            pgd = (model(adversarial_examples(model, x, y, PGD)).argmax(1) == y).float().mean().item()
-        runs = {"robinterp": run_ours, "pyautoattack": run_reference}
+            pgd = (model(xp).argmax(1) == y).float().mean().item()
+        runs = {"robinterp": run_ours} if a.no_reference else {"robinterp": run_ours, "pyautoattack": run_reference}
         order = list(runs) if i % 2 == 0 else list(runs)[::-1]  # alternate who goes first
         for method in order:
             counter = PassCounter(model)

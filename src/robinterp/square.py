@@ -11,6 +11,7 @@ Windows, signs and orientations are drawn per sample from the given generator.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -40,6 +41,7 @@ def _l2(d: torch.Tensor) -> torch.Tensor:
     return d.flatten(1).norm(dim=1).view(-1, *[1] * (d.dim() - 1))
 
 
+@functools.lru_cache(maxsize=32)  # the window side changes 9 times over 5,000 queries
 def bump(s: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """The L2 window's pattern: +concentric squares over the top half, - over the bottom, unit L2.
 
