@@ -4,13 +4,6 @@
 TARGETS.append(lambda ds: [f"{R}/{ds}/tables/accuracy.csv", f"{R}/{ds}/tables/accuracy.md"])
 
 
-def autoattack_flags(evaluation):
-    if not evaluation["autoattack"]:
-        return "--no-autoattack"
-    n = evaluation["autoattack_max_images"]
-    return "--autoattack" + (f" --autoattack-max-images {n}" if n else "")
-
-
 rule evaluate:
     input:
         model=f"{R}/{{dataset}}/models/{{variant}}/model.pt",
@@ -25,7 +18,14 @@ rule evaluate:
             if dataset_cfg(w.dataset)["evaluation"]["max_images"]
             else ""
         ),
-        autoattack=lambda w: autoattack_flags(dataset_cfg(w.dataset)["evaluation"]),
+        autoattack=lambda w: (
+            "--autoattack" if dataset_cfg(w.dataset)["evaluation"]["autoattack"] else "--no-autoattack"
+        ),
+        autoattack_max_images=lambda w: (
+            f"--autoattack-max-images {dataset_cfg(w.dataset)['evaluation']['autoattack_max_images']}"
+            if dataset_cfg(w.dataset)["evaluation"]["autoattack_max_images"]
+            else ""
+        ),
         amp=lambda w: "--amp" if dataset_cfg(w.dataset)["train"]["amp"] else "",
         device=config["device"],
     log:
@@ -40,7 +40,7 @@ rule evaluate:
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp evaluate --checkpoint {input.model} --data {input.test}"
         " --attack-json {params.attack} --variant {wildcards.variant} --batch-size {params.batch_size}"
-        " {params.max_images} {params.autoattack} {params.amp} --device {params.device} --out {output} > {log} 2>&1"
+        " {params.max_images} {params.autoattack} {params.autoattack_max_images} {params.amp} --device {params.device} --out {output} > {log} 2>&1"
 
 
 rule accuracy_table:
