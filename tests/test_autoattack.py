@@ -171,3 +171,7 @@ def test_evaluate_verb_reports_autoattack_beside_pgd_on_the_same_images(trained_
     assert row["pgd_acc_same_images"] == round(100 * acc["autoattack_pgd_acc"], 2)
     assert pd.isna(table.iloc[1]["autoattack_acc"])  # a run without AutoAttack leaves its cells empty
     assert "autoattack_acc" in (t / "a.md").read_text()
+    from robinterp.curve import curve_frame
+
+    curve = curve_frame({"v": 0.0}, [acc], [], []).set_index("quantity")
+    assert curve.loc["AutoAttack accuracy (%)", "mean"] == pytest.approx(100 * acc["autoattack_acc"])
