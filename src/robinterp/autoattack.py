@@ -131,11 +131,13 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: 
             new = _project(x0, xa + momentum * (z - xa) + (1 - momentum) * (xa - s["prev"]), norm, eps)
             s["prev"], s["xa"] = xa, new
         value, s["grad"], fooled = evaluate(s["xa"], s["y"], s["target"])
+        drop(fooled)  # keeps the iterate that fooled the model, before any restart from the best
+        value = value[~fooled]
         with torch.no_grad():
-            better = value > s["best"]
-            s["best_x"] = torch.where(_view(better, xa), s["xa"], s["best_x"])
-            s["best_grad"] = torch.where(_view(better, xa), s["grad"], s["best_grad"])
-            s["best"] = torch.where(better, value, s["best"])
+            better = _view(value > s["best"], x0)
+            s["best_x"] = torch.where(better, s["xa"], s["best_x"])
+            s["best_grad"] = torch.where(better, s["grad"], s["best_grad"])
+            s["best"] = torch.where(better.flatten(), value, s["best"])
             s["rises"] += (value > s["last"]).float()
             s["last"] = value
             since += 1
@@ -143,11 +145,10 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: 
                 halve = (s["rises"] <= rho * window) | (~s["reduced"] & (s["best_at_check"] >= s["best"]))
                 s["reduced"], s["best_at_check"] = halve, s["best"].clone()
                 s["step"] = torch.where(halve, s["step"] / 2, s["step"])
-                s["xa"] = torch.where(_view(halve, xa), s["best_x"], s["xa"])
-                s["grad"] = torch.where(_view(halve, xa), s["best_grad"], s["grad"])
+                s["xa"] = torch.where(_view(halve, x0), s["best_x"], s["xa"])
+                s["grad"] = torch.where(_view(halve, x0), s["best_grad"], s["grad"])
                 s["rises"] = torch.zeros_like(s["rises"])
                 since, window = 0, max(window - shrink, min_window)
-        drop(fooled)
     return out
 
 
