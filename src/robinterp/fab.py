@@ -90,7 +90,7 @@ def fab_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: tor
     project = project_linf if norm == "linf" else project_l2
     out = x.detach().clone()
     active = torch.arange(len(x), device=x.device)
-    x0, y, target = x.detach(), y, target
+    x0 = x.detach()
     x1 = x0.clone()
     for _ in range(steps):
         if len(active) == 0:
