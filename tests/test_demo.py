@@ -26,3 +26,6 @@ def test_demo_accuracy_pattern(tmp_path):
            for v in ("standard", "robust_l2")}
     assert acc["standard"]["clean_acc"] >= 0.90
     assert acc["robust_l2"]["adv_acc"] >= acc["standard"]["adv_acc"] + 0.30
+    for a in acc.values():  # AutoAttack, on the seeded subset, never above PGD on the same images
+        assert a["autoattack_n"] == cfg["datasets"]["digits"]["evaluation"]["autoattack_max_images"]
+        assert a["autoattack_acc"] <= a["autoattack_pgd_acc"]

@@ -28,6 +28,8 @@ def curve_frame(eps: dict[str, float], accuracy: list[dict], fid: list[dict], me
         add(r["variant"], "clean accuracy (%)", "higher", 100 * r["clean_acc"])
         if r.get("adv_acc") is not None:
             add(r["variant"], "adversarial accuracy (%)", "higher", 100 * r["adv_acc"])
+        if r.get("autoattack_acc") is not None:
+            add(r["variant"], "AutoAttack accuracy (%)", "higher", 100 * r["autoattack_acc"])
     for r in fid:
         b = r.get("interval") or {}
         add(r["variant"], "FID of class generations", "lower", r["fid"], b.get("low"), b.get("high"))

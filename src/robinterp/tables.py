@@ -20,6 +20,7 @@ def accuracy_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
             "clean_acc": round(100 * r["clean_acc"], 2),
             "adv_acc": None if r["adv_acc"] is None else round(100 * r["adv_acc"], 2),
             "attack": r.get("attack_label", ""),
+            **autoattack_columns(r),
             "paper_clean_acc": ref.get("clean_acc"),
             "paper_adv_acc": ref.get("adv_acc"),
         })
@@ -30,6 +31,14 @@ def without_empty_reference(df: pd.DataFrame) -> pd.DataFrame:
     """Drop `paper_*` columns with no value (a dataset the paper has no numbers for)."""
     empty = [c for c in df.columns if str(c).startswith("paper_") and df[c].isna().all()]
     return df.drop(columns=empty)
+
+
+def autoattack_columns(r: dict) -> dict:
+    """AutoAttack (%) with the PGD accuracy on the same images: equal ground even on a subset."""
+    if "autoattack_acc" not in r:
+        return {}
+    return {"autoattack_n": r["autoattack_n"], "pgd_acc_same_images": round(100 * r["autoattack_pgd_acc"], 2),
+            "autoattack_acc": round(100 * r["autoattack_acc"], 2)}
 
 
 def write_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path, title: str, notes: str = "") -> None:

@@ -1,4 +1,5 @@
-# Accuracy on the test split, clean and under the dataset's eval_attack (paper Tables 1, 4).
+# Accuracy on the test split, clean and under the dataset's eval_attack (paper Tables 1, 4),
+# and AutoAttack at the same norm and eps (evaluation.autoattack).
 
 TARGETS.append(lambda ds: [f"{R}/{ds}/tables/accuracy.csv", f"{R}/{ds}/tables/accuracy.md"])
 
@@ -17,6 +18,14 @@ rule evaluate:
             if dataset_cfg(w.dataset)["evaluation"]["max_images"]
             else ""
         ),
+        autoattack=lambda w: (
+            "--autoattack" if dataset_cfg(w.dataset)["evaluation"]["autoattack"] else "--no-autoattack"
+        ),
+        autoattack_max_images=lambda w: (
+            f"--autoattack-max-images {dataset_cfg(w.dataset)['evaluation']['autoattack_max_images']}"
+            if dataset_cfg(w.dataset)["evaluation"]["autoattack_max_images"]
+            else ""
+        ),
         amp=lambda w: "--amp" if dataset_cfg(w.dataset)["evaluation"]["amp"] else "",
         batch_size=run_settings(lambda w: dataset_cfg(w.dataset)["evaluation"]["batch_size"]),
         device=run_settings(lambda w: config["device"]),
@@ -32,7 +41,7 @@ rule evaluate:
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp evaluate --checkpoint {input.model} --data {input.test}"
         " --attack-json {params.attack} --variant {wildcards.variant} --batch-size {params.batch_size}"
-        " {params.max_images} {params.amp} --device {params.device} --out {output} > {log} 2>&1"
+        " {params.max_images} {params.autoattack} {params.autoattack_max_images} {params.amp} --device {params.device} --out {output} > {log} 2>&1"
 
 
 rule accuracy_table:

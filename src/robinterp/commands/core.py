@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..cli import json_arg as _json, verb
@@ -64,11 +65,19 @@ def evaluate_verb(a):
     torch.manual_seed(a.seed)
     res = accuracy(model, DeviceData(split, device), attack, a.batch_size, a.max_images, a.amp, a.seed)
     label = "" if attack is None else f"PGD-{attack.steps} {attack.norm} eps={attack.eps} step={attack.step_size}"
+    if attack is not None and a.autoattack:
+        from ..autoattack import evaluate_autoattack, subset_indices
+
+        indices = subset_indices(res["n"], a.autoattack_max_images, a.seed)
+        res.update(evaluate_autoattack(model, DeviceData(split, device), indices, attack, a.batch_size, a.seed))
     out = {"variant": a.variant, **res, "attack": a.attack_json, "attack_label": label,
            "split": str(a.data), "data_sha256": split.sha256, "checkpoint": str(a.checkpoint),
            "checkpoint_epoch": meta.get("epoch"), "provenance": storage.provenance(device=str(device))}
     storage.write_json(a.out, out)
     print(f"evaluate: {a.variant} clean {res['clean_acc']:.4f} adv {res['adv_acc']} (n={res['n']}) -> {a.out}")
+    if "autoattack_acc" in res:
+        print(f"evaluate: AutoAttack {res['autoattack_acc']:.4f} vs PGD {res['autoattack_pgd_acc']:.4f} on the same "
+              f"{res['autoattack_n']} images ({res['autoattack_seconds']:.0f} s)")
 
 
 evaluate_verb.flags = lambda p: (
@@ -79,6 +88,10 @@ evaluate_verb.flags = lambda p: (
     p.add_argument("--batch-size", type=int, default=256),
     p.add_argument("--max-images", type=int, default=None),
     p.add_argument("--amp", action="store_true"),
+    p.add_argument("--autoattack", action=argparse.BooleanOptionalAction, default=True,
+                   help="also AutoAttack (standard version) at the attack's norm and eps"),
+    p.add_argument("--autoattack-max-images", type=int, default=None,
+                   help="AutoAttack on a seeded random subset of this many of the evaluated images"),
     p.add_argument("--seed", type=int, default=0),
     p.add_argument("--device", default="auto"),
     p.add_argument("--out", type=Path, required=True),
@@ -93,8 +106,11 @@ def accuracy_table_verb(a):
     df = accuracy_table([storage.read_json(p) for p in a.inputs], a.reference_json)
     has_reference = df.filter(like="paper_").notna().any().any()
     write_table(df, a.out_csv, a.out_md, f"Accuracy on {a.dataset} (test split, %)",
-                "paper_*: the paper's Table 1 (CIFAR-10) / Table 4 (Small ImageNet 150), where it reports the variant."
-                if has_reference else "")
+                ("paper_*: the paper's Table 1 (CIFAR-10) / Table 4 (Small ImageNet 150), where it reports the variant.\n"
+                 if has_reference else "") +
+                "adv_acc: the paper's PGD attack; autoattack_acc: AutoAttack (standard version) at the same norm and eps, "
+                "the number to trust, on autoattack_n images (a seeded subset when fewer than n), beside the PGD "
+                "accuracy on those same images (pgd_acc_same_images).")
     print(df.to_string(index=False))
 
 
