@@ -56,9 +56,11 @@ def test_tiny_dag_figures_and_config_change_reruns(tmp_path):
 
     ig_changed = yaml.safe_load(yaml.safe_dump(config))
     ig_changed["datasets"]["digits"]["analyses"]["ig"] = {**analyses["ig"], "steps": analyses["ig"]["steps"] + 1}
-    # IG and what reads IG (its figures; the attribution metrics, their table, the curve, the summary)
+    # IG and what reads IG (its figures; the attribution metrics and the randomisation check, which
+    # explains with IG's settings, their table and figure, the curve, the summary)
     planned = _planned_rules(tmp_path, ig_changed)
     assert {"ig", "plot_attributions"} <= planned <= {"ig", "plot_attributions", "interpretability_metrics",
+                                                      "parameter_randomisation", "randomisation_figure",
                                                       "interpretability_table", "robustness_curve", "summary",
                                                       "all"}, planned
 
