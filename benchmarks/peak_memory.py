@@ -111,16 +111,17 @@ def verb_argv(verb: str, inputs: Path, out: Path, n: int, classes: int, batch_si
         return [*model, "--test", str(i / "test"), "--attributions", f"ig={i / 'attributions.npz'}",
                 "--out", str(out / "metrics.json"),
                 *cfg({"sample": n, "steps": 1, "infidelity_samples": 2, "sensitivity_images": n,
-                      "sensitivity_samples": 2, "explainer": "saliency", "batch_size": b, "bootstrap": 10})]
+                      "sensitivity_samples": 2, "explainer": "saliency", "batch_size": b, "bootstrap": 20,
+                      "faithfulness_runs": 4, "lipschitz_samples": 2})]
     if verb == "inception-features":
         return ["--images", str(i / "test"), "--batch-size", str(b), "--device", "cpu",
                 "--out", str(out / "features.npz")]
     if verb == "fid":
         return ["--real", str(i / "features.npz"), "--fake", str(i / "images.npy"), "--batch-size", str(b),
-                "--device", "cpu", "--bootstrap", "2", "--out", str(out / "fid.json")]
+                "--device", "cpu", "--interval-rounds", "0", "--out", str(out / "fid.json")]
     if verb == "inversion-distance":
         return ["--targets", str(i / "images.npy"), "--inverted", str(i / "images.npy"), "--sources",
-                str(i / "images.npy"), "--batch-size", str(b), "--bootstrap", "10", "--device", "cpu",
+                str(i / "images.npy"), "--batch-size", str(b), "--bootstrap", "20", "--device", "cpu",
                 "--out", str(out / "distance.json")]
     raise ValueError(f"unknown verb {verb!r}; choose from {sorted(SCALED)}")
 

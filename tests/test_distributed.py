@@ -118,8 +118,12 @@ def assert_same_run(single: Path, ddp: Path):
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-5, msg=k)
     for r1, r2 in zip(log_rows(single / "log.csv"), log_rows(ddp / "log.csv"), strict=True):
-        for col in ("train_clean_acc", "train_adv_acc", "val_clean_acc", "val_adv_acc"):
+        for col in ("val_clean_acc", "val_adv_acc"):
             assert r1[col] == r2[col], col  # counts summed over ranks: exact
+        for col in ("train_clean_acc", "train_adv_acc"):
+            # counts summed over ranks (~1,260 samples); the weights differ by float summation order
+            # (GlobalBatchNorm), which may flip the prediction of a sample at a near-tie
+            assert abs(float(r1[col]) - float(r2[col])) <= 2 / 1000, col
         # L2 PGD normalises each sample's gradient; where it is ~0 its direction is float noise,
         # so the adversarial loss of a resumed run moves in the 5th digit (weights do not)
         assert float(r1["train_loss"]) == pytest.approx(float(r2["train_loss"]), rel=1e-4)
@@ -137,6 +141,6 @@ def test_two_ranks_match_one_process(data, single, tmp_path):
 def test_two_ranks_resume_a_killed_run(data, single, tmp_path, monkeypatch):
     assert not run_in_process(data, tmp_path, kill_after_epoch=1, monkeypatch=monkeypatch)
     stdout = run_torchrun(data, tmp_path)
-    assert "resume:" in stdout and "at epoch 1/2" in stdout
+    assert "resumed at epoch 1/2" in stdout
     assert_same_run(single, tmp_path)
     shutil.rmtree(tmp_path / "state")
