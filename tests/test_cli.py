@@ -1,5 +1,6 @@
 """Every core verb writes exactly its declared outputs; bad input exits 2 with one clear line."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -55,3 +56,16 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path):
             "--state-dir", "s", cwd=tmp_path)
     assert r.returncode == 2 and "--config-json: not valid JSON" in r.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_every_flag_has_help_and_verbs_are_listed_by_stage():
+    from robinterp.cli import STAGES, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {a.option_strings[0]}" for name, p in sub.choices.items()
+               for a in p._actions if a.option_strings and not a.help]
+    assert not missing, missing
+    assert list(sub.choices) == [v for verbs in STAGES.values() for v in verbs]  # pipeline order
+    stages = parser.format_help().split("verbs by workflow stage")[1]
+    assert stages.index("  data ") < stages.index("  train ") < stages.index("  metrics ")

@@ -34,17 +34,60 @@ def json_arg(text: str):
         raise argparse.ArgumentTypeError(f"not valid JSON: {e}")
 
 
+# The verbs in pipeline order, by workflow stage (workflow/rules/<stage>.smk); `--help` lists them so.
+STAGES = {
+    "data": ["prepare-data", "build-small-imagenet"],
+    "train": ["train", "import-checkpoint"],
+    "evaluate": ["evaluate", "accuracy-table"],
+    "analyses": ["ig", "shap", "class-generation", "inversion", "feature-vis"],
+    "figures": ["plot-attributions", "plot-class-generation", "plot-inversion", "plot-feature-vis"],
+    "metrics": ["install-fid-weights", "inception-features", "fid", "fid-table", "inversion-distance",
+                "inversion-table", "interpretability-metrics", "interpretability-table",
+                "parameter-randomisation", "randomisation-plot", "robustness-curve", "summary"],
+}
+
+# Flags that mean the same in every verb, documented once; a verb's own help text wins.
+SHARED_HELP = {
+    "--checkpoint": "model checkpoint (.pt) written by `train` or `import-checkpoint`",
+    "--data": "packed split (folder or its manifest.json)",
+    "--variant": "variant name, recorded in the outputs",
+    "--device": "auto | cpu | cuda (auto = CUDA when present); how the job runs, not what it computes",
+    "--seed": "seed of every random draw of this verb",
+    "--batch-size": "images per forward/backward pass (memory and speed only)",
+    "--dataset": "dataset name, for titles",
+    "--reference-json": "the dataset's `reference:` block (the paper's numbers) as JSON",
+    "--inputs": "the per-variant JSON files to merge, one per variant",
+    "--out": "output file",
+    "--out-csv": "output table (.csv)",
+    "--out-md": "output table (.md, with notes)",
+    "--out-png": "output figure (.png)",
+    "--out-pdf": "output figure (.pdf)",
+    "--out-dir": "output folder",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     from . import commands  # noqa: F401  (imports every module in commands/, registering its verbs)
 
-    parser = argparse.ArgumentParser(prog="robinterp", description=__doc__.split("\n\n")[0])
+    order = [v for verbs in STAGES.values() for v in verbs]
+    unplaced = sorted(set(VERBS) - set(order))
+    if unplaced:
+        raise RuntimeError(f"verbs {unplaced} are in no stage of cli.STAGES")
+    stages = "\n".join(f"  {stage:<10} {', '.join(verbs)}" for stage, verbs in STAGES.items())
+    parser = argparse.ArgumentParser(prog="robinterp", description=__doc__.split("\n\n")[0],
+                                     epilog=f"verbs by workflow stage, in pipeline order:\n{stages}",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"robinterp {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="<verb>")
-    for name, (fn, help_) in VERBS.items():
+    for name in order:
+        fn, help_ = VERBS[name]
         p = sub.add_parser(name, help=help_, description=help_)
         fn.flags(p)
+        for action in p._actions:
+            if action.option_strings and not action.help:
+                action.help = SHARED_HELP.get(action.option_strings[0])
         p.set_defaults(func=fn)
     return parser
 

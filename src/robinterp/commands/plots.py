@@ -75,8 +75,8 @@ def plot_attributions_verb(a):
 plot_attributions_verb.flags = lambda p: (
     _common_flags(p),
     p.add_argument("--inputs", type=Path, nargs="+", required=True, help="each variant's attributions.npz"),
-    p.add_argument("--method", choices=["ig", "shap"], required=True),
-    p.add_argument("--layout", choices=["compare", "grid"], required=True),
+    p.add_argument("--method", choices=["ig", "shap"], required=True, help="attribution method drawn"),
+    p.add_argument("--layout", choices=["compare", "grid"], required=True, help="compare: a few samples side by side (Fig. 2/6); grid: A-H x 1-3 per variant"),
 )
 
 
@@ -93,9 +93,9 @@ def plot_class_generation_verb(a):
 
 plot_class_generation_verb.flags = lambda p: (
     _common_flags(p),
-    p.add_argument("--images", type=Path, nargs="+", required=True),
-    p.add_argument("--seeds", type=Path, nargs="+", required=True),
-    p.add_argument("--labels", type=Path, nargs="+", required=True),
+    p.add_argument("--images", type=Path, nargs="+", required=True, help="images.npy of each variant, in --variants order"),
+    p.add_argument("--seeds", type=Path, nargs="+", required=True, help="seeds.npy of each variant"),
+    p.add_argument("--labels", type=Path, nargs="+", required=True, help="labels.npy of each variant"),
 )
 
 
@@ -114,9 +114,9 @@ def plot_inversion_verb(a):
 
 plot_inversion_verb.flags = lambda p: (
     _common_flags(p),
-    p.add_argument("--targets", type=Path, nargs="+", required=True),
-    p.add_argument("--sources", type=Path, nargs="+", required=True),
-    p.add_argument("--inverted", type=Path, nargs="+", required=True),
+    p.add_argument("--targets", type=Path, nargs="+", required=True, help="targets.npy of each variant, in --variants order"),
+    p.add_argument("--sources", type=Path, nargs="+", required=True, help="sources.npy of each variant"),
+    p.add_argument("--inverted", type=Path, nargs="+", required=True, help="inverted.npy of each variant"),
 )
 
 

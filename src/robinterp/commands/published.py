@@ -36,7 +36,7 @@ import_checkpoint.flags = lambda p: (
     p.add_argument("--num-classes", type=int, default=None, help="check the head has this many classes"),
     p.add_argument("--mean", type=float, nargs="+", default=None,
                    help="input normalisation, for files that do not hold it (RGB, [0, 1] pixels)"),
-    p.add_argument("--std", type=float, nargs="+", default=None),
+    p.add_argument("--std", type=float, nargs="+", default=None, help="input normalisation std where the file does not hold it (with --mean)"),
     p.add_argument("--sha256", default=None, help="refuse the file unless its sha256 is this"),
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier of the architecture (1 = published)"),
     p.add_argument("--classes", type=Path, default=None,
