@@ -23,8 +23,17 @@ def digits_dir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture
+def trained_model(_trained_once):
+    """A fresh copy per test: a test that moves BatchNorm statistics (an attack with
+    bn_mode="train") or flips a flag cannot change what the next test sees."""
+    import copy
+
+    return copy.deepcopy(_trained_once).eval()
+
+
 @pytest.fixture(scope="session")
-def trained_model(digits_dir):
+def _trained_once(digits_dir):
     """A width-1/16 CIFAR ResNet18 trained for a few epochs on 8x8 digits (~90% clean)."""
     from robinterp.data import load_split
     from robinterp.evaluate import DeviceData
