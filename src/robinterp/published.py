@@ -22,7 +22,7 @@ from . import storage
 from .checkpoints import remap_madry_state_dict, save_checkpoint
 from .errors import RobinterpError
 from .models import build_model
-from .published_formats import ARCHS, CIFAR_ARCHS, FORMATS, IMAGENET_ARCHS  # noqa: F401 (re-exported)
+from .published_formats import ARCHS, FORMATS
 from .safe_unpickle import load_untrusted
 
 

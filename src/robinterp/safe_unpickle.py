@@ -215,6 +215,8 @@ def load_untrusted(path: str | Path, sha256: str | None = None) -> tuple[object,
     """(the unpickled object, the file's sha256); never runs code the file names."""
     digest = check_file(path, sha256)
     try:
+        # weights_only=False only hands unpickling to our allow-list module: torch's own weights_only
+        # loader refuses the dill/numpy globals these published files hold
         obj = torch.load(path, map_location="cpu", pickle_module=_SafePickleModule, weights_only=False)
     except UnsafeGlobal as e:
         raise RobinterpError(f"{path}: refused: the pickle calls {e}, which is not on the allow-list of tensors, "
