@@ -25,6 +25,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/published.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyses.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/metrics.smk"
 
 

@@ -101,7 +101,7 @@ def main():
                  "ratio_reference_over_ours": t_cap / t_ours})
 
     # SHAP: expected gradients over the same background, nsamples per image
-    cfg = ShapConfig(num_images=a.images, background=a.background, nsamples=a.nsamples)
+    cfg = ShapConfig.of(num_images=a.images, background=a.background, nsamples=a.nsamples)
     def shap_defaults():
         return shap.GradientExplainer(model, background).shap_values(x, nsamples=a.nsamples)
 

@@ -30,14 +30,14 @@ from robinterp import storage
 from robinterp.attacks import AttackConfig, adversarial_examples
 from robinterp.autoattack import AutoAttackConfig, autoattack
 from robinterp.data import load_split
-from robinterp.evaluate import DeviceData, resolve_device
+from robinterp.device import DeviceData, resolve_device
 from robinterp.models import build_model
 from robinterp.sources import prepare
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NORM, EPS = "l2", 1.5  # the demo's eval_attack
-PGD = AttackConfig(norm=NORM, eps=EPS, step_size=0.375, steps=10)
-TRAIN_ATTACK = AttackConfig(norm=NORM, eps=EPS, step_size=0.375, steps=7)
+PGD = AttackConfig.of(norm=NORM, eps=EPS, step_size=0.375, steps=10)
+TRAIN_ATTACK = AttackConfig.of(norm=NORM, eps=EPS, step_size=0.375, steps=7)
 
 
 def train_model(train: DeviceData, split, adversarial: bool, epochs: int, device) -> torch.nn.Module:

@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from robinterp import storage
 from robinterp.attacks import AttackConfig, adversarial_examples
-from robinterp.evaluate import resolve_device
+from robinterp.device import resolve_device
 from robinterp.models import build_model
 from robinterp.train import TrainConfig, make_optimizer, train_step
 
@@ -137,10 +137,10 @@ def ours_blocks(arch, width, x, y, eps, step, steps, iters, device, speed):
     """robinterp's train_step, set up as the training loop does it (`speed`: amp, channels_last,
     fused, compile)."""
     torch.manual_seed(0)
-    attack = AttackConfig(norm="l2", eps=eps, step_size=step, steps=steps)
+    attack = AttackConfig.of(norm="l2", eps=eps, step_size=step, steps=steps)
     out, flops = {}, {}
     for name, atk in (("standard", None), (f"PGD-{steps}", attack)):
-        cfg = TrainConfig(arch=arch, width=width, attack=atk, **speed)
+        cfg = TrainConfig.of(arch=arch, width=width, attack=atk, **speed)
         model = build_model(arch, 10, MEAN, STD, width).to(device)
         xs = x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
         if cfg.channels_last:
@@ -166,7 +166,7 @@ def attack_blocks(arch, width, x, y, eps, step, steps, device, with_peers=True):
     """The attack alone, fp32 eval mode (as `robinterp evaluate` runs it without amp)."""
     torch.manual_seed(0)
     model = build_model(arch, 10, MEAN, STD, width).to(device).eval()
-    cfg = AttackConfig(norm="l2", eps=eps, step_size=step, steps=steps)
+    cfg = AttackConfig.of(norm="l2", eps=eps, step_size=step, steps=steps)
     out = {f"robinterp attack PGD-{steps}": lambda: adversarial_examples(model, x, y, cfg)}
     if with_peers:
         import torchattacks

@@ -73,7 +73,7 @@ def main() -> None:
         make_tree(tmp / "ilsvrc", classes, per_class, val_per_class)
         files = list((tmp / "ilsvrc").rglob("*.JPEG"))
         mean_kb = sum(f.stat().st_size for f in files) / len(files) / 1024
-        cfg = BuildConfig(train_dir=str(tmp / "ilsvrc/train"), val_dir=str(tmp / "ilsvrc/val"), classes=classes,
+        cfg = BuildConfig.of(train_dir=str(tmp / "ilsvrc/train"), val_dir=str(tmp / "ilsvrc/val"), classes=classes,
                           train_per_class=per_class - 4, val_per_class=4, test_per_class=val_per_class,
                           imagenetv2_per_class=0, image_size=128)
         n = classes * (per_class + val_per_class)

@@ -36,7 +36,7 @@ def trained_model(_trained_once):
 def _trained_once(digits_dir):
     """A width-1/16 CIFAR ResNet18 trained for a few epochs on 8x8 digits (~90% clean)."""
     from robinterp.data import load_split
-    from robinterp.evaluate import DeviceData
+    from robinterp.device import DeviceData
     from robinterp.models import build_model
 
     split = load_split(digits_dir / "train")

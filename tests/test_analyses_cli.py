@@ -71,7 +71,7 @@ def test_plot_verbs_run_from_arrays_alone(arrays, inputs, tmp_path):
     shutil.move(str(inputs), gone)
     try:
         v = ["--variants", "standard", "robust"]
-        small = ["--plots-json", json.dumps({"dpi": 40, "grid_columns": 3, "class_generation_samples": 2})]
+        small = ["--plots-json", json.dumps({"dpi": 50, "grid_columns": 3, "class_generation_samples": 2})]
         d = lambda m, name: [str(arrays / m / s / name) for s in ("standard", "robust")]  # noqa: E731
         for method in ("ig", "shap"):
             for layout in ("compare", "grid"):
@@ -107,6 +107,6 @@ def test_plot_verb_rejects_misaligned_inputs(arrays, tmp_path, capsys):
 
 
 def test_plot_module_does_not_import_torch():
-    code = "import sys, robinterp.plots, robinterp.commands.plots; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, robinterp.figures, robinterp.commands.figures; assert 'torch' not in sys.modules, 'torch imported'"
     env = {**os.environ, "PYTHONPATH": SRC}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

@@ -18,7 +18,7 @@ def _batch(digits_dir, n=64):
 @pytest.mark.parametrize("random_start", [False, True])
 def test_pgd_stays_in_ball_and_image_range(trained_model, digits_dir, norm, eps, step, random_start):
     x, y = _batch(digits_dir)
-    cfg = AttackConfig(norm=norm, eps=eps, step_size=step, steps=5, random_start=random_start)
+    cfg = AttackConfig.of(norm=norm, eps=eps, step_size=step, steps=5, random_start=random_start)
     xa = adversarial_examples(trained_model, x, y, cfg, generator=torch.Generator().manual_seed(1))
     d = (xa - x).flatten(1)
     size = d.norm(dim=1) if norm == "l2" else d.abs().amax(dim=1)
@@ -30,7 +30,7 @@ def test_pgd_stays_in_ball_and_image_range(trained_model, digits_dir, norm, eps,
 @pytest.mark.parametrize("norm,eps,step", [("l2", 1.0, 0.25), ("linf", 8 / 255, 2 / 255)])
 def test_pgd_raises_the_loss_on_a_trained_model(trained_model, digits_dir, norm, eps, step):
     x, y = _batch(digits_dir)
-    xa = adversarial_examples(trained_model, x, y, AttackConfig(norm=norm, eps=eps, step_size=step, steps=10))
+    xa = adversarial_examples(trained_model, x, y, AttackConfig.of(norm=norm, eps=eps, step_size=step, steps=10))
     with torch.no_grad():
         clean = F.cross_entropy(trained_model(x), y)
         adv = F.cross_entropy(trained_model(xa), y)
@@ -42,7 +42,7 @@ def test_pgd_raises_the_loss_on_a_trained_model(trained_model, digits_dir, norm,
 
 def test_eps_zero_returns_the_input(trained_model, digits_dir):
     x, y = _batch(digits_dir, 16)
-    xa = adversarial_examples(trained_model, x, y, AttackConfig(eps=0.0, steps=5, random_start=True))
+    xa = adversarial_examples(trained_model, x, y, AttackConfig.of(eps=0.0, steps=5, random_start=True))
     assert torch.equal(xa, x)
 
 
@@ -99,11 +99,11 @@ def test_attack_freezes_parameters_and_restores_mode(trained_model, digits_dir):
         p.grad = None
     bn = trained_model.model.bn1
     before = bn.running_mean.clone()
-    adversarial_examples(trained_model, x, y, AttackConfig(steps=3))
+    adversarial_examples(trained_model, x, y, AttackConfig.of(steps=3))
     assert trained_model.training  # mode restored
     assert all(p.grad is None for p in trained_model.parameters())  # no parameter gradients
     assert all(p.requires_grad for p in trained_model.parameters())
     assert torch.equal(bn.running_mean, before)  # eval-mode attack leaves BN statistics alone
-    adversarial_examples(trained_model, x, y, AttackConfig(steps=3, bn_mode="train"))
+    adversarial_examples(trained_model, x, y, AttackConfig.of(steps=3, bn_mode="train"))
     assert not torch.equal(bn.running_mean, before)  # the author's train-mode attack moves them
     trained_model.eval()

@@ -62,7 +62,7 @@ def test_ig_does_not_depend_on_batch_size_and_paper_delta_alpha_scales():
 def test_explain_ig_averages_noise_baselines_and_reports_completeness():
     model = SmoothNet().eval()
     x, t = torch.rand(2, 3, 6, 6), torch.tensor([0, 1])
-    cfg = IGConfig(steps=64, trials=3, baseline="uniform", output="prob")
+    cfg = IGConfig.of(steps=64, trials=3, baseline="uniform", output="prob")
     attr, check = explain_ig(model, x, t, cfg, torch.Generator().manual_seed(0))
     assert attr.shape == x.shape and torch.isfinite(attr).all()
     assert check["num_baselines"] == 3
@@ -100,7 +100,7 @@ def test_shap_values_finite_shaped_and_sum_to_output_minus_background_mean():
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(3, 3, 4, 4, generator=gen)
     background = (0.5 + 0.05 * torch.randn(24, 3, 4, 4, generator=gen)).clamp(0, 1)
-    values, explained, check = explain_shap(model, x, background, ShapConfig(nsamples=300, batch_size=50, output="logit"))
+    values, explained, check = explain_shap(model, x, background, ShapConfig.of(nsamples=300, batch_size=50, output="logit"))
     assert values.shape == x.shape and torch.isfinite(values).all()
     with torch.no_grad():
         top = model(x).argmax(1)
@@ -117,7 +117,7 @@ def test_shap_background_pass_keeps_no_graph():
     seen = []
     model.register_forward_hook(lambda m, i, o: seen.append(o.requires_grad))
     x, background = torch.rand(1, 3, 8, 8), torch.rand(6, 3, 8, 8)
-    explain_shap(model, x, background, ShapConfig(nsamples=4, batch_size=4))
+    explain_shap(model, x, background, ShapConfig.of(nsamples=4, batch_size=4))
     assert seen[0] is False  # the explainer's first call is the background pass
 
 
@@ -157,7 +157,7 @@ def test_shap_reads_ranks_and_values_returned_as_device_tensors(monkeypatch):
     monkeypatch.setattr(shap.GradientExplainer, "shap_values", on_device)
     model = NearLinear().eval()
     x, background = torch.rand(2, 3, 4, 4), torch.rand(8, 3, 4, 4)
-    values, explained, _ = explain_shap(model, x, background, ShapConfig(nsamples=8, batch_size=8))
+    values, explained, _ = explain_shap(model, x, background, ShapConfig.of(nsamples=8, batch_size=8))
     with torch.no_grad():
         assert torch.equal(explained, model(x).argmax(1))
     assert values.shape == x.shape
@@ -166,6 +166,6 @@ def test_shap_reads_ranks_and_values_returned_as_device_tensors(monkeypatch):
 def test_explain_ig_restores_the_callers_training_mode():
     model = build_model("resnet18_cifar", 3, [0.5] * 3, [0.25] * 3, width=0.0625).train()
     x = torch.rand(2, 3, 8, 8)
-    explain_ig(model, x, torch.tensor([0, 1]), IGConfig(steps=2, trials=1), torch.Generator().manual_seed(0))
+    explain_ig(model, x, torch.tensor([0, 1]), IGConfig.of(steps=2, trials=1), torch.Generator().manual_seed(0))
     assert all(m.training for m in model.modules())
     assert all(p.requires_grad for p in model.parameters())

@@ -114,7 +114,7 @@ def test_autoattack_is_at_most_pgd_and_within_1p5_points_of_the_reference(traine
     pyautoattack = pytest.importorskip("pyautoattack")
     x, y = _batch(digits_dir, 200)
     x = x.contiguous()  # the reference reshapes with .view
-    xp = adversarial_examples(trained_model, x, y, AttackConfig(norm=norm, eps=eps, step_size=eps / 4, steps=10))
+    xp = adversarial_examples(trained_model, x, y, AttackConfig.of(norm=norm, eps=eps, step_size=eps / 4, steps=10))
     res = autoattack(trained_model, x, y, AutoAttackConfig(norm=norm, eps=eps), torch.Generator().manual_seed(0))
     ref = pyautoattack.AutoAttack(trained_model, norm={"l2": "L2", "linf": "Linf"}[norm], eps=eps,
                                   version="standard", seed=0, device="cpu")

@@ -11,7 +11,7 @@ import torch
 from robinterp.attributions import IGConfig, NoGradChunks, ShapConfig, explain_ig, explain_shap
 from robinterp.metrics import InterpretabilityConfig, evaluate_interpretability
 from robinterp.models import build_model
-from robinterp.visualise import ClassGenerationConfig, generate_classes, target_logits
+from robinterp.synthesis import ClassGenerationConfig, generate_classes, target_logits
 
 BATCH = 4
 

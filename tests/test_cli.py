@@ -69,3 +69,25 @@ def test_every_flag_has_help_and_verbs_are_listed_by_stage():
     assert list(sub.choices) == [v for verbs in STAGES.values() for v in verbs]  # pipeline order
     stages = parser.format_help().split("verbs by workflow stage")[1]
     assert stages.index("  data ") < stages.index("  train ") < stages.index("  metrics ")
+
+
+def test_each_rule_finds_its_verb_in_one_hop():
+    """Stage X: its rules are workflow/rules/X.smk, the verbs they call live in commands/X.py and
+    cli.STAGES lists exactly those verbs under X."""
+    import re
+
+    from robinterp.cli import STAGES, VERBS, build_parser
+
+    build_parser()
+    rules = Path(__file__).resolve().parents[1] / "workflow" / "rules"
+    called = {}
+    for smk in sorted(rules.glob("*.smk")):
+        verbs = re.findall(r"-m robinterp ([a-z-]+)", smk.read_text())
+        if verbs:
+            called[smk.stem] = set(verbs)
+    assert set(called) == set(STAGES), "every stage with rules has a STAGES entry and a commands module"
+    for stage, verbs in called.items():
+        assert verbs <= set(STAGES[stage]), (stage, verbs - set(STAGES[stage]))
+        for name in STAGES[stage]:
+            assert VERBS[name][0].__module__ == f"robinterp.commands.{stage}", (name, VERBS[name][0].__module__)
+    assert {v for vs in STAGES.values() for v in vs} == set(VERBS)

@@ -25,7 +25,8 @@ from robinterp.attacks import AttackConfig, SampleNoise, adversarial_examples, s
 from robinterp.augment import AugmentConfig, augment
 from robinterp.checkpoints import load_model
 from robinterp.data import load_split
-from robinterp.evaluate import DeviceData, accuracy, autocast
+from robinterp.device import DeviceData, autocast
+from robinterp.evaluate import accuracy
 from robinterp.train import TrainConfig, train
 
 DEVICE = torch.device(os.environ.get("ROBINTERP_TEST_DEVICE", "cuda"))
@@ -65,8 +66,8 @@ def test_device_batches_and_augmentation_match_cpu(digits_dir):
     x_dev, y_dev = DeviceData(split, DEVICE, channels_last=True).batch(idx)
     assert x_dev.device.type == DEVICE.type and x_dev.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(x_dev.cpu(), x_cpu) and torch.equal(y_dev.cpu(), y_cpu)
-    for cfg, atol in ((AugmentConfig(crop_padding=2, flip=True), 0.0),
-                      (AugmentConfig(random_resized_crop=True, rotation=15, flip=True), 1e-5)):
+    for cfg, atol in ((AugmentConfig.of(crop_padding=2, flip=True), 0.0),
+                      (AugmentConfig.of(random_resized_crop=True, rotation=15, flip=True), 1e-5)):
         a = augment(x_cpu, cfg, torch.Generator().manual_seed(1))
         b = augment(x_dev, cfg, torch.Generator().manual_seed(1)).cpu()
         assert not torch.equal(a, x_cpu)  # it did augment
@@ -77,8 +78,8 @@ def test_attack_matches_cpu_and_keeps_its_contract(trained_model, digits_dir):
     split = load_split(digits_dir / "test")
     x, y = DeviceData(split, CPU).batch(torch.arange(64))
     model_dev = copy.deepcopy(trained_model).to(DEVICE)
-    for cfg in (AttackConfig(eps=1.0, step_size=0.25, steps=5),
-                AttackConfig(eps=1.0, step_size=0.25, steps=5, random_start=True, best=True)):
+    for cfg in (AttackConfig.of(eps=1.0, step_size=0.25, steps=5),
+                AttackConfig.of(eps=1.0, step_size=0.25, steps=5, random_start=True, best=True)):
         a = adversarial_examples(trained_model, x, y, cfg, generator=SampleNoise(sample_keys(0, range(64))))
         b = adversarial_examples(model_dev, x.to(DEVICE), y.to(DEVICE), cfg,
                                  generator=SampleNoise(sample_keys(0, range(64))))  # pinned, asynchronous copy
@@ -95,7 +96,7 @@ def test_bf16_attack_stays_in_the_ball_and_raises_the_loss(trained_model, digits
     split = load_split(digits_dir / "test")
     x, y = (t.to(DEVICE) for t in DeviceData(split, CPU).batch(torch.arange(128)))
     model = copy.deepcopy(trained_model).to(DEVICE)
-    cfg = AttackConfig(eps=1.0, step_size=0.25, steps=5)
+    cfg = AttackConfig.of(eps=1.0, step_size=0.25, steps=5)
     with autocast(DEVICE, True):
         adv = adversarial_examples(model, x, y, cfg)
     assert adv.dtype == torch.float32
@@ -112,7 +113,7 @@ def test_bf16_attack_is_not_weaker_than_fp32_beyond_tolerance(trained_model, dig
     opt-in can cost (a weaker attack reads as more robustness)."""
     data = DeviceData(load_split(digits_dir / "test"), DEVICE)
     model = copy.deepcopy(trained_model).to(DEVICE)
-    cfg = AttackConfig(eps=1.0, step_size=0.25, steps=10, random_start=True)
+    cfg = AttackConfig.of(eps=1.0, step_size=0.25, steps=10, random_start=True)
     fp32 = accuracy(model, data, cfg, 128, amp=False, seed=0)
     bf16 = accuracy(model, data, cfg, 128, amp=True, seed=0)
     assert fp32["adv_acc"] < fp32["clean_acc"]
@@ -122,7 +123,7 @@ def test_bf16_attack_is_not_weaker_than_fp32_beyond_tolerance(trained_model, dig
 def test_evaluation_on_device_matches_cpu_at_any_batch_size(trained_model, digits_dir):
     """Device and batch size only change how evaluation runs: random starts are drawn per image."""
     split = load_split(digits_dir / "test")
-    cfg = AttackConfig(eps=1.0, step_size=0.25, steps=5, random_start=True)
+    cfg = AttackConfig.of(eps=1.0, step_size=0.25, steps=5, random_start=True)
     ref = accuracy(trained_model, DeviceData(split, CPU), cfg, 64, max_images=256, seed=2)
     dev = accuracy(copy.deepcopy(trained_model).to(DEVICE), DeviceData(split, DEVICE), cfg, 100, max_images=256, seed=2)
     assert abs(ref["clean_acc"] - dev["clean_acc"]) <= 1 / 256 and abs(ref["adv_acc"] - dev["adv_acc"]) <= 2 / 256

@@ -6,9 +6,10 @@ from robinterp import evaluate
 from robinterp.attacks import AttackConfig, SampleNoise, adversarial_examples, sample_keys
 from robinterp.data import load_split
 from robinterp.distributed import Ranks, process_group_options
-from robinterp.evaluate import DeviceData, accuracy
+from robinterp.device import DeviceData
+from robinterp.evaluate import accuracy
 
-ATTACK = AttackConfig(norm="l2", eps=1.0, step_size=0.25, steps=3, random_start=True)
+ATTACK = AttackConfig.of(norm="l2", eps=1.0, step_size=0.25, steps=3, random_start=True)
 
 
 def test_random_starts_depend_on_the_image_not_the_batch(trained_model, digits_dir):

@@ -127,7 +127,7 @@ def test_fid_verb_matches_the_baseline_to_the_generated_set_size(tmp_path):
 def test_kid_separates_distributions():
     rng = np.random.default_rng(2)
     a, a2, b = rng.normal(size=(200, 8)), rng.normal(size=(200, 8)), rng.normal(size=(200, 8)) + 1
-    same, diff = kid(a, a2, 20, 100), kid(a, b, 20, 100)
+    same, diff = kid(a, a2, 20, 100, 0), kid(a, b, 20, 100, 0)
     assert abs(same["kid"]) < 3 * same["kid_std"] + 1e-3
     assert diff["kid"] > 10 * abs(same["kid"])
 

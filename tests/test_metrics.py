@@ -81,9 +81,9 @@ def test_infidelity_is_zero_for_the_gradient_of_a_linear_logit():
 def test_sensitivity_max_is_zero_for_saliency_of_a_linear_model_and_positive_otherwise():
     model, x, y = _linear_case(n=4)
     torch.manual_seed(0)
-    assert metrics.sensitivity_max(model, x, y, "saliency", samples=3, output="logit").abs().max() < 1e-6
+    assert metrics.sensitivity_max(model, x, y, "saliency", radius=0.02, samples=3, output="logit").abs().max() < 1e-6
     mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(108, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
-    assert (metrics.sensitivity_max(mlp, x, y, "saliency", samples=3, output="logit") > 0).all()
+    assert (metrics.sensitivity_max(mlp, x, y, "saliency", radius=0.02, samples=3, output="logit") > 0).all()
 
 
 def test_bootstrap_mean_interval_brackets_the_mean_and_is_seeded():
@@ -132,7 +132,7 @@ def test_bootstrap_mean_brackets_skewed_samples_and_covers_the_true_mean():
                for i in range(200)]
     assert 0.88 <= np.mean(covered) <= 0.99
     with pytest.raises(RobinterpError, match="rounds"):
-        metrics.bootstrap_mean(np.ones(5), 3)
+        metrics.bootstrap_mean(np.ones(5), 3, seed=0)
 
 
 def test_interpretability_metrics_verb_writes_every_metric(tmp_path):
@@ -178,4 +178,4 @@ def test_the_paper_ig_explainer_seam_uses_the_analyses_ig():
     attr = metrics.EXPLAINERS["paper_ig"](mlp, "probability")(x, y)
     prob = lambda z: torch.softmax(mlp(z), 1).gather(1, y[:, None]).squeeze(1)
     torch.testing.assert_close(attr.flatten(1).sum(1), prob(x) - prob(torch.zeros_like(x)), atol=1e-4, rtol=0)
-    assert torch.isfinite(metrics.sensitivity_max(mlp, x, y, "paper_ig", samples=2)).all()
+    assert torch.isfinite(metrics.sensitivity_max(mlp, x, y, "paper_ig", radius=0.02, samples=2, output="probability")).all()

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from robinterp.plots import PlotConfig, attribution_grid, feature_vis_grid, inversion_grid, short_name
+from robinterp.figures import PlotConfig, attribution_grid, feature_vis_grid, inversion_grid, short_name
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 FOLDER = ["h_stripes", "v_stripes", "checkers", "diagonal_stripes"]
@@ -58,10 +58,10 @@ def test_attribution_grid_labels_do_not_overlap(name, n):
     import matplotlib.pyplot as plt
 
     classes = CLASS_SETS[name]
-    fig = attribution_grid(_attr_runs(classes, n), classes, "ig", PlotConfig())
+    fig = attribution_grid(_attr_runs(classes, n), classes, "ig", PlotConfig.of())
     assert_no_overlap(fig)
     ylabels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
-    if n < PlotConfig().grid_columns:  # fewer images than a row: one row, no "row 1", no empty cells
+    if n < PlotConfig.of().grid_columns:  # fewer images than a row: one row, no "row 1", no empty cells
         assert not any("row" in y for y in ylabels)
         assert sum(1 for ax in fig.axes if ax.images) == 2 * n and len(fig.axes) == 2 * n + 1  # + colour bar
     else:
@@ -82,7 +82,7 @@ def test_feature_vis_titles_do_not_overlap(name):
                 "top_labels": np.full((3, 3), longest), "bottom_labels": (np.arange(9).reshape(3, 3) % len(classes)),
                 "top_activations": 10 * rng.random((3, 3)), "bottom_activations": -rng.random((3, 3))}
             for v in ("standard", "robust_l2_eps1.5")}
-    fig = feature_vis_grid(runs, classes, PlotConfig())
+    fig = feature_vis_grid(runs, classes, PlotConfig.of())
     assert_no_overlap(fig)
     plt.close(fig)
 
@@ -98,7 +98,7 @@ def test_inversion_titles_do_not_overlap(name):
                 "source_labels": order[1:] + order[:1] + order, "distance_before": rng.random(8).tolist(),
                 "distance_after": rng.random(8).tolist()} for v in ("standard", "robust_l2_eps1.5")}
     runs = {v: {k: rng.random((8, 3, 8, 8)) for k in ("targets", "sources", "inverted")} for v in meta}
-    fig = inversion_grid(runs, meta, classes, PlotConfig())
+    fig = inversion_grid(runs, meta, classes, PlotConfig.of())
     assert_no_overlap(fig)
     plt.close(fig)
 

@@ -95,13 +95,13 @@ def test_interval_comes_from_the_environment(monkeypatch):
 
 def test_a_pgd_analysis_reports_every_step_of_every_batch(monkeypatch, capsys):
     from robinterp.models import build_model
-    from robinterp.visualise import InversionConfig, invert_representation
+    from robinterp.synthesis import InversionConfig, invert_representation
 
     monkeypatch.setenv(INTERVAL_ENV, "0")
     torch.manual_seed(0)
     model = build_model("resnet18_cifar", 4, [0.5] * 3, [0.25] * 3, width=0.0625).eval()
     x = torch.rand(5, 3, 8, 8)
-    cfg = InversionConfig(num_images=5, eps=10.0, step_size=0.1, steps=3, batch_size=2)
+    cfg = InversionConfig.of(num_images=5, eps=10.0, step_size=0.1, steps=3, batch_size=2)
     invert_representation(model, x, x.flip(0), cfg)
     parsed = [LINE.match(line) for line in capsys.readouterr().err.splitlines()]
     assert all(parsed) and {p["desc"] for p in parsed} == {"inversion"} and {p["unit"] for p in parsed} == {"steps"}
@@ -128,18 +128,18 @@ def test_every_long_loop_counts_to_its_total(tiny, monkeypatch, capsys):
     """With a zero interval every update prints: each loop's last line reaches its announced total."""
     from robinterp.attributions import IGConfig, ShapConfig, explain_ig, explain_shap
     from robinterp.fid import fid_interval, kid
-    from robinterp.visualise import ClassGenerationConfig, FeatureVisConfig, generate_classes, visualise_features
+    from robinterp.synthesis import ClassGenerationConfig, FeatureVisConfig, generate_classes, visualise_features
 
     monkeypatch.setenv(INTERVAL_ENV, "0")
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(3, 3, 8, 8, generator=gen)
-    generate_classes(tiny, lambda k: x, 2, ClassGenerationConfig(per_class=3, downsample=1, steps=2, batch_size=4))
-    visualise_features(tiny, [0, 1, 2], (3, 8, 8), FeatureVisConfig(steps=4, batch_size=2))
-    explain_ig(tiny, x, torch.tensor([0, 1, 2]), IGConfig(steps=4, trials=3, batch_size=4), gen)
-    explain_shap(tiny, x, torch.rand(6, 3, 8, 8, generator=gen), ShapConfig(nsamples=5, batch_size=2))
+    generate_classes(tiny, lambda k: x, 2, ClassGenerationConfig.of(per_class=3, downsample=1, steps=2, batch_size=4))
+    visualise_features(tiny, [0, 1, 2], (3, 8, 8), FeatureVisConfig.of(steps=4, batch_size=2))
+    explain_ig(tiny, x, torch.tensor([0, 1, 2]), IGConfig.of(steps=4, trials=3, batch_size=4), gen)
+    explain_shap(tiny, x, torch.rand(6, 3, 8, 8, generator=gen), ShapConfig.of(nsamples=5, batch_size=2))
     feats = torch.rand(12, 4, generator=gen).double().numpy()
     fid_interval(feats, feats[::-1], rounds=4, seed=0)
-    kid(feats, feats[::-1], subsets=3, subset_size=5)
+    kid(feats, feats[::-1], subsets=3, subset_size=5, seed=0)
     last = _last_lines(capsys.readouterr().err)
     expected = {"class generation": ("4", "steps"),  # 2 x 3 images: 2 batches of <= 4, 2 steps each
                 "feature visualisation": ("8", "steps"),  # 3 neurons: 2 batches, 4 steps each

@@ -31,7 +31,7 @@ def tree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cfg(tree):
-    return BuildConfig(train_dir=tree["train_dir"], val_dir=tree["val_dir"], imagenetv2_dir=tree["imagenetv2_dir"],
+    return BuildConfig.of(train_dir=tree["train_dir"], val_dir=tree["val_dir"], imagenetv2_dir=tree["imagenetv2_dir"],
                        synset_mapping=tree["synset_mapping"], **SIZES)
 
 
@@ -244,7 +244,7 @@ def test_dot_files_and_folders_are_not_data(tmp_path):
     """A macOS copy (._<name> AppleDouble files, .DS_Store, __MACOSX) or a Jupyter folder
     (.ipynb_checkpoints) builds the same bytes as a clean copy with the same seed."""
     small = make_ilsvrc(tmp_path / "ilsvrc", n_classes=6)
-    cfg = BuildConfig(train_dir=small["train_dir"], val_dir=small["val_flat"], val_labels=small["val_labels"],
+    cfg = BuildConfig.of(train_dir=small["train_dir"], val_dir=small["val_flat"], val_labels=small["val_labels"],
                       imagenetv2_dir=small["imagenetv2_dir"], synset_mapping=small["synset_mapping"], **SIZES)
     build(cfg, tmp_path / "clean", log=lambda _: None)
     for image in [p for p in (tmp_path / "ilsvrc").rglob("*") if p.is_file() and p.parent != tmp_path / "ilsvrc"]:
@@ -300,7 +300,7 @@ def test_random_affine_keeps_shape_and_range_and_follows_the_generator():
 
     from robinterp.augment import AugmentConfig, augment
 
-    cfg = AugmentConfig(random_resized_crop=True, flip=True, rotation=20)  # the author's Small ImageNet setting
+    cfg = AugmentConfig.of(random_resized_crop=True, flip=True, rotation=20)  # the author's Small ImageNet setting
     x = torch.rand(8, 3, 32, 32)
     a = augment(x, cfg, torch.Generator().manual_seed(0))
     b = augment(x, cfg, torch.Generator().manual_seed(0))

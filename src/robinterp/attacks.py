@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import dataclass_from_dict
+from .config import Settings
 from .errors import RobinterpError
 
 _TINY = 1e-12
@@ -201,20 +201,22 @@ def pgd(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, n
 
 
 @dataclass(frozen=True)
-class AttackConfig:
+class AttackConfig(Settings):
     """An attack as configured (`attack:` / `eval_attack:` blocks of the config)."""
+    SECTION = "attack"
 
-    norm: str = "l2"
-    eps: float = 0.5  # radius in [0, 1] pixel space
-    step_size: float = 0.1
-    steps: int = 20
-    random_start: bool = True  # the paper's Algorithm 1; false = the author's code
-    best: bool = False  # keep each sample's highest-loss iterate (the last one scored too)
-    bn_mode: str = "eval"  # "train" reproduces the author's code (BatchNorm stats move in PGD)
+    norm: str
+    eps: float  # radius in [0, 1] pixel space
+    step_size: float
+    steps: int
+    random_start: bool  # the paper's Algorithm 1; false = the author's code
+    best: bool  # keep each sample's highest-loss iterate (the last one scored too)
+    bn_mode: str  # "train" reproduces the author's code (BatchNorm stats move in PGD)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "AttackConfig | None":
-        return dataclass_from_dict(cls, d, "attack") if d else None
+        """None (no attack) for an empty or null block."""
+        return cls.build(d) if d else None
 
 
 def adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: AttackConfig,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import attack_mode
-from .config import dataclass_from_dict
+from .config import Settings
 from .errors import RobinterpError
 from .progress import progress
 
@@ -33,47 +33,35 @@ BASELINES = ("black", "uniform", "blur")
 
 
 @dataclass(frozen=True)
-class IGConfig:
+class IGConfig(Settings):
     """The `analyses.ig` config block (defaults = the author's code)."""
+    SECTION = "analyses.ig"
 
-    num_images: int = 24  # test images explained (Fig. 10 grid: A-H x 1-3)
-    steps: int = 50  # m: the path has m + 1 points (eq. 9-10)
-    baseline: str = "uniform"  # black | uniform (noise, averaged over `trials`) | blur
-    trials: int = 10  # uniform-noise baselines averaged (author: 10)
-    blur_sigma: float = 2.0  # Gaussian blur baseline, pixels
-    output: str = "prob"  # prob (paper) | logit
-    target: str = "pred"  # pred | true class
-    delta_alpha: str = "exact"  # exact: 1/m (completeness holds); paper: eq. 9's 1/(m+1)
-    batch_size: int = 128  # path points per forward/backward pass (memory bound)
-    seed: int = 0  # image choice and noise baselines
+    num_images: int  # test images explained (Fig. 10 grid: A-H x 1-3)
+    steps: int  # m: the path has m + 1 points (eq. 9-10)
+    baseline: str  # black | uniform (noise, averaged over `trials`) | blur
+    trials: int  # uniform-noise baselines averaged (author: 10)
+    blur_sigma: float  # Gaussian blur baseline, pixels
+    output: str  # prob (paper) | logit
+    target: str  # pred | true class
+    delta_alpha: str  # exact: 1/m (completeness holds); paper: eq. 9's 1/(m+1)
+    batch_size: int  # path points per forward/backward pass (memory bound)
+    seed: int  # image choice and noise baselines
 
-    @classmethod
-    def from_dict(cls, d):
-        cfg = dataclass_from_dict(cls, d, "analyses.ig")
-        if cfg.output not in OUTPUTS or cfg.baseline not in BASELINES or cfg.target not in ("pred", "true") \
-                or cfg.delta_alpha not in ("exact", "paper") or cfg.steps < 1 or cfg.trials < 1:
-            raise RobinterpError(f"analyses.ig: invalid settings {cfg}; output in {OUTPUTS}, baseline in "
-                                 f"{BASELINES}, target in (pred, true), delta_alpha in (exact, paper), steps/trials >= 1")
-        return cfg
 
 
 @dataclass(frozen=True)
-class ShapConfig:
+class ShapConfig(Settings):
     """The `analyses.shap` config block (defaults = the author's notebook)."""
+    SECTION = "analyses.shap"
 
-    num_images: int = 24
-    background: int = 176  # training images drawn as the expectation's baselines
-    nsamples: int = 200  # (background, alpha) samples per explained image
-    batch_size: int = 10  # samples per gradient pass inside shap (author: 10)
-    output: str = "logit"  # the author passed the classifier itself (logits) to shap
-    seed: int = 0  # image choice (same as IG's with equal seeds), background and shap's rseed
+    num_images: int
+    background: int  # training images drawn as the expectation's baselines
+    nsamples: int  # (background, alpha) samples per explained image
+    batch_size: int  # samples per gradient pass inside shap (author: 10)
+    output: str  # the author passed the classifier itself (logits) to shap
+    seed: int  # image choice (same as IG's with equal seeds), background and shap's rseed
 
-    @classmethod
-    def from_dict(cls, d):
-        cfg = dataclass_from_dict(cls, d, "analyses.shap")
-        if cfg.output not in OUTPUTS or min(cfg.num_images, cfg.background, cfg.nsamples, cfg.batch_size) < 1:
-            raise RobinterpError(f"analyses.shap: invalid settings {cfg}; output in {OUTPUTS}, sizes >= 1")
-        return cfg
 
 
 class ScalarOutput(nn.Module):
@@ -240,6 +228,12 @@ def choose_images(num_images: int, labels: np.ndarray, seed: int) -> np.ndarray:
         raise RobinterpError("analyses: num_images must be >= 1")
     rng = np.random.default_rng(seed)
     return np.sort(rng.permutation(len(labels))[:min(num_images, len(labels))]).astype(np.int64)
+
+
+def shap_background(train, cfg: ShapConfig) -> tuple[np.ndarray, torch.Tensor]:
+    """The `cfg.background` training images of SHAP's expectation (seeded; sorted indices, CPU floats)."""
+    idx = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[:cfg.background])
+    return idx, train.tensors(idx)[0]
 
 
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:

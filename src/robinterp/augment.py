@@ -14,13 +14,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .config import Settings
+
 
 @dataclass(frozen=True)
-class AugmentConfig:
-    crop_padding: int = 0  # pixels of zero padding before the random crop (CIFAR: 4)
-    flip: bool = False
-    random_resized_crop: bool = False  # scale (0.08, 1), ratio (3/4, 4/3) as torchvision
-    rotation: float = 0.0  # max degrees, uniform in [-rotation, rotation]
+class AugmentConfig(Settings):
+    SECTION = "augment"
+
+    crop_padding: int  # pixels of zero padding before the random crop (CIFAR: 4)
+    flip: bool
+    random_resized_crop: bool  # scale (0.08, 1), ratio (3/4, 4/3) as torchvision
+    rotation: float  # max degrees, uniform in [-rotation, rotation]
 
 
 def _rand(n, gen, device):

@@ -34,16 +34,41 @@ def json_arg(text: str):
         raise argparse.ArgumentTypeError(f"not valid JSON: {e}")
 
 
-# The verbs in pipeline order, by workflow stage (workflow/rules/<stage>.smk); `--help` lists them so.
+def setting(p: argparse.ArgumentParser, flag: str, key: str, help: str = "", **kw) -> None:
+    """A flag carrying one config key: its default is the schema's (the only place defaults are
+    written), and its help names the key."""
+    from .config import default
+
+    value = default(key)
+    help = help or SHARED_HELP.get(flag, "")
+    shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
+    p.add_argument(flag, default=value, help=f"{help}{'; ' if help else ''}config {key} (default {shown})".replace("%", "%%"),
+                   **kw)
+
+
+def block_json(p: argparse.ArgumentParser, key: str, flag: str = "--config-json", what: str = "") -> None:
+    """A --*-json flag carrying one config block: keys left out take the schema's defaults."""
+    from .config import properties
+
+    keys = ", ".join(properties(key))
+    p.add_argument(flag, type=json_arg, default=None,
+                   help=f"{what or 'the config block ' + key} as JSON; keys: {keys} (workflow/schemas/config.schema.yaml, "
+                        f"$defs {key}); keys left out take their defaults")
+
+
+# The verbs in pipeline order, by workflow stage: stage X's rules are workflow/rules/X.smk and its
+# verbs live in commands/X.py (tests/test_cli.py holds both to it). `--help` lists them so.
 STAGES = {
-    "data": ["prepare-data", "build-small-imagenet"],
-    "train": ["train", "import-checkpoint"],
+    "data": ["prepare-data"],
+    "small_imagenet": ["build-small-imagenet"],
+    "train": ["train"],
+    "published": ["import-checkpoint"],
     "evaluate": ["evaluate", "accuracy-table"],
     "analyses": ["ig", "shap", "class-generation", "inversion", "feature-vis"],
     "figures": ["plot-attributions", "plot-class-generation", "plot-inversion", "plot-feature-vis"],
     "metrics": ["install-fid-weights", "inception-features", "fid", "fid-table", "inversion-distance",
-                "inversion-table", "interpretability-metrics", "interpretability-table",
-                "parameter-randomisation", "randomisation-plot", "robustness-curve", "summary"],
+                "inversion-table", "interpretability-metrics", "parameter-randomisation", "randomisation-plot",
+                "interpretability-table", "robustness-curve", "summary"],
 }
 
 # Flags that mean the same in every verb, documented once; a verb's own help text wins.
@@ -55,7 +80,8 @@ SHARED_HELP = {
     "--seed": "seed of every random draw of this verb",
     "--batch-size": "images per forward/backward pass (memory and speed only)",
     "--dataset": "dataset name, for titles",
-    "--reference-json": "the dataset's `reference:` block (the paper's numbers) as JSON",
+    "--reference-json": "the dataset's reference block as JSON (the paper's numbers; $defs dataset.reference): keys are "
+                        "variant names (and `real`, the real-data FID), values {clean_acc, adv_acc, fid, inversion_distance}",
     "--inputs": "the per-variant JSON files to merge, one per variant",
     "--out": "output file",
     "--out-csv": "output table (.csv)",
@@ -75,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     unplaced = sorted(set(VERBS) - set(order))
     if unplaced:
         raise RuntimeError(f"verbs {unplaced} are in no stage of cli.STAGES")
-    stages = "\n".join(f"  {stage:<10} {', '.join(verbs)}" for stage, verbs in STAGES.items())
+    stages = "\n".join(f"  {stage:<15} {', '.join(verbs)}" for stage, verbs in STAGES.items())
     parser = argparse.ArgumentParser(prog="robinterp", description=__doc__.split("\n\n")[0],
                                      epilog=f"verbs by workflow stage, in pipeline order:\n{stages}",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 
@@ -145,16 +146,107 @@ def check_variant_names(config: dict) -> None:
             raise RobinterpError(f"datasets.{ds}.variants: duplicate name(s) {dup}; each variant needs its own name")
 
 
-def dataclass_from_dict(cls, d: dict | None, where: str):
-    """A frozen settings dataclass from a config block, naming unknown keys and the allowed ones."""
-    import dataclasses
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+_SCHEMA: dict = {}
 
-    d = dict(d or {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise RobinterpError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-    return cls(**d)
+
+def schema() -> dict:
+    """workflow/schemas/config.schema.yaml: every key, its default and its description; the only
+    place a default is written (the workflow fills them, the verbs read them from here)."""
+    if not _SCHEMA:
+        if not SCHEMA_PATH.is_file():
+            raise RobinterpError(f"{SCHEMA_PATH}: the config schema is missing; robinterp runs from its repository "
+                                 "(pip install -e . or PYTHONPATH=src)")
+        _SCHEMA.update(load_schema(SCHEMA_PATH))
+    return _SCHEMA
+
+
+def _deref(node: dict) -> dict:
+    ref = node.get("$ref")
+    return schema()["$defs"][ref.rsplit("/", 1)[1]] if ref else node
+
+
+def section(path: str) -> dict:
+    """The schema node at a dotted path: a $defs entry or a top-level key, then properties
+    ("attack", "analyses.ig", "metrics.fid", "dataset.evaluation", "checkpoint.width")."""
+    head, *rest = path.split(".")
+    node = schema()["$defs"].get(head) or schema()["properties"].get(head)
+    if node is None:
+        raise KeyError(f"no schema section {path!r}")
+    for part in rest:
+        node = _deref(node)["properties"][part]
+    return node
+
+
+def default(path: str):
+    """The schema's default of one key ("metrics.fid.batch_size")."""
+    node = section(path)
+    if "default" not in node:
+        raise KeyError(f"schema key {path!r} has no default")
+    return copy.deepcopy(node["default"])
+
+
+def defaults(path: str) -> dict:
+    """{key: default} of every key of a schema block that has one."""
+    return {k: copy.deepcopy(v["default"]) for k, v in properties(path).items() if "default" in v}
+
+
+def properties(path: str) -> dict:
+    """{key: its schema} of a schema block."""
+    return _deref(section(path)).get("properties", {})
+
+
+def check_block(block: dict, path: str, where: str) -> None:
+    """Raise RobinterpError naming each key of `block` that breaks the schema block at `path`."""
+    import jsonschema
+
+    sub = {"$defs": schema()["$defs"], **_deref(section(path))}
+    problems = []
+    block = _plain(block)
+    for e in sorted(jsonschema.Draft202012Validator(sub).iter_errors(block), key=lambda e: list(map(str, e.path))):
+        problems += _lines(".".join([where] + [str(p) for p in e.absolute_path]), e)
+    if problems:
+        raise RobinterpError("invalid settings:\n  " + "\n  ".join(dict.fromkeys(problems)))
+
+
+def _plain(value):
+    """Tuples as lists (JSON's arrays), so that a block built in Python validates as its JSON would."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+class Settings:
+    """Mixin of the frozen settings dataclasses: each is one config block (`SECTION`, a schema
+    path) and has no defaults of its own. `from_dict` checks the block against the schema (errors
+    name the key), fills what it leaves out from the schema's defaults and keeps the fields;
+    `of(**values)` is the same from keywords. Keys the schema has and the dataclass lacks
+    (`enabled`, ...) are read by the workflow, not by the library."""
+
+    SECTION: ClassVar[str] = ""
+
+    @classmethod
+    def build(cls, block: dict | None, where: str | None = None):
+        import dataclasses
+
+        where = where or cls.SECTION
+        block = dict(block or {})
+        consts = {k: v["const"] for k, v in properties(cls.SECTION).items() if "const" in v}  # source `kind`
+        check_block({**consts, **block}, cls.SECTION, where)
+        values = {**defaults(cls.SECTION), **block}
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise RobinterpError(f"{where}: missing key(s) {missing} (they have no default)")
+        return cls(**{n: values[n] for n in names})
+
+    @classmethod
+    def from_dict(cls, block: dict | None):
+        return cls.build(block)
+
+    @classmethod
+    def of(cls, **values):
+        return cls.build(values)
 
 
 def imported_variants(config: dict) -> dict[str, dict]:

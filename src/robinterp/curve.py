@@ -14,6 +14,14 @@ import pandas as pd
 from .errors import RobinterpError
 
 
+def ladder_eps(ladder: dict) -> dict[str, float]:
+    """{variant: training eps} from {variant: its training attack block (null = standard, eps 0) or a number}."""
+    if not ladder:
+        raise RobinterpError("--eps-json: give {variant: eps or attack block} for the ladder's variants")
+    return {name: float(attack.get("eps", 0.0)) if isinstance(attack, dict) else float(attack or 0.0)
+            for name, attack in ladder.items()}
+
+
 def curve_frame(eps: dict[str, float], accuracy: list[dict], fid: list[dict], metrics: list[dict]) -> pd.DataFrame:
     """Long table: variant, eps, quantity, better, mean, low, high (accuracies in %)."""
     rows = []

@@ -33,7 +33,7 @@ def load_inception(dims: int, device):
     return InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]]).to(device).eval()
 
 
-def inception_features(images: np.ndarray, dims: int = 2048, batch_size: int = 50, device="cpu",
+def inception_features(images: np.ndarray, dims: int, batch_size: int, device="cpu",
                        model=None, desc: str = "inception") -> np.ndarray:
     """N x dims float64 features of uint8 N x H x W x C images (grey images repeated to RGB)."""
     import torch
@@ -136,7 +136,7 @@ def subsample_features(feats: np.ndarray, n: int, seed: int) -> np.ndarray:
     return feats[np.sort(np.random.default_rng(seed).choice(len(feats), n, replace=False))]
 
 
-def kid(feats1: np.ndarray, feats2: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> dict:
+def kid(feats1: np.ndarray, feats2: np.ndarray, subsets: int, subset_size: int, seed: int) -> dict:
     """Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2, kernel (x.y/d + 1)^3,
     averaged over random subsets (torch-fidelity's defaults); mean and std over subsets."""
     f1, f2 = np.asarray(feats1, np.float64), np.asarray(feats2, np.float64)

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import dataclass_from_dict
+from .config import Settings
 from .errors import RobinterpError
 
 DIRECTION = {"gradient_alignment": "higher", "gini": "higher", "deletion_auc": "lower",
@@ -191,9 +191,8 @@ EXPLAINERS = {"saliency": saliency_explainer, "integrated_gradients": integrated
               "paper_ig": paper_ig_explainer}
 
 
-def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, explainer: str = "integrated_gradients",
-                    radius: float = 0.02, samples: int = 10, output: str = "probability",
-                    batch_size: int | None = None) -> torch.Tensor:
+def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, explainer: str, radius: float,
+                    samples: int, output: str, batch_size: int | None = None) -> torch.Tensor:
     """captum sensitivity_max: largest change of the explanation ||e(x) - e(x')|| / ||e(x)|| (Frobenius,
     relative: equal to Quantus's MaxSensitivity) under uniform L-inf noise of `radius` (pixel units),
     over `samples` draws. Seed torch's global RNG first. `batch_size`: perturbed images explained
@@ -213,7 +212,7 @@ def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
 MIN_BOOTSTRAP_ROUNDS = 20
 
 
-def bootstrap_mean(values, rounds: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+def bootstrap_mean(values, rounds: int, seed: int, level: float = 0.95) -> dict:
     """Mean and percentile bootstrap interval of the mean (resampling images).
 
     Resampling with replacement leaves the mean unbiased, so the interval is centred on it (unlike
@@ -235,37 +234,30 @@ def bootstrap_mean(values, rounds: int = 1000, seed: int = 0, level: float = 0.9
 # --- one variant, every metric ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class InterpretabilityConfig:
+class InterpretabilityConfig(Settings):
     """The dataset's `metrics.interpretability` block (defaults: workflow/schemas/config.schema.yaml)."""
+    SECTION = "metrics.interpretability"
 
-    sample: int = 100  # attributed images used (the first rows of each attributions file)
-    target: str = "pred"  # class the attributions explain (analyses default: pred) - or label
-    output: str = "probability"  # probability (as the paper's IG) or logit
-    steps: int = 20  # deletion/insertion: steps + 1 pixel fractions
-    baseline: str = "zero"  # what deleted pixels become / insertion starts from: zero, mean, blur
-    infidelity_samples: int = 10
-    infidelity_noise: float = 0.1  # std of the Gaussian pixel perturbation
-    alignment_max_images: int | None = None  # null = whole test split
-    sensitivity_images: int = 20
-    sensitivity_samples: int = 10
-    sensitivity_radius: float = 0.02  # L-inf radius (pixel units)
-    explainer: str = "integrated_gradients"  # key of EXPLAINERS
-    faithfulness_runs: int = 100  # random pixel subsets per image (Quantus: 100)
-    faithfulness_fraction: float = 0.2  # share of the pixels in each subset
-    lipschitz_samples: int = 10  # Gaussian neighbours per image (on the sensitivity images)
-    lipschitz_noise: float = 0.1  # their std (pixel units; Quantus: 0.1)
-    batch_size: int = 256
-    bootstrap: int = 1000
-    seed: int = 0
+    sample: int  # attributed images used (the first rows of each attributions file)
+    target: str  # class the attributions explain (analyses default: pred) - or label
+    output: str  # probability (as the paper's IG) or logit
+    steps: int  # deletion/insertion: steps + 1 pixel fractions
+    baseline: str  # what deleted pixels become / insertion starts from: zero, mean, blur
+    infidelity_samples: int
+    infidelity_noise: float  # std of the Gaussian pixel perturbation
+    alignment_max_images: int | None  # null = whole test split
+    sensitivity_images: int
+    sensitivity_samples: int
+    sensitivity_radius: float  # L-inf radius (pixel units)
+    explainer: str  # key of EXPLAINERS
+    faithfulness_runs: int  # random pixel subsets per image (Quantus: 100)
+    faithfulness_fraction: float  # share of the pixels in each subset
+    lipschitz_samples: int  # Gaussian neighbours per image (on the sensitivity images)
+    lipschitz_noise: float  # their std (pixel units; Quantus: 0.1)
+    batch_size: int
+    bootstrap: int
+    seed: int
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "InterpretabilityConfig":
-        cfg = dataclass_from_dict(cls, d, "metrics.interpretability")
-        if (cfg.target not in ("label", "pred") or cfg.output not in ("probability", "logit")
-                or cfg.baseline not in ("zero", "mean", "blur") or cfg.explainer not in EXPLAINERS):
-            raise RobinterpError(f"metrics.interpretability: invalid settings {cfg}; target in (label, pred), output in "
-                                 f"(probability, logit), baseline in (zero, mean, blur), explainer in {sorted(EXPLAINERS)}")
-        return cfg
 
 
 def load_attributions(path) -> dict:
@@ -283,7 +275,16 @@ def load_attributions(path) -> dict:
 
 def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor, attributions: dict[str, dict],
                               cfg: InterpretabilityConfig, device) -> list[dict]:
-    """Every metric for one model: a list of {metric, method, direction, values, mean, low, high}."""
+    """Every metric for one model: a list of {metric, method, direction, values, mean, low, high}.
+    The model's parameters are frozen and BatchNorm in eval mode meanwhile (restored after): the
+    metrics differentiate with respect to the input only."""
+    from .attacks import attack_mode
+
+    with attack_mode(model):
+        return _metrics(model, test_x, test_y, attributions, cfg, device)
+
+
+def _metrics(model, test_x, test_y, attributions, cfg, device) -> list[dict]:
     from .explanation_metrics import faithfulness_correlation, local_lipschitz_estimate
 
     entries = []

@@ -53,48 +53,69 @@ class Classifier(nn.Module):
 
 # --- CIFAR ResNet (names as MadryLab robustness cifar_models/resnet.py) ---------------------
 
-class BasicBlock(nn.Module):
-    expansion = 1
+def _projection(in_planes: int, out: int, stride: int) -> nn.Sequential | None:
+    """A residual block's projection shortcut (1x1 conv + BatchNorm) where the shape changes, else None."""
+    if stride == 1 and in_planes == out:
+        return None
+    return nn.Sequential(nn.Conv2d(in_planes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
 
-    def __init__(self, in_planes, planes, stride=1):
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions and the residual connection (ResNet18/34). Publishers name the
+    projection shortcut differently: `shortcut` in the CIFAR ResNets (robustness, RobustBench),
+    `downsample` in torchvision (ImageNetBasicBlock); the weights are the same."""
+
+    expansion = 1
+    shortcut_name = "shortcut"
+
+    def __init__(self, in_planes, planes, stride=1, base_width=64):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
-                                          nn.BatchNorm2d(planes))
+        setattr(self, self.shortcut_name, _projection(in_planes, planes * self.expansion, stride))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return F.relu(self.bn2(self.conv2(out)) + _identity(self, x))
 
 
-class CifarBottleneck(nn.Module):
-    """robustness `cifar_models/resnet.py` Bottleneck: stride on the 3x3 conv, `shortcut.0/1`."""
+class Bottleneck(nn.Module):
+    """1x1, 3x3 (carrying the stride), 1x1 convolutions and the residual connection (ResNet50);
+    the middle width scales with `base_width` (wide_resnet50_2: 128). torchvision's names."""
 
     expansion = 4
+    shortcut_name = "downsample"
 
-    def __init__(self, in_planes, planes, stride=1):
+    def __init__(self, in_planes, planes, stride=1, base_width=64):
         super().__init__()
         out = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+        mid = int(planes * base_width / 64)
+        self.conv1 = nn.Conv2d(in_planes, mid, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv3 = nn.Conv2d(mid, out, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != out:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+        setattr(self, self.shortcut_name, _projection(in_planes, out, stride))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(out)))
-        return F.relu(self.bn3(self.conv3(out)) + self.shortcut(x))
+        return F.relu(self.bn3(self.conv3(out)) + _identity(self, x))
+
+
+class CifarBottleneck(Bottleneck):
+    """robustness `cifar_models/resnet.py` Bottleneck: the same block, its projection named `shortcut`."""
+
+    shortcut_name = "shortcut"
+
+
+def _identity(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The residual branch's input: x, or its projection where the block has one."""
+    projection = getattr(block, block.shortcut_name)
+    return x if projection is None else projection(x)
 
 
 class CifarResNet(nn.Module):
@@ -182,51 +203,10 @@ class PreActResNet(nn.Module):
 
 # --- ImageNet ResNets (names as torchvision.models.resnet*) ---------------------------------
 
-class ImageNetBasicBlock(nn.Module):
-    """torchvision's BasicBlock (ResNet18/34): `downsample.0/1` instead of CIFAR's `shortcut`."""
+class ImageNetBasicBlock(BasicBlock):
+    """torchvision's BasicBlock (ResNet18/34): the projection named `downsample`."""
 
-    expansion = 1
-
-    def __init__(self, in_planes, planes, stride=1, base_width=64):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or in_planes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + identity)
-
-
-class Bottleneck(nn.Module):
-    expansion = 4
-
-    def __init__(self, in_planes, planes, stride=1, base_width=64):
-        super().__init__()
-        out = planes * self.expansion
-        mid = int(planes * base_width / 64)  # wide_resnet50_2: base_width 128
-        self.conv1 = nn.Conv2d(in_planes, mid, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(mid)
-        self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(mid)
-        self.conv3 = nn.Conv2d(mid, out, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or in_planes != out:
-            self.downsample = nn.Sequential(nn.Conv2d(in_planes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        return self.relu(self.bn3(self.conv3(out)) + identity)
+    shortcut_name = "downsample"
 
 
 class ImageNetResNet(nn.Module):

@@ -14,7 +14,7 @@ re-explains the images, so the demo's cost grows with the number of steps). A st
 re-initialised with every sub-module's own `reset_parameters()` (BatchNorm too, as Quantus's
 MPRT does), seeded per stage. Method explainers: `ig` (the analyses' `explain_ig`, its noise
 baselines re-seeded identically at every step) and `shap` (shap's GradientExplainer for the
-trained model's class). Run: `robinterp parameter-randomisation` (commands/randomisation.py).
+trained model's class). Run: `robinterp parameter-randomisation` (commands/metrics.py).
 """
 
 from __future__ import annotations
@@ -27,27 +27,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import dataclass_from_dict
+from .config import Settings
 from .errors import RobinterpError
 
 RANDOMISATION_METHODS = ("ig", "shap")
 
 
 @dataclass(frozen=True)
-class RandomisationConfig:
+class RandomisationConfig(Settings):
     """The dataset's `metrics.randomisation` block (defaults: workflow/schemas/config.schema.yaml)."""
+    SECTION = "metrics.randomisation"
 
-    images: int = 16  # explained images per variant (the first rows of each attributions file)
-    target: str = "pred"  # class explained at every step: the trained model's prediction, or label
-    bootstrap: int = 1000  # rounds for the 95% interval of the mean correlation
-    seed: int = 0  # re-initialisation and explainer noise
+    images: int  # explained images per variant (the first rows of each attributions file)
+    target: str  # class explained at every step: the trained model's prediction, or label
+    bootstrap: int  # rounds for the 95% interval of the mean correlation
+    seed: int  # re-initialisation and explainer noise
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "RandomisationConfig":
-        cfg = dataclass_from_dict(cls, d, "metrics.randomisation")
-        if cfg.target not in ("pred", "label") or cfg.images < 1:
-            raise RobinterpError(f"metrics.randomisation: invalid settings {cfg}; target in (pred, label), images >= 1")
-        return cfg
 
 
 def cascade_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -157,3 +152,28 @@ def shap_for_target(x: torch.Tensor, target: torch.Tensor, background: torch.Ten
         return torch.cat(out)
 
     return explain
+
+
+def randomisation_check(model: nn.Module, attributions: dict[str, dict], cfg: RandomisationConfig, ig_cfg, shap_cfg,
+                        train=None) -> tuple[list[dict], dict]:
+    """The cascade for each method's explained images ({method: attributions.npz contents}; the
+    first `cfg.images` rows, their true or predicted class): (one summary entry per method,
+    {method: the cascade}). SHAP draws its background from `train` as the `shap` verb does."""
+    from .attributions import shap_background
+
+    device = next(model.parameters()).device
+    entries, cascades = [], {}
+    for method, att in attributions.items():
+        x = torch.from_numpy(att["images"][:cfg.images]).float().to(device)
+        t = torch.from_numpy(att["labels" if cfg.target == "label" else "preds"][:cfg.images]).long().to(device)
+        if method == "ig":
+            explain = ig_for_target(x, t, ig_cfg)
+        elif method == "shap":
+            if train is None:
+                raise RobinterpError("--attributions shap=...: give --train (the SHAP background split)")
+            explain = shap_for_target(x, t, shap_background(train, shap_cfg)[1].to(device), shap_cfg)
+        else:
+            raise RobinterpError(f"--attributions {method}=...: the randomisation check explains ig or shap")
+        cascades[method], entry = summarise_cascade(randomisation_cascade(model, explain, cfg.seed), method, cfg)
+        entries.append(entry)
+    return entries, cascades

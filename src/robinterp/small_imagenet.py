@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .config import Settings, properties
 from .data import write_split
 from .errors import RobinterpError
 from .progress import progress
@@ -49,31 +50,29 @@ PARTS = ("train", "ilsvrc_val", "imagenetv2")  # job kinds; also seeds each job'
 
 
 @dataclass(frozen=True)
-class BuildConfig:
+class BuildConfig(Settings):
+    SECTION = "small_imagenet_source"
+
     train_dir: str
     val_dir: str
-    val_labels: str | None = None  # LOC_val_solution.csv for the flat validation layout
-    imagenetv2_dir: str | None = None  # ImageNetV2 TopImages, optional
-    synset_mapping: str | None = None  # LOC_synset_mapping.txt: "n01440764 tench, Tinca tinca"
-    class_list: str | None = None  # one wnid per line; replaces the random draw of `classes`
-    classes: int = 150
-    train_per_class: int = 600
-    val_per_class: int = 50  # held out of the train folder (validation: train_holdout)
-    test_per_class: int = 50  # ILSVRC validation images per class (50 = all)
-    imagenetv2_per_class: int = 10  # TopImages has 10 per class
-    image_size: int = 128
-    validation: str = "train_holdout"  # train_holdout | ilsvrc_val (the paper: val = ILSVRC val)
-    seed: int = 0
-
-
-# at least, as the schema says; `validation: ilsvrc_val` leaves val_per_class unused
-MINIMUMS = {"classes": 1, "train_per_class": 1, "val_per_class": 1, "test_per_class": 1,
-            "imagenetv2_per_class": 0, "image_size": 8, "seed": 0}
+    val_labels: str | None  # LOC_val_solution.csv for the flat validation layout
+    imagenetv2_dir: str | None  # ImageNetV2 TopImages, optional
+    synset_mapping: str | None  # LOC_synset_mapping.txt: "n01440764 tench, Tinca tinca"
+    class_list: str | None  # one wnid per line; replaces the random draw of `classes`
+    classes: int
+    train_per_class: int
+    val_per_class: int  # held out of the train folder (validation: train_holdout)
+    test_per_class: int  # ILSVRC validation images per class (50 = all)
+    imagenetv2_per_class: int  # TopImages has 10 per class
+    image_size: int
+    validation: str  # train_holdout | ilsvrc_val (the paper: val = ILSVRC val)
+    seed: int
 
 
 def check_settings(cfg: BuildConfig) -> None:
-    """One-line errors for counts, sizes and seeds out of range (before any folder is read)."""
-    for key, low in MINIMUMS.items():
+    """One-line errors for counts, sizes and seeds out of range (before any folder is read), at
+    the schema's minimums (`validation: ilsvrc_val` leaves val_per_class unused)."""
+    for key, low in ((k, v["minimum"]) for k, v in properties(BuildConfig.SECTION).items() if "minimum" in v):
         value = getattr(cfg, key)
         if not isinstance(value, int) or value < low:
             raise RobinterpError(f"{key}: {value!r}; must be an integer >= {low} "

@@ -96,8 +96,7 @@ def report_sizes(splits: dict, classes: list[str], few: int = 5) -> None:
               "val_fraction, or give a root/val/<class>/ folder")
 
 
-def prepare_digits(out_dir: Path, image_size: int = 16, val_fraction: float = 0.1,
-                   test_fraction: float = 0.2, seed: int = 0) -> None:
+def prepare_digits(out_dir: Path, image_size: int, val_fraction: float, test_fraction: float, seed: int) -> None:
     """scikit-learn's 8x8 digits (1797 images, shipped offline) as 3-channel images."""
     from sklearn.datasets import load_digits
 
@@ -117,8 +116,7 @@ def prepare_digits(out_dir: Path, image_size: int = 16, val_fraction: float = 0.
 CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
-def prepare_cifar10(out_dir: Path, root: str = "data/cifar10", download: bool = False, val_size: int = 5000,
-                    seed: int = 0, verify_md5: bool = True) -> None:
+def prepare_cifar10(out_dir: Path, root: str, download: bool, val_size: int, seed: int, verify_md5: bool) -> None:
     """CIFAR-10's python batches under `root`/cifar-10-batches-py; `val_size` training images held out.
 
     torchvision downloads the archive (`download`) and checks the md5 of every batch file
@@ -228,8 +226,8 @@ def raise_bad(bad: list[str]) -> None:
                              + "\n  ".join(bad))
 
 
-def prepare_image_folder(out_dir: Path, root: str, image_size: int = 64, val_fraction: float = 0.1,
-                         test_fraction: float = 0.2, seed: int = 0) -> None:
+def prepare_image_folder(out_dir: Path, root: str, image_size: int, val_fraction: float, test_fraction: float,
+                         seed: int) -> None:
     """A class-per-sub-folder tree: either `root/{train,test[,val]}/<class>/` or `root/<class>/`."""
     root = Path(root)
     bad: list[str] = []  # decode failures of every split, reported together
@@ -260,19 +258,14 @@ SOURCES = {"digits": prepare_digits, "cifar10": prepare_cifar10, "image_folder":
 
 
 def prepare(source: dict, out_dir: str | Path) -> None:
+    """Write the packed splits of a `source:` block; keys it leaves out take the schema's defaults
+    ($defs <kind>_source), and a wrong key or value is named."""
+    from .config import check_block, defaults
+
     kind = source.get("kind")
     if kind not in SOURCES:
         raise RobinterpError(f"source.kind {kind!r}: choose one of {sorted(SOURCES)} "
                              "(small_imagenet150 is built by `robinterp build-small-imagenet`)")
-    import inspect
-
-    keys = {k: v for k, v in source.items() if k != "kind"}
-    allowed = [p for p in inspect.signature(SOURCES[kind]).parameters if p != "out_dir"]
-    unknown = sorted(set(keys) - set(allowed))
-    if unknown:
-        raise RobinterpError(f"source (kind {kind}): unknown key(s) {unknown}; allowed: {allowed}")
-    params = inspect.signature(SOURCES[kind]).parameters
-    missing = [p for p in allowed if params[p].default is inspect.Parameter.empty and p not in keys]
-    if missing:
-        raise RobinterpError(f"source (kind {kind}): missing key(s) {missing}")
+    check_block(source, f"{kind}_source", "source")
+    keys = {k: v for k, v in {**defaults(f"{kind}_source"), **source}.items() if k != "kind"}
     SOURCES[kind](Path(out_dir), **keys)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,57 +28,83 @@ from . import distributed, storage
 from .attacks import AttackConfig, SampleNoise, adversarial_examples, sample_keys
 from .augment import AugmentConfig, augment
 from .checkpoints import save_checkpoint
-from .config import EXECUTION_ONLY, dataclass_from_dict
+from .config import (EXECUTION_ONLY, TRAIN_ONLY_FOR_WORKFLOW, Settings, check_block, default, defaults,
+                     properties)
 from .data import Split
 from .distributed import Ranks
 from .errors import RobinterpError
-from .evaluate import DeviceData, accuracy, autocast, resolve_device
+from .device import DeviceData, autocast, resolve_device
+from .evaluate import accuracy
 from .models import build_model
 from .progress import progress
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    arch: str = "resnet18_cifar"
-    width: float = 1.0
-    epochs: int = 100
-    batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adam
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # cosine | constant | step
-    t_max: int | None = None  # cosine period in epochs; None = epochs (author: 200 for 100 epochs)
-    milestones: tuple = ()  # step schedule: epochs where lr *= gamma
-    gamma: float = 0.1
-    grad_clip_value: float | None = None  # author: 0.1 (clip_grad_value_)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    attack: AttackConfig | None = None  # None = standard training
-    selection_attack: AttackConfig | None = None  # attack behind the validation adv accuracy
-    selection_metric: str = "mean"  # mean (of clean and adv, paper) | clean | adv
-    selection_max_images: int | None = None  # bound the per-epoch adversarial validation cost
-    eval_batch_size: int = 256
-    seed: int = 0
-    amp: bool = False  # bf16 autocast of the training steps (CUDA only)
-    eval_amp: bool = False  # bf16 validation for model selection (evaluation.amp; fp32 by default)
-    channels_last: bool = False
-    fused: bool = True  # fused optimiser kernels (CUDA only; CPU keeps the reference kernels)
-    compile: bool = False  # torch.compile the model (pays compilation in the first epoch)
-    sync_batchnorm: bool = True  # multi-GPU: BatchNorm statistics over the global batch
-    device: str = "auto"
-    mean: tuple | None = None  # input normalisation inside the model; None = train split's statistics
-    std: tuple | None = None
+class TrainConfig(Settings):
+    """One variant's training: its dataset's `model` and `train` blocks with the variant's overrides,
+    attack and seed (robinterp.config.resolve_variant), evaluation.amp and the device."""
+
+    SECTION = "train"
+
+    arch: str
+    width: float
+    epochs: int
+    batch_size: int
+    optimizer: str  # sgd | adam
+    lr: float
+    momentum: float
+    weight_decay: float
+    schedule: str  # cosine | constant | step
+    t_max: int | None  # cosine period in epochs; None = epochs (author: 200 for 100 epochs)
+    milestones: tuple  # step schedule: epochs where lr *= gamma
+    gamma: float
+    grad_clip_value: float | None  # author: 0.1 (clip_grad_value_)
+    augment: AugmentConfig
+    attack: AttackConfig | None  # None = standard training
+    selection_attack: AttackConfig | None  # attack behind the validation adv accuracy
+    selection_metric: str  # mean (of clean and adv, paper) | clean | adv
+    selection_max_images: int | None  # bound the per-epoch adversarial validation cost
+    eval_batch_size: int
+    seed: int
+    amp: bool  # bf16 autocast of the training steps (CUDA only)
+    eval_amp: bool  # bf16 validation for model selection (evaluation.amp; fp32 by default)
+    channels_last: bool
+    fused: bool  # fused optimiser kernels (CUDA only; CPU keeps the reference kernels)
+    compile: bool  # torch.compile the model (pays compilation in the first epoch)
+    sync_batchnorm: bool  # multi-GPU: BatchNorm statistics over the global batch
+    device: str
+    mean: tuple | None  # input normalisation inside the model; None = train split's statistics
+    std: tuple | None
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        d["augment"] = dataclass_from_dict(AugmentConfig, d.get("augment"), "train config: augment")
-        d["attack"] = AttackConfig.from_dict(d.get("attack"))
-        d["selection_attack"] = AttackConfig.from_dict(d.get("selection_attack"))
-        d["milestones"] = tuple(d.get("milestones") or ())
+    def build(cls, d: dict | None, where: str | None = None) -> "TrainConfig":
+        """From `robinterp.config.resolve_variant`'s flat dict: the model and train blocks, the
+        variant's attack and seed, evaluation.amp (as eval_amp) and the device. Keys left out take
+        the schema's defaults; errors name the key."""
+        d = dict(d or {})
+        blocks = {"model": {}, "train": {}}
+        for key in list(d):
+            for name in blocks:
+                if key in _schema_keys(name):
+                    blocks[name][key] = d.pop(key)
+                    break
+        own = {"attack": "variant.attack", "seed": "variant.seed", "eval_amp": "dataset.evaluation.amp",
+               "device": "device"}
+        unknown = sorted(set(d) - set(own))
+        if unknown:
+            raise RobinterpError(f"train config: unknown key(s) {unknown}; allowed: "
+                                 f"{sorted(_schema_keys('model') | _schema_keys('train') | set(own))}")
+        for name, block in blocks.items():
+            check_block(block, name, f"train config: {name}")
+        v = {**defaults("model"), **defaults("train"), **{k: default(path) for k, path in own.items()},
+             **blocks["model"], **blocks["train"], **d}
+        v["augment"] = AugmentConfig.build(v["augment"], "train config: train.augment")
+        v["attack"] = AttackConfig.from_dict(v["attack"])
+        v["selection_attack"] = AttackConfig.from_dict(v["selection_attack"])
+        v["milestones"] = tuple(v["milestones"] or ())
         for k in ("mean", "std"):
-            d[k] = tuple(d[k]) if d.get(k) else None
-        return dataclass_from_dict(cls, d, "train config")
+            v[k] = tuple(v[k]) if v[k] else None
+        return cls(**{f.name: v[f.name] for f in dataclasses.fields(cls)})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -86,6 +112,11 @@ class TrainConfig:
     def result_dict(self) -> dict:
         """The settings the trained weights depend on (no device, speed or throughput switches)."""
         return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY["train"]}
+
+
+def _schema_keys(block: str) -> set[str]:
+    """Keys of a schema block the training config takes (train.selection_split is the workflow's)."""
+    return set(properties(block)) - set(TRAIN_ONLY_FOR_WORKFLOW)
 
 
 def make_optimizer(cfg: TrainConfig, model, device: torch.device = torch.device("cpu")):

@@ -1,24 +1,10 @@
-# Interpretability analyses (paper 2.3): one compute job per dataset x variant x method writing
-# arrays under {results}/{dataset}/<method>/{variant}/, and plot jobs that read only those arrays
-# and draw the paper's figures under {results}/{dataset}/figures/. A compute rule's params are
-# exactly its method's config block; a plot rule's are `analyses.plots` - so a config change
-# reruns only the jobs it concerns (tests/test_analyses_workflow.py).
-
-include: "analyses_common.smk"
-
-
-TARGETS.append(
-    lambda ds: (
-        [f"{R}/{ds}/figures/{name}.{ext}" for name in ANALYSIS_FIGURES for ext in ("png", "pdf")]
-        if analyses_cfg(ds)["enabled"]
-        else []
-    )
-)
-
+# Interpretability analyses (paper 2.3): one job per dataset x variant x method writing arrays
+# under {results}/{dataset}/<method>/{variant}/ (verbs: src/robinterp/commands/analyses.py).
+# A rule's rerun trigger is its method's config block less its batch size, so a config change
+# reruns only the method it concerns and that method's figures (figures.smk).
 
 wildcard_constraints:
     method="ig|shap",
-    layout="compare|grid",
 
 
 rule ig:
@@ -146,105 +132,3 @@ rule feature_vis:
         "OMP_NUM_THREADS={threads} python -m robinterp feature-vis --checkpoint {input.model}"
         " --data {input.test} --config-json {params.config} --variant {wildcards.variant}"
         " --device {params.device} --out {output.features} --meta {output.meta} > {log} 2>&1"
-
-
-# --- figures: read arrays only -----------------------------------------------------------
-
-
-rule plot_attributions:
-    input:
-        arrays=per_variant("{R}/{dataset}/{method}/{variant}/attributions.npz"),
-        meta=per_variant("{R}/{dataset}/{method}/{variant}/meta.json"),
-    output:
-        png=report(
-            f"{R}/{{dataset}}/figures/{{method}}_{{layout}}.png",
-            caption="../report/attributions.rst",
-            category="{dataset}",
-            subcategory="{method}",
-        ),
-        pdf=f"{R}/{{dataset}}/figures/{{method}}_{{layout}}.pdf",
-    params:
-        **plot_params(),
-    log:
-        f"{R}/logs/plot_attributions/{{dataset}}/{{method}}_{{layout}}.log",
-    conda:
-        CONDA_ENV
-    shell:
-        "python -m robinterp plot-attributions --variants {params.variants} --inputs {input.arrays}"
-        " --meta {input.meta} --method {wildcards.method} --layout {wildcards.layout}"
-        " --plots-json {params.plots} --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
-
-
-rule plot_class_generation:
-    input:
-        images=per_variant("{R}/{dataset}/class_generation/{variant}/images.npy"),
-        seeds=per_variant("{R}/{dataset}/class_generation/{variant}/seeds.npy"),
-        labels=per_variant("{R}/{dataset}/class_generation/{variant}/labels.npy"),
-        meta=per_variant("{R}/{dataset}/class_generation/{variant}/meta.json"),
-    output:
-        png=report(
-            f"{R}/{{dataset}}/figures/class_generation.png",
-            caption="../report/class_generation.rst",
-            category="{dataset}",
-            subcategory="class_generation",
-        ),
-        pdf=f"{R}/{{dataset}}/figures/class_generation.pdf",
-    params:
-        **plot_params(),
-    log:
-        f"{R}/logs/plot_class_generation/{{dataset}}.log",
-    conda:
-        CONDA_ENV
-    shell:
-        "python -m robinterp plot-class-generation --variants {params.variants} --images {input.images}"
-        " --seeds {input.seeds} --labels {input.labels} --meta {input.meta} --plots-json {params.plots}"
-        " --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
-
-
-rule plot_inversion:
-    input:
-        targets=per_variant("{R}/{dataset}/inversion/{variant}/targets.npy"),
-        sources=per_variant("{R}/{dataset}/inversion/{variant}/sources.npy"),
-        inverted=per_variant("{R}/{dataset}/inversion/{variant}/inverted.npy"),
-        meta=per_variant("{R}/{dataset}/inversion/{variant}/meta.json"),
-    output:
-        png=report(
-            f"{R}/{{dataset}}/figures/inversion.png",
-            caption="../report/inversion.rst",
-            category="{dataset}",
-            subcategory="inversion",
-        ),
-        pdf=f"{R}/{{dataset}}/figures/inversion.pdf",
-    params:
-        **plot_params(),
-    log:
-        f"{R}/logs/plot_inversion/{{dataset}}.log",
-    conda:
-        CONDA_ENV
-    shell:
-        "python -m robinterp plot-inversion --variants {params.variants} --targets {input.targets}"
-        " --sources {input.sources} --inverted {input.inverted} --meta {input.meta}"
-        " --plots-json {params.plots} --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
-
-
-rule plot_feature_vis:
-    input:
-        features=per_variant("{R}/{dataset}/feature_vis/{variant}/features.npz"),
-        meta=per_variant("{R}/{dataset}/feature_vis/{variant}/meta.json"),
-    output:
-        png=report(
-            f"{R}/{{dataset}}/figures/feature_vis.png",
-            caption="../report/feature_vis.rst",
-            category="{dataset}",
-            subcategory="feature_vis",
-        ),
-        pdf=f"{R}/{{dataset}}/figures/feature_vis.pdf",
-    params:
-        **plot_params(),
-    log:
-        f"{R}/logs/plot_feature_vis/{{dataset}}.log",
-    conda:
-        CONDA_ENV
-    shell:
-        "python -m robinterp plot-feature-vis --variants {params.variants} --inputs {input.features}"
-        " --meta {input.meta} --plots-json {params.plots} --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"

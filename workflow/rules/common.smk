@@ -1,6 +1,8 @@
-# Config validation, variant resolution and the target lists. No torch here: parsing the DAG
-# stays fast, and the same helpers (robinterp.config) are unit-tested.
+# Every helper function of the rules (Snakemake's lint wants functions apart from rules): config
+# validation, variant resolution, params builders and each stage's target list. No torch here:
+# parsing the DAG stays fast, and the same helpers (robinterp.config) are unit-tested.
 import json
+import re
 import shlex
 import shutil
 import sys
@@ -16,12 +18,15 @@ from robinterp.config import (
     check,
     check_variant_names,
     check_variants,
+    get_variant,
+    imported_variants,
     load_schema,
     resolve_variant,
     result_settings,
     selection_split,
     variant_names,
 )
+from robinterp.fid_weights import fid_weights_path
 from robinterp.image_folder import listing_digest
 from robinterp.errors import RobinterpError
 
@@ -86,6 +91,32 @@ def cli_flags(block, skip=()):
     return " ".join(
         f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in block.items() if k not in skip and v is not None
     )
+
+
+def block(*keys):
+    """Params helper: wildcards -> the dataset's config block at `keys` (block("metrics", "fid"))."""
+
+    def of(w):
+        out = dataset_cfg(w.dataset)
+        for k in keys:
+            out = out[k]
+        return out
+
+    return of
+
+
+def flag(block_of, key):
+    """Params function: `block_of(wildcards)[key]` as one flag named after the key: `--key value`,
+    a boolean as `--key` / `--no-key`, nothing when null (the verb's flag then stays unset)."""
+
+    def as_flag(w):
+        value = block_of(w)[key]
+        name = key.replace("_", "-")
+        if isinstance(value, bool):
+            return f"--{name}" if value else f"--no-{name}"
+        return "" if value is None else f"--{name} {shlex.quote(str(value))}"
+
+    return as_flag
 
 
 def train_config(dataset, variant):
@@ -154,3 +185,159 @@ def all_targets():
 wildcard_constraints:
     dataset="|".join(map(str, config["datasets"])) or "NONE",
     variant="[A-Za-z0-9][A-Za-z0-9_.-]*",
+
+# --- analyses and figures (analyses.smk, figures.smk) ------------------------------------------------
+
+
+ANALYSIS_FIGURES = ["ig_compare", "ig_grid", "shap_compare", "shap_grid", "class_generation", "inversion", "feature_vis"]
+
+
+def analyses_cfg(dataset):
+    return dataset_cfg(dataset)["analyses"]
+
+
+def analysis_params(method):
+    """`settings` (the method's block less its batch size) decides reruns; `config` is what the verb reads."""
+    return {
+        "settings": settings_param(lambda w: analyses_cfg(w.dataset)[method], "analyses"),
+        "config": run_settings(lambda w: json_arg(analyses_cfg(w.dataset)[method])),
+        "device": run_settings(lambda w: config["device"]),
+    }
+
+
+def per_variant(pattern):
+    """Input function: `pattern` ({R}, {variant} and the rule's wildcards) for every variant."""
+    return lambda w: [pattern.format(R=R, variant=v, **dict(w.items())) for v in variants(w.dataset)]
+
+
+def plot_params():
+    return {
+        "plots": lambda w: json_arg(analyses_cfg(w.dataset)["plots"]),
+        "variants": lambda w: " ".join(variants(w.dataset)),
+    }
+
+
+# --- metrics (metrics.smk) ---------------------------------------------------------------------------
+
+
+FID_WEIGHTS = str(fid_weights_path())  # pytorch-fid's torch.hub cache file ($TORCH_HOME)
+
+
+def metrics_cfg(dataset):
+    return dataset_cfg(dataset)["metrics"]
+
+
+def ladder(dataset):
+    """The curve's variants: metrics.curve.variants (in that order) or every variant."""
+    wanted = metrics_cfg(dataset)["curve"]["variants"]
+    unknown = sorted(set(wanted) - set(variant_names(dataset_cfg(dataset))))
+    if unknown:
+        raise WorkflowError(f"datasets.{dataset}.metrics.curve.variants: unknown variant(s) {unknown}")
+    return [v for v in wanted if v in variants(dataset)] or variants(dataset)  # run_variants may narrow it
+
+
+def ladder_eps(dataset):
+    """{variant: training attack block} - the curve reads eps from it (null = standard, eps 0)."""
+    return {v: train_config(dataset, v)["attack"] for v in ladder(dataset)}
+
+
+def _enabled(dataset, block):
+    return metrics_cfg(dataset)[block]["enabled"]
+
+
+TABLE_BLOCKS = {"fid": "fid", "inversion_distance": "inversion", "interpretability": "interpretability"}
+
+
+def metric_tables(ds):
+    """The metric tables a dataset's config switches on (name -> its metrics block)."""
+    return [name for name, block in TABLE_BLOCKS.items() if _enabled(ds, block)]
+
+
+def randomisation_on(ds):
+    return _enabled(ds, "interpretability") and _enabled(ds, "randomisation")
+
+
+def randomisation_results(ds):
+    """The interpretability table's randomisation inputs (one JSON per variant) when switched on."""
+    return [f"{R}/{ds}/interpretability/randomisation/{v}.json" for v in variants(ds)] if randomisation_on(ds) else []
+
+
+def metrics_targets(ds):
+    out = [f"{R}/{ds}/tables/{name}.{ext}" for name in metric_tables(ds) for ext in ("csv", "md")]
+    if randomisation_on(ds):
+        out.append(f"{R}/{ds}/figures/parameter_randomisation.png")
+    if _enabled(ds, "curve"):
+        out.append(f"{R}/{ds}/figures/robustness_curve.png")
+    return out + [f"{R}/summary.md"]
+
+
+TARGETS.append(metrics_targets)
+
+
+def summary_tables():
+    """{dataset: [table csv, ...]}: accuracy first, then the enabled metric tables."""
+    return {ds: [f"{R}/{ds}/tables/{n}.csv" for n in ["accuracy"] + metric_tables(ds)] for ds in enabled_datasets()}
+
+
+def fid_params(variant_of, match_n=lambda w, input: ""):
+    """Shared params of the two FID rules; `variant_of(wildcards)` names the row, `match_n` sets
+    the baseline's generated-set size (FID rows compare at equal n only)."""
+    return dict(
+        match_n=match_n,
+        settings=settings_param(lambda w: metrics_cfg(w.dataset)["fid"], "metrics.fid"),
+        fid=run_settings(lambda w: metrics_cfg(w.dataset)["fid"]),
+        max_images=flag(block("metrics", "fid"), "max_images"),
+        kid=flag(block("metrics", "fid"), "kid"),
+        variant=variant_of,
+        device=run_settings(lambda w: config["device"]),
+    )
+
+
+# --- published models (published.smk) ----------------------------------------------------------------
+
+
+try:
+    IMPORTED = imported_variants(config)
+except RobinterpError as e:
+    raise WorkflowError(str(e))
+
+
+def checkpoint_cfg(dataset, variant):
+    return get_variant(dataset_cfg(dataset), variant)["checkpoint"]
+
+
+def import_flags(dataset, variant):
+    """The checkpoint block as import-checkpoint flags (path and class_subset travel as inputs)."""
+    block = checkpoint_cfg(dataset, variant)
+    flags = {k: block.get(k) for k in ("format", "arch", "sha256", "width", "num_classes")}
+    out = cli_flags(flags)
+    for key in ("mean", "std"):
+        if block.get(key):
+            out += f" --{key} " + " ".join(str(float(x)) for x in block[key])
+    if block.get("class_subset"):
+        out += f" --class-subset {block['class_subset']}"
+    return out
+
+
+def imagenet_index_input(dataset, variant):
+    """class_subset: wnids reads the wnid of every ImageNet output from LOC_synset_mapping.txt, or
+    from the sorted class folders of the ILSVRC train folder."""
+    if not checkpoint_cfg(dataset, variant).get("class_subset"):
+        return []
+    src = dataset_cfg(dataset)["source"]
+    return [src.get("synset_mapping") or src["train_dir"]]
+
+
+def check_checkpoint_files():
+    """Fail before any job runs when an imported variant's file is missing."""
+    for ds in enabled_datasets():
+        for v in variants(ds):
+            block = get_variant(dataset_cfg(ds), v).get("checkpoint")
+            if block and not Path(block["path"]).is_file():
+                raise WorkflowError(
+                    f"datasets.{ds}.variants[{v}].checkpoint.path: {block['path']} does not exist. Download it "
+                    f"(docs/published_models.md lists where), or leave the variant out with run_variants."
+                )
+
+
+check_checkpoint_files()

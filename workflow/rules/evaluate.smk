@@ -13,20 +13,11 @@ rule evaluate:
     params:
         attack=lambda w: json_arg(dataset_cfg(w.dataset)["eval_attack"]),
         settings=settings_param(lambda w: dataset_cfg(w.dataset)["evaluation"], "evaluation"),
-        max_images=lambda w: (
-            f"--max-images {dataset_cfg(w.dataset)['evaluation']['max_images']}"
-            if dataset_cfg(w.dataset)["evaluation"]["max_images"]
-            else ""
-        ),
-        autoattack=lambda w: (
-            "--autoattack" if dataset_cfg(w.dataset)["evaluation"]["autoattack"] else "--no-autoattack"
-        ),
-        autoattack_max_images=lambda w: (
-            f"--autoattack-max-images {dataset_cfg(w.dataset)['evaluation']['autoattack_max_images']}"
-            if dataset_cfg(w.dataset)["evaluation"]["autoattack_max_images"]
-            else ""
-        ),
-        amp=lambda w: "--amp" if dataset_cfg(w.dataset)["evaluation"]["amp"] else "",
+        max_images=flag(block("evaluation"), "max_images"),
+        autoattack=flag(block("evaluation"), "autoattack"),
+        autoattack_max_images=flag(block("evaluation"), "autoattack_max_images"),
+        amp=flag(block("evaluation"), "amp"),
+        seed=flag(block("evaluation"), "seed"),
         batch_size=run_settings(lambda w: dataset_cfg(w.dataset)["evaluation"]["batch_size"]),
         device=run_settings(lambda w: config["device"]),
     log:
@@ -41,7 +32,8 @@ rule evaluate:
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp evaluate --checkpoint {input.model} --data {input.test}"
         " --attack-json {params.attack} --variant {wildcards.variant} --batch-size {params.batch_size}"
-        " {params.max_images} {params.autoattack} {params.autoattack_max_images} {params.amp} --device {params.device} --out {output} > {log} 2>&1"
+        " {params.max_images} {params.autoattack} {params.autoattack_max_images} {params.amp} {params.seed}"
+        " --device {params.device} --out {output} > {log} 2>&1"
 
 
 rule accuracy_table:

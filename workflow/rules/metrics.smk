@@ -3,7 +3,14 @@
 # curve over the variants, and results/summary.md. Reads the analyses' outputs by path.
 
 
-include: "metrics_common.smk"
+# Both FID rules run this command (the real baseline and each variant's class generation).
+FID_SHELL = (
+    "OMP_NUM_THREADS={threads} python -m robinterp fid --real {input.real} --fake {input.fake}"
+    " --dims {params.fid[dims]} {params.max_images} --seed {params.fid[seed]} --batch-size {params.fid[batch_size]}"
+    " --interval-rounds {params.fid[interval_rounds]} {params.match_n} {params.kid} --kid-subsets {params.fid[kid_subsets]}"
+    " --kid-subset-size {params.fid[kid_subset_size]} --variant {params.variant} --device {params.device}"
+    " --out {output} > {log} 2>&1"
+)
 
 
 # --- Inception weights and features ----------------------------------------------------------------
@@ -29,11 +36,7 @@ rule inception_features:
     params:
         settings=lambda w: {k: metrics_cfg(w.dataset)["fid"][k] for k in ("dims", "max_images", "seed")},
         fid=run_settings(lambda w: metrics_cfg(w.dataset)["fid"]),
-        max_images=lambda w: (
-            f"--max-images {metrics_cfg(w.dataset)['fid']['max_images']}"
-            if metrics_cfg(w.dataset)["fid"]["max_images"]
-            else ""
-        ),
+        max_images=flag(block("metrics", "fid"), "max_images"),
         device=run_settings(lambda w: config["device"]),
     wildcard_constraints:
         split="train|val|test",

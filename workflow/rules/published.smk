@@ -4,9 +4,6 @@
 # The import reads the dataset's test manifest for its class names (and, with class_subset, the
 # wnids whose logits it keeps).
 
-include: "published_common.smk"
-
-
 ruleorder: import_checkpoint > train
 
 

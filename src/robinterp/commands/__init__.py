@@ -1,7 +1,8 @@
-"""CLI verbs, one module per noun. Importing this package registers every verb with `cli.verb`.
+"""CLI verbs, one module per workflow stage: commands/X.py holds the verbs that the rules of
+workflow/rules/X.smk call. Importing this package registers every verb with `cli.verb`.
 
-To add verbs: create `commands/<noun>.py`, decorate each function with `@verb(name, help)` and
-give it `fn.flags = lambda p: (...)`. No edit to cli.py is needed.
+To add a verb: decorate a function in its stage's module with `@verb(name, help)`, give it
+`fn.flags = lambda p: (...)`, and list it under its stage in `cli.STAGES`.
 """
 
 import importlib

@@ -2,21 +2,21 @@
 
 Each reads one checkpoint and packed splits, runs one method with its config block (JSON), and
 writes arrays plus a meta.json (settings, per-image checks, provenance). Plot verbs
-(commands/plots.py) read only these files.
+(commands/figures.py) read only these files.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import json_arg as _json, verb
+from ..cli import block_json, setting, verb
 
 
 def _setup(a):
     """Model (eval mode), checkpoint meta, device and the test split."""
     from ..checkpoints import load_model
     from ..data import load_split
-    from ..evaluate import resolve_device
+    from ..device import resolve_device
 
     device = resolve_device(a.device)
     model, meta = load_model(a.checkpoint, device)
@@ -31,13 +31,19 @@ def _provenance(a, split, device, **extra):
             "data_sha256": split.sha256, **extra, "provenance": storage.provenance(device=str(device))}
 
 
-def _common_flags(p):
+def _common_flags(p, method):
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="packed test split (folder or manifest)")
-    p.add_argument("--config-json", type=_json, default=None, help="the method's analyses.<method> block")
+    block_json(p, f"analyses.{method}")
     p.add_argument("--variant", default="")
-    p.add_argument("--device", default="auto")
+    setting(p, "--device", "device")
     p.add_argument("--meta", type=Path, required=True, help="meta.json: settings, checks, provenance")
+
+
+def _out_flags(p, **files):
+    """One required --out-<name> flag per array the verb writes ({name: help})."""
+    for name, help in files.items():
+        p.add_argument(f"--out-{name}", type=Path, required=True, help=help)
 
 
 # --- attributions ---------------------------------------------------------------------------
@@ -67,7 +73,7 @@ def ig_verb(a):
     print(f"ig: {a.variant} {len(idx)} images, max |completeness gap| {max(map(abs, check['completeness_gap'])):.2e} -> {a.out}")
 
 
-ig_verb.flags = lambda p: (_common_flags(p), p.add_argument("--out", type=Path, required=True, help="attributions.npz"))
+ig_verb.flags = lambda p: (_common_flags(p, "ig"), p.add_argument("--out", type=Path, required=True, help="attributions.npz"))
 
 
 @verb("shap", "SHAP expected gradients (shap.GradientExplainer, top class) -> attributions.npz")
@@ -76,18 +82,17 @@ def shap_verb(a):
     import torch
 
     from .. import storage
-    from ..attributions import ShapConfig, choose_images, explain_shap, predict
+    from ..attributions import ShapConfig, choose_images, explain_shap, predict, shap_background
     from ..data import load_split
 
     cfg = ShapConfig.from_dict(a.config_json)
     model, meta, device, split = _setup(a)
     train = load_split(a.train)
     idx = choose_images(cfg.num_images, split.labels, cfg.seed)
-    bg_idx = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[:cfg.background])
+    bg_idx, background = shap_background(train, cfg)
     x, y = (t.to(device) for t in split.tensors(idx))
-    background = train.tensors(bg_idx)[0].to(device)
     torch.manual_seed(cfg.seed)
-    values, explained, check = explain_shap(model, x, background, cfg)
+    values, explained, check = explain_shap(model, x, background.to(device), cfg)
     storage.save_npz(a.out, images=x.cpu().numpy().astype(np.float32), attributions=values.numpy().astype(np.float32),
                      labels=y.cpu().numpy(), preds=predict(model, x, cfg.batch_size).cpu().numpy(), indices=idx,
                      targets=explained.numpy(), background_indices=bg_idx.astype(np.int64))
@@ -98,7 +103,7 @@ def shap_verb(a):
     print(f"shap: {a.variant} {len(idx)} images, background {len(bg_idx)}, nsamples {cfg.nsamples} -> {a.out}")
 
 
-shap_verb.flags = lambda p: (_common_flags(p), p.add_argument("--train", type=Path, required=True, help="packed training split (background)"),
+shap_verb.flags = lambda p: (_common_flags(p, "shap"), p.add_argument("--train", type=Path, required=True, help="packed training split (background)"),
                              p.add_argument("--out", type=Path, required=True, help="attributions.npz"))
 
 
@@ -109,7 +114,7 @@ def class_generation_verb(a):
     import numpy as np
 
     from .. import storage
-    from ..visualise import ClassGenerationConfig, generate_classes, target_logits, to_uint8
+    from ..synthesis import ClassGenerationConfig, generate_classes, target_logits, to_uint8
 
     cfg = ClassGenerationConfig.from_dict(a.config_json)
     model, meta, device, split = _setup(a)
@@ -131,85 +136,54 @@ def class_generation_verb(a):
 
 
 class_generation_verb.flags = lambda p: (
-    _common_flags(p),
-    p.add_argument("--out-images", type=Path, required=True, help="images.npy (uint8 N x H x W x C)"),
-    p.add_argument("--out-seeds", type=Path, required=True, help="seeds.npy (uint8, same shape)"),
-    p.add_argument("--out-labels", type=Path, required=True, help="labels.npy (int64 target class)"),
+    _common_flags(p, "class_generation"),
+    _out_flags(p, images="images.npy (uint8 N x H x W x C)", seeds="seeds.npy (uint8, same shape)",
+               labels="labels.npy (int64 target class)"),
 )
 
 
 @verb("inversion", "representation inversion (eq. 15) from other-class images and noise -> .npy")
 def inversion_verb(a):
-    import torch
-
     from .. import storage
-    from ..visualise import InversionConfig, invert_representation, inversion_pairs, to_uint8
+    from ..synthesis import InversionConfig, inversion_inputs, invert_representation, to_uint8
 
     cfg = InversionConfig.from_dict(a.config_json)
     model, meta, device, split = _setup(a)
-    t_idx, s_idx, kinds, noise = inversion_pairs(split.labels, split.image_shape, cfg)
-    targets = split.tensors(t_idx)[0]
-    sources = targets.clone()
-    is_image = torch.as_tensor(s_idx >= 0)
-    if is_image.any():
-        sources[is_image] = split.tensors(s_idx[s_idx >= 0])[0]
-    sources[~is_image] = noise
+    pairs = inversion_inputs(split, cfg)
+    targets, sources = pairs.pop("targets"), pairs.pop("sources")
     inverted, before, after = invert_representation(model, sources.to(device), targets.to(device), cfg)
     storage.save_npy(a.out_targets, to_uint8(targets))
     storage.save_npy(a.out_sources, to_uint8(sources))
     storage.save_npy(a.out_inverted, to_uint8(inverted))
     storage.write_json(a.meta, {"method": "representation_inversion", "settings": cfg.__dict__, "classes": split.classes,
-                                "class_names": split.class_names,
-                                "target_indices": t_idx, "source_indices": s_idx, "source_kind": kinds,
-                                "target_labels": split.labels[t_idx],
-                                "source_labels": [int(split.labels[i]) if i >= 0 else None for i in s_idx],
+                                "class_names": split.class_names, **pairs,
+                                "target_labels": split.labels[pairs["target_indices"]],
+                                "source_labels": [int(split.labels[i]) if i >= 0 else None
+                                                  for i in pairs["source_indices"]],
                                 "distance_before": before.tolist(), "distance_after": after.tolist(),
                                 **_provenance(a, split, device)})
-    print(f"inversion: {a.variant} {len(t_idx)} pairs, mean normalised distance {before.mean():.3f} -> {after.mean():.3f}")
+    print(f"inversion: {a.variant} {len(targets)} pairs, mean normalised distance {before.mean():.3f} -> {after.mean():.3f}")
 
 
 inversion_verb.flags = lambda p: (
-    _common_flags(p),
-    p.add_argument("--out-targets", type=Path, required=True, help="targets.npy (uint8 N x H x W x C)"),
-    p.add_argument("--out-sources", type=Path, required=True, help="sources.npy"),
-    p.add_argument("--out-inverted", type=Path, required=True, help="inverted.npy"),
+    _common_flags(p, "inversion"),
+    _out_flags(p, targets="targets.npy (uint8 N x H x W x C)", sources="sources.npy", inverted="inverted.npy"),
 )
 
 
 @verb("feature-vis", "maximise coordinates of R(x); top/bottom activating test images -> features.npz")
 def feature_vis_verb(a):
-    import numpy as np
-    import torch
-
     from .. import storage
-    from ..evaluate import DeviceData
-    from ..visualise import (FeatureVisConfig, choose_neurons, extreme_activations, representations,
-                             to_uint8, visualise_features)
+    from ..synthesis import FeatureVisConfig, feature_vis
 
     cfg = FeatureVisConfig.from_dict(a.config_json)
     model, meta, device, split = _setup(a)
-    data = DeviceData(split, device)  # uint8 on the device, batches converted there
-    feats = representations(model, data, cfg.batch_size)
-    neurons = choose_neurons(feats.shape[1], cfg)
-    top, bottom = extreme_activations(feats, neurons, cfg.top_k)
-    top_images = data.batch(torch.as_tensor(top[:, 0]))[0]
-    start, result, before, after = visualise_features(model, neurons, split.image_shape, cfg, fallback=top_images)
-    storage.save_npz(a.out, neurons=np.asarray(neurons, dtype=np.int64), start=to_uint8(start),
-                     visualisations=to_uint8(result), top_indices=top, bottom_indices=bottom,
-                     top_images=split.images[top.ravel()].reshape(*top.shape, *split.images.shape[1:]),
-                     bottom_images=split.images[bottom.ravel()].reshape(*bottom.shape, *split.images.shape[1:]),
-                     top_labels=split.labels[top], bottom_labels=split.labels[bottom],
-                     top_activations=np.take_along_axis(feats[:, neurons].T.numpy(), top, 1),
-                     bottom_activations=np.take_along_axis(feats[:, neurons].T.numpy(), bottom, 1),
-                     activation_before=before.cpu().numpy(), activation_after=after.cpu().numpy())
+    arrays, record = feature_vis(model, split, cfg)
+    storage.save_npz(a.out, **arrays)
     storage.write_json(a.meta, {"method": "feature_visualisation", "settings": cfg.__dict__, "classes": split.classes,
-                                "class_names": split.class_names,
-                                "neurons": neurons, "feature_dim": int(feats.shape[1]),
-                                "started_from_top_image": [bool(v) for v in (start == top_images).flatten(1).all(1)],
-                                "activation_before": before.tolist(), "activation_after": after.tolist(),
-                                "max_test_activation": feats[:, neurons].max(0).values.tolist(),
-                                **_provenance(a, split, device)})
-    print(f"feature-vis: {a.variant} neurons {neurons}, mean activation {before.mean():.3f} -> {after.mean():.3f}")
+                                "class_names": split.class_names, **record, **_provenance(a, split, device)})
+    before, after = arrays["activation_before"], arrays["activation_after"]
+    print(f"feature-vis: {a.variant} neurons {record['neurons']}, mean activation {before.mean():.3f} -> {after.mean():.3f}")
 
 
-feature_vis_verb.flags = lambda p: (_common_flags(p), p.add_argument("--out", type=Path, required=True, help="features.npz"))
+feature_vis_verb.flags = lambda p: (_common_flags(p, "feature_vis"), p.add_argument("--out", type=Path, required=True, help="features.npz"))

@@ -3,9 +3,10 @@ attribution metrics, their tables, the robustness-interpretability curve and res
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from ..cli import json_arg as _json, verb
+from ..cli import block_json, json_arg as _json, setting, verb
 
 
 def _named_paths(items: list[str]) -> dict[str, Path]:
@@ -40,11 +41,11 @@ install_fid_weights_verb.flags = lambda p: (
 
 
 def _image_flags(p):
-    p.add_argument("--dims", type=int, default=2048, help="Inception block: 64, 192, 768 or 2048")
-    p.add_argument("--max-images", type=int, default=None, help="seeded random subset per image set")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--device", default="auto")
+    setting(p, "--dims", "metrics.fid.dims", "Inception block: 64, 192, 768 or 2048", type=int)
+    setting(p, "--max-images", "metrics.fid.max_images", "seeded random subset per image set", type=int)
+    setting(p, "--seed", "metrics.fid.seed", type=int)
+    setting(p, "--batch-size", "metrics.fid.batch_size", type=int)
+    setting(p, "--device", "device")
 
 
 @verb("inception-features", "pytorch-fid Inception features of an image set -> .npz (reused by fid)")
@@ -52,7 +53,7 @@ def inception_features_verb(a):
     import numpy as np
 
     from .. import storage
-    from ..evaluate import resolve_device
+    from ..device import resolve_device
     from ..fid import features_of, load_image_set
 
     device = resolve_device(a.device)
@@ -75,7 +76,7 @@ def fid_verb(a):
     import time
 
     from .. import storage
-    from ..evaluate import resolve_device
+    from ..device import resolve_device
     from ..errors import RobinterpError
     from ..fid import (features_of, fid_from_features, fid_interval, image_set_size, kid, load_image_set,
                        load_inception, subsample_features)
@@ -111,13 +112,13 @@ fid_verb.flags = lambda p: (
     p.add_argument("--real", type=Path, required=True, help="packed split, uint8 .npy, or features .npz"),
     p.add_argument("--fake", type=Path, required=True, help="uint8 .npy images (or another split / features .npz)"),
     _image_flags(p),
-    p.add_argument("--interval-rounds", type=int, default=0,
-                   help="half-samples for the 95%% interval of FID at this n (0 = none)"),
+    setting(p, "--interval-rounds", "metrics.fid.interval_rounds", "half-samples for the 95% interval of FID at this n (0 = none)",
+            type=int),
     p.add_argument("--match-n", type=Path, default=None,
                    help="subsample --fake (seeded) to as many images as this .npy/.npz holds (after --max-images)"),
-    p.add_argument("--kid", action="store_true", help="also the Kernel Inception Distance"),
-    p.add_argument("--kid-subsets", type=int, default=100, help="KID: random subsets averaged"),
-    p.add_argument("--kid-subset-size", type=int, default=1000, help="KID: images per subset (capped by the smaller set)"),
+    setting(p, "--kid", "metrics.fid.kid", "also the Kernel Inception Distance", action=argparse.BooleanOptionalAction),
+    setting(p, "--kid-subsets", "metrics.fid.kid_subsets", "KID: random subsets averaged", type=int),
+    setting(p, "--kid-subset-size", "metrics.fid.kid_subset_size", "KID: images per subset (capped by the smaller set)", type=int),
     p.add_argument("--variant", default=""),
     p.add_argument("--out", type=Path, required=True),
 )
@@ -128,7 +129,7 @@ def inversion_distance_verb(a):
     import numpy as np
 
     from .. import storage
-    from ..evaluate import resolve_device
+    from ..device import resolve_device
     from ..fid import as_uint8_nhwc, feature_distances, inception_features, load_inception
     from ..metrics import bootstrap_mean
 
@@ -153,11 +154,12 @@ inversion_distance_verb.flags = lambda p: (
     p.add_argument("--targets", type=Path, required=True, help="uint8 N x H x W x C target images (.npy)"),
     p.add_argument("--inverted", type=Path, required=True, help="uint8 inverted images, same order"),
     p.add_argument("--sources", type=Path, default=None, help="optional start images: their distance too"),
-    p.add_argument("--dims", type=int, default=192, help="Inception block: 64, 192 (the paper's inversion distance), 768 or 2048"),
-    p.add_argument("--batch-size", type=int, default=50),
-    p.add_argument("--bootstrap", type=int, default=1000, help="resampling rounds of the 95%% interval of the mean (0 = none, else >= 20)"),
-    p.add_argument("--seed", type=int, default=0),
-    p.add_argument("--device", default="auto"),
+    setting(p, "--dims", "metrics.inversion.dims", "Inception block: 64, 192 (the paper's inversion distance), 768 or 2048", type=int),
+    setting(p, "--batch-size", "metrics.inversion.batch_size", type=int),
+    setting(p, "--bootstrap", "metrics.inversion.bootstrap", "resampling rounds of the 95% interval of the mean (0 = none, else >= 20)",
+            type=int),
+    setting(p, "--seed", "metrics.inversion.seed", type=int),
+    setting(p, "--device", "device"),
     p.add_argument("--variant", default=""),
     p.add_argument("--out", type=Path, required=True),
 )
@@ -172,14 +174,12 @@ def interpretability_metrics_verb(a):
     from .. import storage
     from ..checkpoints import load_model
     from ..data import load_split
-    from ..evaluate import resolve_device
+    from ..device import resolve_device
     from ..metrics import InterpretabilityConfig, evaluate_interpretability, load_attributions
 
     cfg = InterpretabilityConfig.from_dict(a.config_json)
     device = resolve_device(a.device)
     model, meta = load_model(a.checkpoint, device)
-    for p in model.parameters():
-        p.requires_grad_(False)
     split = load_split(a.test)
     x, y = split.tensors()
     paths = _named_paths(a.attributions)
@@ -198,9 +198,9 @@ interpretability_metrics_verb.flags = lambda p: (
     p.add_argument("--checkpoint", type=Path, required=True),
     p.add_argument("--test", type=Path, required=True, help="packed test split (alignment, sensitivity)"),
     p.add_argument("--attributions", nargs="*", default=[], help="METHOD=attributions.npz (ig=..., shap=...)"),
-    p.add_argument("--config-json", type=_json, default=None, help="the dataset's metrics.interpretability block"),
+    block_json(p, "metrics.interpretability"),
     p.add_argument("--variant", default=""),
-    p.add_argument("--device", default="auto"),
+    setting(p, "--device", "device"),
     p.add_argument("--out", type=Path, required=True),
 )
 
@@ -261,15 +261,10 @@ interpretability_table_verb.flags = _table_flags
 @verb("robustness-curve", "plot accuracy, FID and every metric against the training eps (reads JSON only)")
 def robustness_curve_verb(a):
     from .. import storage
-    from ..curve import compare_ends, curve_frame, plot_curve
-    from ..errors import RobinterpError
+    from ..curve import compare_ends, curve_frame, ladder_eps, plot_curve
 
     read = lambda paths: [storage.read_json(p) for p in paths or []]
-    eps = {name: (attack or {}).get("eps", 0.0) if isinstance(attack, dict) else float(attack or 0.0)
-           for name, attack in (a.eps_json or {}).items()}
-    if not eps:
-        raise RobinterpError("--eps-json: give {variant: eps or attack block} for the ladder's variants")
-    df = curve_frame(eps, read(a.accuracy), read(a.fid), read(a.metrics))
+    df = curve_frame(ladder_eps(a.eps_json), read(a.accuracy), read(a.fid), read(a.metrics))
     storage.write_text(a.out_csv, df.to_csv(index=False))
     plot_curve(df, a.out_png, f"{a.dataset}: robustness vs interpretability")
     print("\n".join(compare_ends(df)))
@@ -277,7 +272,7 @@ def robustness_curve_verb(a):
 
 robustness_curve_verb.flags = lambda p: (
     p.add_argument("--eps-json", type=_json, required=True,
-                   help="{variant: training attack block (null = standard, eps 0) or a number}"),
+                   help="the ladder as JSON; keys: variant names, values: the training attack block ($defs attack; null = standard, eps 0) or an eps"),
     p.add_argument("--accuracy", type=Path, nargs="*", default=[], help="eval/<variant>/accuracy.json"),
     p.add_argument("--fid", type=Path, nargs="*", default=[], help="fid/<variant>.json"),
     p.add_argument("--metrics", type=Path, nargs="*", default=[], help="interpretability/<variant>.json"),
@@ -312,4 +307,69 @@ summary_verb.flags = lambda p: (
     p.add_argument("--tables", nargs="+", required=True, help="DATASET=tables/<name>.csv, in display order"),
     p.add_argument("--curves", nargs="*", default=[], help="DATASET=robustness_curve.csv"),
     p.add_argument("--out", type=Path, required=True),
+)
+
+
+# --- model parameter randomisation (sanity check of the attributions) --------------------------
+
+@verb("parameter-randomisation", "rank correlation of |attribution| between the trained and cascading randomised "
+                                 "models (Adebayo et al. 2018) -> JSON")
+def parameter_randomisation_verb(a):
+    import time
+
+    from .. import storage
+    from ..attributions import IGConfig, ShapConfig
+    from ..checkpoints import load_model
+    from ..data import load_split
+    from ..device import resolve_device
+    from ..metrics import load_attributions
+    from ..randomisation import RandomisationConfig, randomisation_check
+
+    cfg = RandomisationConfig.from_dict(a.config_json)
+    device = resolve_device(a.device)
+    model, _ = load_model(a.checkpoint, device)
+    paths = _named_paths(a.attributions)
+    start = time.time()
+    entries, cascades = randomisation_check(
+        model, {m: load_attributions(p) for m, p in paths.items()}, cfg, IGConfig.from_dict(a.ig_json),
+        ShapConfig.from_dict(a.shap_json), load_split(a.train) if a.train else None)
+    for entry in entries:
+        c = cascades[entry["method"]]
+        print(f"parameter-randomisation: {a.variant} {entry['method']} Spearman after {c['stages'][0]} "
+              f"{c['mean'][0]:.3f}, after all {len(c['stages'])} stages {entry['mean']:.3f} "
+              f"[{entry['low']:.3f}, {entry['high']:.3f}] (n={entry['n']})")
+    storage.write_json(a.out, {
+        "variant": a.variant, "metrics": entries, "cascade": cascades, "config": cfg.__dict__,
+        "checkpoint": str(a.checkpoint), "attributions": list(a.attributions), "seconds": round(time.time() - start, 2),
+        "provenance": storage.provenance(device=str(device))})
+
+
+parameter_randomisation_verb.flags = lambda p: (
+    p.add_argument("--checkpoint", type=Path, required=True),
+    p.add_argument("--attributions", nargs="+", required=True,
+                   help="METHOD=attributions.npz (ig, shap): the images and classes explained"),
+    p.add_argument("--train", type=Path, default=None, help="packed training split (SHAP background)"),
+    block_json(p, "analyses.ig", "--ig-json"),
+    block_json(p, "analyses.shap", "--shap-json"),
+    block_json(p, "metrics.randomisation"),
+    p.add_argument("--variant", default=""),
+    setting(p, "--device", "device"),
+    p.add_argument("--out", type=Path, required=True),
+)
+
+
+@verb("randomisation-plot", "the cascading randomisation figure from parameter-randomisation JSON (no model)")
+def randomisation_plot_verb(a):
+    from .. import storage
+    from ..figures import plot_randomisation_cascade
+
+    results = [storage.read_json(p) for p in a.inputs]
+    plot_randomisation_cascade(results, a.out, f"{a.dataset}: model parameter randomisation (cascading, top first)")
+    print(f"randomisation-plot: {len(results)} variants -> {a.out}")
+
+
+randomisation_plot_verb.flags = lambda p: (
+    p.add_argument("--inputs", type=Path, nargs="+", required=True, help="interpretability/randomisation/<variant>.json"),
+    p.add_argument("--dataset", default=""),
+    p.add_argument("--out", type=Path, required=True, help="PNG"),
 )

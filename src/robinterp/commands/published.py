@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import verb
+from ..cli import setting, verb
 from ..published_formats import ARCHS, FORMATS
 
 
@@ -38,7 +38,7 @@ import_checkpoint.flags = lambda p: (
                    help="input normalisation, for files that do not hold it (RGB, [0, 1] pixels)"),
     p.add_argument("--std", type=float, nargs="+", default=None, help="input normalisation std where the file does not hold it (with --mean)"),
     p.add_argument("--sha256", default=None, help="refuse the file unless its sha256 is this"),
-    p.add_argument("--width", type=float, default=1.0, help="channel multiplier of the architecture (1 = published)"),
+    setting(p, "--width", "checkpoint.width", "channel multiplier of the architecture (1 = published)", type=float),
     p.add_argument("--classes", type=Path, default=None,
                    help="dataset split (folder or manifest) whose classes the model predicts, in label order"),
     p.add_argument("--class-subset", choices=["wnids"], default=None,

@@ -6,15 +6,12 @@ import signal
 import sys
 from pathlib import Path
 
-from ..cli import verb
-from ..small_imagenet import BuildConfig
-
-_DEFAULTS = BuildConfig(train_dir="", val_dir="")
+from ..cli import setting, verb
 
 
 @verb("build-small-imagenet", "build Small ImageNet 150 (train/val/test, packed) from an ILSVRC copy")
 def build_small_imagenet(a):
-    from ..small_imagenet import build
+    from ..small_imagenet import BuildConfig, build
 
     cfg = BuildConfig(
         train_dir=str(a.train_dir), val_dir=str(a.val_dir),
@@ -38,16 +35,15 @@ build_small_imagenet.flags = lambda p: (
     p.add_argument("--imagenetv2-dir", type=Path, default=None, help="ImageNetV2 TopImages: <0-999>/<image>"),
     p.add_argument("--synset-mapping", type=Path, default=None, help="LOC_synset_mapping.txt (class names)"),
     p.add_argument("--class-list", type=Path, default=None, help="one wnid per line instead of a random draw"),
-    p.add_argument("--classes", type=int, default=_DEFAULTS.classes, help="classes drawn at random"),
-    p.add_argument("--train-per-class", type=int, default=_DEFAULTS.train_per_class, help="training images per class"),
-    p.add_argument("--val-per-class", type=int, default=_DEFAULTS.val_per_class,
-                   help="held out of the train folder for model selection"),
-    p.add_argument("--test-per-class", type=int, default=_DEFAULTS.test_per_class, help="ILSVRC validation images"),
-    p.add_argument("--imagenetv2-per-class", type=int, default=_DEFAULTS.imagenetv2_per_class, help="ImageNetV2 TopImages per class added to test (0 = none)"),
-    p.add_argument("--image-size", type=int, default=_DEFAULTS.image_size, help="shorter side resized to this, then centre crop (pixels)"),
-    p.add_argument("--validation", choices=["train_holdout", "ilsvrc_val"], default=_DEFAULTS.validation,
-                   help="ilsvrc_val = the paper's protocol (val = the ILSVRC validation part of test)"),
-    p.add_argument("--seed", type=int, default=_DEFAULTS.seed),
+    setting(p, "--classes", "small_imagenet_source.classes", type=int, help="classes drawn at random"),
+    setting(p, "--train-per-class", "small_imagenet_source.train_per_class", type=int, help="training images per class"),
+    setting(p, "--val-per-class", "small_imagenet_source.val_per_class", type=int, help="held out of the train folder for model selection"),
+    setting(p, "--test-per-class", "small_imagenet_source.test_per_class", type=int, help="ILSVRC validation images"),
+    setting(p, "--imagenetv2-per-class", "small_imagenet_source.imagenetv2_per_class", type=int, help="ImageNetV2 TopImages per class added to test (0 = none)"),
+    setting(p, "--image-size", "small_imagenet_source.image_size", type=int, help="shorter side resized to this, then centre crop (pixels)"),
+    setting(p, "--validation", "small_imagenet_source.validation", choices=["train_holdout", "ilsvrc_val"],
+            help="ilsvrc_val = the paper's protocol (val = the ILSVRC validation part of test)"),
+    setting(p, "--seed", "small_imagenet_source.seed", "class draw and per-class image draw", type=int),
     p.add_argument("--workers", type=int, default=1, help="decoding processes; 0 = every usable CPU core"),
     p.add_argument("--out-dir", type=Path, required=True, help="writes <out-dir>/{train,val,test}/"),
 )

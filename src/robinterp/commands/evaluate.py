@@ -1,51 +1,11 @@
-"""Core verbs: prepare-data, train, evaluate, accuracy-table."""
+"""Verbs of workflow/rules/evaluate.smk: evaluate, accuracy-table."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..cli import json_arg as _json, verb
-
-
-# --- data ---------------------------------------------------------------------------------
-
-@verb("prepare-data", "write train/val/test in the packed format from a data source")
-def prepare_data(a):
-    from ..sources import prepare
-
-    prepare(a.source_json, a.out_dir)
-    print(f"prepare-data: wrote {a.out_dir}/{{train,val,test}}")
-
-
-prepare_data.flags = lambda p: (
-    p.add_argument("--source-json", type=_json, required=True, help="the dataset's `source:` block as JSON"),
-    p.add_argument("--out-dir", type=Path, required=True),
-)
-
-
-# --- training and evaluation -----------------------------------------------------------------
-
-@verb("train", "train one variant (standard or adversarial); resumable")
-def train_verb(a):
-    from ..data import load_split
-    from ..train import TrainConfig, train
-
-    cfg = TrainConfig.from_dict(a.config_json)
-    meta = train(cfg, load_split(a.train), load_split(a.val), a.out, a.state_dir, a.log_csv,
-                 extra_meta={"variant": a.variant})
-    print(f"train: best epoch {meta['epoch']} val score {meta['metrics']['val_score']:.4f} -> {a.out}")
-
-
-train_verb.flags = lambda p: (
-    p.add_argument("--train", type=Path, required=True, help="packed training split (folder or manifest)"),
-    p.add_argument("--val", type=Path, required=True, help="packed split used for model selection"),
-    p.add_argument("--config-json", type=_json, required=True, help="resolved variant training config"),
-    p.add_argument("--variant", default=""),
-    p.add_argument("--out", type=Path, required=True, help="selected checkpoint (.pt)"),
-    p.add_argument("--log-csv", type=Path, required=True, help="per-epoch metrics"),
-    p.add_argument("--state-dir", type=Path, required=True, help="resumable state (not a workflow output)"),
-)
+from ..cli import block_json, json_arg as _json, setting, verb
 
 
 @verb("evaluate", "clean accuracy and accuracy under attack on one split -> JSON")
@@ -56,7 +16,8 @@ def evaluate_verb(a):
     from ..attacks import AttackConfig
     from ..checkpoints import load_model
     from ..data import load_split
-    from ..evaluate import DeviceData, accuracy, resolve_device
+    from ..device import DeviceData, resolve_device
+    from ..evaluate import accuracy
 
     device = resolve_device(a.device)
     model, meta = load_model(a.checkpoint, device)
@@ -83,17 +44,17 @@ def evaluate_verb(a):
 evaluate_verb.flags = lambda p: (
     p.add_argument("--checkpoint", type=Path, required=True),
     p.add_argument("--data", type=Path, required=True),
-    p.add_argument("--attack-json", type=_json, default=None, help="the dataset's `eval_attack:` block as JSON (keys: $defs/attack in the schema); null = clean only"),
+    block_json(p, "attack", "--attack-json", "the dataset's eval_attack block (null = clean accuracy only)"),
     p.add_argument("--variant", default=""),
-    p.add_argument("--batch-size", type=int, default=256),
+    setting(p, "--batch-size", "dataset.evaluation.batch_size", type=int),
     p.add_argument("--max-images", type=int, default=None, help="evaluate the first N images only (default: all)"),
-    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (evaluation.amp); default fp32"),
-    p.add_argument("--autoattack", action=argparse.BooleanOptionalAction, default=True,
-                   help="also AutoAttack (standard version) at the attack's norm and eps"),
+    setting(p, "--amp", "dataset.evaluation.amp", "bf16 autocast on CUDA; else fp32", action=argparse.BooleanOptionalAction),
+    setting(p, "--autoattack", "dataset.evaluation.autoattack", "also AutoAttack (standard version) at the attack's norm and eps",
+            action=argparse.BooleanOptionalAction),
     p.add_argument("--autoattack-max-images", type=int, default=None,
                    help="AutoAttack on a seeded random subset of this many of the evaluated images"),
-    p.add_argument("--seed", type=int, default=0),
-    p.add_argument("--device", default="auto"),
+    setting(p, "--seed", "dataset.evaluation.seed", "PGD's random starts (per image) and AutoAttack's draws", type=int),
+    setting(p, "--device", "device"),
     p.add_argument("--out", type=Path, required=True),
 )
 

@@ -13,7 +13,7 @@ parameters). Run: `robinterp class-generation | inversion | feature-vis ...`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -22,72 +22,51 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import attack_mode, pgd
-from .config import dataclass_from_dict
+from .config import Settings
 from .errors import RobinterpError
-from .evaluate import DeviceData
+from .device import DeviceData
 from .progress import counting, progress
 
 
 @dataclass(frozen=True)
-class ClassGenerationConfig:
-    per_class: int = 1000  # generated images per class (the FID table needs ~1000 on CIFAR)
-    downsample: int = 4  # seed resolution factor (author: 4)
-    cov_eps: float = 1.0e-4  # added to the covariance diagonal
-    upsample: str = "nearest"  # nearest | bilinear
-    norm: str = "l2"
-    eps: float = 30.0  # CIFAR 30, Small ImageNet 40
-    step_size: float = 0.5  # CIFAR 0.5, Small ImageNet 1
-    steps: int = 60
-    batch_size: int = 250
-    seed: int = 0
+class InputOptimisation(Settings):
+    """What the three methods share: PGD on the input within an `eps` ball of `norm`, `steps` steps
+    of `step_size`, `batch_size` images per pass, and a seed."""
 
-    @classmethod
-    def from_dict(cls, d):
-        cfg = dataclass_from_dict(cls, d, "analyses.class_generation")
-        if cfg.upsample not in ("nearest", "bilinear") or cfg.downsample < 1 or cfg.per_class < 1:
-            raise RobinterpError(f"analyses.class_generation: invalid settings {cfg}")
-        return cfg
+    norm: str
+    eps: float
+    step_size: float
+    steps: int
+    batch_size: int
+    seed: int
 
 
 @dataclass(frozen=True)
-class InversionConfig:
-    num_images: int = 100  # targets per source kind
-    sources: list = field(default_factory=lambda: ["image", "noise"])  # image: a test image of another class
-    norm: str = "l2"
-    eps: float = 1000.0
-    step_size: float = 1.0
-    steps: int = 10000
-    batch_size: int = 250
-    seed: int = 0
+class ClassGenerationConfig(InputOptimisation):
+    SECTION = "analyses.class_generation"
 
-    @classmethod
-    def from_dict(cls, d):
-        cfg = dataclass_from_dict(cls, d, "analyses.inversion")
-        bad = sorted(set(cfg.sources) - {"image", "noise"})
-        if bad or not cfg.sources or cfg.num_images < 1:
-            raise RobinterpError(f"analyses.inversion.sources: {bad or cfg.sources} not allowed; use image and/or noise")
-        return cfg
+    per_class: int  # generated images per class (the FID table needs ~1000 on CIFAR)
+    downsample: int  # seed resolution factor (author: 4)
+    cov_eps: float  # added to the covariance diagonal
+    upsample: str  # nearest | bilinear
 
 
 @dataclass(frozen=True)
-class FeatureVisConfig:
-    neurons: list | None = None  # coordinates of R(x); null = `num_neurons` drawn at random (seeded)
-    num_neurons: int = 6
-    start: str = "noise"  # noise (uniform) | gray (author's code)
-    norm: str = "l2"
-    eps: float = 1000.0
-    step_size: float = 1.0
-    steps: int = 400
-    top_k: int = 3  # most and least activating test images per neuron
-    batch_size: int = 250
-    seed: int = 0
+class InversionConfig(InputOptimisation):
+    SECTION = "analyses.inversion"
 
-    @classmethod
-    def from_dict(cls, d):
-        cfg = dataclass_from_dict(cls, d, "analyses.feature_vis")
-        if cfg.start not in ("noise", "gray") or cfg.top_k < 1 or (cfg.neurons is None and cfg.num_neurons < 1):
-            raise RobinterpError(f"analyses.feature_vis: invalid settings {cfg}; start in (noise, gray), top_k >= 1")
-        return cfg
+    num_images: int  # targets per source kind
+    sources: list  # image: a test image of another class; noise
+
+
+@dataclass(frozen=True)
+class FeatureVisConfig(InputOptimisation):
+    SECTION = "analyses.feature_vis"
+
+    neurons: list | None  # coordinates of R(x); null = `num_neurons` drawn at random (seeded)
+    num_neurons: int
+    start: str  # noise (uniform) | gray (author's code)
+    top_k: int  # most and least activating test images per neuron
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -233,6 +212,20 @@ def inversion_pairs(labels: np.ndarray, image_shape: tuple, cfg: InversionConfig
     return np.concatenate(targets).astype(np.int64), np.concatenate(sources).astype(np.int64), kinds, noise
 
 
+def inversion_inputs(split, cfg: InversionConfig) -> dict:
+    """The inversion's pairs from a packed split: target and source indices (-1 = noise), source
+    kinds, and the float target and source images (CPU)."""
+    t_idx, s_idx, kinds, noise = inversion_pairs(split.labels, split.image_shape, cfg)
+    targets = split.tensors(t_idx)[0]
+    sources = targets.clone()
+    is_image = torch.as_tensor(s_idx >= 0)
+    if is_image.any():
+        sources[is_image] = split.tensors(s_idx[s_idx >= 0])[0]
+    sources[~is_image] = noise
+    return {"target_indices": t_idx, "source_indices": s_idx, "source_kind": kinds, "targets": targets,
+            "sources": sources}
+
+
 # --- feature visualisation ------------------------------------------------------------------
 
 def choose_neurons(feature_dim: int, cfg: FeatureVisConfig) -> list[int]:
@@ -301,3 +294,31 @@ def extreme_activations(features: torch.Tensor, neurons: list[int], k: int) -> t
     top = acts.topk(k, dim=1).indices
     bottom = acts.topk(k, dim=1, largest=False).indices
     return top.numpy().astype(np.int64), bottom.numpy().astype(np.int64)
+
+
+def feature_vis(model: nn.Module, split, cfg: FeatureVisConfig) -> tuple[dict, dict]:
+    """Direct feature visualisation of a model over a packed split: (arrays of features.npz,
+    the per-neuron record of meta.json). Neurons dead at the start begin from their top image."""
+    device = next(model.parameters()).device
+    data = DeviceData(split, device)  # uint8 on the device, batches converted there
+    feats = representations(model, data, cfg.batch_size)
+    neurons = choose_neurons(feats.shape[1], cfg)
+    top, bottom = extreme_activations(feats, neurons, cfg.top_k)
+    top_images = data.batch(torch.as_tensor(top[:, 0]))[0]
+    start, result, before, after = visualise_features(model, neurons, split.image_shape, cfg, fallback=top_images)
+    acts = feats[:, neurons].T.numpy()
+
+    def images_at(idx):
+        return split.images[idx.ravel()].reshape(*idx.shape, *split.images.shape[1:])
+
+    arrays = dict(neurons=np.asarray(neurons, dtype=np.int64), start=to_uint8(start), visualisations=to_uint8(result),
+                  top_indices=top, bottom_indices=bottom, top_images=images_at(top), bottom_images=images_at(bottom),
+                  top_labels=split.labels[top], bottom_labels=split.labels[bottom],
+                  top_activations=np.take_along_axis(acts, top, 1),
+                  bottom_activations=np.take_along_axis(acts, bottom, 1),
+                  activation_before=before.cpu().numpy(), activation_after=after.cpu().numpy())
+    record = {"neurons": neurons, "feature_dim": int(feats.shape[1]),
+              "started_from_top_image": [bool(v) for v in (start == top_images).flatten(1).all(1)],
+              "activation_before": before.tolist(), "activation_after": after.tolist(),
+              "max_test_activation": feats[:, neurons].max(0).values.tolist()}
+    return arrays, record

@@ -19,34 +19,29 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
 from . import storage  # noqa: E402
-from .config import dataclass_from_dict  # noqa: E402
+from .config import Settings  # noqa: E402
 from .errors import RobinterpError  # noqa: E402
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @dataclass(frozen=True)
-class PlotConfig:
+class PlotConfig(Settings):
     """The `analyses.plots` block: changing it reruns only plot jobs."""
+    SECTION = "analyses.plots"
 
-    compare_images: int = 3  # Fig. 2/6: samples in the standard-vs-robust comparison
-    grid_columns: int = 8  # Fig. 10/13: columns A-H ...
-    grid_rows: int = 3  # ... x rows 1-3
-    scale: str = "image"  # image: each map / its own percentile; figure: one scale for the figure
-    percentile: float = 99.0  # |attribution| percentile mapped to the end of the colour bar
-    cmap: str = "bwr"
-    overlay_alpha: float = 0.8  # opacity of the strongest attributions over the gray image
-    class_generation_samples: int = 6  # columns per variant
-    max_classes: int = 10  # rows of the class generation grid (first classes)
-    inversion_rows: int = 4  # pairs shown per source kind
-    dpi: int = 150
+    compare_images: int  # Fig. 2/6: samples in the standard-vs-robust comparison
+    grid_columns: int  # Fig. 10/13: columns A-H ...
+    grid_rows: int  # ... x rows 1-3
+    scale: str  # image: each map / its own percentile; figure: one scale for the figure
+    percentile: float  # |attribution| percentile mapped to the end of the colour bar
+    cmap: str
+    overlay_alpha: float  # opacity of the strongest attributions over the gray image
+    class_generation_samples: int  # columns per variant
+    max_classes: int  # rows of the class generation grid (first classes)
+    inversion_rows: int  # pairs shown per source kind
+    dpi: int
 
-    @classmethod
-    def from_dict(cls, d):
-        cfg = dataclass_from_dict(cls, d, "analyses.plots")
-        if cfg.scale not in ("image", "figure") or not 0 < cfg.percentile <= 100:
-            raise RobinterpError(f"analyses.plots: scale must be image|figure and 0 < percentile <= 100, got {cfg}")
-        return cfg
 
 
 def save(fig, png: str | Path, pdf: str | Path, dpi: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import json_arg as _json, verb
+from ..cli import block_json, verb
 from ..errors import RobinterpError
 
 
@@ -47,17 +47,27 @@ def _load_npys(**paths):
     return {k: np.load(p) for k, p in paths.items()}
 
 
-def _common_flags(p):
+def _npy_runs(a, *names):
+    """{variant: {name: array}} from the per-variant .npy list flags `names`, and the meta paths."""
+    *lists, meta = _aligned(a, *names, "meta")
+    return {v: _load_npys(**dict(zip(names, files))) for v, *files in zip(a.variants, *lists)}, meta
+
+
+def _common_flags(p, *arrays):
+    """The flags of every figure verb, and one per-variant list flag per array kind (--images:
+    images.npy of each variant, in --variants order)."""
     p.add_argument("--variants", nargs="+", required=True, help="variant names, in drawing order")
     p.add_argument("--meta", type=Path, nargs="+", required=True, help="each variant's meta.json")
-    p.add_argument("--plots-json", type=_json, default=None, help="the analyses.plots block")
+    block_json(p, "analyses.plots", "--plots-json")
     p.add_argument("--out-png", type=Path, required=True)
     p.add_argument("--out-pdf", type=Path, required=True)
+    for name in arrays:
+        p.add_argument(f"--{name}", type=Path, nargs="+", required=True, help=f"{name}.npy of each variant")
 
 
 @verb("plot-attributions", "IG/SHAP figures (3-sample comparison or A-H x 1-3 grid) from attributions.npz")
 def plot_attributions_verb(a):
-    from ..plots import PlotConfig, attribution_compare, attribution_grid, save
+    from ..figures import PlotConfig, attribution_compare, attribution_grid, save
 
     cfg = PlotConfig.from_dict(a.plots_json)
     inputs, meta = _aligned(a, "inputs", "meta")
@@ -82,47 +92,35 @@ plot_attributions_verb.flags = lambda p: (
 
 @verb("plot-class-generation", "class generation grid (seeds + generated images per variant)")
 def plot_class_generation_verb(a):
-    from ..plots import PlotConfig, class_generation_grid, save
+    from ..figures import PlotConfig, class_generation_grid, save
 
     cfg = PlotConfig.from_dict(a.plots_json)
-    images, seeds, labels, meta = _aligned(a, "images", "seeds", "labels", "meta")
-    runs = {v: _load_npys(images=i, seeds=s, labels=lab) for v, i, s, lab in zip(a.variants, images, seeds, labels)}
+    runs, meta = _npy_runs(a, "images", "seeds", "labels")
     save(class_generation_grid(runs, _classes(meta), cfg), a.out_png, a.out_pdf, cfg.dpi)
     print(f"plot-class-generation -> {a.out_png}")
 
 
-plot_class_generation_verb.flags = lambda p: (
-    _common_flags(p),
-    p.add_argument("--images", type=Path, nargs="+", required=True, help="images.npy of each variant, in --variants order"),
-    p.add_argument("--seeds", type=Path, nargs="+", required=True, help="seeds.npy of each variant"),
-    p.add_argument("--labels", type=Path, nargs="+", required=True, help="labels.npy of each variant"),
-)
+plot_class_generation_verb.flags = lambda p: _common_flags(p, "images", "seeds", "labels")
 
 
 @verb("plot-inversion", "representation inversion figure: target / source / inverted per variant")
 def plot_inversion_verb(a):
     from .. import storage
-    from ..plots import PlotConfig, inversion_grid, save
+    from ..figures import PlotConfig, inversion_grid, save
 
     cfg = PlotConfig.from_dict(a.plots_json)
-    targets, sources, inverted, meta = _aligned(a, "targets", "sources", "inverted", "meta")
-    runs = {v: _load_npys(targets=t, sources=s, inverted=i) for v, t, s, i in zip(a.variants, targets, sources, inverted)}
+    runs, meta = _npy_runs(a, "targets", "sources", "inverted")
     metas = {v: storage.read_json(m) for v, m in zip(a.variants, meta)}
     save(inversion_grid(runs, metas, _classes(meta), cfg), a.out_png, a.out_pdf, cfg.dpi)
     print(f"plot-inversion -> {a.out_png}")
 
 
-plot_inversion_verb.flags = lambda p: (
-    _common_flags(p),
-    p.add_argument("--targets", type=Path, nargs="+", required=True, help="targets.npy of each variant, in --variants order"),
-    p.add_argument("--sources", type=Path, nargs="+", required=True, help="sources.npy of each variant"),
-    p.add_argument("--inverted", type=Path, nargs="+", required=True, help="inverted.npy of each variant"),
-)
+plot_inversion_verb.flags = lambda p: _common_flags(p, "targets", "sources", "inverted")
 
 
 @verb("plot-feature-vis", "feature visualisation figure: maximising image + top/bottom test images")
 def plot_feature_vis_verb(a):
-    from ..plots import PlotConfig, feature_vis_grid, save
+    from ..figures import PlotConfig, feature_vis_grid, save
 
     cfg = PlotConfig.from_dict(a.plots_json)
     inputs, meta = _aligned(a, "inputs", "meta")

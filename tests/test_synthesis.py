@@ -6,7 +6,7 @@ import torch
 
 from robinterp.errors import RobinterpError
 from robinterp.models import build_model
-from robinterp.visualise import (ClassGenerationConfig, FeatureVisConfig, InversionConfig, choose_neurons,
+from robinterp.synthesis import (ClassGenerationConfig, FeatureVisConfig, InversionConfig, choose_neurons,
                                  class_conditional_seeds, extreme_activations, generate_classes,
                                  invert_representation, inversion_pairs, normalised_distance, representations,
                                  to_uint8, visualise_features)
@@ -46,7 +46,7 @@ def test_class_conditional_seeds_follow_the_class_statistics(data):
 
 def test_class_generation_raises_the_target_logit_within_the_ball(model, data):
     images, labels = data
-    cfg = ClassGenerationConfig(per_class=3, downsample=2, eps=2.0, step_size=0.2, steps=15)
+    cfg = ClassGenerationConfig.of(per_class=3, downsample=2, eps=2.0, step_size=0.2, steps=15)
     seeds, out, targets = generate_classes(model, lambda k: images[labels == k], 4, cfg)
     assert out.shape == seeds.shape == (12, 3, 8, 8) and targets.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
     with torch.no_grad():
@@ -59,7 +59,7 @@ def test_class_generation_raises_the_target_logit_within_the_ball(model, data):
 
 def test_inversion_distance_falls_substantially(model, data):
     images, labels = data
-    cfg = InversionConfig(num_images=4, eps=1000, step_size=0.05, steps=80)
+    cfg = InversionConfig.of(num_images=4, eps=1000, step_size=0.05, steps=80)
     targets, sources = images[:4], torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     inverted, before, after = invert_representation(model, sources, targets, cfg)
     assert inverted.min() >= 0 and inverted.max() <= 1
@@ -70,7 +70,7 @@ def test_inversion_distance_falls_substantially(model, data):
 
 def test_inversion_pairs_use_another_class_or_noise():
     labels = np.arange(30) % 3
-    cfg = InversionConfig(num_images=5, sources=["image", "noise"], seed=0)
+    cfg = InversionConfig.of(num_images=5, sources=["image", "noise"], seed=0)
     t, s, kinds, noise = inversion_pairs(labels, (3, 8, 8), cfg)
     assert kinds == ["image"] * 5 + ["noise"] * 5 and noise.shape == (5, 3, 8, 8)
     assert (labels[s[:5]] != labels[t[:5]]).all() and (s[5:] == -1).all()
@@ -80,7 +80,7 @@ def test_inversion_pairs_use_another_class_or_noise():
 
 def test_feature_visualisation_raises_the_activation(model, data):
     images, _ = data
-    cfg = FeatureVisConfig(num_neurons=3, steps=30, step_size=0.2, eps=1000, seed=0)
+    cfg = FeatureVisConfig.of(num_neurons=3, steps=30, step_size=0.2, eps=1000, seed=0)
     assert choose_neurons(32, cfg) == choose_neurons(32, cfg) and len(set(choose_neurons(32, cfg))) == 3
     feats = representations(model, images, batch_size=16)
     neurons = [i for i in range(feats.shape[1]) if feats[:, i].max() > 0][:3]  # alive on the test images
@@ -94,7 +94,7 @@ def test_feature_visualisation_raises_the_activation(model, data):
         assert acts[top[j, 0]] == acts.max() and acts[bottom[j, 0]] == acts.min()
         assert acts[top[j, 0]] >= acts[top[j, 1]]
     with pytest.raises(RobinterpError, match="outside"):
-        choose_neurons(4, FeatureVisConfig(neurons=[9]))
+        choose_neurons(4, FeatureVisConfig.of(neurons=[9]))
 
 
 def test_to_uint8_rounds_and_is_nhwc():
@@ -106,7 +106,7 @@ def test_to_uint8_rounds_and_is_nhwc():
 
 def test_representations_of_device_data_equal_those_of_float_images(model, tmp_path):
     from robinterp.data import load_split, write_split
-    from robinterp.evaluate import DeviceData
+    from robinterp.device import DeviceData
 
     rng = np.random.default_rng(0)
     write_split(tmp_path, rng.integers(0, 256, (37, 8, 8, 3), dtype=np.uint8), np.arange(37) % 4,

@@ -1,0 +1,123 @@
+"""One source of defaults: the config schema. The settings dataclasses have no defaults of their
+own, every CLI flag that carries a config key takes the schema's default, and errors name keys."""
+
+import argparse
+import dataclasses
+import importlib
+import pkgutil
+
+import pytest
+
+import robinterp
+from robinterp import config
+from robinterp.cli import build_parser
+from robinterp.config import Settings
+from robinterp.errors import RobinterpError
+
+# Dataclasses that may keep defaults, and why: none of them is a config block.
+NOT_SETTINGS = {
+    "AutoAttackConfig": "the standard version's fixed constants (iterations, targets, queries), not config keys",
+    "Ranks": "the torchrun process layout, read from the environment",
+    "Source": "a record of what a published file holds",
+}
+# Flags with a literal default, and why: none of them is a config key.
+LITERAL_DEFAULTS = {
+    ("build-small-imagenet", "--workers"): "decoding processes, how the job runs; the rule passes its threads",
+}
+
+
+def _dataclasses():
+    for m in pkgutil.iter_modules(robinterp.__path__):
+        if m.name == "__main__":
+            continue
+        mod = importlib.import_module(f"robinterp.{m.name}")
+        for obj in vars(mod).values():
+            if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == mod.__name__:
+                yield obj
+
+
+def _has_default(f):
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def test_settings_dataclasses_have_no_defaults_and_the_schema_has_one_for_each_field():
+    seen = []
+    for cls in _dataclasses():
+        with_default = [f.name for f in dataclasses.fields(cls) if _has_default(f)]
+        if not issubclass(cls, Settings):
+            assert not with_default or cls.__name__ in NOT_SETTINGS, (cls, with_default)
+            continue
+        seen.append(cls.__name__)
+        assert not with_default, f"{cls.__name__}: defaults {with_default} belong in the schema"
+        if cls.__name__ == "TrainConfig" or not cls.SECTION:
+            continue  # TrainConfig: several blocks, checked below; no SECTION: fields shared by subclasses
+        required = set(config.section(cls.SECTION).get("required", ())) - {"kind"}
+        missing = {f.name for f in dataclasses.fields(cls)} - set(config.defaults(cls.SECTION)) - required
+        assert not missing, f"{cls.__name__}: fields {missing} have no default in schema {cls.SECTION}"
+    assert len(seen) >= 12, seen
+
+
+def test_settings_take_the_schema_defaults():
+    from robinterp.attributions import IGConfig
+    from robinterp.train import TrainConfig
+
+    ig = IGConfig.from_dict(None)
+    assert dataclasses.asdict(ig) == {k: v for k, v in config.defaults("analyses.ig").items()}
+    tc = TrainConfig.from_dict({"epochs": 3})
+    assert tc.epochs == 3 and tc.lr == config.default("train.lr") and tc.width == config.default("model.width")
+    assert tc.device == config.default("device") and tc.eval_amp == config.default("dataset.evaluation.amp")
+    assert tc.augment.crop_padding == config.default("augment.crop_padding") and tc.attack is None
+
+
+@pytest.mark.parametrize("block, where", [
+    ({"steps": 0}, "analyses.ig.steps"),
+    ({"baseline": "grey"}, "analyses.ig.baseline"),
+    ({"stepz": 3}, "analyses.ig"),
+])
+def test_bad_settings_name_the_key_not_a_dataclass(block, where):
+    from robinterp.attributions import IGConfig
+
+    with pytest.raises(RobinterpError) as e:
+        IGConfig.from_dict(block)
+    assert where in str(e.value) and "IGConfig(" not in str(e.value)
+    if "stepz" in block:
+        assert "'stepz'" in str(e.value) and "allowed" in str(e.value)
+
+
+def test_train_config_errors_name_the_block_and_key():
+    from robinterp.train import TrainConfig
+
+    with pytest.raises(RobinterpError, match=r"train config: train.lr"):
+        TrainConfig.from_dict({"lr": -1})
+    with pytest.raises(RobinterpError, match=r"unknown key\(s\) \['lrr'\]"):
+        TrainConfig.from_dict({"lrr": 0.1})
+
+
+def _verbs():
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices.items()
+
+
+def test_flags_carrying_a_config_key_take_its_schema_default():
+    """A flag's default is None, empty, an off switch, or the schema's (its help names the key)."""
+    checked = 0
+    for verb, p in _verbs():
+        for a in p._actions:
+            if not a.option_strings or a.dest == "help":
+                continue
+            flag = a.option_strings[0]
+            empty = a.default in (None, "", []) or (a.default is False and isinstance(a, argparse._StoreTrueAction))
+            if empty or (verb, flag) in LITERAL_DEFAULTS:
+                continue
+            assert "config " in (a.help or ""), f"{verb} {flag}: default {a.default!r} is not the schema's"
+            key = a.help.rsplit("config ", 1)[1].split(" ")[0]
+            assert a.default == config.default(key), (verb, flag, key)
+            checked += 1
+    assert checked >= 30
+
+
+def test_every_json_flag_names_its_keys():
+    for verb, p in _verbs():
+        for a in p._actions:
+            if a.option_strings and a.option_strings[0].endswith("-json"):
+                assert "$defs" in (a.help or "") or "keys" in (a.help or ""), (verb, a.option_strings[0], a.help)
