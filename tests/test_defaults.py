@@ -121,3 +121,13 @@ def test_every_json_flag_names_its_keys():
         for a in p._actions:
             if a.option_strings and a.option_strings[0].endswith("-json"):
                 assert "$defs" in (a.help or "") or "keys" in (a.help or ""), (verb, a.option_strings[0], a.help)
+
+
+def test_a_missing_schema_is_one_line(monkeypatch, tmp_path, capsys):
+    from robinterp import cli
+
+    monkeypatch.setattr(config, "SCHEMA_PATH", tmp_path / "config.schema.yaml")
+    monkeypatch.setattr(config, "_SCHEMA", {})
+    assert cli.main(["evaluate", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "config.schema.yaml" in err and "Traceback" not in err
