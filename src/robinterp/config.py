@@ -114,14 +114,15 @@ def resolve_variant(dataset_cfg: dict, name: str, schema: dict, where: str = "")
         raise RobinterpError("invalid config:\n  " + "\n  ".join(dict.fromkeys(problems)))
     resolved = {"arch": model["arch"], "width": model["width"], "mean": model.get("mean"), "std": model.get("std"),
                 **{k: val for k, val in train.items() if k not in TRAIN_ONLY_FOR_WORKFLOW},
-                "attack": v.get("attack"), "seed": v.get("seed", 0),
-                "eval_amp": dataset_cfg.get("evaluation", {}).get("amp", False)}
+                "attack": v.get("attack"), "seed": v.get("seed", default("variant.seed")),
+                "eval_amp": dataset_cfg.get("evaluation", {}).get("amp", default("dataset.evaluation.amp"))}
     return resolved
 
 
 def selection_split(dataset_cfg: dict, name: str) -> str:
     v = get_variant(dataset_cfg, name)
-    return deep_merge(dataset_cfg["train"], v.get("train") or {}).get("selection_split", "val")
+    return deep_merge(dataset_cfg["train"], v.get("train") or {}).get("selection_split",
+                                                                       default("train.selection_split"))
 
 
 def check_variants(config: dict, schema: dict) -> None:

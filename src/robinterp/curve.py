@@ -18,7 +18,9 @@ def ladder_eps(ladder: dict) -> dict[str, float]:
     """{variant: training eps} from {variant: its training attack block (null = standard, eps 0) or a number}."""
     if not ladder:
         raise RobinterpError("--eps-json: give {variant: eps or attack block} for the ladder's variants")
-    return {name: float(attack.get("eps", 0.0)) if isinstance(attack, dict) else float(attack or 0.0)
+    from .config import default
+
+    return {name: float(attack.get("eps", default("attack.eps"))) if isinstance(attack, dict) else float(attack or 0.0)
             for name, attack in ladder.items()}
 
 
