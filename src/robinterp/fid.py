@@ -219,3 +219,13 @@ def features_of(image_set: dict, dims: int, batch_size: int, device, model=None)
             raise RobinterpError(f"{image_set['path']}: holds {image_set['dims']}-d features, {dims}-d asked")
         return image_set["features"]
     return inception_features(image_set["images"], dims, batch_size, device, model)
+
+
+def match_size(feats: np.ndarray, like, max_images: int | None, seed: int, name: str) -> np.ndarray:
+    """`feats` subsampled (seeded) to as many images as the image set `like` holds: FID falls with
+    n, so a baseline is computed at the size of the set it is compared with."""
+    n = image_set_size(like, max_images)
+    if n > len(feats):
+        raise RobinterpError(f"--match-n {like}: {n} images, but {name} has only {len(feats)}; "
+                             f"raise metrics.fid.max_images or generate fewer images")
+    return subsample_features(feats, n, seed)

@@ -77,9 +77,7 @@ def fid_verb(a):
 
     from .. import storage
     from ..device import resolve_device
-    from ..errors import RobinterpError
-    from ..fid import (features_of, fid_from_features, fid_interval, image_set_size, kid, load_image_set,
-                       load_inception, subsample_features)
+    from ..fid import features_of, fid_from_features, fid_interval, kid, load_image_set, load_inception, match_size
 
     device = resolve_device(a.device)
     real = load_image_set(a.real, a.max_images, a.seed)
@@ -88,12 +86,8 @@ def fid_verb(a):
     model = None if "features" in real and "features" in fake else load_inception(a.dims, device)
     f_real = features_of(real, a.dims, a.batch_size, device, model)
     f_fake = features_of(fake, a.dims, a.batch_size, device, model)
-    if a.match_n:  # FID falls with n: the baseline is computed at the generated set's size
-        n = image_set_size(a.match_n, a.max_images)
-        if n > len(f_fake):
-            raise RobinterpError(f"--match-n {a.match_n}: {n} images, but --fake {a.fake} has only {len(f_fake)}; "
-                                 f"raise metrics.fid.max_images or generate fewer images")
-        f_fake = subsample_features(f_fake, n, a.seed)
+    if a.match_n:
+        f_fake = match_size(f_fake, a.match_n, a.max_images, a.seed, f"--fake {a.fake}")
     out = {"variant": a.variant, "fid": fid_from_features(f_real, f_fake), "dims": a.dims,
            "n_real": len(f_real), "n_fake": len(f_fake),
            "interval": fid_interval(f_real, f_fake, a.interval_rounds, a.seed)}
