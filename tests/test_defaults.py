@@ -84,6 +84,18 @@ def test_bad_settings_name_the_key_not_a_dataclass(block, where):
         assert "'stepz'" in str(e.value) and "allowed" in str(e.value)
 
 
+def test_python_and_numpy_values_validate_as_their_json_would():
+    import numpy as np
+
+    from robinterp.attributions import IGConfig
+    from robinterp.train import TrainConfig
+
+    assert IGConfig.of(steps=np.int64(8), blur_sigma=np.float32(1.5)).steps == 8
+    assert TrainConfig.of(milestones=(3, 6), mean=(0.5, 0.5, 0.5)).milestones == (3, 6)
+    with pytest.raises(RobinterpError, match=r"analyses.ig.steps: 2.5 is not of type 'integer'"):
+        IGConfig.of(steps=np.float64(2.5))
+
+
 def test_train_config_errors_name_the_block_and_key():
     from robinterp.train import TrainConfig
 

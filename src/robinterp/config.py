@@ -211,10 +211,13 @@ def check_block(block: dict, path: str, where: str) -> None:
 
 
 def _plain(value):
-    """Tuples as lists (JSON's arrays), so that a block built in Python validates as its JSON would."""
+    """Tuples as lists and numpy scalars as Python numbers, so that a block built in Python
+    validates as its JSON would."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if type(value).__module__ == "numpy" and hasattr(value, "item") else value
 
 
 class Settings:
