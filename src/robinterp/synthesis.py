@@ -173,20 +173,20 @@ def invert_representation(model: nn.Module, sources: torch.Tensor, targets: torc
     """Minimise eq. 15 from each source; returns (inverted, distance before, distance after)."""
     bar = _pgd_bar("inversion", len(sources), cfg)
 
-    def run(src, targ):
-        with torch.no_grad():
-            r_t = model.features(targ)
+    def run(src, r_t):
         return pgd(counting(lambda xa: -normalised_distance(model, xa, r_t), bar), src, norm=cfg.norm, eps=cfg.eps,
                    step_size=cfg.step_size, steps=cfg.steps)
 
-    def distance(x, targ):
+    def distance(x, r_t):
         with torch.no_grad():
-            return normalised_distance(model, x, model.features(targ))
+            return normalised_distance(model, x, r_t)
 
     with attack_mode(model):
-        inverted = _batched(run, sources, targets, batch_size=cfg.batch_size)
-        before = _batched(distance, sources, targets, batch_size=cfg.batch_size)
-        after = _batched(distance, inverted, targets, batch_size=cfg.batch_size)
+        with torch.no_grad():  # R(x_targ), once for the optimisation and both distances
+            r_targets = _batched(model.features, targets, batch_size=cfg.batch_size)
+        inverted = _batched(run, sources, r_targets, batch_size=cfg.batch_size)
+        before = _batched(distance, sources, r_targets, batch_size=cfg.batch_size)
+        after = _batched(distance, inverted, r_targets, batch_size=cfg.batch_size)
     return inverted, before, after
 
 

@@ -23,14 +23,15 @@ def evaluate_verb(a):
     model, meta = load_model(a.checkpoint, device)
     split = load_split(a.data)
     attack = AttackConfig.from_dict(a.attack_json)
+    data = DeviceData(split, device)  # the split moves to the device once, for PGD and AutoAttack
     torch.manual_seed(a.seed)
-    res = accuracy(model, DeviceData(split, device), attack, a.batch_size, a.max_images, a.amp, a.seed)
+    res = accuracy(model, data, attack, a.batch_size, a.max_images, a.amp, a.seed)
     label = "" if attack is None else f"PGD-{attack.steps} {attack.norm} eps={attack.eps} step={attack.step_size}"
     if attack is not None and a.autoattack:
         from ..autoattack import evaluate_autoattack, subset_indices
 
         indices = subset_indices(res["n"], a.autoattack_max_images, a.seed)
-        res.update(evaluate_autoattack(model, DeviceData(split, device), indices, attack, a.batch_size, a.seed))
+        res.update(evaluate_autoattack(model, data, indices, attack, a.batch_size, a.seed))
     out = {"variant": a.variant, **res, "attack": a.attack_json, "attack_label": label,
            "split": str(a.data), "data_sha256": split.sha256, "checkpoint": str(a.checkpoint),
            "checkpoint_epoch": meta.get("epoch"), "provenance": storage.provenance(device=str(device))}
