@@ -70,6 +70,15 @@ def _lines(where: str, err) -> list[str]:
     return [f"{where}: {_short(err)}"]
 
 
+def _problems(value, node: dict, where: str, root: dict) -> list[str]:
+    """One readable line per violation of the schema `node` (of the schema `root`) by `value`."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator({"$defs": root["$defs"], **node})
+    return [line for e in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.path)))
+            for line in _lines(".".join([where] + [str(p) for p in e.absolute_path]), e)]
+
+
 def _short(err) -> str:
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
@@ -97,19 +106,19 @@ def get_variant(dataset_cfg: dict, name: str) -> dict:
     raise RobinterpError(f"variant {name!r} not in config; known: {variant_names(dataset_cfg)}")
 
 
-def resolve_variant(dataset_cfg: dict, name: str, schema: dict, where: str = "") -> dict:
-    """The variant's full training config: dataset model/train blocks + the variant's overrides."""
-    import jsonschema
-
+def _merged_variant(dataset_cfg: dict, name: str, schema: dict, where: str) -> tuple[dict, dict, dict, list[str]]:
+    """The variant, its dataset's model/train blocks with its overrides, and what is wrong with them."""
     v = get_variant(dataset_cfg, name)
     model = deep_merge(dataset_cfg["model"], v.get("model") or {})
     train = deep_merge(dataset_cfg["train"], v.get("train") or {})
-    problems = []
-    for block, value in (("model", model), ("train", train)):
-        sub = {"$defs": schema["$defs"], **schema["$defs"][block]}
-        for e in jsonschema.Draft202012Validator(sub).iter_errors(value):
-            at = ".".join([f"{where}variants[{name}].{block}"] + [str(p) for p in e.absolute_path])
-            problems += _lines(at, e)
+    problems = [line for block, value in (("model", model), ("train", train))
+                for line in _problems(value, schema["$defs"][block], f"{where}variants[{name}].{block}", schema)]
+    return v, model, train, problems
+
+
+def resolve_variant(dataset_cfg: dict, name: str, schema: dict, where: str = "") -> dict:
+    """The variant's full training config: dataset model/train blocks + the variant's overrides."""
+    v, model, train, problems = _merged_variant(dataset_cfg, name, schema, where)
     if problems:
         raise RobinterpError("invalid config:\n  " + "\n  ".join(dict.fromkeys(problems)))
     resolved = {"arch": model["arch"], "width": model["width"], "mean": model.get("mean"), "std": model.get("std"),
@@ -128,13 +137,8 @@ def selection_split(dataset_cfg: dict, name: str) -> str:
 def check_variants(config: dict, schema: dict) -> None:
     """Each variant's overrides merged over its dataset's blocks must be valid: a typo in a
     variant's `train:` or `model:` stops the run before any job, naming the key."""
-    problems = []
-    for ds, dcfg in config["datasets"].items():
-        for name in variant_names(dcfg):
-            try:
-                resolve_variant(dcfg, name, schema, where=f"datasets.{ds}.")
-            except RobinterpError as e:
-                problems += str(e).split("\n  ")[1:]
+    problems = [line for ds, dcfg in config["datasets"].items() for name in variant_names(dcfg)
+                for line in dict.fromkeys(_merged_variant(dcfg, name, schema, f"datasets.{ds}.")[3])]
     if problems:
         raise RobinterpError("invalid config:\n  " + "\n  ".join(problems))
 
@@ -199,13 +203,7 @@ def properties(path: str) -> dict:
 
 def check_block(block: dict, path: str, where: str) -> None:
     """Raise RobinterpError naming each key of `block` that breaks the schema block at `path`."""
-    import jsonschema
-
-    sub = {"$defs": schema()["$defs"], **_deref(section(path))}
-    problems = []
-    block = _plain(block)
-    for e in sorted(jsonschema.Draft202012Validator(sub).iter_errors(block), key=lambda e: list(map(str, e.path))):
-        problems += _lines(".".join([where] + [str(p) for p in e.absolute_path]), e)
+    problems = _problems(_plain(block), _deref(section(path)), where, schema())
     if problems:
         raise RobinterpError("invalid settings:\n  " + "\n  ".join(dict.fromkeys(problems)))
 
