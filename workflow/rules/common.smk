@@ -15,14 +15,15 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 
 from robinterp.config import (
+    SCHEMA_PATH,
     check,
     check_variant_names,
     check_variants,
     get_variant,
     imported_variants,
-    load_schema,
     resolve_variant,
     result_settings,
+    schema,
     selection_split,
     variant_names,
 )
@@ -30,8 +31,7 @@ from robinterp.fid_weights import fid_weights_path
 from robinterp.image_folder import listing_digest
 from robinterp.errors import RobinterpError
 
-SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-SCHEMA = load_schema(SCHEMA_PATH)
+SCHEMA = schema()  # workflow/schemas/config.schema.yaml, as the verbs read it
 try:
     check(config, SCHEMA)  # readable messages first (key + allowed values) ...
     validate(config, str(SCHEMA_PATH))  # ... then Snakemake's validation fills the defaults
@@ -87,10 +87,20 @@ def json_arg(obj):
 
 
 def cli_flags(block, skip=()):
-    """A config block as shell-quoted `--key value` flags (`_` -> `-`; null values left out)."""
-    return " ".join(
-        f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in block.items() if k not in skip and v is not None
-    )
+    """A config block as shell-quoted flags named after its keys (`_` -> `-`): `--key value`, a list
+    as `--key a b`, a boolean as `--key` / `--no-key`; null values and empty lists left out."""
+    out = []
+    for k, v in block.items():
+        name = k.replace("_", "-")
+        if k in skip or v is None or v == []:
+            continue
+        if isinstance(v, bool):
+            out.append(f"--{name}" if v else f"--no-{name}")
+        elif isinstance(v, list):
+            out.append(f"--{name} " + " ".join(shlex.quote(str(x)) for x in v))
+        else:
+            out.append(f"--{name} {shlex.quote(str(v))}")
+    return " ".join(out)
 
 
 def block(*keys):
@@ -106,17 +116,9 @@ def block(*keys):
 
 
 def flag(block_of, key):
-    """Params function: `block_of(wildcards)[key]` as one flag named after the key: `--key value`,
-    a boolean as `--key` / `--no-key`, nothing when null (the verb's flag then stays unset)."""
-
-    def as_flag(w):
-        value = block_of(w)[key]
-        name = key.replace("_", "-")
-        if isinstance(value, bool):
-            return f"--{name}" if value else f"--no-{name}"
-        return "" if value is None else f"--{name} {shlex.quote(str(value))}"
-
-    return as_flag
+    """Params function: `block_of(wildcards)[key]` as one flag (cli_flags); nothing when null, so
+    the verb's flag stays unset."""
+    return lambda w: cli_flags({key: block_of(w)[key]})
 
 
 def train_config(dataset, variant):
@@ -309,14 +311,8 @@ def checkpoint_cfg(dataset, variant):
 def import_flags(dataset, variant):
     """The checkpoint block as import-checkpoint flags (path and class_subset travel as inputs)."""
     block = checkpoint_cfg(dataset, variant)
-    flags = {k: block.get(k) for k in ("format", "arch", "sha256", "width", "num_classes")}
-    out = cli_flags(flags)
-    for key in ("mean", "std"):
-        if block.get(key):
-            out += f" --{key} " + " ".join(str(float(x)) for x in block[key])
-    if block.get("class_subset"):
-        out += f" --class-subset {block['class_subset']}"
-    return out
+    keys = ("format", "arch", "sha256", "width", "num_classes", "mean", "std", "class_subset")
+    return cli_flags({k: block.get(k) for k in keys})
 
 
 def imagenet_index_input(dataset, variant):
