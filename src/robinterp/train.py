@@ -82,18 +82,14 @@ class TrainConfig(Settings):
         variant's attack and seed, evaluation.amp (as eval_amp) and the device. Keys left out take
         the schema's defaults; errors name the key."""
         d = dict(d or {})
-        blocks = {"model": {}, "train": {}}
-        for key in list(d):
-            for name in blocks:
-                if key in _schema_keys(name):
-                    blocks[name][key] = d.pop(key)
-                    break
+        keys = {name: _schema_keys(name) for name in ("model", "train")}
+        blocks = {name: {k: d.pop(k) for k in list(d) if k in names} for name, names in keys.items()}
         own = {"attack": "variant.attack", "seed": "variant.seed", "eval_amp": "dataset.evaluation.amp",
                "device": "device"}
         unknown = sorted(set(d) - set(own))
         if unknown:
             raise RobinterpError(f"train config: unknown key(s) {unknown}; allowed: "
-                                 f"{sorted(_schema_keys('model') | _schema_keys('train') | set(own))}")
+                                 f"{sorted(keys['model'] | keys['train'] | set(own))}")
         for name, block in blocks.items():
             check_block(block, name, f"train config: {name}")
         v = {**defaults("model"), **defaults("train"), **{k: default(path) for k, path in own.items()},
