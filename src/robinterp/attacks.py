@@ -203,6 +203,7 @@ def pgd(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, n
 @dataclass(frozen=True)
 class AttackConfig(Settings):
     """An attack as configured (`attack:` / `eval_attack:` blocks of the config)."""
+
     SECTION = "attack"
 
     norm: str

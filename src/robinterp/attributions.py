@@ -35,6 +35,7 @@ BASELINES = ("black", "uniform", "blur")
 @dataclass(frozen=True)
 class IGConfig(Settings):
     """The `analyses.ig` config block (defaults = the author's code)."""
+
     SECTION = "analyses.ig"
 
     num_images: int  # test images explained (Fig. 10 grid: A-H x 1-3)
@@ -49,10 +50,10 @@ class IGConfig(Settings):
     seed: int  # image choice and noise baselines
 
 
-
 @dataclass(frozen=True)
 class ShapConfig(Settings):
     """The `analyses.shap` config block (defaults = the author's notebook)."""
+
     SECTION = "analyses.shap"
 
     num_images: int
@@ -61,7 +62,6 @@ class ShapConfig(Settings):
     batch_size: int  # samples per gradient pass inside shap (author: 10)
     output: str  # the author passed the classifier itself (logits) to shap
     seed: int  # image choice (same as IG's with equal seeds), background and shap's rseed
-
 
 
 class ScalarOutput(nn.Module):

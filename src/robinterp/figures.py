@@ -28,6 +28,7 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 @dataclass(frozen=True)
 class PlotConfig(Settings):
     """The `analyses.plots` block: changing it reruns only plot jobs."""
+
     SECTION = "analyses.plots"
 
     compare_images: int  # Fig. 2/6: samples in the standard-vs-robust comparison
@@ -41,7 +42,6 @@ class PlotConfig(Settings):
     max_classes: int  # rows of the class generation grid (first classes)
     inversion_rows: int  # pairs shown per source kind
     dpi: int
-
 
 
 def save(fig, png: str | Path, pdf: str | Path, dpi: int) -> None:

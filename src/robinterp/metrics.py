@@ -236,6 +236,7 @@ def bootstrap_mean(values, rounds: int, seed: int, level: float = 0.95) -> dict:
 @dataclass(frozen=True)
 class InterpretabilityConfig(Settings):
     """The dataset's `metrics.interpretability` block (defaults: workflow/schemas/config.schema.yaml)."""
+
     SECTION = "metrics.interpretability"
 
     sample: int  # attributed images used (the first rows of each attributions file)
@@ -257,7 +258,6 @@ class InterpretabilityConfig(Settings):
     batch_size: int
     bootstrap: int
     seed: int
-
 
 
 def load_attributions(path) -> dict:

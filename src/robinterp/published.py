@@ -26,7 +26,6 @@ from .published_formats import ARCHS, FORMATS
 from .safe_unpickle import load_untrusted
 
 
-
 @dataclass
 class Source:
     """What a file holds: the network's tensors under our backbone names, and its normalisation."""

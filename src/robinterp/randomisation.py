@@ -36,13 +36,13 @@ RANDOMISATION_METHODS = ("ig", "shap")
 @dataclass(frozen=True)
 class RandomisationConfig(Settings):
     """The dataset's `metrics.randomisation` block (defaults: workflow/schemas/config.schema.yaml)."""
+
     SECTION = "metrics.randomisation"
 
     images: int  # explained images per variant (the first rows of each attributions file)
     target: str  # class explained at every step: the trained model's prediction, or label
     bootstrap: int  # rounds for the 95% interval of the mean correlation
     seed: int  # re-initialisation and explainer noise
-
 
 
 def cascade_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
