@@ -33,7 +33,7 @@ from .config import (EXECUTION_ONLY, TRAIN_ONLY_FOR_WORKFLOW, Settings, check_bl
 from .data import Split
 from .distributed import Ranks
 from .errors import RobinterpError
-from .device import DeviceData, autocast, resolve_device
+from .device import DeviceData, announce, autocast, describe, resolve_device
 from .evaluate import accuracy
 from .models import build_model
 from .progress import progress
@@ -175,6 +175,8 @@ def train(cfg: TrainConfig, train_split: Split, val_split: Split, out: Path, sta
     """Train one variant; under torchrun every rank calls this and rank 0 writes the outputs."""
     ranks = distributed.ranks_from_env()
     device = distributed.setup(ranks, resolve_device(cfg.device))
+    if ranks.is_main:
+        announce(describe(device))
     meta = _train(cfg, ranks, device, train_split, val_split, out, state_dir, log_csv, extra_meta)
     distributed.teardown(ranks)  # after rank 0 has written; a failing rank exits without it
     return meta
@@ -287,7 +289,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
         raise RobinterpError("training ran no epoch (epochs must be >= 1)")
     meta = {"config": cfg.to_dict(), "epoch": best["epoch"], "metrics": best["metrics"],
             "data_sha256": {"train": train_split.sha256, "val": val_split.sha256},
-            "provenance": storage.provenance(world_size=ranks.world_size, **(extra_meta or {}))}
+            "provenance": storage.provenance(world_size=ranks.world_size, device=describe(device), **(extra_meta or {}))}
     if ranks.is_main:
         model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
         _write_log(log_csv, rows)

@@ -20,15 +20,13 @@ rule ig:
         f"{R}/logs/ig/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
     resources:
-        gpu=GPU,
-        mem_mb=8000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
-        runtime=60,
+        **resources_of("ig"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp ig --checkpoint {input.model} --data {input.test}"
-        " --config-json {params.config} --variant {wildcards.variant} --device {params.device}"
-        " --out {output.attributions} --meta {output.meta} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp ig --checkpoint {input.model:q} --data {input.test:q}"
+        " --config-json {params.config} --variant {wildcards.variant:q} --device {params.device}"
+        " --out {output.attributions:q} --meta {output.meta:q} > {log:q} 2>&1"
 
 
 rule shap:
@@ -45,15 +43,13 @@ rule shap:
         f"{R}/logs/shap/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
     resources:
-        gpu=GPU,
-        mem_mb=4000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
-        runtime=60,
+        **resources_of("shap"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp shap --checkpoint {input.model} --data {input.test}"
-        " --train {input.train} --config-json {params.config} --variant {wildcards.variant}"
-        " --device {params.device} --out {output.attributions} --meta {output.meta} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp shap --checkpoint {input.model:q} --data {input.test:q}"
+        " --train {input.train:q} --config-json {params.config} --variant {wildcards.variant:q}"
+        " --device {params.device} --out {output.attributions:q} --meta {output.meta:q} > {log:q} 2>&1"
 
 
 rule class_generation:
@@ -71,16 +67,14 @@ rule class_generation:
         f"{R}/logs/class_generation/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
     resources:
-        gpu=GPU,
-        mem_mb=11000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
-        runtime=120,
+        **resources_of("class_generation"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp class-generation --checkpoint {input.model}"
-        " --data {input.test} --config-json {params.config} --variant {wildcards.variant}"
-        " --device {params.device} --out-images {output.images} --out-seeds {output.seeds}"
-        " --out-labels {output.labels} --meta {output.meta} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp class-generation --checkpoint {input.model:q}"
+        " --data {input.test:q} --config-json {params.config} --variant {wildcards.variant:q}"
+        " --device {params.device} --out-images {output.images:q} --out-seeds {output.seeds:q}"
+        " --out-labels {output.labels:q} --meta {output.meta:q} > {log:q} 2>&1"
 
 
 rule inversion:
@@ -98,16 +92,14 @@ rule inversion:
         f"{R}/logs/inversion/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
     resources:
-        gpu=GPU,
-        mem_mb=5000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
-        runtime=240,
+        **resources_of("inversion"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp inversion --checkpoint {input.model}"
-        " --data {input.test} --config-json {params.config} --variant {wildcards.variant}"
-        " --device {params.device} --out-targets {output.targets} --out-sources {output.sources}"
-        " --out-inverted {output.inverted} --meta {output.meta} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp inversion --checkpoint {input.model:q}"
+        " --data {input.test:q} --config-json {params.config} --variant {wildcards.variant:q}"
+        " --device {params.device} --out-targets {output.targets:q} --out-sources {output.sources:q}"
+        " --out-inverted {output.inverted:q} --meta {output.meta:q} > {log:q} 2>&1"
 
 
 rule feature_vis:
@@ -123,12 +115,10 @@ rule feature_vis:
         f"{R}/logs/feature_vis/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
     resources:
-        gpu=GPU,
-        mem_mb=4000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
-        runtime=60,
+        **resources_of("feature_vis"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp feature-vis --checkpoint {input.model}"
-        " --data {input.test} --config-json {params.config} --variant {wildcards.variant}"
-        " --device {params.device} --out {output.features} --meta {output.meta} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp feature-vis --checkpoint {input.model:q}"
+        " --data {input.test:q} --config-json {params.config} --variant {wildcards.variant:q}"
+        " --device {params.device} --out {output.features:q} --meta {output.meta:q} > {log:q} 2>&1"

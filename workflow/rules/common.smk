@@ -4,7 +4,6 @@
 import json
 import re
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -28,8 +27,10 @@ from robinterp.config import (
     variant_names,
 )
 from robinterp.fid_weights import fid_weights_path
+from robinterp.gpus import local_gpu_limit
 from robinterp.image_folder import listing_digest
 from robinterp.errors import RobinterpError
+from robinterp.resources import job_resources, resource_keys
 
 SCHEMA = schema()  # workflow/schemas/config.schema.yaml, as the verbs read it
 try:
@@ -48,11 +49,29 @@ CONDA_ENV = str(Path(workflow.basedir) / "envs" / "robinterp.yaml")
 _USE_CONDA = "conda" in str(workflow.deployment_settings.deployment_method).lower()
 _PATH = "" if _USE_CONDA else f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
 shell.prefix(f"set -euo pipefail; {_PATH}export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
-# Resource request per GPU job. `device: auto` asks for a GPU only where this machine has one,
-# so CPU-only demo runs are not serialised by the default profile's `gpu: 1` limit; cluster
-# profiles set the GPU rules' resources themselves (workflow/profiles/slurm).
-_HAS_GPU = shutil.which("nvidia-smi") is not None  # the NVIDIA driver ships it
-GPU = {"cpu": 0, "cuda": 1}.get(config["device"], int(_HAS_GPU))
+# GPUs (docs/scale.md, "GPUs on one machine"). A GPU rule asks for one GPU unless `device: cpu`,
+# and its command starts through `python -m robinterp.gpus {resources.gpu} --`, which gives the job
+# GPUs no other running job holds (or steps aside on a machine without GPUs, and under SLURM).
+# Locally, Snakemake runs as many GPU jobs at once as this machine shows GPUs (honouring
+# CUDA_VISIBLE_DEVICES), unless `--resources gpu=N` says otherwise.
+_GPUS = local_gpu_limit(workflow.global_resources, workflow.remote_exec)
+if _GPUS:
+    workflow.register_resource("gpu", _GPUS)
+
+
+def resources_of(rule):
+    """The rule's resources, computed per job from its dataset's size (robinterp.resources). They
+    live in the rule, so `--set-resources rule:key=v` changes that key alone."""
+
+    def value(key):
+        def of(wildcards, threads):
+            ds = wildcards.get("dataset")
+            variant = train_config(ds, wildcards.variant) if rule == "train" else None
+            return job_resources(rule, ds and dataset_cfg(ds), variant, config["device"], threads)[key]
+
+        return of
+
+    return {key: value(key) for key in resource_keys(rule, config["device"])}
 
 
 def python_launcher(gpus):

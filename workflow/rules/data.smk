@@ -14,7 +14,9 @@ rule prepare_data:
         listing=source_listing,
     log:
         f"{R}/logs/prepare_data/{{dataset}}.log",
+    resources:
+        **resources_of("prepare_data"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp prepare-data --source-json {params.source} --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m robinterp prepare-data --source-json {params.source} --out-dir {params.out_dir:q} > {log:q} 2>&1"

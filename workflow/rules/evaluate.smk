@@ -24,16 +24,14 @@ rule evaluate:
         f"{R}/logs/evaluate/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
     resources:
-        gpu=GPU,
-        mem_mb=14000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
-        runtime=120,
+        **resources_of("evaluate"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp evaluate --checkpoint {input.model} --data {input.test}"
-        " --attack-json {params.attack} --variant {wildcards.variant} --batch-size {params.batch_size}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp evaluate --checkpoint {input.model:q} --data {input.test:q}"
+        " --attack-json {params.attack} --variant {wildcards.variant:q} --batch-size {params.batch_size}"
         " {params.max_images} {params.autoattack} {params.autoattack_max_images} {params.amp} {params.seed}"
-        " --device {params.device} --out {output} > {log} 2>&1"
+        " --device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule accuracy_table:
@@ -51,8 +49,10 @@ rule accuracy_table:
         reference=lambda w: json_arg(dataset_cfg(w.dataset)["reference"]),
     log:
         f"{R}/logs/accuracy_table/{{dataset}}.log",
+    resources:
+        **resources_of("accuracy_table"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp accuracy-table --inputs {input} --reference-json {params.reference}"
-        " --dataset {wildcards.dataset} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "python -m robinterp accuracy-table --inputs {input:q} --reference-json {params.reference}"
+        " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"

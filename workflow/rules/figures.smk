@@ -32,12 +32,14 @@ rule plot_attributions:
         **plot_params(),
     log:
         f"{R}/logs/plot_attributions/{{dataset}}/{{method}}_{{layout}}.log",
+    resources:
+        **resources_of("plot_attributions"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp plot-attributions --variants {params.variants} --inputs {input.arrays}"
-        " --meta {input.meta} --method {wildcards.method} --layout {wildcards.layout}"
-        " --plots-json {params.plots} --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
+        "python -m robinterp plot-attributions --variants {params.variants} --inputs {input.arrays:q}"
+        " --meta {input.meta:q} --method {wildcards.method:q} --layout {wildcards.layout:q}"
+        " --plots-json {params.plots} --out-png {output.png:q} --out-pdf {output.pdf:q} > {log:q} 2>&1"
 
 
 rule plot_class_generation:
@@ -58,12 +60,14 @@ rule plot_class_generation:
         **plot_params(),
     log:
         f"{R}/logs/plot_class_generation/{{dataset}}.log",
+    resources:
+        **resources_of("plot_class_generation"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp plot-class-generation --variants {params.variants} --images {input.images}"
-        " --seeds {input.seeds} --labels {input.labels} --meta {input.meta} --plots-json {params.plots}"
-        " --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
+        "python -m robinterp plot-class-generation --variants {params.variants} --images {input.images:q}"
+        " --seeds {input.seeds:q} --labels {input.labels:q} --meta {input.meta:q} --plots-json {params.plots}"
+        " --out-png {output.png:q} --out-pdf {output.pdf:q} > {log:q} 2>&1"
 
 
 rule plot_inversion:
@@ -84,12 +88,14 @@ rule plot_inversion:
         **plot_params(),
     log:
         f"{R}/logs/plot_inversion/{{dataset}}.log",
+    resources:
+        **resources_of("plot_inversion"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp plot-inversion --variants {params.variants} --targets {input.targets}"
-        " --sources {input.sources} --inverted {input.inverted} --meta {input.meta}"
-        " --plots-json {params.plots} --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
+        "python -m robinterp plot-inversion --variants {params.variants} --targets {input.targets:q}"
+        " --sources {input.sources:q} --inverted {input.inverted:q} --meta {input.meta:q}"
+        " --plots-json {params.plots} --out-png {output.png:q} --out-pdf {output.pdf:q} > {log:q} 2>&1"
 
 
 rule plot_feature_vis:
@@ -108,8 +114,10 @@ rule plot_feature_vis:
         **plot_params(),
     log:
         f"{R}/logs/plot_feature_vis/{{dataset}}.log",
+    resources:
+        **resources_of("plot_feature_vis"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp plot-feature-vis --variants {params.variants} --inputs {input.features}"
-        " --meta {input.meta} --plots-json {params.plots} --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
+        "python -m robinterp plot-feature-vis --variants {params.variants} --inputs {input.features:q}"
+        " --meta {input.meta:q} --plots-json {params.plots} --out-png {output.png:q} --out-pdf {output.pdf:q} > {log:q} 2>&1"

@@ -3,13 +3,14 @@
 # curve over the variants, and results/summary.md. Reads the analyses' outputs by path.
 
 
-# Both FID rules run this command (the real baseline and each variant's class generation).
+# Both FID rules run this command (the real baseline on the CPU, each variant's class generation
+# through the GPU launcher).
 FID_SHELL = (
-    "OMP_NUM_THREADS={threads} python -m robinterp fid --real {input.real} --fake {input.fake}"
+    "python -m robinterp fid --real {input.real:q} --fake {input.fake:q}"
     " --dims {params.fid[dims]} {params.max_images} --seed {params.fid[seed]} --batch-size {params.fid[batch_size]}"
     " --interval-rounds {params.fid[interval_rounds]} {params.match_n} {params.kid} --kid-subsets {params.fid[kid_subsets]}"
     " --kid-subset-size {params.fid[kid_subset_size]} --variant {params.variant} --device {params.device}"
-    " --out {output} > {log} 2>&1"
+    " --out {output:q} > {log:q} 2>&1"
 )
 
 
@@ -21,10 +22,12 @@ rule install_fid_weights:
     log:
         f"{R}/logs/install_fid_weights.log",
     localrule: True
+    resources:
+        **resources_of("install_fid_weights"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp install-fid-weights --dest {output} > {log} 2>&1"
+        "python -m robinterp install-fid-weights --dest {output:q} > {log:q} 2>&1"
 
 
 rule inception_features:
@@ -44,15 +47,13 @@ rule inception_features:
         f"{R}/logs/inception_features/{{dataset}}/{{split}}.log",
     threads: config["threads"]["analysis"]
     resources:
-        gpu=GPU,
-        mem_mb=16000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
-        runtime=60,
+        **resources_of("inception_features"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp inception-features --images {input.split}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp inception-features --images {input.split:q}"
         " --dims {params.fid[dims]} {params.max_images} --seed {params.fid[seed]}"
-        " --batch-size {params.fid[batch_size]} --device {params.device} --out {output} > {log} 2>&1"
+        " --batch-size {params.fid[batch_size]} --device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 # --- FID --------------------------------------------------------------------------------------------
@@ -65,17 +66,16 @@ rule fid_real_baseline:
     output:
         f"{R}/{{dataset}}/fid/baseline/test_vs_train.json",
     params:
-        **fid_params(lambda w: "real", lambda w, input: f"--match-n {input.generated}"),
+        **fid_params(lambda w: "real", lambda w, input: "--match-n " + shlex.quote(input.generated)),
     log:
         f"{R}/logs/fid/{{dataset}}/baseline.log",
     threads: config["threads"]["analysis"]
     resources:
-        mem_mb=10000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
-        runtime=30,
+        **resources_of("fid_real_baseline"),
     conda:
         CONDA_ENV
     shell:
-        FID_SHELL
+        "OMP_NUM_THREADS={threads} " + FID_SHELL
 
 
 rule fid_class_generation:
@@ -91,13 +91,11 @@ rule fid_class_generation:
         f"{R}/logs/fid/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
     resources:
-        gpu=GPU,
-        mem_mb=4000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
-        runtime=60,
+        **resources_of("fid_class_generation"),
     conda:
         CONDA_ENV
     shell:
-        FID_SHELL
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- " + FID_SHELL
 
 
 rule fid_table:
@@ -116,11 +114,13 @@ rule fid_table:
         reference=lambda w: json_arg(dataset_cfg(w.dataset)["reference"]),
     log:
         f"{R}/logs/fid_table/{{dataset}}.log",
+    resources:
+        **resources_of("fid_table"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp fid-table --inputs {input.baseline} {input.variants} --reference-json {params.reference}"
-        " --dataset {wildcards.dataset} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "python -m robinterp fid-table --inputs {input.baseline:q} {input.variants:q} --reference-json {params.reference}"
+        " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 # --- inversion distance -------------------------------------------------------------------------------
@@ -141,16 +141,14 @@ rule inversion_distance:
         f"{R}/logs/inversion_distance/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
     resources:
-        gpu=GPU,
-        mem_mb=4000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
-        runtime=30,
+        **resources_of("inversion_distance"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp inversion-distance --targets {input.targets}"
-        " --inverted {input.inverted} --sources {input.sources} --dims {params.inv[dims]}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp inversion-distance --targets {input.targets:q}"
+        " --inverted {input.inverted:q} --sources {input.sources:q} --dims {params.inv[dims]}"
         " --batch-size {params.inv[batch_size]} --bootstrap {params.inv[bootstrap]} --seed {params.inv[seed]}"
-        " --variant {wildcards.variant} --device {params.device} --out {output} > {log} 2>&1"
+        " --variant {wildcards.variant:q} --device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule inversion_table:
@@ -168,11 +166,13 @@ rule inversion_table:
         reference=lambda w: json_arg(dataset_cfg(w.dataset)["reference"]),
     log:
         f"{R}/logs/inversion_table/{{dataset}}.log",
+    resources:
+        **resources_of("inversion_table"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp inversion-table --inputs {input} --reference-json {params.reference}"
-        " --dataset {wildcards.dataset} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "python -m robinterp inversion-table --inputs {input:q} --reference-json {params.reference}"
+        " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 # --- attribution metrics -------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ rule interpretability_metrics:
         f"{R}/{{dataset}}/interpretability/{{variant}}.json",
     params:
         named=lambda w, input: " ".join(
-            f"{m}={p}" for m, p in zip(metrics_cfg(w.dataset)["interpretability"]["methods"], input.attributions)
+            shlex.quote(f"{m}={p}") for m, p in zip(metrics_cfg(w.dataset)["interpretability"]["methods"], input.attributions)
         ),
         cfg=lambda w: json_arg(
             {k: v for k, v in metrics_cfg(w.dataset)["interpretability"].items() if k not in ("enabled", "methods")}
@@ -199,15 +199,13 @@ rule interpretability_metrics:
         f"{R}/logs/interpretability_metrics/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
     resources:
-        gpu=GPU,
-        mem_mb=28000,  # peak at the paper's counts, CPU run, x1.25 (docs/scale.md)
-        runtime=120,
+        **resources_of("interpretability_metrics"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp interpretability-metrics --checkpoint {input.model}"
-        " --test {input.test} --attributions {params.named} --config-json {params.cfg}"
-        " --variant {wildcards.variant} --device {params.device} --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp interpretability-metrics --checkpoint {input.model:q}"
+        " --test {input.test:q} --attributions {params.named} --config-json {params.cfg}"
+        " --variant {wildcards.variant:q} --device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule parameter_randomisation:
@@ -222,7 +220,7 @@ rule parameter_randomisation:
         f"{R}/{{dataset}}/interpretability/randomisation/{{variant}}.json",
     params:
         named=lambda w, input: " ".join(
-            f"{m}={p}" for m, p in zip(metrics_cfg(w.dataset)["interpretability"]["methods"], input.attributions)
+            shlex.quote(f"{m}={p}") for m, p in zip(metrics_cfg(w.dataset)["interpretability"]["methods"], input.attributions)
         ),
         settings=lambda w: [
             result_settings(dataset_cfg(w.dataset)["analyses"][m], "analyses") for m in ("ig", "shap")
@@ -235,16 +233,14 @@ rule parameter_randomisation:
         f"{R}/logs/parameter_randomisation/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
     resources:
-        gpu=GPU,
-        mem_mb=8000,
-        runtime=120,
+        **resources_of("parameter_randomisation"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp parameter-randomisation --checkpoint {input.model}"
-        " --attributions {params.named} --train {input.train} --ig-json {params.ig} --shap-json {params.shap}"
-        " --config-json {params.cfg} --variant {wildcards.variant} --device {params.device} --out {output}"
-        " > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp parameter-randomisation --checkpoint {input.model:q}"
+        " --attributions {params.named} --train {input.train:q} --ig-json {params.ig} --shap-json {params.shap}"
+        " --config-json {params.cfg} --variant {wildcards.variant:q} --device {params.device} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule randomisation_figure:
@@ -259,11 +255,13 @@ rule randomisation_figure:
         ),
     log:
         f"{R}/logs/randomisation_figure/{{dataset}}.log",
+    resources:
+        **resources_of("randomisation_figure"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp randomisation-plot --inputs {input} --dataset {wildcards.dataset} --out {output}"
-        " > {log} 2>&1"
+        "python -m robinterp randomisation-plot --inputs {input:q} --dataset {wildcards.dataset:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule interpretability_table:
@@ -280,11 +278,13 @@ rule interpretability_table:
         md=f"{R}/{{dataset}}/tables/interpretability.md",
     log:
         f"{R}/logs/interpretability_table/{{dataset}}.log",
+    resources:
+        **resources_of("interpretability_table"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp interpretability-table --inputs {input} --dataset {wildcards.dataset}"
-        " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "python -m robinterp interpretability-table --inputs {input:q} --dataset {wildcards.dataset:q}"
+        " --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 # --- the curve and the summary ----------------------------------------------------------------------------
@@ -319,12 +319,14 @@ rule robustness_curve:
         eps=lambda w: json_arg(ladder_eps(w.dataset)),
     log:
         f"{R}/logs/robustness_curve/{{dataset}}.log",
+    resources:
+        **resources_of("robustness_curve"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp robustness-curve --eps-json {params.eps} --accuracy {input.accuracy}"
-        " --fid {input.fid} --metrics {input.metrics} --dataset {wildcards.dataset}"
-        " --out-csv {output.csv} --out-png {output.png} > {log} 2>&1"
+        "python -m robinterp robustness-curve --eps-json {params.eps} --accuracy {input.accuracy:q}"
+        " --fid {input.fid:q} --metrics {input.metrics:q} --dataset {wildcards.dataset:q}"
+        " --out-csv {output.csv:q} --out-png {output.png:q} > {log:q} 2>&1"
 
 
 rule summary:
@@ -337,13 +339,15 @@ rule summary:
     output:
         report(f"{R}/summary.md", caption="../report/summary.rst", category="summary"),
     params:
-        tables=lambda w: " ".join(f"{ds}={p}" for ds, paths in summary_tables().items() for p in paths),
+        tables=lambda w: " ".join(shlex.quote(f"{ds}={p}") for ds, paths in summary_tables().items() for p in paths),
         curves=lambda w: " ".join(
-            f"{ds}={R}/{ds}/tables/robustness_curve.csv" for ds in enabled_datasets() if _enabled(ds, "curve")
+            shlex.quote(f"{ds}={R}/{ds}/tables/robustness_curve.csv") for ds in enabled_datasets() if _enabled(ds, "curve")
         ),
     log:
         f"{R}/logs/summary.log",
+    resources:
+        **resources_of("summary"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp summary --tables {params.tables} --curves {params.curves} --out {output} > {log} 2>&1"
+        "python -m robinterp summary --tables {params.tables} --curves {params.curves} --out {output:q} > {log:q} 2>&1"

@@ -16,16 +16,15 @@ rule import_checkpoint:
         f"{R}/{{dataset}}/models/{{variant}}/model.pt",
     params:
         flags=lambda w: import_flags(w.dataset, w.variant),
-        index=lambda w: " ".join(f"--imagenet-index {p}" for p in imagenet_index_input(w.dataset, w.variant)),
+        index=lambda w: " ".join(f"--imagenet-index {shlex.quote(p)}" for p in imagenet_index_input(w.dataset, w.variant)),
     wildcard_constraints:
         variant="|".join(re.escape(name) for name in IMPORTED) or "(?!)",
     log:
         f"{R}/logs/import_checkpoint/{{dataset}}/{{variant}}.log",
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **resources_of("import_checkpoint"),
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp import-checkpoint {params.flags} --input {input.file} --classes {input.classes}"
-        " {params.index} --out {output} > {log} 2>&1"
+        "python -m robinterp import-checkpoint {params.flags} --input {input.file:q} --classes {input.classes:q}"
+        " {params.index} --out {output:q} > {log:q} 2>&1"

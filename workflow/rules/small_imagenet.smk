@@ -29,10 +29,9 @@ rule build_small_imagenet:
         f"{R}/logs/build_small_imagenet/{{dataset}}.log",
     threads: config["threads"]["data"]
     resources:
-        mem_mb=4000,
-        runtime=240,
+        **resources_of("build_small_imagenet"),
     conda:
         CONDA_ENV
     shell:
         "python -m robinterp build-small-imagenet {params.flags} --workers {threads}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -20,12 +20,10 @@ rule train:
         f"{R}/logs/train/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["train"]
     resources:
-        gpu=GPU,
-        mem_mb=16000,
-        runtime=24 * 60,
+        **resources_of("train"),
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} {params.launcher} -m robinterp train --train {input.train} --val {input.val}"
-        " --config-json {params.config} --variant {wildcards.variant}"
-        " --out {output.model} --log-csv {output.log_csv} --state-dir {params.state_dir} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- {params.launcher} -m robinterp train --train {input.train:q} --val {input.val:q}"
+        " --config-json {params.config} --variant {wildcards.variant:q}"
+        " --out {output.model:q} --log-csv {output.log_csv:q} --state-dir {params.state_dir:q} > {log:q} 2>&1"

@@ -16,19 +16,20 @@ def _setup(a):
     """Model (eval mode), checkpoint meta, device and the test split."""
     from ..checkpoints import load_model
     from ..data import load_split
-    from ..device import resolve_device
+    from ..device import select
 
-    device = resolve_device(a.device)
+    device, _ = select(a.device)  # prints where the job runs
     model, meta = load_model(a.checkpoint, device)
     return model, meta, device, load_split(a.data)
 
 
 def _provenance(a, split, device, **extra):
     from .. import storage
+    from ..device import describe
 
     return {"variant": a.variant, "checkpoint": str(a.checkpoint),
             "checkpoint_sha256": storage.sha256_file(a.checkpoint), "data": str(a.data),
-            "data_sha256": split.sha256, **extra, "provenance": storage.provenance(device=str(device))}
+            "data_sha256": split.sha256, **extra, "provenance": storage.provenance(device=describe(device))}
 
 
 def _common_flags(p, method):

@@ -16,10 +16,10 @@ def evaluate_verb(a):
     from ..attacks import AttackConfig
     from ..checkpoints import load_model
     from ..data import load_split
-    from ..device import DeviceData, resolve_device
+    from ..device import DeviceData, select
     from ..evaluate import accuracy
 
-    device = resolve_device(a.device)
+    device, where = select(a.device)
     model, meta = load_model(a.checkpoint, device)
     split = load_split(a.data)
     attack = AttackConfig.from_dict(a.attack_json)
@@ -34,7 +34,7 @@ def evaluate_verb(a):
         res.update(evaluate_autoattack(model, data, indices, attack, a.batch_size, a.seed))
     out = {"variant": a.variant, **res, "attack": a.attack_json, "attack_label": label,
            "split": str(a.data), "data_sha256": split.sha256, "checkpoint": str(a.checkpoint),
-           "checkpoint_epoch": meta.get("epoch"), "provenance": storage.provenance(device=str(device))}
+           "checkpoint_epoch": meta.get("epoch"), "provenance": storage.provenance(device=where)}
     storage.write_json(a.out, out)
     print(f"evaluate: {a.variant} clean {res['clean_acc']:.4f} adv {res['adv_acc']} (n={res['n']}) -> {a.out}")
     if "autoattack_acc" in res:

@@ -53,10 +53,10 @@ def inception_features_verb(a):
     import numpy as np
 
     from .. import storage
-    from ..device import resolve_device
+    from ..device import select
     from ..fid import features_of, load_image_set
 
-    device = resolve_device(a.device)
+    device, _ = select(a.device)
     images = load_image_set(a.images, a.max_images, a.seed)
     feats = features_of(images, a.dims, a.batch_size, device)
     storage.save_npz(a.out, features=feats.astype("float64"), index=images.get("index", np.arange(len(feats))),
@@ -76,10 +76,10 @@ def fid_verb(a):
     import time
 
     from .. import storage
-    from ..device import resolve_device
+    from ..device import select
     from ..fid import features_of, fid_from_features, fid_interval, kid, load_image_set, load_inception, match_size
 
-    device = resolve_device(a.device)
+    device, where = select(a.device)
     real = load_image_set(a.real, a.max_images, a.seed)
     fake = load_image_set(a.fake, a.max_images, a.seed)
     start = time.time()
@@ -95,7 +95,7 @@ def fid_verb(a):
         out.update(kid(f_real, f_fake, a.kid_subsets, a.kid_subset_size, a.seed))
     out.update({"real": a.real, "fake": a.fake, "match_n": a.match_n, "real_sha256": real["images_sha256"],
                 "fake_sha256": fake["images_sha256"], "seconds": round(time.time() - start, 2),
-                "provenance": storage.provenance(device=str(device))})
+                "provenance": storage.provenance(device=where)})
     storage.write_json(a.out, out)
     b = out["interval"]
     ci = f" [{b['low']:.2f}, {b['high']:.2f}]" if b["rounds"] else ""
@@ -123,11 +123,11 @@ def inversion_distance_verb(a):
     import numpy as np
 
     from .. import storage
-    from ..device import resolve_device
+    from ..device import select
     from ..fid import as_uint8_nhwc, feature_distances, inception_features, load_inception
     from ..metrics import bootstrap_mean
 
-    device = resolve_device(a.device)
+    device, where = select(a.device)
     model = load_inception(a.dims, device)
     feats = lambda path: inception_features(as_uint8_nhwc(np.load(path)), a.dims, a.batch_size, device, model)
     targets = feats(a.targets)
@@ -138,7 +138,7 @@ def inversion_distance_verb(a):
         src = feature_distances(targets, feats(a.sources))
         out["source_distance"] = bootstrap_mean(src, a.bootstrap, a.seed)
     out.update({"targets": a.targets, "inverted": a.inverted, "sources": a.sources,
-                "provenance": storage.provenance(device=str(device))})
+                "provenance": storage.provenance(device=where)})
     storage.write_json(a.out, out)
     print(f"inversion-distance: {a.variant} mean {out['mean']:.3f} [{out['low']:.3f}, {out['high']:.3f}] "
           f"(n={out['n']}) -> {a.out}")
@@ -168,11 +168,11 @@ def interpretability_metrics_verb(a):
     from .. import storage
     from ..checkpoints import load_model
     from ..data import load_split
-    from ..device import resolve_device
+    from ..device import select
     from ..metrics import InterpretabilityConfig, evaluate_interpretability, load_attributions
 
     cfg = InterpretabilityConfig.from_dict(a.config_json)
-    device = resolve_device(a.device)
+    device, where = select(a.device)
     model, meta = load_model(a.checkpoint, device)
     split = load_split(a.test)
     x, y = split.tensors()
@@ -182,7 +182,7 @@ def interpretability_metrics_verb(a):
     storage.write_json(a.out, {
         "variant": a.variant, "metrics": entries, "config": cfg.__dict__, "checkpoint": str(a.checkpoint),
         "test": str(a.test), "test_sha256": split.sha256, "attributions": {m: str(p) for m, p in paths.items()},
-        "seconds": round(time.time() - start, 2), "provenance": storage.provenance(device=str(device))})
+        "seconds": round(time.time() - start, 2), "provenance": storage.provenance(device=where)})
     for e in entries:
         print(f"interpretability-metrics: {a.variant} {e['metric']}/{e['method']} {e['mean']:.4f} "
               f"[{e['low']:.4f}, {e['high']:.4f}] n={e['n']} ({e['direction']} is better)")
@@ -315,12 +315,12 @@ def parameter_randomisation_verb(a):
     from ..attributions import IGConfig, ShapConfig
     from ..checkpoints import load_model
     from ..data import load_split
-    from ..device import resolve_device
+    from ..device import select
     from ..metrics import load_attributions
     from ..randomisation import RandomisationConfig, randomisation_check
 
     cfg = RandomisationConfig.from_dict(a.config_json)
-    device = resolve_device(a.device)
+    device, where = select(a.device)
     model, _ = load_model(a.checkpoint, device)
     paths = _named_paths(a.attributions)
     start = time.time()
@@ -335,7 +335,7 @@ def parameter_randomisation_verb(a):
     storage.write_json(a.out, {
         "variant": a.variant, "metrics": entries, "cascade": cascades, "config": cfg.__dict__,
         "checkpoint": str(a.checkpoint), "attributions": list(a.attributions), "seconds": round(time.time() - start, 2),
-        "provenance": storage.provenance(device=str(device))})
+        "provenance": storage.provenance(device=where)})
 
 
 parameter_randomisation_verb.flags = lambda p: (
