@@ -33,6 +33,8 @@ PROCESS_MB = 1000  # python + torch + the CLI, measured ~0.7-0.9 GB (docs/scale.
 CUDA_HOST_MB = 3000  # host memory of the CUDA runtime (cuDNN, cuBLAS), assumed
 GPU_MACS_PER_S = 5e12  # sustained fp32/TF32 on a data-centre GPU (~10 TFLOP/s), assumed
 CPU_MACS_PER_S = 1e10  # per thread; measured 3e10 for a CIFAR ResNet18 on x86 (docs/benchmarks.md)
+DECODED = ("image_folder", "small_imagenet150")  # sources whose images are decoded one by one
+DECODE_S_PER_IMAGE = 0.015  # decode, resize and write one image on one core (measured 10-14 ms, docs/benchmarks.md)
 INCEPTION_MACS = 5.7e9  # pytorch-fid's InceptionV3 at 299 px, per image
 INCEPTION_MB = 500  # its weights and one batch of 299 px activations beside them
 FEATURE_MB = 2048 * 8 / 1e6  # one 2048-d float64 Inception feature vector
@@ -203,8 +205,59 @@ def job_resources(rule: str, dataset: dict | None = None, variant: dict | None =
     elif rule in GPU_RULES:  # a CPU run holds one batch's activations in host memory
         mem += batch(rule, dataset) * (_scaled(ACTIVATION_MB, arch, sizes["px"], width, 1) if fwd else 13.3)
     big = sizes["train"] >= 10000
+    runtime = _minutes(macs, GPU_MACS_PER_S if gpu else CPU_MACS_PER_S * threads)
+    if rule in ("prepare_data", "build_small_imagenet") and dataset["source"]["kind"] in DECODED:
+        seconds = (sizes["train"] + sizes["val"] + sizes["test"]) * DECODE_S_PER_IMAGE / threads
+        runtime = max(15, math.ceil((1.5 * seconds / 60 + 10) / 15) * 15)
     out = {"gpu": gpu, "cpus_per_gpu": CPUS_PER_GPU.get(rule, 4) if big else CPUS_PER_GPU.get(rule, 4) // 4,
-           "mem_mb": _gb(mem), "runtime": _minutes(macs, GPU_MACS_PER_S if gpu else CPU_MACS_PER_S * threads)}
+           "mem_mb": _gb(mem), "runtime": runtime}
     if "mem_mb_per_cpu" in resource_keys(rule, device):  # torchrun: every rank holds its own copy
         out["mem_mb_per_cpu"] = math.ceil(out.pop("mem_mb") / out["cpus_per_gpu"])
     return {k: out[k] for k in resource_keys(rule, device)}
+
+
+def _cell(res: dict) -> str:
+    mem = res.get("mem_mb") or res["mem_mb_per_cpu"] * res["cpus_per_gpu"]
+    per = " (per CPU: follows the GPUs)" if "mem_mb_per_cpu" in res else ""
+    hours = f"{res['runtime'] / 60:.4g} h" if res["runtime"] >= 120 else f"{res['runtime']} min"
+    cpus = res.get("cpus_per_gpu", 1)
+    gpu = f"{res['gpu']} GPU + {cpus} CPU{'s' if cpus > 1 else ''}, " if res.get("gpu") else ""
+    return f"{gpu}{mem / 1000:g} GB{per}, {hours}"
+
+
+def _applies(rule: str, dataset: dict) -> bool:
+    built = dataset["source"]["kind"] == "small_imagenet150"
+    return {"prepare_data": not built, "build_small_imagenet": built}.get(rule, True)
+
+
+def table(columns: dict[str, tuple[dict, dict]], device: str = "auto") -> str:
+    """Markdown: one row per rule, one column per (dataset config, variant) in `columns`."""
+    rules = GPU_RULES + ("prepare_data", "build_small_imagenet", "fid_real_baseline", "accuracy_table")
+    lines = ["| rule | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for rule in rules:
+        cells = [_cell(job_resources(rule, d, v, device, 1)) if _applies(rule, d) else "" for d, v in columns.values()]
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m robinterp.resources config.yaml [more.yaml ...]`: the table of docs/scale.md."""
+    import sys
+
+    import yaml
+    from snakemake.utils import validate
+
+    from .config import SCHEMA_PATH
+
+    columns = {}
+    for path in (argv if argv is not None else sys.argv[1:]):
+        cfg = yaml.safe_load(Path(path).read_text())
+        validate(cfg, str(SCHEMA_PATH))
+        for name, d in cfg["datasets"].items():
+            robust = [v for v in d["variants"] if v.get("attack")] or d["variants"]
+            columns[f"{name} ({Path(path).name})"] = (d, robust[0])
+    print(table(columns))
+
+
+if __name__ == "__main__":
+    main()
