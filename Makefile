@@ -52,8 +52,12 @@ clean-demo:
 
 # Wheels an offline GPU machine (Python 3.12, torch preinstalled) may lack for
 # benchmarks/gpu_session.sh; copy .whl/ there with the repository (docs/benchmarks.md, "GPU checks").
+# snakemake (step `workflow`) comes with its dependencies; connection_pool has no wheel on PyPI,
+# so it is built here first (pure Python).
 GPU_WHEELS := captum shap slicer torchattacks robustness cox dill tensorboardX
+GPU_TARGET := --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64
 gpu-wheels: install
-	$(BIN)/pip download -q --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
-		--no-deps -d .whl $(GPU_WHEELS)
+	$(BIN)/pip download -q $(GPU_TARGET) --no-deps -d .whl $(GPU_WHEELS)
+	$(BIN)/pip wheel -q --no-deps -w .whl $$(grep -i '^connection.pool==' requirements.lock)
+	$(BIN)/pip download -q $(GPU_TARGET) --find-links .whl -d .whl $$(grep '^snakemake==' requirements.lock)
 	@ls .whl

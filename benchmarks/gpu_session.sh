@@ -3,14 +3,16 @@
 #
 #   make gpu-wheels                      # on your machine, once: wheels the GPU box may lack -> .whl/
 #   bash benchmarks/gpu_session.sh       # on the GPU box, from the repository root
-#   bash benchmarks/gpu_session.sh test train      # a subset of: test train ablation attributions
+#   bash benchmarks/gpu_session.sh test train      # a subset of: test workflow train ablation attributions
 #
 # Python there needs torch + torchvision, numpy, scipy, pandas, pillow, matplotlib, scikit-learn,
 # pyyaml and pytest; .whl/ adds captum, shap (+slicer), torchattacks, robustness (+cox, dill,
-# tensorboardX), installed with --no-index --no-deps, so nothing is fetched.
+# tensorboardX) and snakemake with its dependencies, installed with --no-index, so nothing is fetched.
 # Writes JSON and one log to $OUT (default benchmarks/results/gpu/):
 #   session.log, train_cuda.json (vs robustness/torchattacks), train_cuda_{fp32,nchw,compile}.json
-#   (one speed switch changed each, robinterp only), attributions_cuda.json.
+#   (one speed switch changed each, robinterp only), attributions_cuda.json, workflow_devices.json
+#   (step `workflow`: the paper's shapes through the whole DAG with device=cuda, through the GPU
+#   slots, and the device every GPU job logged; WORKFLOW_CONFIG picks another config).
 # Exit status: 0 when every step passed, 2 on an unknown step.
 # DEVICE=cpu runs the same steps on the CPU (a check of this script, not of CUDA).
 set -uo pipefail
@@ -21,7 +23,7 @@ DEVICE=${DEVICE:-cuda}
 WHEELS=${WHEELS-.whl}  # WHEELS= (empty) installs nothing
 export ROBINTERP_TEST_DEVICE=$DEVICE
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(test train ablation attributions)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(test workflow train ablation attributions)
 mkdir -p "$OUT"
 LOG="$OUT/session.log"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
@@ -52,6 +54,13 @@ for step in "${STEPS[@]}"; do
   case $step in
     test)
       run test_cuda "$PY" -m pytest -q -ra -p no:cacheprovider tests/test_cuda.py ;;
+    workflow)
+      cfg=${WORKFLOW_CONFIG:-workflow/configs/paper_smoke.yaml}
+      run workflow_inputs "$PY" tests/paper_inputs.py results/paper_smoke/inputs
+      run workflow "$PY" -m snakemake --cores all --configfile "$cfg" --rerun-incomplete \
+        --config device="$DEVICE" results="$OUT/workflow"
+      run workflow_devices "$PY" benchmarks/job_devices.py "$OUT/workflow/logs" --expect "$DEVICE" \
+        --out "$OUT/workflow_devices.json" ;;
     train)
       run bench_train "$PY" benchmarks/bench_train.py --device "$DEVICE" --repeats 5 --out "$OUT/train_$DEVICE.json" ;;
     ablation)
@@ -64,7 +73,7 @@ for step in "${STEPS[@]}"; do
       run attributions "$PY" benchmarks/bench_attributions.py --device "$DEVICE" --width 1.0 --images 32 \
         --out "$OUT/attributions_$DEVICE.json" ;;
     *)
-      echo "unknown step '$step': choose from test train ablation attributions" | tee -a "$LOG"
+      echo "unknown step '$step': choose from test workflow train ablation attributions" | tee -a "$LOG"
       status=2 ;;
   esac
 done
