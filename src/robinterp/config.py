@@ -271,9 +271,6 @@ def imported_variants(config: dict) -> dict[str, dict]:
             if extra:
                 raise RobinterpError(f"{where}: {extra} set on an imported variant (it has `checkpoint:`, so it is "
                                      "not trained); remove them, or set width/mean/std in its checkpoint block")
-            if is_robustbench(block):
-                out.setdefault(v["name"], where)
-                continue
             if block.get("class_subset") == "wnids":
                 src = dcfg["source"]
                 if src["kind"] != "small_imagenet150":

@@ -56,6 +56,7 @@ class ZooCheckpoint(Settings):
     dataset: str  # cifar10 | cifar100 | imagenet: the zoo's track
     threat_model: str  # L2 | Linf | corruptions
     sha256: str | None  # pin of the file; None = whatever the sidecar recorded at download
+    class_subset: str | None  # "wnids": keep the logits of the dataset's wnids (ImageNet entries)
     stand_in: dict | None  # tests only: a tiny network of an allow-listed architecture class
 
 
@@ -97,9 +98,9 @@ class Entry:
     dataset: str
     threat_model: str
     build: Callable[[], object]  # () -> the network (torch.nn.Module), robustbench's own class
-    gdrive_id: str | None = None
-    preprocessing: str | None = None  # robustbench's test-time resize/crop of ImageNet entries
-    stand_in: dict | None = None
+    gdrive_id: str | None  # its file on Google Drive; None for a stand-in
+    preprocessing: str | None  # robustbench's test-time resize/crop of ImageNet entries
+    stand_in: dict | None  # the stand-in's spec, or None for a zoo entry
 
 
 def lookup(name: str, dataset: str, threat_model: str) -> Entry:
@@ -134,7 +135,7 @@ def lookup(name: str, dataset: str, threat_model: str) -> Entry:
     if not gdrive_id:
         raise RobinterpError(f"checkpoint.name {name!r}: robustbench publishes no file for it (it builds "
                              "torchvision's pretrained weights); import torchvision's file with format: torchvision")
-    return Entry(name, dataset, threat_model, entry["model"], gdrive_id, entry.get("preprocessing"))
+    return Entry(name, dataset, threat_model, entry["model"], gdrive_id, entry.get("preprocessing"), None)
 
 
 # --- tiny stand-ins (tests): robustbench architecture classes at small sizes ----------------------
@@ -164,7 +165,7 @@ def stand_in_entry(block: ZooCheckpoint, num_classes: int) -> Entry:
         raise RobinterpError(f"checkpoint.stand_in.depth {spec['depth']}: these wide ResNets need depth = 6k + 4 "
                              "(10, 16, 22, 28, ...)")
     build = _stand_in_builders()[spec["architecture"]]
-    return Entry(block.name, block.dataset, block.threat_model, lambda: build(num_classes, spec), stand_in=spec)
+    return Entry(block.name, block.dataset, block.threat_model, lambda: build(num_classes, spec), None, None, spec)
 
 
 def entry_of(block: ZooCheckpoint, num_classes: int | None = None) -> Entry:

@@ -154,8 +154,38 @@ def normalisation_of(net: nn.Module) -> dict | None:
     return None
 
 
+def keep_rows(net: nn.Module, head: str, rows: list[int]) -> None:
+    """Replace the head by one holding only `rows` of its outputs (restricting the logits to them)."""
+    old = net.get_submodule(head)
+    new = nn.Linear(old.in_features, len(rows), bias=old.bias is not None)
+    if rows:
+        with torch.no_grad():
+            new.weight.copy_(old.weight[rows])
+            if old.bias is not None:
+                new.bias.copy_(old.bias[rows])
+    _replace(net, head, new)
+
+
+def _replace(net: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(net.get_submodule(parent) if parent else net, child, module)
+
+
+def _subset_rows(classes, index_wnids, n, path) -> list[int]:
+    """The head rows of the dataset's wnids, in its label order (class_subset: wnids)."""
+    if classes is None or index_wnids is None or len(index_wnids) != n:
+        raise RobinterpError(f"{path}: class_subset needs the dataset's classes and the wnid of each of the "
+                             f"model's {n} outputs (--classes, --imagenet-index)")
+    where = {w: i for i, w in enumerate(index_wnids)}
+    missing = [w for w in classes if w not in where]
+    if missing:
+        raise RobinterpError(f"{path}: class(es) {missing[:5]} are not among the model's ImageNet classes")
+    return [where[w] for w in classes]
+
+
 def import_zoo(block: ZooCheckpoint, path: str | Path, out: str | Path, *, sidecar: str | Path | None = None,
-               classes: list[str] | None = None, image_shape: tuple[int, int, int] | None = None, log=print) -> dict:
+               classes: list[str] | None = None, image_shape: tuple[int, int, int] | None = None,
+               index_wnids: list[str] | None = None, log=print) -> dict:
     """Convert one cached zoo file into a robinterp checkpoint; return its `source` record."""
     t0 = time.perf_counter()
     entry = entry_of(block, len(classes) if classes else None)
@@ -170,13 +200,17 @@ def import_zoo(block: ZooCheckpoint, path: str | Path, out: str | Path, *, sidec
     _load(net, state, path)
     shape = tuple(image_shape or (3, INPUT_SIZE[block.dataset], INPUT_SIZE[block.dataset]))
     head, n = find_head(net, shape)
+    if block.class_subset == "wnids":
+        keep_rows(net, head, _subset_rows(classes, index_wnids, n, path))
+        n = len(classes)
     if classes is not None and len(classes) != n:
-        raise RobinterpError(f"{path}: {block.name} has {n} classes but the dataset has {len(classes)}; "
-                             f"use a {block.dataset} dataset")
+        raise RobinterpError(f"{path}: {block.name} has {n} classes but the dataset has {len(classes)}; use a "
+                             f"{block.dataset} dataset (an ImageNet entry on Small ImageNet: class_subset: wnids)")
     record = {"source": "robustbench", "name": block.name, "dataset": block.dataset, "threat_model": block.threat_model,
               "stand_in": entry.stand_in, "file": str(path), "sha256": digest, "fetched": fetched,
               "robustbench_version": robustbench_version(), "architecture": type(net).__name__, "head": head,
-              "normalisation": normalisation_of(net), "preprocessing": entry.preprocessing, "notes": notes,
+              "normalisation": normalisation_of(net), "preprocessing": entry.preprocessing,
+              "class_subset": block.class_subset, "notes": notes,
               "seconds": round(time.perf_counter() - t0, 2)}
     arch = {"name": ZOO_ARCH, "zoo": {k: record[k] for k in ("name", "dataset", "threat_model", "stand_in")},
             "head": head, "num_classes": n, "image_shape": list(shape)}
@@ -190,5 +224,9 @@ def import_zoo(block: ZooCheckpoint, path: str | Path, out: str | Path, *, sidec
 def zoo_classifier(arch: dict) -> ZooClassifier:
     """The untrained network a zoo checkpoint's `arch` names (checkpoints.load_model fills its weights)."""
     zoo = arch["zoo"]
-    block = ZooCheckpoint(zoo["name"], zoo["dataset"], zoo["threat_model"], None, zoo.get("stand_in"))
-    return ZooClassifier(entry_of(block, arch["num_classes"]).build(), arch["head"], arch["image_shape"])
+    block = ZooCheckpoint(zoo["name"], zoo["dataset"], zoo["threat_model"], None, None, zoo.get("stand_in"))
+    net = entry_of(block, arch["num_classes"]).build()
+    head = net.get_submodule(arch["head"])
+    if head.out_features != arch["num_classes"]:  # imported with class_subset: the kept rows are in the checkpoint
+        _replace(net, arch["head"], nn.Linear(head.in_features, arch["num_classes"], bias=head.bias is not None))
+    return ZooClassifier(net, arch["head"], arch["image_shape"])

@@ -60,12 +60,15 @@ def import_checkpoint(a):
 
 
 def _import_zoo(a, split):
+    from ..published import imagenet_index
     from ..zoo import ZooCheckpoint
     from ..zoo_model import import_zoo
 
     block = ZooCheckpoint.build(a.robustbench_json, "checkpoint")
     import_zoo(block, a.input, a.out, sidecar=a.sidecar, classes=split.classes if split else None,
-               image_shape=split.image_shape if split else None, log=lambda line: print(line, flush=True))
+               image_shape=split.image_shape if split else None,
+               index_wnids=imagenet_index(a.imagenet_index) if a.imagenet_index else None,
+               log=lambda line: print(line, flush=True))
 
 
 import_checkpoint.flags = lambda p: (
