@@ -124,6 +124,8 @@ def test_stand_ins_import_through_the_cli_and_serve_every_analysis(tmp_path, cla
     assert main(["import-checkpoint", "--robustbench-json", json.dumps(block), "--input", str(src),
                  "--sidecar", str(sidecar), "--classes", str(classes / "manifest.json"), "--out", str(out)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "model.pt"]
+    assert main(["import-checkpoint", "--robustbench-json", json.dumps(block), "--input", str(src),
+                 "--arch", "resnet50", "--out", str(tmp_path / "other.pt")]) == 2  # a file's flags: refused
     model, meta = load_model(out)
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1), requires_grad=True)
     logits, r = model(x), model.features(x)

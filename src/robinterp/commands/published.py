@@ -40,9 +40,12 @@ def import_checkpoint(a):
     split = load_split(a.classes) if a.classes else None
     classes = split.classes if split else None
     if a.robustbench_json is not None:
-        if a.format or a.arch:
-            raise RobinterpError("--robustbench-json names a zoo entry (its architecture is robustbench's); "
-                                 "drop --format and --arch")
+        file_only = {"--format": a.format, "--arch": a.arch, "--mean": a.mean, "--std": a.std,
+                     "--num-classes": a.num_classes, "--sha256": a.sha256, "--class-subset": a.class_subset}
+        given = [flag for flag, value in file_only.items() if value is not None]
+        if given:
+            raise RobinterpError(f"--robustbench-json names a zoo entry: drop {given} (robustbench builds its "
+                                 "architecture and normalisation; sha256 and class_subset go in its block)")
         return _import_zoo(a, split)
     if not (a.format and a.arch):
         raise RobinterpError("give --format and --arch (a downloaded file) or --robustbench-json (a zoo entry)")
