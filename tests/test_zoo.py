@@ -70,7 +70,8 @@ def test_an_imagenet_entry_on_a_class_subset_keeps_exactly_those_logits(tmp_path
     from robinterp.zoo_model import import_zoo
 
     name, index, subset = "Salman2020Do_R18", [f"n{i:08d}" for i in range(1000)], ["n00000417", "n00000003"]
-    src = zoo_file(tmp_path, name, perturb(zoo.lookup(name, "imagenet", "Linf").build()).model, "plain", "imagenet", "Linf")
+    net = perturb(zoo.lookup(name, "imagenet", "Linf").build())
+    src = zoo_file(tmp_path, name, net.model, "plain", "imagenet", "Linf")
     import_zoo(_block(name, "imagenet", "Linf", class_subset="wnids"), src, tmp_path / "model.pt", classes=subset,
                image_shape=(3, 64, 64), index_wnids=index, log=lambda s: None)
     ours, meta = load_model(tmp_path / "model.pt")
@@ -79,8 +80,8 @@ def test_an_imagenet_entry_on_a_class_subset_keeps_exactly_those_logits(tmp_path
         a, b = ours(x), robustbench_reference(tmp_path, name, "imagenet", "Linf")(x)[:, [417, 3]]
     assert a.shape == (2, 2) and (a - b).abs().max() < TOL and meta["classes"] == subset
     with pytest.raises(RobinterpError, match=r"class\(es\) \['n99999999'\] are not among"):
-        import_zoo(_block(name, "imagenet", "Linf", class_subset="wnids"), src, tmp_path / "m.pt", classes=["n99999999"],
-                   image_shape=(3, 64, 64), index_wnids=index, log=lambda s: None)
+        import_zoo(_block(name, "imagenet", "Linf", class_subset="wnids"), src, tmp_path / "m.pt",
+                   classes=["n99999999"], image_shape=(3, 64, 64), index_wnids=index, log=lambda s: None)
 
 
 def test_unknown_names_and_unsupported_entries_are_one_line_errors():
@@ -256,11 +257,12 @@ def test_fetch_follows_the_drive_confirmation_and_records_the_sha256(tmp_path, s
     assert srv.requests[-1][:2] == ("/file", {"id": "abc", "export": "download", "confirm": "t", "uuid": "u-1"})
     record = json.loads(sidecar.read_text())
     assert record["sha256"] == hashlib.sha256(srv.payload).hexdigest() and out.read_bytes() == srv.payload
-    assert record["robustbench_version"] == "1.1.1" and record["gdrive_id"] == zoo.lookup("Standard", "cifar10", "L2").gdrive_id
+    assert record["robustbench_version"] == "1.1.1"
+    assert record["gdrive_id"] == zoo.lookup("Standard", "cifar10", "L2").gdrive_id
     assert sorted(p.name for p in out.parent.iterdir()) == ["Standard.pt", "Standard.pt.json"]
 
 
-def test_fetch_refuses_an_html_page_in_one_line_naming_the_url_and_the_manual_fix(tmp_path, server, monkeypatch, capsys):
+def test_fetch_refuses_an_html_page_in_one_line_naming_the_url_and_the_fix(tmp_path, server, monkeypatch, capsys):
     srv, base = server
     monkeypatch.setattr(zoo, "GDRIVE_URL", base + "/quota?id={id}")
     out = tmp_path / "Standard.pt"
@@ -303,7 +305,8 @@ def test_schema_refuses_a_misspelt_zoo_block_naming_the_key():
 
     schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
     cfg = {"datasets": {"d": {"source": {"kind": "digits"}, "variants": [
-        {"name": "a", "checkpoint": {"source": "robustbench", "name": "Standard", "dataset": "cifar10", "threat": "L2"}},
+        {"name": "a", "checkpoint": {"source": "robustbench", "name": "Standard", "dataset": "cifar10",
+                                     "threat": "L2"}},
         {"name": "b", "checkpoint": {**stand_in_block("b", "ResNet")}}]}}}
     with pytest.raises(RobinterpError) as e:
         check(cfg, schema)

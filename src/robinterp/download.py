@@ -42,7 +42,8 @@ class _DriveConfirmation(html.parser.HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.action, self.fields, self.link, self.error, self._in_error, self._in_form = None, {}, None, None, False, False
+        self.action, self.fields, self.link, self.error = None, {}, None, None
+        self._in_error = self._in_form = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)

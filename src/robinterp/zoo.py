@@ -108,7 +108,6 @@ def lookup(name: str, dataset: str, threat_model: str) -> Entry:
     import_robustbench()
     import timm
     from robustbench.model_zoo import model_dicts
-    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
 
     where = f"robustbench {robustbench_version()}'s {dataset} {threat_model} track"
     tracks = {(d.value, t.value): models for d, ts in model_dicts.items() for t, models in ts.items()}
@@ -125,7 +124,7 @@ def lookup(name: str, dataset: str, threat_model: str) -> Entry:
                              + "; the names are robustbench.model_zoo's (the RobustBench leaderboard's)")
     entry = track[name]
     gdrive_id = entry["gdrive_id"]
-    timm_name = f"{name.lower().replace('-', '_')}_{BenchmarkDataset(dataset).value}_{ThreatModel(threat_model).value.lower()}"
+    timm_name = f"{name.lower().replace('-', '_')}_{dataset}_{threat_model.lower()}"
     if timm.is_model(timm_name):  # robustbench's load_model checks this first too
         raise RobinterpError(f"checkpoint.name {name!r}: its weights come from the Hugging Face hub through timm "
                              f"({timm_name}), not from a file robinterp downloads and checks; not supported")
@@ -133,8 +132,8 @@ def lookup(name: str, dataset: str, threat_model: str) -> Entry:
         raise RobinterpError(f"checkpoint.name {name!r}: an ensemble of {len(gdrive_id)} files; not supported "
                              "(robinterp imports one network per variant)")
     if not gdrive_id:
-        raise RobinterpError(f"checkpoint.name {name!r}: robustbench publishes no file for it (it builds "
-                             "torchvision's pretrained weights); import torchvision's file with format: torchvision")
+        raise RobinterpError(f"checkpoint.name {name!r}: robustbench publishes no file for it (its constructor "
+                             "loads torchvision's pretrained weights); import that file with format: torchvision")
     return Entry(name, dataset, threat_model, entry["model"], gdrive_id, entry.get("preprocessing"), None)
 
 
@@ -199,7 +198,8 @@ def fetch(name: str, dataset: str, threat_model: str, out: str | Path, sidecar: 
     else:
         download_file(url, out, fix=fix, log=log)
     try:
-        record = write_sidecar(entry, out, sidecar, url=url, via=f"copied from {from_file}" if from_file else "downloaded")
+        via = f"copied from {from_file}" if from_file else "downloaded"
+        record = write_sidecar(entry, out, sidecar, url=url, via=via)
     except RobinterpError:
         out.unlink()  # a whole download that is no torch file (a zip without its end record) is of no use
         raise

@@ -71,13 +71,17 @@ class ZooClassifier(nn.Module):
         except RuntimeError as e:
             if not other:
                 raise
-            raise RobinterpError(f"{type(self.net).__name__} fails on {tuple(x.shape[1:])} images ({str(e)[:120]}); "
+            raise RobinterpError(f"{type(self.net).__name__} fails on {tuple(x.shape[1:])} images ({_line(e)[:120]}); "
                                  f"it was imported for {self.image_shape}: use its dataset's image size") from None
         if out.shape[0] != x.shape[0]:
             raise RobinterpError(f"{type(self.net).__name__} returned {out.shape[0]} rows for {x.shape[0]} images of "
                                  f"{tuple(x.shape[1:])}; it was imported for {self.image_shape}: use its dataset's "
                                  "image size")
         return out
+
+
+def _line(e: Exception) -> str:
+    return " ".join(str(e).split())
 
 
 def find_head(net: nn.Module, image_shape: tuple[int, ...]) -> tuple[str, int]:
@@ -92,7 +96,7 @@ def find_head(net: nn.Module, image_shape: tuple[int, ...]) -> tuple[str, int]:
             out = net(x)
     except RuntimeError as e:  # a pooling window larger than the image, a wrong channel count
         raise RobinterpError(f"{type(net).__name__} cannot take the dataset's {tuple(image_shape)} images "
-                             f"({str(e)[:160]}); CIFAR entries need 32 x 32") from None
+                             f"({_line(e)[:160]}); CIFAR entries need 32 x 32") from None
     finally:
         for h in hooks:
             h.remove()
@@ -127,9 +131,9 @@ def fit_state_dict(obj, net: nn.Module, path) -> tuple[dict, list[str]]:
     kept = [k for k in missing if k in buffers and k.rsplit(".", 1)[-1] in NORMALISATION]
     absent = [k for k in missing if k not in kept]
     if unknown or absent:
-        raise RobinterpError(f"{path}: does not fit {type(net).__name__}: "
-                             + "; ".join(f"{what} {keys[:5]}{' ...' if len(keys) > 5 else ''}"
-                                         for what, keys in (("unknown keys", unknown), ("missing keys", absent)) if keys)
+        problems = [f"{what} {keys[:5]}{' ...' if len(keys) > 5 else ''}"
+                    for what, keys in (("unknown keys", unknown), ("missing keys", absent)) if keys]
+        raise RobinterpError(f"{path}: does not fit {type(net).__name__}: {'; '.join(problems)}"
                              + "; is it this entry's file (checkpoint.name, dataset, threat_model)?")
     if kept:
         fitted.update({k: ours[k] for k in kept})
@@ -141,8 +145,7 @@ def _load(net: nn.Module, state: dict, path) -> None:
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:  # shapes: another width or depth than the entry's
-        text = str(e).replace("\n\t", " ").replace("\n", " ")
-        raise RobinterpError(f"{path}: its tensors do not fit {type(net).__name__}: {text[:500]}") from None
+        raise RobinterpError(f"{path}: its tensors do not fit {type(net).__name__}: {_line(e)[:500]}") from None
 
 
 def normalisation_of(net: nn.Module) -> dict | None:
@@ -150,7 +153,7 @@ def normalisation_of(net: nn.Module) -> dict | None:
     buffers = {name.rsplit(".", 1)[-1]: b for name, b in net.named_buffers()}
     for mean, std in (("mu", "sigma"), ("mean", "std")):
         if mean in buffers and std in buffers:
-            return {"mean": [float(v) for v in buffers[mean].reshape(-1)], "std": [float(v) for v in buffers[std].reshape(-1)]}
+            return {k: [float(v) for v in buffers[b].reshape(-1)] for k, b in (("mean", mean), ("std", std))}
     return None
 
 
@@ -214,8 +217,8 @@ def import_zoo(block: ZooCheckpoint, path: str | Path, out: str | Path, *, sidec
               "seconds": round(time.perf_counter() - t0, 2)}
     arch = {"name": ZOO_ARCH, "zoo": {k: record[k] for k in ("name", "dataset", "threat_model", "stand_in")},
             "head": head, "num_classes": n, "image_shape": list(shape)}
-    save_checkpoint(out, ZooClassifier(net, head, shape).eval(), arch, classes or [str(i) for i in range(n)], epoch=None,
-                    metrics={}, config={"imported": record}, source=record, provenance=storage.provenance())
+    save_checkpoint(out, ZooClassifier(net, head, shape).eval(), arch, classes or [str(i) for i in range(n)],
+                    epoch=None, metrics={}, config={"imported": record}, source=record, provenance=storage.provenance())
     log(f"import-checkpoint: robustbench {block.dataset} {block.threat_model} {block.name} ({record['architecture']}, "
         f"head {head}, {n} classes) -> {out} ({record['seconds']} s)")
     return record

@@ -26,7 +26,8 @@ download_robustbench.flags = lambda p: (
     p.add_argument("--out", type=Path, required=True,
                    help="the file to write (robustbench_cache/<dataset>/<threat>/<name>.pt); <out>.part holds an "
                         "unfinished download, resumed by the next call"),
-    p.add_argument("--sidecar", type=Path, required=True, help="JSON to write: sha256, bytes, URL, robustbench version"),
+    p.add_argument("--sidecar", type=Path, required=True,
+                   help="JSON to write: sha256, bytes, URL, robustbench version"),
     p.add_argument("--from-file", type=Path, default=None,
                    help="take this copy (downloaded by hand in a browser) instead of the network"),
 )
@@ -83,7 +84,8 @@ import_checkpoint.flags = lambda p: (
     p.add_argument("--sidecar", type=Path, default=None,
                    help="with --robustbench-json: the sidecar download-robustbench wrote (its sha256 is checked)"),
     p.add_argument("--input", type=Path, required=True,
-                   help="the downloaded file (.pt / .ckpt / .pth; a zoo entry's: robustbench_cache/<dataset>/<threat>/<name>.pt)"),
+                   help="the downloaded file (.pt / .ckpt / .pth; a zoo entry's: "
+                        "robustbench_cache/<dataset>/<threat>/<name>.pt)"),
     p.add_argument("--out", type=Path, required=True, help="robinterp checkpoint to write (.pt)"),
     p.add_argument("--num-classes", type=int, default=None, help="check the head has this many classes"),
     p.add_argument("--mean", type=float, nargs="+", default=None,
