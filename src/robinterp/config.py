@@ -255,9 +255,9 @@ def imported_variants(config: dict) -> dict[str, dict]:
     """{imported variant name: where the config sets it}, over every dataset; checks them.
 
     An imported variant (a downloaded file, or a RobustBench entry by name) is not trained, so
-    `model`/`train` overrides are an error; its name must not
-    name a trained variant of another dataset (the workflow picks the import rule by name); an
-    ImageNet model restricted to Small ImageNet's wnids needs that dataset's list of all wnids.
+    `model`/`train` overrides are an error; its name must not name a trained variant of another
+    dataset (the workflow picks the import rule by name); an ImageNet model restricted to Small
+    ImageNet's wnids needs that dataset's list of all wnids.
     """
     out, trained = {}, {}
     for ds, dcfg in config["datasets"].items():
