@@ -6,9 +6,10 @@ MadryLab files come from robustness's `AttackerModel` saved the way its train.py
 `load_model`; torchvision files from `torchvision.models`. The reference logits are those of the
 publisher's model as the publisher's loader builds it.
 
-robustness 1.2.1 and robustbench 1.1.1 import three modules newer environments lack
-(`torchvision.models.utils`, `pkg_resources`, `autoattack`); none is used on these code paths, so
-`import_publishers()` puts small stand-ins for them in `sys.modules` first.
+robustness 1.2.1 imports `torchvision.models.utils`, which newer torchvision lacks (only its
+`load_state_dict_from_url` is used, which torch.hub has), so `import_publishers()` puts that in
+`sys.modules` first; robustbench 1.1.1 is imported through robinterp's own shim
+(`robinterp.zoo.import_robustbench`: `autoattack` = pyautoattack, `pkg_resources.resource_filename`).
 """
 
 from __future__ import annotations
@@ -29,13 +30,10 @@ def import_publishers():
     if "torchvision.models.utils" not in sys.modules:
         sys.modules["torchvision.models.utils"] = types.SimpleNamespace(
             load_state_dict_from_url=torch.hub.load_state_dict_from_url)
-    sys.modules.setdefault("pkg_resources", types.ModuleType("pkg_resources"))
-    if "autoattack" not in sys.modules:
-        aa, state = types.ModuleType("autoattack"), types.ModuleType("autoattack.state")
-        aa.AutoAttack, state.EvaluationState = None, None
-        sys.modules.update({"autoattack": aa, "autoattack.state": state})
     pytest.importorskip("robustness.attacker", reason="test dependency: pip install -e '.[dev]'")
-    pytest.importorskip("robustbench.utils", reason="test dependency: pip install -e '.[dev]'")
+    from robinterp.zoo import import_robustbench
+
+    import_robustbench()
 
 
 def perturb(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -102,3 +100,49 @@ def robustbench_reference(model_dir: Path, name: str, dataset: str = "cifar10", 
     from robustbench.utils import load_model
 
     return load_model(name, model_dir=str(model_dir), dataset=dataset, threat_model=threat).eval()
+
+
+# --- RobustBench model-zoo files, named as the zoo names them -----------------------------------
+
+ZOO_LAYOUTS = {  # how the zoo's files hold a network's tensors; robustbench.utils.load_model reads each
+    "plain": lambda sd: sd,
+    "state_dict": lambda sd: {"state_dict": sd},
+    "module": lambda sd: {f"module.{k}": v for k, v in sd.items()},  # saved from DataParallel
+    "state_dict_module": lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}},
+    "module_model": lambda sd: {"state_dict": {f"module.model.{k}": v for k, v in sd.items()}},
+}
+
+
+def zoo_file(cache: Path, name: str, net: torch.nn.Module, layout: str, dataset: str = "cifar10",
+             threat: str = "L2", drop_normalisation: bool = False) -> Path:
+    """`net`'s tensors in one of the zoo's layouts, at cache/<dataset>/<threat>/<name>.pt, where both
+    robustbench's load_model and robinterp's cache look. `drop_normalisation`: without the mu/sigma
+    buffers (the Engstrom2019Robustness / Rice2020Overfitting files lack them)."""
+    path = cache / dataset / threat / f"{name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v for k, v in net.state_dict().items()
+             if not (drop_normalisation and k.rsplit(".", 1)[-1] in ("mu", "sigma"))}
+    torch.save(ZOO_LAYOUTS[layout](state), path)
+    return path
+
+
+def stand_in_block(name: str, architecture: str, **spec) -> dict:
+    """A variant's checkpoint block for a tiny stand-in of a zoo architecture family."""
+    return {"source": "robustbench", "name": name, "dataset": "cifar10", "threat_model": "L2",
+            "stand_in": {"architecture": architecture, **spec}}
+
+
+def stand_in_file(cache: Path, block: dict, num_classes: int = 10, seed: int = 0) -> tuple[Path, Path]:
+    """What rule download_robustbench leaves in the cache for a stand-in: its file (random weights,
+    the zoo's `state_dict` + `module.` layout) and its sidecar. Returns (file, sidecar)."""
+    from robinterp.config import robustbench_file
+    from robinterp.zoo import ZooCheckpoint, entry_of, write_sidecar
+
+    entry = entry_of(ZooCheckpoint.build(block, "checkpoint"), num_classes)
+    path = Path(robustbench_file({"robustbench_cache": str(cache)}, block))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    torch.save(ZOO_LAYOUTS["state_dict_module"](perturb(entry.build(), seed).state_dict()), path)
+    sidecar = Path(f"{path}.json")
+    write_sidecar(entry, path, sidecar, url=None, via="written by tests/publishers.py (a stand-in)")
+    return path, sidecar

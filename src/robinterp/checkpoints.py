@@ -24,7 +24,8 @@ FORMAT = "robinterp-checkpoint/1"
 
 
 def save_checkpoint(path: str | Path, model: Classifier, arch: dict, classes: list[str], **meta) -> None:
-    """`arch` = {"name", "width", "num_classes", "mean", "std"}: enough to rebuild the model."""
+    """`arch` = {"name", "width", "num_classes", "mean", "std"}: enough to rebuild the model (a zoo
+    network's: {"name": "robustbench", "zoo", "head", "num_classes"}, zoo_model.py)."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "model": state, "arch": dict(arch), "classes": list(classes), **meta}
     with storage.atomic_path(path) as tmp:
@@ -50,14 +51,24 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Cl
     """Rebuild the model of a checkpoint in eval mode; return it with the checkpoint's metadata."""
     payload = read_checkpoint(path)
     arch = payload["arch"]
-    model = build_model(arch["name"], arch["num_classes"], arch["mean"], arch["std"], arch.get("width", 1.0))
+    model = _untrained(arch)
     try:
         model.load_state_dict(payload["model"], strict=True)
     except RuntimeError as e:
         raise RobinterpError(f"{path}: weights do not match architecture {arch['name']} "
-                             f"(width {arch.get('width', 1.0)}): {str(e)[:400]}") from e
+                             f"({arch.get('zoo') or 'width ' + str(arch.get('width', 1.0))}): {str(e)[:400]}") from e
     meta = {k: v for k, v in payload.items() if k != "model"}
     return model.to(device).eval(), meta
+
+
+def _untrained(arch: dict) -> torch.nn.Module:
+    """The network `arch` describes: a registered architecture, or a RobustBench zoo entry (its
+    constructor, from the robustbench package)."""
+    if arch["name"] == "robustbench":
+        from .zoo_model import zoo_classifier
+
+        return zoo_classifier(arch)
+    return build_model(arch["name"], arch["num_classes"], arch["mean"], arch["std"], arch.get("width", 1.0))
 
 
 def remap_madry_state_dict(state: dict) -> dict:

@@ -62,7 +62,7 @@ STAGES = {
     "data": ["prepare-data"],
     "small_imagenet": ["build-small-imagenet"],
     "train": ["train"],
-    "published": ["import-checkpoint"],
+    "published": ["download-robustbench", "import-checkpoint"],
     "evaluate": ["evaluate", "accuracy-table"],
     "analyses": ["ig", "shap", "class-generation", "inversion", "feature-vis"],
     "figures": ["plot-attributions", "plot-class-generation", "plot-inversion", "plot-feature-vis"],

@@ -254,9 +254,10 @@ class Settings:
 def imported_variants(config: dict) -> dict[str, dict]:
     """{imported variant name: where the config sets it}, over every dataset; checks them.
 
-    An imported variant is not trained, so `model`/`train` overrides are an error; its name must not
-    name a trained variant of another dataset (the workflow picks the import rule by name); an
-    ImageNet model restricted to Small ImageNet's wnids needs that dataset's list of all wnids.
+    An imported variant (a downloaded file, or a RobustBench entry by name) is not trained, so
+    `model`/`train` overrides are an error; its name must not name a trained variant of another
+    dataset (the workflow picks the import rule by name); an ImageNet model restricted to Small
+    ImageNet's wnids needs that dataset's list of all wnids.
     """
     out, trained = {}, {}
     for ds, dcfg in config["datasets"].items():
@@ -281,3 +282,15 @@ def imported_variants(config: dict) -> dict[str, dict]:
         raise RobinterpError(f"variant name(s) {clash} are imported in one dataset and trained in another "
                              f"({out[clash[0]]}, {trained[clash[0]]}); give them different names")
     return out
+
+
+def is_robustbench(block: dict | None) -> bool:
+    """Whether a variant's checkpoint block names a RobustBench zoo entry (else it is a file)."""
+    return bool(block) and block.get("source") == "robustbench"
+
+
+def robustbench_file(config: dict, block: dict) -> str:
+    """Where a RobustBench entry's file is cached (robustbench's own layout under
+    robustbench_cache); its sidecar is this path + ".json". Stand-ins lie there too (tests write them)."""
+    cache = config.get("robustbench_cache") or default("robustbench_cache")
+    return f"{cache}/{block['dataset']}/{block['threat_model']}/{block['name']}.pt"

@@ -36,7 +36,7 @@ class Source:
     dropped: list[str] = field(default_factory=list)  # "key(s): why", for the checkpoint's record
 
 
-def _state_dict_of(obj, path, keys: tuple[str, ...]) -> tuple[dict, list[str]]:
+def state_dict_of(obj, path, keys: tuple[str, ...]) -> tuple[dict, list[str]]:
     """The tensor dict inside a checkpoint: under one of `keys`, or the object itself."""
     if not isinstance(obj, dict):
         raise RobinterpError(f"{path}: holds a {type(obj).__name__}, not a dict of tensors or a checkpoint dict")
@@ -60,7 +60,7 @@ def _stats(t: torch.Tensor) -> list[float]:
 
 def read_madrylab(obj, path) -> Source:
     """robustness train.py: {"model" (or "state_dict"): DataParallel(AttackerModel).state_dict(), ...}."""
-    state, dropped = _state_dict_of(obj, path, ("model", "state_dict"))
+    state, dropped = state_dict_of(obj, path, ("model", "state_dict"))
     try:
         ours = remap_madry_state_dict(state)
     except RobinterpError as e:
@@ -78,7 +78,7 @@ def read_madrylab(obj, path) -> Source:
 def read_robustbench(obj, path) -> Source:
     """RobustBench model-zoo files: a state dict, maybe under "state_dict", with `module.` / `model.`
     prefixes; normalisation as `mu`/`sigma` (or `normalize.mean/std`) where the file holds it."""
-    state, dropped = _state_dict_of(obj, path, ("state_dict",))
+    state, dropped = state_dict_of(obj, path, ("state_dict",))
     net, norm = {}, {}
     for key, value in state.items():
         key = _strip(_strip(key, "module."), "model.")
@@ -91,7 +91,7 @@ def read_robustbench(obj, path) -> Source:
 
 def read_torchvision(obj, path) -> Source:
     """torchvision's published weights: a plain state dict (e.g. resnet50-0676ba61.pth)."""
-    state, dropped = _state_dict_of(obj, path, ("state_dict", "model"))
+    state, dropped = state_dict_of(obj, path, ("state_dict", "model"))
     return Source({_strip(k, "module."): v for k, v in state.items()}, dropped=dropped)
 
 

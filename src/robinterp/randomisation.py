@@ -10,7 +10,9 @@ with every layer re-initialised) reflects the input, not what the model learned.
 Stages: the top-level parameterised modules of the network (single-child wrappers such as the
 input normaliser's `Classifier` are looked through); for the CIFAR ResNet18: linear, layer4,
 layer3, layer2, layer1, bn1, conv1 (a ResNet stage of two blocks is one step: every step
-re-explains the images, so the demo's cost grows with the number of steps). A stage is
+re-explains the images, so the demo's cost grows with the number of steps). A network that keeps
+all its blocks in one container (RobustBench's DeepMind WideResNet: `layer`) is cascaded over
+that container's items, its block groups: logits, batchnorm, layer.2, layer.1, layer.0, init_conv. A stage is
 re-initialised with every sub-module's own `reset_parameters()` (BatchNorm too, as Quantus's
 MPRT does), seeded per stage. Method explainers: `ig` (the analyses' `explain_ig`, its noise
 baselines re-seeded identically at every step) and `shap` (shap's GradientExplainer for the
@@ -55,6 +57,12 @@ def cascade_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
             break
         prefix, root = prefix + children[0][0] + ".", children[0][1]
     stages = list(children)
+    containers = [i for i, (_, c) in enumerate(stages) if type(c) in (nn.Sequential, nn.ModuleList)]
+    if len(containers) == 1:  # every block in one container (DeepMind's WideResNet `layer`): its items are the stages
+        i = containers[0]
+        name, container = stages[i]
+        items = [(f"{name}.{n}", c) for n, c in container.named_children() if has_params(c)]
+        stages[i:i + 1] = items if len(items) > 1 else [(name, container)]
     if not stages:
         raise RobinterpError("parameter randomisation: the model has no parameterised layers")
     return stages[::-1]
