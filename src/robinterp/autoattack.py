@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version as package_version
 
 import torch
@@ -61,8 +61,8 @@ class AutoAttackResult:
     x_adv: torch.Tensor
     num_classes: int
     targets: int  # target classes of APGD-T and FAB-T
-    rejected: int = 0  # points the reference returned as adversarial that failed the check here
-    warnings: list[str] = field(default_factory=list)
+    rejected: int  # points the reference returned as adversarial that failed the check here
+    warnings: list[str]  # the reference's flag checks
 
     @property
     def version(self) -> str:
@@ -118,7 +118,7 @@ def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, ep
         logits = torch.cat([model(b) for b in x.split(batch_size)])
     robust = logits.argmax(1) == y
     num_classes = logits.shape[1]
-    res = AutoAttackResult(robust.clone(), {}, x.clone(), num_classes, attacks_for(num_classes)[1])
+    res = AutoAttackResult(robust.clone(), {}, x.clone(), num_classes, attacks_for(num_classes)[1], 0, [])
     aa = reference(model, norm, eps, seed, num_classes)
     log = logging.getLogger("auto-attack")
     handler, level = _Warnings(), log.level
