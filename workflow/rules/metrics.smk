@@ -130,6 +130,7 @@ rule inversion_distance:
         targets=f"{R}/{{dataset}}/inversion/{{variant}}/targets.npy",
         inverted=f"{R}/{{dataset}}/inversion/{{variant}}/inverted.npy",
         sources=f"{R}/{{dataset}}/inversion/{{variant}}/sources.npy",
+        meta=f"{R}/{{dataset}}/inversion/{{variant}}/meta.json",
         weights=FID_WEIGHTS,
     output:
         f"{R}/{{dataset}}/inversion_distance/{{variant}}.json",
@@ -148,7 +149,7 @@ rule inversion_distance:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp inversion-distance --targets {input.targets}"
-        " --inverted {input.inverted} --sources {input.sources} --dims {params.inv[dims]}"
+        " --inverted {input.inverted} --sources {input.sources} --meta {input.meta} --dims {params.inv[dims]}"
         " --batch-size {params.inv[batch_size]} --bootstrap {params.inv[bootstrap]} --seed {params.inv[seed]}"
         " --variant {wildcards.variant} --device {params.device} --out {output} > {log} 2>&1"
 
