@@ -11,7 +11,8 @@ The reference is the authors' code as packaged on PyPI (`pyautoattack`, torch on
 (16x16x3, `resnet18_cifar` width 1/8) it trains a standard and an L2 PGD-trained model for a few
 epochs (seeded), then runs AutoAttack on the same test images at the demo's threat model (L2,
 eps 1.5), through robinterp and directly, one after the other in alternating order, and reports
-seconds, seconds per image, clean / PGD-10 / AutoAttack accuracy, and the images each passed
+wall and CPU seconds (with one thread the CPU time moves less with other work on a shared
+machine), seconds per image, clean / PGD-10 / AutoAttack accuracy, and the images each passed
 through the model (forward only; forward + backward), which scale the cost to other models.
 Each run is long (tens of seconds), so it is timed once. `--before` merges the rows of a JSON
 this script wrote at an earlier commit (its method renamed `<method> @ <commit>`): the same
@@ -124,12 +125,12 @@ def main(argv=None):
         order = list(runs) if i % 2 == 0 else list(runs)[::-1]  # alternate who goes first
         for method in order:
             counter = PassCounter(model)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             acc = runs[method](model, x, y)
-            seconds = time.perf_counter() - start
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
             counter.handle.remove()
             rows.append({"model": name, "method": method, "images": len(y), "seconds": seconds,
-                         "seconds_per_image": seconds / len(y), "clean_acc": clean, "pgd10_acc": pgd,
+                         "seconds_per_image": seconds / len(y), "cpu_seconds": cpu_seconds, "clean_acc": clean, "pgd10_acc": pgd,
                          "autoattack_acc": acc, "forward_per_image": counter.forward / len(y),
                          "forward_backward_per_image": counter.backward / len(y)})
     result = {"device": str(device), "device_name": platform.processor() or platform.machine(),
@@ -144,10 +145,11 @@ def main(argv=None):
     out = a.out or RESULTS / f"autoattack_{device.type}.json"
     storage.write_json(out, result)
     print(f"device {result['device_name']}  threads {result['threads']}  L2 eps {EPS}")
-    print(f"{'model':<11}{'method':<24}{'images':>7}{'seconds':>9}{'s/image':>9}{'clean':>7}{'PGD-10':>8}{'AA':>7}"
-          f"{'fwd/img':>9}{'f+b/img':>9}")
+    print(f"{'model':<11}{'method':<30}{'images':>7}{'seconds':>9}{'CPU s':>8}{'s/image':>9}{'clean':>7}{'PGD-10':>8}"
+          f"{'AA':>7}{'fwd/img':>9}{'f+b/img':>9}")
     for r in rows:
-        print(f"{r['model']:<11}{r['method']:<24}{r['images']:>7}{r['seconds']:>9.1f}{r['seconds_per_image']:>9.3f}"
+        print(f"{r['model']:<11}{r['method']:<30}{r['images']:>7}{r['seconds']:>9.1f}{r.get('cpu_seconds', 0):>8.1f}"
+              f"{r['seconds_per_image']:>9.3f}"
               f"{100 * r['clean_acc']:>7.1f}{100 * r['pgd10_acc']:>8.1f}{100 * r['autoattack_acc']:>7.1f}"
               f"{r['forward_per_image']:>9.0f}{r['forward_backward_per_image']:>9.0f}")
     print(f"-> {out}")
