@@ -91,7 +91,7 @@ def verb_argv(verb: str, inputs: Path, out: Path, n: int, classes: int, batch_si
     if verb == "evaluate":
         return [*model, "--data", str(i / "test"), "--batch-size", str(b), "--out", str(out / "accuracy.json"),
                 "--attack-json", json.dumps({"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": steps}),
-                "--no-autoattack"]  # PGD's memory; AutoAttack runs the same batches through the same model
+                "--no-autoattack"]  # PGD's memory; AutoAttack's batches are the same (its host copies: docs/scale.md)
     if verb == "ig":
         return [*analysis, *cfg({"num_images": n, "steps": 1, "trials": 1, "batch_size": b}),
                 "--out", str(out / "attributions.npz")]

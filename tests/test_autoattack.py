@@ -72,7 +72,7 @@ def test_attacks_fit_the_class_count():
 
 def test_one_attack_at_a_time_is_one_reference_call_and_every_point_is_valid(mlp, fast_reference):
     model, x, y = mlp
-    res = autoattack(model, x, y, "l2", 1.0, seed=0, batch_size=16)
+    res = autoattack(model, x, y, "l2", 1.0, seed=0, batch_size=16, keep_points=True)
     ref = fast_reference(model, "l2", 1.0, 0, 10)
     xr, _ = ref.run_standard_evaluation(x.contiguous(), y, batch_size=16)
     with torch.no_grad():
@@ -92,9 +92,9 @@ def test_the_callers_random_state_is_left_alone(mlp, fast_reference):
     torch.manual_seed(123)
     expected = torch.rand(5)
     torch.manual_seed(123)
-    first = autoattack(model, x[:12], y[:12], "linf", 8 / 255, seed=3, batch_size=12)
+    first = autoattack(model, x[:12], y[:12], "linf", 8 / 255, seed=3, batch_size=12, keep_points=True)
     assert torch.equal(torch.rand(5), expected)  # the reference reseeds at every attack, inside fork_rng
-    again = autoattack(model, x[:12], y[:12], "linf", 8 / 255, seed=3, batch_size=12)
+    again = autoattack(model, x[:12], y[:12], "linf", 8 / 255, seed=3, batch_size=12, keep_points=True)
     assert torch.equal(first.x_adv, again.x_adv)  # seeded
 
 

@@ -58,7 +58,7 @@ class AutoAttackResult:
 
     clean: torch.Tensor
     after: dict[str, torch.Tensor]
-    x_adv: torch.Tensor
+    x_adv: torch.Tensor | None  # with keep_points: the point that broke each image, else the clean image
     num_classes: int
     targets: int  # target classes of APGD-T and FAB-T
     rejected: int  # points the reference returned as adversarial that failed the check here
@@ -74,14 +74,21 @@ class AutoAttackResult:
         return list(self.after.values())[-1] if self.after else self.clean
 
 
-def broken(model: nn.Module, x: torch.Tensor, xa: torch.Tensor, y: torch.Tensor, norm: str, eps: float
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def predictions(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The model's logits for x, `batch_size` images at a time on the model's device, returned on
+    x's device (x may stay on the host: the reference moves each batch itself)."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return torch.cat([model(c.to(device)).to(x.device) for c in x.split(batch_size)])
+
+
+def broken(model: nn.Module, x: torch.Tensor, xa: torch.Tensor, y: torch.Tensor, norm: str, eps: float,
+           batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
     """(valid, claimed): claimed = misclassified; valid = claimed, in [0, 1] and within eps
     (relative float slack 1e-5)."""
-    d = (xa - x).flatten(1)
-    size = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
-    with torch.no_grad():
-        claimed = model(xa).argmax(1) != y
+    size = torch.cat([(b - a).flatten(1).abs().amax(1) if norm == "linf" else (b - a).flatten(1).norm(dim=1)
+                      for a, b in zip(x.split(batch_size), xa.split(batch_size))])  # no full-size difference
+    claimed = predictions(model, xa, batch_size).argmax(1) != y
     inside = (size <= eps * (1 + 1e-5) + 1e-7) & (xa.flatten(1).amin(1) >= 0) & (xa.flatten(1).amax(1) <= 1)
     return claimed & inside, claimed
 
@@ -110,32 +117,38 @@ def reference(model: nn.Module, norm: str, eps: float, seed: int, num_classes: i
 
 
 def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, eps: float, seed: int = 0,
-               batch_size: int = 250) -> AutoAttackResult:
-    """AutoAttack on (x, y), `batch_size` images per pass, the model in eval mode with frozen
-    parameters; torch's global random state is left as it was."""
-    x, y = x.detach().float().contiguous(), y.detach()  # the reference reshapes with .view
-    with torch.no_grad(), attack_mode(model, "eval"):
-        logits = torch.cat([model(b) for b in x.split(batch_size)])
+               batch_size: int = 250, keep_points: bool = False) -> AutoAttackResult:
+    """AutoAttack on (x, y), `batch_size` images per pass on the model's device (x, y may stay on
+    the host), the model in eval mode with frozen parameters; torch's global random state is left
+    as it was. `keep_points`: also return the adversarial points (one more copy of x)."""
+    x, y = x.detach().float().contiguous(), y.detach().to(x.device)  # the reference reshapes with .view
+    with attack_mode(model, "eval"):
+        logits = predictions(model, x, batch_size)
     robust = logits.argmax(1) == y
     num_classes = logits.shape[1]
-    res = AutoAttackResult(robust.clone(), {}, x.clone(), num_classes, attacks_for(num_classes)[1], 0, [])
+    res = AutoAttackResult(robust.clone(), {}, x.clone() if keep_points else None, num_classes,
+                           attacks_for(num_classes)[1], 0, [])
     aa = reference(model, norm, eps, seed, num_classes)
     log = logging.getLogger("auto-attack")
     handler, level = _Warnings(), log.level
     log.addHandler(handler)
     log.setLevel(logging.WARNING)  # the reference logs every batch at debug level
-    devices = [x.device] if x.device.type == "cuda" else []
+    device = next(model.parameters()).device
+    devices = [device] if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices), attack_mode(model, "eval"):
             for name in list(aa.attacks_to_run):
                 idx = robust.nonzero().squeeze(1)
                 if len(idx):
                     aa.attacks_to_run = [name]
-                    xa, _ = aa.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
-                    valid, claimed = broken(model, x[idx], xa, y[idx], norm, eps)
+                    xs, ys = (x, y) if len(idx) == len(x) else (x[idx], y[idx])  # no copy while all survive
+                    xa, _ = aa.run_standard_evaluation(xs, ys, batch_size=batch_size)
+                    valid, claimed = broken(model, xs, xa.to(x.device), ys, norm, eps, batch_size)
                     res.rejected += int((claimed & ~valid).sum())
                     robust[idx[valid]] = False
-                    res.x_adv[idx[valid]] = xa[valid]
+                    if keep_points:
+                        res.x_adv[idx[valid]] = xa[valid].to(x.device)
+                    del xs, xa
                 res.after[name] = robust.clone()
     finally:
         log.removeHandler(handler)
@@ -162,7 +175,7 @@ def evaluate_autoattack(model: nn.Module, data: DeviceData, indices: torch.Tenso
 
     start = time.perf_counter()
     model.eval()
-    x, y = data.batch(indices)
+    x, y = (t.cpu() for t in data.batch(indices))  # on the host: the reference moves each batch
     res = autoattack(model, x, y, pgd.norm, pgd.eps, seed, batch_size)
     seconds = time.perf_counter() - start
     pgd_ok = torch.cat([pgd_correct(model, *data.batch(chunk), chunk, pgd, seed, amp)
