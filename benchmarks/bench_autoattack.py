@@ -1,15 +1,22 @@
-"""AutoAttack (standard version) time and robust accuracy: robinterp vs the reference implementation.
+"""AutoAttack (standard version) time, model passes and robust accuracy: robinterp's wrapper around
+the reference code, the reference called directly, and (from an earlier run's JSON) a former
+implementation.
 
-    PYTHONPATH=src python benchmarks/bench_autoattack.py                 # CPU, demo-sized models
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_autoattack.py      # CPU, demo-sized models
     PYTHONPATH=src python benchmarks/bench_autoattack.py --images 359 --out X.json
+    PYTHONPATH=src python benchmarks/bench_autoattack.py --before old.json      # add its rows, labelled
 
-The reference is the authors' code as packaged on PyPI (`pip install pyautoattack`, torch only).
-On the demo's digits (16x16x3, `resnet18_cifar` width 1/8) it trains a standard and an L2
-PGD-trained model for a few epochs (seeded), then runs both AutoAttacks on the same test images
-at the demo's threat model (L2, eps 1.5), one after the other in alternating order, and reports
-seconds, seconds per image, clean / PGD-10 / AutoAttack accuracy, and the images each passed
+The reference is the authors' code as packaged on PyPI (`pyautoattack`, torch only), which
+`robinterp.autoattack` runs one attack at a time and checks point by point. On the demo's digits
+(16x16x3, `resnet18_cifar` width 1/8) it trains a standard and an L2 PGD-trained model for a few
+epochs (seeded), then runs AutoAttack on the same test images at the demo's threat model (L2,
+eps 1.5), through robinterp and directly, one after the other in alternating order, and reports
+wall and CPU seconds (with one thread the CPU time moves less with other work on a shared
+machine), seconds per image, clean / PGD-10 / AutoAttack accuracy, and the images each passed
 through the model (forward only; forward + backward), which scale the cost to other models.
-Each run is long (tens of seconds), so it is timed once. Writes a table to stdout and JSON to
+Each run is long (tens of seconds), so it is timed once. `--before` merges the rows of a JSON
+this script wrote at an earlier commit (its method renamed `<method> @ <commit>`): the same
+seeded models, so the accuracies compare image for image. Writes a table to stdout and JSON to
 benchmarks/results/autoattack_<device>.json.
 """
 
@@ -28,7 +35,7 @@ import torch.nn.functional as F
 
 from robinterp import storage
 from robinterp.attacks import AttackConfig, adversarial_examples
-from robinterp.autoattack import AutoAttackConfig, autoattack
+from robinterp.autoattack import autoattack
 from robinterp.data import load_split
 from robinterp.device import DeviceData, resolve_device
 from robinterp.models import build_model
@@ -75,8 +82,7 @@ class PassCounter:
 
 
 def run_ours(model, x, y):
-    res = autoattack(model, x, y, AutoAttackConfig(norm=NORM, eps=EPS, seed=0), torch.Generator(x.device).manual_seed(0))
-    return res["robust"].float().mean().item()
+    return autoattack(model, x, y, NORM, EPS, seed=0, batch_size=len(x)).robust.float().mean().item()
 
 
 def run_reference(model, x, y):
@@ -95,6 +101,9 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--models", nargs="+", choices=["standard", "robust_l2"], default=["standard", "robust_l2"])
     p.add_argument("--no-reference", action="store_true", help="robinterp only (size a subset)")
+    p.add_argument("--before", type=Path, default=None, help="JSON of this benchmark at an earlier commit: add its rows")
+    p.add_argument("--before-label", default=None,
+                   help="their method label (default: '<method> @ <commit>' from the JSON's provenance)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     device = resolve_device(a.device)
@@ -116,25 +125,31 @@ def main(argv=None):
         order = list(runs) if i % 2 == 0 else list(runs)[::-1]  # alternate who goes first
         for method in order:
             counter = PassCounter(model)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             acc = runs[method](model, x, y)
-            seconds = time.perf_counter() - start
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
             counter.handle.remove()
             rows.append({"model": name, "method": method, "images": len(y), "seconds": seconds,
-                         "seconds_per_image": seconds / len(y), "clean_acc": clean, "pgd10_acc": pgd,
+                         "seconds_per_image": seconds / len(y), "cpu_seconds": cpu_seconds, "clean_acc": clean, "pgd10_acc": pgd,
                          "autoattack_acc": acc, "forward_per_image": counter.forward / len(y),
                          "forward_backward_per_image": counter.backward / len(y)})
     result = {"device": str(device), "device_name": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
               "norm": NORM, "eps": EPS, "train_epochs": a.epochs, "rows": rows,
               "provenance": storage.provenance(argv=sys.argv[1:])}
+    if a.before:
+        before = storage.read_json(a.before)
+        commit = (before["provenance"]["git"]["commit"] or "?")[:7]
+        rows += [{**r, "method": a.before_label or f"{r['method']} @ {commit}"} for r in before["rows"]]
+        result["before"] = {"label": a.before_label, "provenance": before["provenance"]}
     out = a.out or RESULTS / f"autoattack_{device.type}.json"
     storage.write_json(out, result)
     print(f"device {result['device_name']}  threads {result['threads']}  L2 eps {EPS}")
-    print(f"{'model':<11}{'method':<14}{'images':>7}{'seconds':>9}{'s/image':>9}{'clean':>7}{'PGD-10':>8}{'AA':>7}"
-          f"{'fwd/img':>9}{'f+b/img':>9}")
+    print(f"{'model':<11}{'method':<30}{'images':>7}{'seconds':>9}{'CPU s':>8}{'s/image':>9}{'clean':>7}{'PGD-10':>8}"
+          f"{'AA':>7}{'fwd/img':>9}{'f+b/img':>9}")
     for r in rows:
-        print(f"{r['model']:<11}{r['method']:<14}{r['images']:>7}{r['seconds']:>9.1f}{r['seconds_per_image']:>9.3f}"
+        print(f"{r['model']:<11}{r['method']:<30}{r['images']:>7}{r['seconds']:>9.1f}{r.get('cpu_seconds', 0):>8.1f}"
+              f"{r['seconds_per_image']:>9.3f}"
               f"{100 * r['clean_acc']:>7.1f}{100 * r['pgd10_acc']:>8.1f}{100 * r['autoattack_acc']:>7.1f}"
               f"{r['forward_per_image']:>9.0f}{r['forward_backward_per_image']:>9.0f}")
     print(f"-> {out}")

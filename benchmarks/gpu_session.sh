@@ -4,6 +4,8 @@
 #   make gpu-wheels                      # on your machine, once: wheels the GPU box may lack -> .whl/
 #   bash benchmarks/gpu_session.sh       # on the GPU box, from the repository root
 #   bash benchmarks/gpu_session.sh test train      # a subset of: test workflow train ablation attributions
+#   bash benchmarks/gpu_session.sh amp             # bf16 vs fp32 robust CIFAR-10 training, 5 epochs each
+#                                                  # (not in the default set; CIFAR-10 from data/cifar10, else digits)
 #
 # Python there needs torch + torchvision, numpy, scipy, pandas, pillow, matplotlib, scikit-learn,
 # pyyaml and pytest; .whl/ adds captum, shap (+slicer), torchattacks, robustness (+cox, dill,
@@ -12,7 +14,8 @@
 #   session.log, train_cuda.json (vs robustness/torchattacks), train_cuda_{fp32,nchw,compile}.json
 #   (one speed switch changed each, robinterp only), attributions_cuda.json, workflow_devices.json
 #   (step `workflow`: the paper's shapes through the whole DAG with device=cuda, through the GPU
-#   slots, and the device every GPU job logged; WORKFLOW_CONFIG picks another config).
+#   slots, and the device every GPU job logged; WORKFLOW_CONFIG picks another config),
+#   amp_cuda.json (step amp: clean / PGD-20 accuracy and time of the same seeded training in bf16 and in fp32).
 # Exit status: 0 when every step passed, 2 on an unknown step.
 # DEVICE=cpu runs the same steps on the CPU (a check of this script, not of CUDA).
 set -uo pipefail
@@ -72,8 +75,10 @@ for step in "${STEPS[@]}"; do
     attributions)
       run attributions "$PY" benchmarks/bench_attributions.py --device "$DEVICE" --width 1.0 --images 32 \
         --out "$OUT/attributions_$DEVICE.json" ;;
+    amp)
+      run amp "$PY" benchmarks/bench_amp.py --device "$DEVICE" --out "$OUT/amp_$DEVICE.json" ;;
     *)
-      echo "unknown step '$step': choose from test workflow train ablation attributions" | tee -a "$LOG"
+      echo "unknown step '$step': choose from test workflow train ablation attributions amp" | tee -a "$LOG"
       status=2 ;;
   esac
 done

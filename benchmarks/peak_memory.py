@@ -75,7 +75,7 @@ def make_inputs(root: Path, n: int, *, arch: str, width: float, size: int, class
     np.save(root / "images.npy", images)
     x = images.transpose(0, 3, 1, 2).astype(np.float32) / 255
     np.savez(root / "attributions.npz", images=x, attributions=rng.normal(size=x.shape).astype(np.float32),
-             labels=np.arange(n) % classes, preds=np.arange(n) % classes)
+             labels=np.arange(n) % classes, preds=np.arange(n) % classes, output=np.array("prob"))
     np.savez(root / "features.npz", features=rng.normal(size=(n, 2048)), index=np.arange(n),
              images_sha256="synthetic", source="synthetic")
     return root
@@ -91,7 +91,7 @@ def verb_argv(verb: str, inputs: Path, out: Path, n: int, classes: int, batch_si
     if verb == "evaluate":
         return [*model, "--data", str(i / "test"), "--batch-size", str(b), "--out", str(out / "accuracy.json"),
                 "--attack-json", json.dumps({"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": steps}),
-                "--no-autoattack"]  # PGD's memory; AutoAttack runs the same batches through the same model
+                "--no-autoattack"]  # PGD's memory; AutoAttack's batches are the same (its host copies: docs/scale.md)
     if verb == "ig":
         return [*analysis, *cfg({"num_images": n, "steps": 1, "trials": 1, "batch_size": b}),
                 "--out", str(out / "attributions.npz")]

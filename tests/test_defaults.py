@@ -16,7 +16,6 @@ from robinterp.errors import RobinterpError
 
 # Dataclasses that may keep defaults, and why: none of them is a config block.
 NOT_SETTINGS = {
-    "AutoAttackConfig": "the standard version's fixed constants (iterations, targets, queries), not config keys",
     "Ranks": "the torchrun process layout, read from the environment",
     "Source": "a record of what a published file holds",
 }

@@ -193,9 +193,16 @@ def test_inversion_distance_is_zero_for_perfect_inversions(fid_env, tmp_path):
     inverted[1] = 255 - inverted[1]
     np.save(tmp_path / "t.npy", targets)
     np.save(tmp_path / "i.npy", inverted)
+    (tmp_path / "meta.json").write_text(json.dumps({"source_kind": ["image", "noise", "noise"]}))
     out = tmp_path / "d.json"
-    assert main(["inversion-distance", "--targets", str(tmp_path / "t.npy"), "--inverted", str(tmp_path / "i.npy"),
-                 "--device", "cpu", "--bootstrap", "50", "--out", str(out)]) == 0
+    base = ["inversion-distance", "--targets", str(tmp_path / "t.npy"), "--inverted", str(tmp_path / "i.npy"),
+            "--device", "cpu", "--bootstrap", "50"]
+    assert main([*base, "--meta", str(tmp_path / "meta.json"), "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["dims"] == 192 and res["n"] == 3
     assert res["distances"][0] < 1e-4 and res["distances"][2] < 1e-4 and res["distances"][1] > 0.1
+    image, noise = res["by_start"]["image"], res["by_start"]["noise"]  # per start kind, from the meta
+    assert (image["n"], noise["n"]) == (1, 2) and image["mean"] < 1e-4
+    assert noise["mean"] == pytest.approx((res["distances"][1] + res["distances"][2]) / 2)
+    (tmp_path / "meta.json").write_text(json.dumps({"source_kind": ["image", "noise"]}))
+    assert main([*base, "--meta", str(tmp_path / "meta.json"), "--out", str(tmp_path / "x.json")]) == 2

@@ -30,11 +30,13 @@ def results(tmp_path):
             "interval": {"rounds": 10, "low": fid - 2, "high": fid + 9}}))
         out["inv"].append(_write(tmp_path / f"inv/{v}.json", {
             "variant": v, "n": 8, "mean": 30 - 5 * i, "low": 29 - 5 * i, "high": 31 - 5 * i,
-            "source_distance": {"mean": 40.0}}))
+            "source_distance": {"mean": 40.0},
+            "by_start": {"image": {"n": 4, "mean": 28 - 5 * i, "low": 27 - 5 * i, "high": 29 - 5 * i},
+                         "noise": {"n": 4, "mean": 32 - 5 * i, "low": 31 - 5 * i, "high": 33 - 5 * i}}}))
         out["metrics"].append(_write(tmp_path / f"m/{v}.json", {"variant": v, "metrics": [
             {"metric": "gradient_alignment", "method": "input_gradient", "direction": "higher", "n": 50,
              "mean": 0.1 + 0.1 * i, "low": 0.09 + 0.1 * i, "high": 0.11 + 0.1 * i},
-            {"metric": "deletion_auc", "method": "ig", "direction": "lower", "n": 20,
+            {"metric": "deletion_auc", "method": "ig", "direction": "lower", "n": 20, "output": "probability",
              "mean": 0.3, "low": 0.2, "high": 0.4}]}))
         out["acc"].append(_write(tmp_path / f"acc/{v}.json", {"variant": v, "clean_acc": 0.95 - 0.05 * i,
                                                                "adv_acc": 0.1 + 0.3 * i, "n": 100}))
@@ -57,8 +59,12 @@ def test_tables_hold_intervals_directions_and_the_papers_values(results, tmp_pat
     inv = pd.read_csv(t / "inversion_distance.csv").set_index("variant")
     assert (inv.loc["standard", "paper_inv1"], inv.loc["standard", "paper_inv2"]) == (30.1, 30.07)
     assert inv.loc["large", "distance"] == 20 and inv.loc["large", "start_distance"] == 40
+    assert (inv.loc["large", "image_distance"], inv.loc["large", "noise_distance"]) == (18, 22)  # per start kind
+    assert inv.loc["large", "noise_ci_high"] == 23
     interp = pd.read_csv(t / "interpretability.csv")
     assert len(interp) == 6 and set(interp["better"]) == {"higher", "lower"}
+    assert set(interp.loc[interp["metric"] == "deletion_auc", "output"]) == {"probability"}
+    assert "ranked by |attribution|" in (t / "interpretability.md").read_text()
     assert "lower is better" in (t / "fid.md").read_text()
 
 

@@ -68,6 +68,40 @@ def test_a_perfect_attribution_beats_a_random_one_on_deletion_and_insertion():
     assert ((d_perfect >= 0) & (d_perfect <= 1)).all()
 
 
+def test_signed_ranking_deletes_the_evidence_for_the_class_first():
+    model, x, y = _linear_case(n=16)
+    contributions = x * model.weight[0].view(1, *x.shape[1:])  # logit 0 = their sum: exact, signed
+    d_abs, _ = metrics.deletion_insertion(model, x, contributions, y, steps=20, output="logit")
+    d_signed, _ = metrics.deletion_insertion(model, x, contributions, y, steps=20, output="logit", ranking="signed")
+    # deleting the largest positive contributions first lowers an additive logit fastest at every step
+    assert (d_signed <= d_abs + 1e-6).all() and d_signed.mean() < d_abs.mean()
+    with pytest.raises(RobinterpError, match="ranking"):
+        metrics.deletion_insertion(model, x, contributions, y, ranking="sorted")
+
+
+def test_every_metric_scores_what_its_attribution_explains():
+    """An attribution of the logit is scored on the logit, one of the probability on the probability:
+    a metric scoring another output than its attribution explains fails here."""
+    model, x, y = _linear_case(n=8)
+    a = x * model.weight[0].view(1, *x.shape[1:])
+    arrays = {"images": x.numpy(), "attributions": a.numpy(), "labels": y.numpy(), "preds": y.numpy()}
+    files = {"shap": {**arrays, "output": np.array("logit")}, "ig": {**arrays, "output": np.array("prob")}}
+    cfg = metrics.InterpretabilityConfig.from_dict({
+        "sample": 8, "steps": 5, "infidelity_samples": 2, "sensitivity_images": 2, "sensitivity_samples": 2,
+        "explainer": "saliency", "bootstrap": 0, "faithfulness_runs": 4, "lipschitz_samples": 2, "output": "logit"})
+    entries = metrics.evaluate_interpretability(model, x, y, files, cfg, "cpu")
+    scored = {"gini", "deletion_auc", "insertion_auc", "infidelity", "faithfulness_correlation"}
+    for method, output in (("shap", "logit"), ("ig", "probability")):
+        got = {e["metric"]: e for e in entries if e["method"] == method}
+        assert set(got) == scored and {e["output"] for e in got.values()} == {output}
+        deletion, insertion = metrics.deletion_insertion(model, x, a, y, 5, output=output)
+        assert got["deletion_auc"]["values"] == pytest.approx(deletion.double().tolist())
+        assert got["insertion_auc"]["values"] == pytest.approx(insertion.double().tolist())
+    assert {e["output"] for e in entries if e["metric"] in ("sensitivity_max", "local_lipschitz")} == {"logit"}
+    with pytest.raises(RobinterpError, match="rerun the analysis"):
+        metrics.evaluate_interpretability(model, x, y, {"ig": arrays}, cfg, "cpu")
+
+
 def test_infidelity_is_zero_for_the_gradient_of_a_linear_logit():
     model, x, y = _linear_case(n=6)
     grad = model.weight[0].view(1, *x.shape[1:]).expand_as(x).contiguous()
@@ -150,7 +184,7 @@ def test_interpretability_metrics_verb_writes_every_metric(tmp_path):
     save_checkpoint(tmp_path / "model.pt", model.eval(), arch, ["a", "b", "c"])
     x = images[:10].transpose(0, 3, 1, 2).astype(np.float32) / 255
     np.savez(tmp_path / "ig.npz", images=x, attributions=rng.normal(size=x.shape).astype(np.float32),
-             labels=labels[:10], preds=labels[:10], indices=np.arange(10))
+             labels=labels[:10], preds=labels[:10], indices=np.arange(10), output=np.array("prob"))
     cfg = {"sample": 8, "steps": 5, "infidelity_samples": 3, "sensitivity_images": 3, "sensitivity_samples": 2,
            "explainer": "saliency", "bootstrap": 50, "faithfulness_runs": 10, "lipschitz_samples": 2}
     out = tmp_path / "metrics.json"
@@ -165,6 +199,7 @@ def test_interpretability_metrics_verb_writes_every_metric(tmp_path):
     assert got["gradient_alignment", "input_gradient"]["n"] == 40 and got["gini", "ig"]["n"] == 8
     assert got["sensitivity_max", "saliency"]["n"] == 3
     assert all(e["direction"] in ("higher", "lower") for e in res["metrics"]) and "provenance" in res
+    assert got["deletion_auc", "ig"]["output"] == "probability"  # what the file says IG explains
     bad = main(["interpretability-metrics", "--checkpoint", str(tmp_path / "model.pt"), "--test",
                 str(tmp_path / "test"), "--attributions", "ig", "--out", str(tmp_path / "x.json")])
     assert bad == 2 and not (tmp_path / "x.json").exists()

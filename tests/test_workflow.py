@@ -48,6 +48,10 @@ def test_whole_dag_runs_on_the_tiny_config(tiny_run):
     interp = pd.read_csv(results / "digits/tables/interpretability.csv")
     assert {"randomisation_spearman", "faithfulness_correlation", "local_lipschitz"} <= set(interp["metric"])
     assert ((interp["ci_low"] <= interp["mean"]) & (interp["mean"] <= interp["ci_high"])).all()
+    scored = interp[interp["metric"] == "deletion_auc"]
+    assert set(zip(scored["method"], scored["output"])) == {("ig", "probability"), ("shap", "logit")}
+    inv = pd.read_csv(results / "digits/tables/inversion_distance.csv")
+    assert inv[["image_distance", "noise_distance"]].notna().all().all()  # per start kind, from the meta
     assert (results / "digits/figures/parameter_randomisation.png").is_file()
 
 

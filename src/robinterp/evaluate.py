@@ -5,6 +5,8 @@ Run: `robinterp evaluate --checkpoint M --data D --attack-json '{...}' --out acc
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .attacks import AttackConfig, SampleNoise, adversarial_examples, sample_keys
@@ -39,11 +41,19 @@ def accuracy(model: torch.nn.Module, data: DeviceData, attack: AttackConfig | No
                 clean_pred = model(x).argmax(1)
             counts[0] += (clean_pred == y)[:counted].sum()
             if attack is not None:
-                noise = SampleNoise(sample_keys(seed, idx.tolist()))
-                xa = adversarial_examples(model, x, y, attack, generator=noise)
-                with torch.inference_mode():
-                    adv_pred = model(xa).argmax(1)
-                counts[1] += (adv_pred == y)[:counted].sum()
+                counts[1] += pgd_correct(model, x, y, idx, attack, seed)[:counted].sum()
     total = all_reduce_sums({"clean": int(counts[0]), "adv": int(counts[1])}, ranks, device)
     return {"n": n, "clean_acc": total["clean"] / max(n, 1),
             "adv_acc": total["adv"] / max(n, 1) if attack else None}
+
+
+def pgd_correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor,
+                attack: AttackConfig, seed: int, amp: bool | None = None) -> torch.Tensor:
+    """Per image: still classified correctly after PGD from the random start keyed by (seed, its
+    index in the split), so an image meets the same start in every batch that holds it. `amp`:
+    bf16 autocast on CUDA; None = the caller's autocast state."""
+    noise = SampleNoise(sample_keys(seed, indices.tolist()))
+    with contextlib.nullcontext() if amp is None else autocast(x.device, amp):
+        xa = adversarial_examples(model, x, y, attack, generator=noise)
+        with torch.inference_mode():
+            return model(xa).argmax(1) == y

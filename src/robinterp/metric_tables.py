@@ -18,12 +18,13 @@ def _round(v, digits=3):
     return None if v is None else round(float(v), digits)
 
 
-def _check_brackets(df: pd.DataFrame, estimate: str, table: str) -> pd.DataFrame:
+def _check_brackets(df: pd.DataFrame, estimate: str, table: str, low: str = "ci_low", high: str = "ci_high"
+                    ) -> pd.DataFrame:
     """Refuse a table in which a 95% interval does not hold its own estimate."""
-    have = df["ci_low"].notna() & df["ci_high"].notna() & df[estimate].notna()
-    bad = df[have & ((df["ci_low"] > df[estimate]) | (df[estimate] > df["ci_high"]))]
+    have = df[low].notna() & df[high].notna() & df[estimate].notna()
+    bad = df[have & ((df[low] > df[estimate]) | (df[estimate] > df[high]))]
     if len(bad):
-        rows = "; ".join(f"{r['variant']} {r[estimate]} [{r['ci_low']}, {r['ci_high']}]" for _, r in bad.iterrows())
+        rows = "; ".join(f"{r['variant']} {r[estimate]} [{r[low]}, {r[high]}]" for _, r in bad.iterrows())
         raise RobinterpError(f"{table} table: interval(s) that miss their estimate: {rows}; recompute these "
                              f"results with this version (docs/interpretability.md, intervals)")
     return df
@@ -53,25 +54,36 @@ def fid_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
     return _check_brackets(pd.DataFrame(rows), "fid", "FID")
 
 
+START_KINDS = ("image", "noise")  # analyses.inversion.sources
+
+
 def inversion_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
-    """One row per variant: mean 192-d Inception L2 distance target vs inverted, its interval,
-    the distance the inversion started from, and the paper's two inversions (Tables 3 / 6)."""
+    """One row per variant: mean 192-d Inception L2 distance target vs inverted over every inversion
+    and per start kind (image-started, noise-started), with intervals, the distance the inversion
+    started from, and the paper's two inversions (Tables 3 / 6) beside them."""
     rows = []
     for r in results:
         ref = list((reference or {}).get(r["variant"], {}).get("inversion_distance") or [])
         src = r.get("source_distance") or {}
-        rows.append({
-            "variant": r["variant"], "n": r["n"], "distance": _round(r["mean"]), "ci_low": _round(r["low"]),
-            "ci_high": _round(r["high"]), "start_distance": _round(src.get("mean")), "better": "lower",
-            "paper_inv1": ref[0] if len(ref) > 0 else None, "paper_inv2": ref[1] if len(ref) > 1 else None,
-        })
-    return _check_brackets(pd.DataFrame(rows), "distance", "inversion distance")
+        row = {"variant": r["variant"], "n": r["n"], "distance": _round(r["mean"]), "ci_low": _round(r["low"]),
+               "ci_high": _round(r["high"])}
+        for kind in START_KINDS:
+            k = (r.get("by_start") or {}).get(kind) or {}
+            row.update({f"{kind}_distance": _round(k.get("mean")), f"{kind}_ci_low": _round(k.get("low")),
+                        f"{kind}_ci_high": _round(k.get("high"))})
+        rows.append({**row, "start_distance": _round(src.get("mean")), "better": "lower",
+                     "paper_inv1": ref[0] if len(ref) > 0 else None, "paper_inv2": ref[1] if len(ref) > 1 else None})
+    df = pd.DataFrame(rows)
+    for kind in START_KINDS:
+        _check_brackets(df, f"{kind}_distance", f"inversion distance ({kind})", f"{kind}_ci_low", f"{kind}_ci_high")
+    return _check_brackets(df, "distance", "inversion distance")
 
 
 def interpretability_table(results: list[dict]) -> pd.DataFrame:
     """One row per variant x metric x method: mean and 95% bootstrap interval over images."""
-    rows = [{"variant": r["variant"], "metric": e["metric"], "method": e["method"], "better": e["direction"],
-             "n": e["n"], "mean": _round(e["mean"], 4), "ci_low": _round(e["low"], 4), "ci_high": _round(e["high"], 4)}
+    rows = [{"variant": r["variant"], "metric": e["metric"], "method": e["method"], "output": e.get("output"),
+             "better": e["direction"], "n": e["n"], "mean": _round(e["mean"], 4), "ci_low": _round(e["low"], 4),
+             "ci_high": _round(e["high"], 4)}
             for r in results for e in r["metrics"]]
     df = pd.DataFrame(rows).sort_values(["metric", "method"], kind="stable").reset_index(drop=True)  # variants in input order
     return _check_brackets(df, "mean", "interpretability")
@@ -84,16 +96,25 @@ FID_NOTES = ("FID (lower is better) with pytorch-fid's InceptionV3 (2048-d pool 
              "uses as many train images as each variant generated): FID falls with N, so the paper's 10k-image "
              "values compare with ours only in ordering. paper_fid: Table 2 "
              "(CIFAR-10, 10k images) / Table 5 (Small ImageNet 150, 9k).")
-INVERSION_NOTES = ("L2 distance between 192-d Inception features (pytorch-fid block 1, average-pooled) of each "
-                   "target image and its inversion; lower = the inversion looks more like the target to an "
-                   "independent network. start_distance: the same distance for the image the inversion started "
-                   "from. ci = 95% bootstrap interval of the mean. paper_inv1/2: Tables 3 / 6 (two inversion runs).")
+INVERSION_NOTES = ("L2 distance between 192-d Inception features (pytorch-fid block 1, average-pooled: robinterp's "
+                   "reading of the paper's \"middle feature vector, containing 192 features\", so absolute values "
+                   "do not compare with the paper's, only the ordering of the variants) of each target image and "
+                   "its inversion; lower = the inversion looks more like the target to an independent network. "
+                   "distance: every inversion; image_distance / noise_distance: those started from a test image of "
+                   "another class / from uniform noise. start_distance: the same distance for the image the "
+                   "inversion started from. ci = 95% bootstrap interval of the mean. paper_inv1/2: Tables 3 / 6, "
+                   "the paper's two image sets (Figures 4 and 11 on CIFAR-10, 8 and 18 on Small ImageNet), whose "
+                   "start kinds it does not state.")
 INTERPRETABILITY_NOTES = (
     "Per image, on a fixed seeded sample of test images; ci = 95% bootstrap interval of the mean. "
+    "output: the class score a row's metric scores, which is the one its attribution explains (IG: the softmax "
+    "probability, as the paper; SHAP: the logit, as the author's code; analyses.<method>.output), so rows of "
+    "different outputs compare across variants, not with each other. "
     "gradient_alignment |<x, grad logit_y>|/(|x||grad|): higher = the gradient looks like the image (Etmann et "
     "al. 2019). gini: sparseness of |attribution| per pixel (0 uniform, ~1 one pixel). deletion_auc (lower "
-    "better) / insertion_auc (higher better): class probability while pixels are removed from / inserted into a "
-    "black image in attribution order. infidelity (captum, lower better): squared error of attributions "
+    "better) / insertion_auc (higher better): the class score while pixels are removed from / inserted into a "
+    "black image, most important first, RANKED. "
+    "infidelity (captum, lower better): squared error of attributions "
     "predicting the output change under Gaussian pixel noise. sensitivity_max (captum, lower better): largest "
     "change of the explanation, relative to its norm, under small uniform input noise. faithfulness_correlation (higher better): Pearson "
     "over random pixel subsets between the attribution in the subset and the score drop when it is set to the "
@@ -102,5 +123,17 @@ INTERPRETABILITY_NOTES = (
     "between the trained model and the model with every layer re-initialised, top first (Adebayo et al. 2018; "
     "the cascade is figures/parameter_randomisation.png): near 1 = the map does not depend on the weights. "
     "deletion/insertion AUC and infidelity "
-    "degenerate for a near-constant classifier (flat probabilities): read them next to clean accuracy. "
+    "degenerate for a near-constant classifier (flat scores): read them next to clean accuracy. "
     "Not in the paper (no reference values).")
+RANKED = {
+    "absolute": "ranked by |attribution| summed over channels (strongly negative pixels go early too; "
+                "metrics.interpretability.ranking: signed ranks the pixels that raise the score first)",
+    "signed": "ranked by the attribution summed over channels, pixels that raise the score first "
+              "(metrics.interpretability.ranking: signed; the default, absolute, ranks by |attribution|)",
+}
+
+
+def interpretability_notes(results: list[dict]) -> str:
+    """The table's notes, naming the deletion/insertion ranking the results were computed with."""
+    rankings = sorted({(r.get("config") or {}).get("ranking", "absolute") for r in results})
+    return INTERPRETABILITY_NOTES.replace("RANKED", "; ".join(RANKED[k] for k in rankings))

@@ -4,9 +4,15 @@
   much the input gradient looks like the image. Higher = more aligned.
 - Gini sparseness of an attribution map (Hurley & Rickard 2009; Chalasani et al. 2020), over
   per-pixel |attribution| summed over channels: 0 for a uniform map, 1 - 1/P for one pixel.
-- deletion / insertion AUC (Petsiuka et al. 2018): class probability while pixels are removed
+- deletion / insertion AUC (Petsiuka et al. 2018): the class score while pixels are removed
   from the image (deletion, lower = more faithful) or inserted into the baseline (insertion,
-  higher = more faithful) in decreasing attribution order; trapezoid over the removed fraction.
+  higher = more faithful), most important pixel first: by |attribution| summed over channels
+  (`ranking: absolute`, so strongly negative pixels go early too) or by the signed sum
+  (`signed`: the pixels that raise the score first); trapezoid over the removed fraction.
+
+Every metric that scores the model's output scores the quantity the attribution explains: an
+attributions file says which (`output`: prob or logit, written by the ig and shap verbs), and the
+entry of every metric records it (`output`: probability or logit).
 - captum `infidelity` (Yeh et al. 2019; lower better) and `sensitivity_max` (lower better).
 - faithfulness correlation and a local Lipschitz estimate (`explanation_metrics.py`).
 
@@ -28,6 +34,10 @@ from .errors import RobinterpError
 DIRECTION = {"gradient_alignment": "higher", "gini": "higher", "deletion_auc": "lower",
              "insertion_auc": "higher", "infidelity": "lower", "sensitivity_max": "lower",
              "faithfulness_correlation": "higher", "local_lipschitz": "lower", "randomisation_spearman": "lower"}
+
+
+EXPLAINED = {"prob": "probability", "logit": "logit"}  # attributions' `output` -> the metrics' name for it
+RANKINGS = ("absolute", "signed")
 
 
 def class_score(model: torch.nn.Module, output: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -73,14 +83,18 @@ def gini(attributions: torch.Tensor) -> torch.Tensor:
 
 def deletion_insertion(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor,
                        steps: int = 20, baseline: str = "zero", output: str = "probability",
-                       batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image (deletion AUC, insertion AUC) over steps + 1 equally spaced pixel fractions."""
+                       batch_size: int = 256, ranking: str = "absolute") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image (deletion AUC, insertion AUC) over steps + 1 equally spaced pixel fractions; pixels
+    ranked by |attribution| (absolute) or by the signed attribution (signed), summed over channels."""
     if x.shape != attributions.shape:
         raise RobinterpError(f"images {tuple(x.shape)} and attributions {tuple(attributions.shape)} differ")
+    if ranking not in RANKINGS:
+        raise RobinterpError(f"ranking {ranking!r}: choose one of {list(RANKINGS)}")
     score = class_score(model, output)
     base = _baseline(x, baseline)
     n, c, h, w = x.shape
-    order = pixel_importance(attributions).argsort(dim=1, descending=True)  # most important first
+    importance = pixel_importance(attributions) if ranking == "absolute" else attributions.sum(1).flatten(1)
+    order = importance.argsort(dim=1, descending=True)  # most important first
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(h * w, device=x.device).expand(n, -1))
     fractions = torch.linspace(0, 1, steps + 1, device=x.device)
@@ -241,8 +255,9 @@ class InterpretabilityConfig(Settings):
 
     sample: int  # attributed images used (the first rows of each attributions file)
     target: str  # class the attributions explain (analyses default: pred) - or label
-    output: str  # probability (as the paper's IG) or logit
+    output: str  # what `explainer` explains (sensitivity, Lipschitz); attribution files say their own
     steps: int  # deletion/insertion: steps + 1 pixel fractions
+    ranking: str  # deletion/insertion order: absolute (|attribution|) or signed
     baseline: str  # what deleted pixels become / insertion starts from: zero, mean, blur
     infidelity_samples: int
     infidelity_noise: float  # std of the Gaussian pixel perturbation
@@ -273,6 +288,17 @@ def load_attributions(path) -> dict:
         return {k: z[k] for k in z.files}
 
 
+def explained_output(attributions: dict, method: str) -> str:
+    """What an attributions file explains, in the metrics' words (probability or logit)."""
+    if "output" not in attributions:
+        raise RobinterpError(f"{method} attributions do not say what they explain (array 'output', written since the "
+                             f"metrics score it): rerun the analysis, e.g. snakemake --forcerun ig shap")
+    output = str(attributions["output"])
+    if output not in EXPLAINED:
+        raise RobinterpError(f"{method} attributions: output {output!r}, expected one of {sorted(EXPLAINED)}")
+    return EXPLAINED[output]
+
+
 def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor, attributions: dict[str, dict],
                               cfg: InterpretabilityConfig, device) -> list[dict]:
     """Every metric for one model: a list of {metric, method, direction, values, mean, low, high}.
@@ -289,41 +315,43 @@ def _metrics(model, test_x, test_y, attributions, cfg, device) -> list[dict]:
 
     entries = []
 
-    def add(metric, method, values):
+    def add(metric, method, output, values):
         v = values.detach().cpu().double().numpy() if torch.is_tensor(values) else np.asarray(values)
-        entries.append({"metric": metric, "method": method, "direction": DIRECTION[metric],
+        entries.append({"metric": metric, "method": method, "direction": DIRECTION[metric], "output": output,
                         **bootstrap_mean(v, cfg.bootstrap, cfg.seed), "values": v.tolist()})
 
     gen = torch.Generator().manual_seed(cfg.seed)
     n_align = len(test_x) if cfg.alignment_max_images is None else min(cfg.alignment_max_images, len(test_x))
     idx = torch.randperm(len(test_x), generator=gen)[:n_align].sort().values
-    add("gradient_alignment", "input_gradient", torch.cat([
+    add("gradient_alignment", "input_gradient", "logit", torch.cat([
         gradient_alignment(model, test_x[i].to(device), test_y[i].to(device))
         for i in idx.split(cfg.batch_size)]))
 
     for method, att in attributions.items():
+        output = explained_output(att, method)  # every score below is the one the attribution explains
         x = torch.from_numpy(att["images"][:cfg.sample]).float().to(device)
         a = torch.from_numpy(att["attributions"][:cfg.sample]).float().to(device)
         t = torch.from_numpy(att["labels" if cfg.target == "label" else "preds"][:cfg.sample]).long().to(device)
-        add("gini", method, gini(a))
-        deletion, insertion = deletion_insertion(model, x, a, t, cfg.steps, cfg.baseline, cfg.output, cfg.batch_size)
-        add("deletion_auc", method, deletion)
-        add("insertion_auc", method, insertion)
-        add("infidelity", method, torch.cat([
+        add("gini", method, output, gini(a))
+        deletion, insertion = deletion_insertion(model, x, a, t, cfg.steps, cfg.baseline, output, cfg.batch_size,
+                                                 cfg.ranking)
+        add("deletion_auc", method, output, deletion)
+        add("insertion_auc", method, output, insertion)
+        add("infidelity", method, output, torch.cat([
             infidelity(model, x[i:i + cfg.batch_size], a[i:i + cfg.batch_size], t[i:i + cfg.batch_size],
-                       cfg.infidelity_noise, cfg.infidelity_samples, cfg.output, gen, batch_size=cfg.batch_size)
+                       cfg.infidelity_noise, cfg.infidelity_samples, output, gen, batch_size=cfg.batch_size)
             for i in range(0, len(x), cfg.batch_size)]))
-        add("faithfulness_correlation", method, faithfulness_correlation(
-            model, x, a, t, cfg.faithfulness_runs, cfg.faithfulness_fraction, cfg.baseline, cfg.output, gen,
+        add("faithfulness_correlation", method, output, faithfulness_correlation(
+            model, x, a, t, cfg.faithfulness_runs, cfg.faithfulness_fraction, cfg.baseline, output, gen,
             cfg.batch_size))
 
     torch.manual_seed(cfg.seed)  # captum's sensitivity perturbations use the global generator
     sidx = torch.randperm(len(test_x), generator=gen)[:cfg.sensitivity_images].sort().values
-    add("sensitivity_max", cfg.explainer, torch.cat([
+    add("sensitivity_max", cfg.explainer, cfg.output, torch.cat([
         sensitivity_max(model, test_x[i].contiguous().to(device), test_y[i].to(device), cfg.explainer,
                         cfg.sensitivity_radius, cfg.sensitivity_samples, cfg.output, cfg.batch_size)
         for i in sidx.split(cfg.batch_size)]))
-    add("local_lipschitz", cfg.explainer, torch.cat([
+    add("local_lipschitz", cfg.explainer, cfg.output, torch.cat([
         local_lipschitz_estimate(model, test_x[i].contiguous().to(device), test_y[i].to(device), cfg.explainer,
                                  cfg.lipschitz_noise, cfg.lipschitz_samples, cfg.output, gen, cfg.batch_size)
         for i in sidx.split(cfg.batch_size)]))

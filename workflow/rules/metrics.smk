@@ -130,6 +130,7 @@ rule inversion_distance:
         targets=f"{R}/{{dataset}}/inversion/{{variant}}/targets.npy",
         inverted=f"{R}/{{dataset}}/inversion/{{variant}}/inverted.npy",
         sources=f"{R}/{{dataset}}/inversion/{{variant}}/sources.npy",
+        meta=f"{R}/{{dataset}}/inversion/{{variant}}/meta.json",
         weights=FID_WEIGHTS,
     output:
         f"{R}/{{dataset}}/inversion_distance/{{variant}}.json",
@@ -146,7 +147,7 @@ rule inversion_distance:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp inversion-distance --targets {input.targets:q}"
-        " --inverted {input.inverted:q} --sources {input.sources:q} --dims {params.inv[dims]}"
+        " --inverted {input.inverted:q} --sources {input.sources:q} --meta {input.meta:q} --dims {params.inv[dims]}"
         " --batch-size {params.inv[batch_size]} --bootstrap {params.inv[bootstrap]} --seed {params.inv[seed]}"
         " --variant {wildcards.variant:q} --device {params.device} --out {output:q} > {log:q} 2>&1"
 

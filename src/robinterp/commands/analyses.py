@@ -67,7 +67,7 @@ def ig_verb(a):
     attr, check = explain_ig(model, x, target, cfg, gen)
     storage.save_npz(a.out, images=x.cpu().numpy().astype(np.float32), attributions=attr.cpu().numpy().astype(np.float32),
                      labels=y.cpu().numpy(), preds=preds.cpu().numpy(), indices=idx,
-                     targets=target.cpu().numpy())
+                     targets=target.cpu().numpy(), output=np.array(cfg.output))
     storage.write_json(a.meta, {"method": "integrated_gradients", "settings": cfg.__dict__, "classes": split.classes,
                                 "class_names": split.class_names,
                                 **check, **_provenance(a, split, device)})
@@ -96,7 +96,8 @@ def shap_verb(a):
     values, explained, check = explain_shap(model, x, background.to(device), cfg)
     storage.save_npz(a.out, images=x.cpu().numpy().astype(np.float32), attributions=values.numpy().astype(np.float32),
                      labels=y.cpu().numpy(), preds=predict(model, x, cfg.batch_size).cpu().numpy(), indices=idx,
-                     targets=explained.numpy(), background_indices=bg_idx.astype(np.int64))
+                     targets=explained.numpy(), background_indices=bg_idx.astype(np.int64),
+                     output=np.array(cfg.output))
     storage.write_json(a.meta, {"method": "shap_gradient_explainer", "settings": cfg.__dict__, "classes": split.classes,
                                 "class_names": split.class_names,
                                 "train": str(a.train), "train_sha256": train.sha256, **check,

@@ -31,15 +31,17 @@ def evaluate_verb(a):
         from ..autoattack import evaluate_autoattack, subset_indices
 
         indices = subset_indices(res["n"], a.autoattack_max_images, a.seed)
-        res.update(evaluate_autoattack(model, data, indices, attack, a.batch_size, a.seed))
+        res.update(evaluate_autoattack(model, data, indices, attack, a.batch_size, a.seed, a.amp))
     out = {"variant": a.variant, **res, "attack": a.attack_json, "attack_label": label,
            "split": str(a.data), "data_sha256": split.sha256, "checkpoint": str(a.checkpoint),
            "checkpoint_epoch": meta.get("epoch"), "provenance": storage.provenance(device=where)}
     storage.write_json(a.out, out)
     print(f"evaluate: {a.variant} clean {res['clean_acc']:.4f} adv {res['adv_acc']} (n={res['n']}) -> {a.out}")
     if "autoattack_acc" in res:
-        print(f"evaluate: AutoAttack {res['autoattack_acc']:.4f} vs PGD {res['autoattack_pgd_acc']:.4f} on the same "
-              f"{res['autoattack_n']} images ({res['autoattack_seconds']:.0f} s)")
+        aa = res["autoattack"]
+        print(f"evaluate: AutoAttack ({aa['implementation']} {aa['implementation_version']}, {aa['version']}: "
+              f"{', '.join(aa['attacks'])}) {res['autoattack_acc']:.4f} vs PGD {res['autoattack_pgd_acc']:.4f} on the "
+              f"same {res['autoattack_n']} images ({res['autoattack_seconds']:.0f} s)")
 
 
 evaluate_verb.flags = lambda p: (
@@ -50,7 +52,8 @@ evaluate_verb.flags = lambda p: (
     setting(p, "--batch-size", "dataset.evaluation.batch_size", type=int),
     setting(p, "--max-images", "dataset.evaluation.max_images", "evaluate the first N images only; null = all", type=int),
     setting(p, "--amp", "dataset.evaluation.amp", "bf16 autocast on CUDA; else fp32", action=argparse.BooleanOptionalAction),
-    setting(p, "--autoattack", "dataset.evaluation.autoattack", "also AutoAttack (standard version) at the attack's norm and eps",
+    setting(p, "--autoattack", "dataset.evaluation.autoattack",
+            "also AutoAttack (pyautoattack, standard version; fewer attacks below 4 classes) at the attack's norm and eps",
             action=argparse.BooleanOptionalAction),
     setting(p, "--autoattack-max-images", "dataset.evaluation.autoattack_max_images",
             "AutoAttack on a seeded random subset of this many of the evaluated images; null = all", type=int),
@@ -70,9 +73,10 @@ def accuracy_table_verb(a):
     write_table(df, a.out_csv, a.out_md, f"Accuracy on {a.dataset} (test split, %)",
                 ("paper_*: the paper's Table 1 (CIFAR-10) / Table 4 (Small ImageNet 150), where it reports the variant.\n"
                  if has_reference else "") +
-                "adv_acc: the paper's PGD attack; autoattack_acc: AutoAttack (standard version) at the same norm and eps, "
-                "the number to trust, on autoattack_n images (a seeded subset when fewer than n), beside the PGD "
-                "accuracy on those same images (pgd_acc_same_images).")
+                "adv_acc: the paper's PGD attack; autoattack_acc: AutoAttack (the authors' code, pyautoattack; standard "
+                "version, with fewer attacks or targets below 10 classes: accuracy.json lists them) at the same norm "
+                "and eps, the number to trust, on autoattack_n images (a seeded subset when fewer than n), beside the "
+                "PGD accuracy on those same images from the same random starts (pgd_acc_same_images).")
     print(df.to_string(index=False))
 
 

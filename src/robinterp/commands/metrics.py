@@ -124,30 +124,43 @@ def inversion_distance_verb(a):
 
     from .. import storage
     from ..device import select
+    from ..errors import RobinterpError
     from ..fid import as_uint8_nhwc, feature_distances, inception_features, load_inception
     from ..metrics import bootstrap_mean
 
+    kinds = np.asarray(storage.read_json(a.meta)["source_kind"]) if a.meta else None
+    if kinds is not None and len(kinds) != len(np.load(a.targets, mmap_mode="r")):
+        raise RobinterpError(f"--meta {a.meta}: {len(kinds)} source kinds for the {len(np.load(a.targets, mmap_mode='r'))} "
+                             f"targets of {a.targets}; pass the meta.json of the same inversion run")
     device, where = select(a.device)
     model = load_inception(a.dims, device)
     feats = lambda path: inception_features(as_uint8_nhwc(np.load(path)), a.dims, a.batch_size, device, model)
     targets = feats(a.targets)
     dist = feature_distances(targets, feats(a.inverted))
+    src = feature_distances(targets, feats(a.sources)) if a.sources else None  # the distance it had to close
     out = {"variant": a.variant, "dims": a.dims, **bootstrap_mean(dist, a.bootstrap, a.seed),
            "distances": dist.tolist()}
-    if a.sources:  # how far the inversion started: the distance it had to close
-        src = feature_distances(targets, feats(a.sources))
+    if src is not None:
         out["source_distance"] = bootstrap_mean(src, a.bootstrap, a.seed)
-    out.update({"targets": a.targets, "inverted": a.inverted, "sources": a.sources,
+    if kinds is not None:  # per start kind: image-started and noise-started inversions are two image sets
+        out["by_start"] = {str(k): {**bootstrap_mean(dist[kinds == k], a.bootstrap, a.seed),
+                                    **({"source_distance": bootstrap_mean(src[kinds == k], a.bootstrap, a.seed)}
+                                       if src is not None else {})}
+                           for k in dict.fromkeys(kinds.tolist())}
+    out.update({"targets": a.targets, "inverted": a.inverted, "sources": a.sources, "meta": a.meta,
                 "provenance": storage.provenance(device=where)})
     storage.write_json(a.out, out)
+    kinds = "".join(f", {k} {v['mean']:.3f} (n={v['n']})" for k, v in out.get("by_start", {}).items())
     print(f"inversion-distance: {a.variant} mean {out['mean']:.3f} [{out['low']:.3f}, {out['high']:.3f}] "
-          f"(n={out['n']}) -> {a.out}")
+          f"(n={out['n']}){kinds} -> {a.out}")
 
 
 inversion_distance_verb.flags = lambda p: (
     p.add_argument("--targets", type=Path, required=True, help="uint8 N x H x W x C target images (.npy)"),
     p.add_argument("--inverted", type=Path, required=True, help="uint8 inverted images, same order"),
     p.add_argument("--sources", type=Path, default=None, help="optional start images: their distance too"),
+    p.add_argument("--meta", type=Path, default=None,
+                   help="the inversion's meta.json: distances per start kind (image, noise) too"),
     setting(p, "--dims", "metrics.inversion.dims", "Inception block: 64, 192 (the paper's inversion distance), 768 or 2048", type=int),
     setting(p, "--batch-size", "metrics.inversion.batch_size", type=int),
     setting(p, "--bootstrap", "metrics.inversion.bootstrap", "resampling rounds of the 95% interval of the mean (0 = none, else >= 20)",
@@ -240,12 +253,13 @@ inversion_table_verb.flags = lambda p: (_table_flags(p), p.add_argument("--refer
 @verb("interpretability-table", "merge interpretability-metrics JSON into interpretability.csv/.md")
 def interpretability_table_verb(a):
     from .. import storage
-    from ..metric_tables import INTERPRETABILITY_NOTES, interpretability_table
+    from ..metric_tables import interpretability_notes, interpretability_table
     from ..tables import write_table
 
-    df = interpretability_table([storage.read_json(p) for p in a.inputs])
+    results = [storage.read_json(p) for p in a.inputs]
+    df = interpretability_table(results)
     write_table(df, a.out_csv, a.out_md, f"Quantitative interpretability on {a.dataset} (mean, 95% CI)",
-                INTERPRETABILITY_NOTES)
+                interpretability_notes(results))
     print(df.to_string(index=False))
 
 
