@@ -41,6 +41,36 @@ def test_tampered_array_fails_verification(tmp_path):
         load_split(tmp_path / "s", verify=True)
 
 
+def test_a_split_edited_in_place_is_refused_on_every_read(tmp_path, monkeypatch):
+    """Same size, new bytes: without a word this moved an accuracy from 0.922 to 0.547."""
+    import robinterp.data as data
+
+    _write(tmp_path, n=400)
+    path = tmp_path / "s" / "images.npy"
+    with open(path, "r+b") as f:  # overwrite bytes inside the array, as a stray tool would
+        f.seek(200)
+        f.write(bytes(2000))
+    with pytest.raises(RobinterpError, match=r"images.npy: sha256 differs from the manifest's.*rebuild the split"):
+        load_split(tmp_path / "s")
+    # a large split is hashed when its size or time changed since it was written, else on demand
+    monkeypatch.setattr(data, "HASH_ON_EVERY_READ", 0)
+    _write(tmp_path, n=400)
+    hashed, sha256_array = [], data.storage.sha256_array
+    monkeypatch.setattr(data.storage, "sha256_array", lambda a: hashed.append(a.shape) or sha256_array(a))
+    load_split(tmp_path / "s", verify=True)
+    assert hashed == [(400, 6, 5, 3), (400,)]
+    hashed.clear()
+    load_split(tmp_path / "s")
+    assert hashed == []  # untouched since written: no hash
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(200)
+        f.write(bytes(2000))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # edited a second after it was written
+    with pytest.raises(RobinterpError, match="images.npy: sha256 differs"):
+        load_split(tmp_path / "s")
+
+
 def test_missing_file_names_the_file_and_the_fix(tmp_path):
     _write(tmp_path)
     (tmp_path / "s" / "labels.npy").unlink()
