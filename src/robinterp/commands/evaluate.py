@@ -14,7 +14,7 @@ def evaluate_verb(a):
 
     from .. import storage
     from ..attacks import AttackConfig
-    from ..checkpoints import load_model
+    from ..checkpoints import check_fits, load_model
     from ..data import load_split
     from ..device import DeviceData, resolve_device
     from ..evaluate import accuracy
@@ -22,6 +22,7 @@ def evaluate_verb(a):
     device = resolve_device(a.device)
     model, meta = load_model(a.checkpoint, device)
     split = load_split(a.data)
+    check_fits(meta, split, a.checkpoint)
     attack = AttackConfig.from_dict(a.attack_json)
     data = DeviceData(split, device)  # the split moves to the device once, for PGD and AutoAttack
     torch.manual_seed(a.seed)

@@ -166,7 +166,7 @@ def interpretability_metrics_verb(a):
     import time
 
     from .. import storage
-    from ..checkpoints import load_model
+    from ..checkpoints import check_fits, load_model
     from ..data import load_split
     from ..device import resolve_device
     from ..metrics import InterpretabilityConfig, evaluate_interpretability, load_attributions
@@ -175,6 +175,7 @@ def interpretability_metrics_verb(a):
     device = resolve_device(a.device)
     model, meta = load_model(a.checkpoint, device)
     split = load_split(a.test)
+    check_fits(meta, split, a.checkpoint)
     x, y = split.tensors()
     paths = _named_paths(a.attributions)
     start = time.time()
@@ -313,7 +314,7 @@ def parameter_randomisation_verb(a):
 
     from .. import storage
     from ..attributions import IGConfig, ShapConfig
-    from ..checkpoints import load_model
+    from ..checkpoints import check_fits, load_model
     from ..data import load_split
     from ..device import resolve_device
     from ..metrics import load_attributions
@@ -321,12 +322,15 @@ def parameter_randomisation_verb(a):
 
     cfg = RandomisationConfig.from_dict(a.config_json)
     device = resolve_device(a.device)
-    model, _ = load_model(a.checkpoint, device)
+    model, meta = load_model(a.checkpoint, device)
+    train = load_split(a.train) if a.train else None
+    if train is not None:
+        check_fits(meta, train, a.checkpoint)
     paths = _named_paths(a.attributions)
     start = time.time()
     entries, cascades = randomisation_check(
         model, {m: load_attributions(p) for m, p in paths.items()}, cfg, IGConfig.from_dict(a.ig_json),
-        ShapConfig.from_dict(a.shap_json), load_split(a.train) if a.train else None)
+        ShapConfig.from_dict(a.shap_json), train)
     for entry in entries:
         c = cascades[entry["method"]]
         print(f"parameter-randomisation: {a.variant} {entry['method']} Spearman after {c['stages'][0]} "
