@@ -120,16 +120,15 @@ fid_verb.flags = lambda p: (
 
 @verb("inversion-distance", "L2 between Inception features (192-d) of target and inverted images -> JSON")
 def inversion_distance_verb(a):
-    import numpy as np
-
     from .. import storage
     from ..device import resolve_device
     from ..fid import as_uint8_nhwc, feature_distances, inception_features, load_inception
     from ..metrics import bootstrap_mean
 
     device = resolve_device(a.device)
+    images = {p: storage.load_npy(p) for p in (a.targets, a.inverted, a.sources) if p}  # named before Inception loads
     model = load_inception(a.dims, device)
-    feats = lambda path: inception_features(as_uint8_nhwc(np.load(path)), a.dims, a.batch_size, device, model)
+    feats = lambda path: inception_features(as_uint8_nhwc(images[path]), a.dims, a.batch_size, device, model)
     targets = feats(a.targets)
     dist = feature_distances(targets, feats(a.inverted))
     out = {"variant": a.variant, "dims": a.dims, **bootstrap_mean(dist, a.bootstrap, a.seed),
