@@ -378,3 +378,20 @@ def test_a_flat_folder_with_a_class_called_train_is_flat(tmp_path):
     _folder(root, classes=("test",), n=4)
     with pytest.raises(RobinterpError, match=r"has train/ and test/ beside other folders \['bus', 'car'\]"):
         prepare({"kind": "image_folder", "root": str(root), "image_size": 8}, tmp_path / "o2")
+
+
+def test_cifar10_download_off_line_is_one_line_with_the_url_md5_and_folder(tmp_path, monkeypatch):
+    """Off-line, torchvision's download ended in ~50 lines of urllib traceback."""
+    import urllib.error
+    import urllib.request
+
+    def off_line(*args, **kwargs):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", off_line)  # nothing reaches the network
+    with pytest.raises(RobinterpError) as e:
+        prepare({"kind": "cifar10", "root": str(tmp_path / "c10"), "download": True}, tmp_path / "out")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("CIFAR-10 download failed ([Errno -3] Temporary failure in name resolution)")
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (md5 c58f30108f718f92721af3b95e74349a)" in msg
+    assert f"put cifar-10-python.tar.gz in {tmp_path / 'c10'}/" in msg

@@ -8,6 +8,8 @@ Small ImageNet 150 has its own builder (`small_imagenet.py`).
 
 from __future__ import annotations
 
+import socket
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +135,10 @@ def prepare_cifar10(out_dir: Path, root: str, download: bool, val_size: int, see
         except RuntimeError as e:
             raise RobinterpError(f"CIFAR-10 not found or corrupt under {root!r} ({e}); set "
                                  f"datasets.<name>.source.download: true, or put cifar-10-batches-py there") from e
+        except (urllib.error.URLError, ConnectionError, TimeoutError, socket.error) as e:  # off-line
+            raise RobinterpError(f"CIFAR-10 download failed ({getattr(e, 'reason', e)}); download {CIFAR10.url} "
+                                 f"(md5 {CIFAR10.tgz_md5}) by hand and put {CIFAR10.filename} in {root}/ (keep "
+                                 "download: true): it is checked and unpacked from there") from None
     folder = Path(root) / "cifar-10-batches-py"
     classes = read_cifar10_file(folder / "batches.meta")["label_names"]
     (x, y), (x_test, y_test) = (read_cifar10_batches(folder, CIFAR10_BATCHES[s]) for s in ("train", "test"))
