@@ -5,8 +5,8 @@ One folder per split::
     images.npy     uint8, N x H x W x C (memory-mappable)
     labels.npy     int64, N
     classes.json   list of class names, index = label
-    manifest.json  shapes, sha256 of both arrays (and their size and time when written),
-                   counts per class, source, provenance
+    manifest.json  shapes, sha256 of both arrays, counts per class, source, provenance (with
+                   the arrays' size and time when written)
 
 Training and analysis verbs read only this format (`load_split`), so a user's own data set
 works once it is packed (see `sources.py` for the writers).
@@ -95,7 +95,8 @@ def write_split(out_dir: str | Path, images: np.ndarray, labels: np.ndarray, cla
     }
     storage.save_npy(out_dir / "images.npy", images)
     storage.save_npy(out_dir / "labels.npy", labels)
-    manifest["written"] = {name: _stat(out_dir / name) for name in ("images.npy", "labels.npy")}
+    # size and time of the files as written (provenance: it differs between identical builds)
+    manifest["provenance"]["written"] = {name: _stat(out_dir / name) for name in ("images.npy", "labels.npy")}
     storage.write_json(out_dir / "classes.json", list(classes))
     storage.write_json(out_dir / "manifest.json", manifest)
     return manifest
@@ -149,7 +150,7 @@ def load_split(path: str | Path, verify: bool = False) -> Split:
 def _worth_hashing(path: Path, manifest: dict) -> bool:
     """Hash a small file always; a large one when its size or time differs from when it was written."""
     now = _stat(path)
-    return now[0] <= HASH_ON_EVERY_READ or (manifest.get("written") or {}).get(path.name) != now
+    return now[0] <= HASH_ON_EVERY_READ or manifest.get("provenance", {}).get("written", {}).get(path.name) != now
 
 
 def _check_arrays(where: Path, images: np.ndarray, labels: np.ndarray, classes: list) -> None:

@@ -60,9 +60,9 @@ def _not_a_file(path: Path) -> str | None:
 
 
 def walk_images(folder: str | Path, recursive: bool = True) -> tuple[list[Path], list[str]]:
-    """The image files under `folder` (sorted; any depth when `recursive`), and "path: why" for
-    what looks like an image or a folder but cannot be read: not a regular file, a broken link,
-    a folder that cannot be listed."""
+    """The image files under `folder` (sorted; any depth when `recursive`; a file reached twice,
+    through a link, once), and "path: why" for what looks like an image or a folder but cannot
+    be read: not a regular file, a broken link, a folder that cannot be listed."""
     files, problems, seen = [], [], set()
 
     def unlistable(e: OSError):
@@ -84,7 +84,10 @@ def walk_images(folder: str | Path, recursive: bool = True) -> tuple[list[Path],
                 problems.append(f"{path}: {why}, not an image file; remove it")
             else:
                 files.append(path)
-    return sorted(files), sorted(problems)
+    ids = {}
+    for path in sorted(files):
+        ids.setdefault(file_id(path), path)  # the first path (in sorted order) of each file
+    return sorted(ids.values()), sorted(problems)
 
 
 def class_folders(root: Path) -> list[str]:
@@ -115,9 +118,9 @@ class Listing:
 def list_images(root: str | Path) -> Listing:
     """Every image file of an image folder, per split folder and class; empty when `root` is missing.
 
-    A file reached twice within one class (a link to a sibling) counts once; one reached from two
-    classes or two splits (a link or hard link across them) is kept where it is first met and
-    named in `shared`, which the writer refuses."""
+    A file reached twice within one class (a link to a sibling) counts once (walk_images); one
+    reached from two classes or two splits (a link or hard link across them) is kept where it is
+    first met and named in `shared`, which the writer refuses."""
     root = Path(root)
     out = Listing()
     if not root.is_dir():
@@ -132,11 +135,11 @@ def list_images(root: str | Path) -> Listing:
             kept = []
             for f in files:
                 first_part, first_class, first = owner.setdefault(file_id(f), (part, c, f))
-                if (first_part, first_class) != (part, c):
+                if (first_part, first_class) == (part, c):
+                    kept.append(f)
+                else:
                     where = "splits" if first_part != part else "classes"
                     out.shared.append(f"{f} is {first} (a link or a hard link) in two {where}")
-                elif first == f:
-                    kept.append(f)
             out.parts[part][c] = kept
     return out
 
