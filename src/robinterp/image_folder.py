@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -107,9 +107,9 @@ class Listing:
     """An image folder as the writer reads it: {part: {class: files}} (part = a split folder's
     name, or "" for a flat tree) and what is wrong with it."""
 
-    parts: dict[str, dict[str, list[Path]]] = field(default_factory=dict)
-    unreadable: list[str] = field(default_factory=list)  # "path: why", from walk_images
-    shared: list[str] = field(default_factory=list)  # one file reached from two classes or splits
+    parts: dict[str, dict[str, list[Path]]]
+    unreadable: list[str]  # "path: why", from walk_images
+    shared: list[str]  # one file reached from two classes or splits
 
     def files(self) -> list[Path]:
         return [f for classes in self.parts.values() for files in classes.values() for f in files]
@@ -122,7 +122,7 @@ def list_images(root: str | Path) -> Listing:
     reached from two classes or two splits (a link or hard link across them) is kept where it is
     first met and named in `shared`, which the writer refuses."""
     root = Path(root)
-    out = Listing()
+    out = Listing(parts={}, unreadable=[], shared=[])
     if not root.is_dir():
         return out
     parts = {s: root / s for s in SPLIT_FOLDERS if (root / s).is_dir()} if split_layout(root) else {"": root}
