@@ -117,10 +117,10 @@ def test_a_full_disk_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(np, "save", fails(OSError("137472 requested and 57216 written")))
     with pytest.raises(RobinterpError, match=r"no space left on .*out/images.npy \(the disk or your quota is full\)"):
         storage.save_npy(tmp_path / "out" / "images.npy", np.zeros(3))
-    monkeypatch.setattr(torch, "save", fails(RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos")))
-    with pytest.raises(RobinterpError, match=r"no space left on .*model.pt"):
-        with storage.atomic_path(tmp_path / "model.pt") as tmp:
-            torch.save({}, tmp)
+    monkeypatch.setattr(torch, "save", fails(RuntimeError("[enforce fail at inline_container.cc:664] unexpected pos")))
+    model = tmp_path / "model.pt"
+    with pytest.raises(RobinterpError, match=r"no space left on .*model.pt"), storage.atomic_path(model) as tmp:
+        torch.save({}, tmp)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not any((tmp_path / "out").iterdir())
 
     import robinterp.sources

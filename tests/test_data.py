@@ -43,7 +43,7 @@ def test_tampered_array_fails_verification(tmp_path):
 
 def test_a_split_edited_in_place_is_refused_on_every_read(tmp_path, monkeypatch):
     """Same size, new bytes: without a word this moved an accuracy from 0.922 to 0.547."""
-    import robinterp.data as data
+    from robinterp import data
 
     _write(tmp_path, n=400)
     path = tmp_path / "s" / "images.npy"
@@ -391,6 +391,7 @@ def test_cifar10_download_off_line_is_one_line_with_the_url_md5_and_folder(tmp_p
     with pytest.raises(RobinterpError) as e:
         prepare({"kind": "cifar10", "root": str(tmp_path / "c10"), "download": True}, tmp_path / "out")
     msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("CIFAR-10 download failed ([Errno -3] Temporary failure in name resolution)")
+    assert "\n" not in msg
+    assert msg.startswith("CIFAR-10 download failed ([Errno -3] Temporary failure in name resolution)")
     assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (md5 c58f30108f718f92721af3b95e74349a)" in msg
     assert f"put cifar-10-python.tar.gz in {tmp_path / 'c10'}/" in msg

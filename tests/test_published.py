@@ -305,7 +305,8 @@ def _tiny_robustbench_state():
     torch.manual_seed(0)
     net = build_model("resnet18_cifar", 10, CIFAR_MEAN, CIFAR_STD, 0.125).eval()
     state = {k.removeprefix("model."): v for k, v in net.state_dict().items() if k.startswith("model.")}
-    return net, {**state, "mu": torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1), "sigma": torch.tensor(CIFAR_STD).view(1, 3, 1, 1)}
+    norm = {"mu": torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1), "sigma": torch.tensor(CIFAR_STD).view(1, 3, 1, 1)}
+    return net, {**state, **norm}
 
 
 def test_a_safetensors_file_imports_and_evaluate_says_to_import_it(tmp_path):
@@ -325,7 +326,7 @@ def test_a_safetensors_file_imports_and_evaluate_says_to_import_it(tmp_path):
 
 def test_normalisation_flags_are_checked_by_name(tmp_path, capsys):
     """Two --mean values blamed the architecture; a zero --std divided by zero."""
-    net, state = _tiny_robustbench_state()
+    _, state = _tiny_robustbench_state()
     torch.save({k: v for k, v in state.items() if k not in ("mu", "sigma")}, tmp_path / "bare.pt")
     argv = ["import-checkpoint", "--format", "robustbench", "--arch", "resnet18_cifar", "--width", "0.125",
             "--input", str(tmp_path / "bare.pt"), "--out", str(tmp_path / "m.pt")]
@@ -336,7 +337,8 @@ def test_normalisation_flags_are_checked_by_name(tmp_path, capsys):
     assert "input normalisation std [0.2, 0.0, 0.2] has a value <= 0" in capsys.readouterr().err
     state["linear.bias"][3] = float("inf")
     torch.save(state, tmp_path / "inf.pt")
-    with pytest.raises(RobinterpError, match=r"inf.pt: 1 weight tensor\(s\) hold NaN or infinite values \(model.linear.bias\)"):
+    with pytest.raises(RobinterpError, match=r"inf.pt: 1 weight tensor\(s\) hold NaN or infinite values "
+                                             r"\(model.linear.bias\)"):
         import_published("robustbench", "resnet18_cifar", tmp_path / "inf.pt", tmp_path / "m.pt", width=0.125,
                          log=lambda s: None)
     assert not (tmp_path / "m.pt").exists()

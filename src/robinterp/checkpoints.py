@@ -53,7 +53,7 @@ def read_checkpoint(path: str | Path) -> dict:
                              "is read by robinterp import-checkpoint (docs/published_models.md)") from None
     except Exception as e:  # truncated zip, wrong file type
         raise RobinterpError(f"{path}: cannot read checkpoint ({type(e).__name__}: {printable(str(e))[:200]}); "
-                             "it is corrupt or not a robinterp checkpoint: delete it and retrain") from None
+                             "it is corrupt or not a robinterp checkpoint: delete it and retrain") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise RobinterpError(f"{path}: not a robinterp checkpoint (no format {FORMAT!r}); "
                              "import published ones first: robinterp import-checkpoint (docs/published_models.md)")

@@ -139,11 +139,11 @@ def load_split(path: str | Path, verify: bool = False) -> Split:
                              f"{manifest['shape']}; the split is corrupt, rebuild it")
     _check_arrays(path, images, labels, classes)
     for name, arr in (("images", images), ("labels", labels)):
-        if verify or _worth_hashing(path / f"{name}.npy", manifest):
-            if storage.sha256_array(np.asarray(arr)) != manifest[f"{name}_sha256"]:
-                raise RobinterpError(f"{path}/{name}.npy: sha256 differs from the manifest's: the file was changed "
-                                     "after it was written (or is damaged); rebuild the split (delete the folder and "
-                                     "rerun rule prepare_data)")
+        checked = verify or _worth_hashing(path / f"{name}.npy", manifest)
+        if checked and storage.sha256_array(np.asarray(arr)) != manifest[f"{name}_sha256"]:
+            raise RobinterpError(f"{path}/{name}.npy: sha256 differs from the manifest's: the file was changed after "
+                                 "it was written (or is damaged); rebuild the split (delete the folder and rerun rule "
+                                 "prepare_data)")
     return Split(path, images, labels, list(classes), manifest)
 
 

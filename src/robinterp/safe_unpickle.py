@@ -263,9 +263,9 @@ def load_untrusted(path: str | Path, sha256: str | None = None) -> tuple[object,
         # loader refuses the dill/numpy globals these published files hold
         obj = torch.load(path, map_location="cpu", pickle_module=_SafePickleModule, weights_only=False)
     except UnsafeGlobal as e:
-        raise RobinterpError(f"{path}: refused: the pickle calls {printable(str(e))}, which is not on the allow-list of tensors, "
-                             "containers and harmless reconstructors; nothing was run. It is not a published "
-                             "checkpoint of a supported format") from None
+        raise RobinterpError(f"{path}: refused: the pickle calls {printable(str(e))}, which is not on the allow-list "
+                             "of tensors, containers and harmless reconstructors; nothing was run. It is not a "
+                             "published checkpoint of a supported format") from None
     except Exception as e:  # truncated legacy file, broken zip member, wrong pickle
         raise RobinterpError(f"{path}: cannot unpickle ({type(e).__name__}: {printable(str(e))[:200]}); "
                              "the file is corrupt or incomplete: download it again") from e

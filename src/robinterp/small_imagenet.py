@@ -35,10 +35,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from .config import Settings, properties
 from .data import write_split
 from .errors import RobinterpError
-from .image_folder import ImageError, decode_image, hidden, walk_images  # noqa: F401 (decode_image: the builder's decoder)
+from .image_folder import ImageError, decode_image, hidden, walk_images
 from .progress import progress
 from .sources import channel_stats
 

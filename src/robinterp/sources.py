@@ -16,8 +16,16 @@ import numpy as np
 
 from .data import write_split
 from .errors import RobinterpError
-from .image_folder import (IMAGE_SUFFIXES, SPLIT_FOLDERS, ImageError, Listing, class_folders, decode_image,
-                           list_images, split_layout)
+from .image_folder import (
+    IMAGE_SUFFIXES,
+    SPLIT_FOLDERS,
+    ImageError,
+    Listing,
+    class_folders,
+    decode_image,
+    list_images,
+    split_layout,
+)
 
 CIFAR10_MEAN_STD_AUTHOR = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 
@@ -135,7 +143,7 @@ def prepare_cifar10(out_dir: Path, root: str, download: bool, val_size: int, see
         except RuntimeError as e:
             raise RobinterpError(f"CIFAR-10 not found or corrupt under {root!r} ({e}); set "
                                  f"datasets.<name>.source.download: true, or put cifar-10-batches-py there") from e
-        except (urllib.error.URLError, ConnectionError, TimeoutError, socket.error) as e:  # off-line
+        except (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror) as e:  # off-line
             raise RobinterpError(f"CIFAR-10 download failed ({getattr(e, 'reason', e)}); download {CIFAR10.url} "
                                  f"(md5 {CIFAR10.tgz_md5}) by hand and put {CIFAR10.filename} in {root}/ (keep "
                                  "download: true): it is checked and unpacked from there") from None
@@ -182,7 +190,8 @@ def read_part(folder: Path, listed: dict[str, list[Path]], size: int, bad: list[
     if classes is not None and found != classes:
         raise RobinterpError(f"{folder}: classes {sorted(set(found) ^ set(classes))} are not in both {folder} and "
                              "the training folder; every split needs the same class folders")
-    short = [f"{folder / c}: class {c!r} has {len(listed[c])} image(s)" for c in found if len(listed[c]) < min_per_class]
+    short = [f"{folder / c}: class {c!r} has {len(listed[c])} image(s)" for c in found
+             if len(listed[c]) < min_per_class]
     if short:
         need = "no images" if min_per_class == 1 else f"fewer than {min_per_class} images (train, val and test each need one)"
         raise RobinterpError(f"{len(short)} class folder(s) with {need}; add images "
@@ -211,9 +220,10 @@ def image_folder_listing(root: Path) -> Listing:
     if split_layout(root) and "test" not in folders:
         raise RobinterpError(f"{root}: has train/ but no test/; add test/<class>/ or use a flat class tree")
     if not split_layout(root) and {"train", "test"} <= set(folders):
-        raise RobinterpError(f"{root}: has train/ and test/ beside other folders {sorted(set(folders) - set(SPLIT_FOLDERS))}; "
-                             "put every class under train/ and test/ (split layout), or rename the classes called "
-                             "train and test (flat layout)")
+        others = sorted(set(folders) - set(SPLIT_FOLDERS))
+        raise RobinterpError(f"{root}: has train/ and test/ beside other folders {others}; put every class under "
+                             "train/ and test/ (split layout), or rename the classes called train and test (flat "
+                             "layout)")
     listing = list_images(root)
     if listing.shared:
         more = len(listing.shared) - 10

@@ -66,7 +66,8 @@ def accuracy_table_verb(a):
     from .. import storage
     from ..tables import accuracy_table, write_table
 
-    df = accuracy_table([storage.read_json(p, needs=("variant", "n", "clean_acc", "adv_acc")) for p in a.inputs], a.reference_json)
+    df = accuracy_table([storage.read_json(p, needs=("variant", "n", "clean_acc", "adv_acc")) for p in a.inputs],
+                        a.reference_json)
     has_reference = df.filter(like="paper_").notna().any().any()
     write_table(df, a.out_csv, a.out_md, f"Accuracy on {a.dataset} (test split, %)",
                 ("paper_*: the paper's Table 1 (CIFAR-10) / Table 4 (Small ImageNet 150), where it reports the variant.\n"
