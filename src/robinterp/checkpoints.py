@@ -46,11 +46,14 @@ def read_checkpoint(path: str | Path) -> dict:
     refuse_zip_bomb(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # a global that is not a tensor: refused before it was called
-        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
-        raise RobinterpError(f"{path}: refused: the pickle calls {printable(found.group(1)) if found else 'a global'}, "
-                             "which a robinterp checkpoint never holds; nothing was run. A published checkpoint "
-                             "is read by robinterp import-checkpoint (docs/published_models.md)") from None
+    except pickle.UnpicklingError as e:  # torch's weights_only loader refused it before calling anything
+        called = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
+        reason = re.search(r"WeightsUnpickler error: ([^\n]*)", str(e))  # not its advice to load it unsafely
+        what = (f"calls {printable(called.group(1))}" if called else
+                f"holds more than tensors and plain data ({printable(reason.group(1) if reason else '')[:120]})")
+        raise RobinterpError(f"{path}: refused: the pickle {what}, which a robinterp checkpoint never holds; nothing "
+                             "was run. A published checkpoint is read by robinterp import-checkpoint "
+                             "(docs/published_models.md)") from None
     except Exception as e:  # truncated zip, wrong file type
         raise RobinterpError(f"{path}: cannot read checkpoint ({type(e).__name__}: {printable(str(e))[:200]}); "
                              "it is corrupt or not a robinterp checkpoint: delete it and retrain") from e
