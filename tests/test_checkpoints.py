@@ -46,8 +46,10 @@ def test_pickled_objects_are_refused(tmp_path):
             return (print, ("code ran",))
 
     torch.save({"format": "robinterp-checkpoint/1", "model": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(RobinterpError, match="cannot read checkpoint"):
+    with pytest.raises(RobinterpError, match=r"evil.pt: refused: the pickle calls print, .* nothing was run") as e:
         load_model(tmp_path / "evil.pt")
+    # never torch's advice to retry with weights_only=False (which would run the payload), never raw escapes
+    assert "weights_only" not in str(e.value) and "\x1b" not in str(e.value) and "\n" not in str(e.value)
 
 
 def test_foreign_and_missing_checkpoints(tmp_path):
@@ -77,3 +79,70 @@ def test_madry_robustness_state_dict_remaps_onto_ours():
     fresh.load_state_dict(remapped, strict=True)
     x = torch.rand(2, 3, 16, 16)
     assert torch.equal(fresh.eval()(x), m.eval()(x))
+
+
+def test_nan_weights_and_a_zero_std_are_refused(tmp_path):
+    """One NaN weight evaluated to chance accuracy, exit 0."""
+    m = _model()
+    with torch.no_grad():
+        m.model.linear.weight[0, 0] = float("nan")
+    save_checkpoint(tmp_path / "nan.pt", m, ARCH, [str(i) for i in range(10)])
+    with pytest.raises(RobinterpError, match=r"nan.pt: 1 weight tensor\(s\) hold NaN or infinite values "
+                                             r"\(model.linear.weight\).*retrain"):
+        load_model(tmp_path / "nan.pt")
+    save_checkpoint(tmp_path / "std.pt", build_model("resnet18_cifar", 10, [0.5] * 3, [0.25, 0.0, 0.25], 0.125),
+                    ARCH, [str(i) for i in range(10)])
+    with pytest.raises(RobinterpError, match=r"std.pt: input normalisation std \[0.25, 0.0, 0.25\] has a value <= 0"):
+        load_model(tmp_path / "std.pt")
+
+
+def _zip_bomb(path, unpacked=8 << 20):
+    """A zip whose one member declares `unpacked` bytes of zeros: a few kB on disk."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", b"\0" * unpacked)
+    return path
+
+
+def test_a_zip_bomb_is_refused_before_reading(tmp_path, monkeypatch):
+    """A 4 MB .pt that unpacks to 4 GiB peaked at 8.9 GB of memory before it was refused."""
+    from robinterp.published import import_published
+
+    bomb = _zip_bomb(tmp_path / "bomb.pt")
+    assert bomb.stat().st_size < 64 << 10
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load reached"))
+    for load in (lambda: load_model(bomb), lambda: import_published("torchvision", "resnet18", bomb, tmp_path / "m.pt",
+                                                                    log=lambda s: None)):
+        with pytest.raises(RobinterpError, match=r"bomb.pt: a zip of 0.0 MiB whose members unpack to 8.0 MiB: a zip "
+                                                 r"bomb.*refused before reading"):
+            load()
+
+
+def test_a_model_and_data_that_do_not_fit_are_refused(tmp_path, digits_dir, capsys):
+    """The 10-class 16-px demo model on a 3-class 8-px split reported clean 0.0000, exit 0."""
+    import numpy as np
+
+    from robinterp.checkpoints import check_fits
+    from robinterp.cli import main
+    from robinterp.data import load_split, write_split
+
+    digits = load_split(digits_dir / "test")
+    arch = {**ARCH, "image_shape": [3, 16, 16]}
+    save_checkpoint(tmp_path / "m.pt", _model(), arch, digits.classes)
+    _, meta = load_model(tmp_path / "m.pt")
+    with pytest.raises(RobinterpError, match=r"m.pt does not fit .*test: the model was trained on 3x16x16 images, "
+                                             r"the data is 3x8x8"):
+        check_fits(meta, digits, tmp_path / "m.pt")
+    check_fits({**meta, "arch": ARCH}, digits, tmp_path / "m.pt")  # an imported model takes any image size
+    write_split(tmp_path / "abc", np.zeros((6, 8, 8, 3), np.uint8), np.arange(6) % 3, ["a", "b", "c"], {})
+    rc = main(["evaluate", "--checkpoint", str(tmp_path / "m.pt"), "--data", str(tmp_path / "abc"),
+               "--device", "cpu", "--out", str(tmp_path / "acc.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and not (tmp_path / "acc.json").exists()
+    assert "the model has 10 classes, the data 3" in err
+    write_split(tmp_path / "named", digits.images[:20], digits.labels[:20], [f"c{i}" for i in range(10)], {})
+    named = load_split(tmp_path / "named")
+    with pytest.raises(RobinterpError, match=r"other class names \('0' vs 'c0', '1' vs 'c1', '2' vs 'c2', \.\.\.\)"):
+        check_fits({**meta, "arch": ARCH}, named, tmp_path / "m.pt")
+    check_fits({**meta, "arch": ARCH, "source": {"classes_given": False}}, named, tmp_path / "m.pt")

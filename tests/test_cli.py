@@ -92,3 +92,64 @@ def test_each_rule_finds_its_verb_in_one_hop():
         for name in STAGES[stage]:
             assert VERBS[name][0].__module__ == f"robinterp.commands.{stage}", (name, VERBS[name][0].__module__)
     assert {v for vs in STAGES.values() for v in vs} == set(VERBS)
+
+
+def test_a_full_disk_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys):
+    """numpy said "137472 requested and 57216 written", torch "inline_container.cc ... unexpected pos"."""
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    import numpy as np
+    import pytest
+    import torch
+
+    from robinterp import storage
+    from robinterp.cli import main
+    from robinterp.errors import RobinterpError
+
+    def fails(error):
+        def write(*args, **kwargs):
+            raise error
+        return write
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 30, 10 << 30, 4096))  # 4 kB free
+    monkeypatch.setattr(np, "save", fails(OSError("137472 requested and 57216 written")))
+    with pytest.raises(RobinterpError, match=r"no space left on .*out/images.npy \(the disk or your quota is full\)"):
+        storage.save_npy(tmp_path / "out" / "images.npy", np.zeros(3))
+    monkeypatch.setattr(torch, "save", fails(RuntimeError("[enforce fail at inline_container.cc:664] unexpected pos")))
+    model = tmp_path / "model.pt"
+    with pytest.raises(RobinterpError, match=r"no space left on .*model.pt"), storage.atomic_path(model) as tmp:
+        torch.save({}, tmp)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not any((tmp_path / "out").iterdir())
+
+    import robinterp.sources
+
+    staging = tmp_path / "data" / ".staging" / "train.npy"  # a write outside the atomic helpers
+    monkeypatch.setattr(robinterp.sources, "prepare", fails(OSError(errno.ENOSPC, "No space left", str(staging))))
+    assert main(["prepare-data", "--source-json", '{"kind": "digits"}', "--out-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no space left on ") and "staging/train.npy" in err and err.count("\n") == 1
+
+
+def test_numbers_below_the_schema_minimum_and_broken_inputs_are_one_line(tmp_path, capsys):
+    """`--max-images -5` wrote "n": -5; `--batch-size 0` raised ValueError; accuracy-table on {} a KeyError;
+    inversion-distance with a missing input a FileNotFoundError."""
+    from robinterp.cli import main
+
+    base = ["evaluate", "--checkpoint", "m.pt", "--data", "d", "--out", str(tmp_path / "a.json")]
+    for flag, value, key in (("--max-images", "-5", "dataset.evaluation.max_images"),
+                             ("--batch-size", "0", "dataset.evaluation.batch_size")):
+        assert main(base + [flag, value]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: {key.rsplit('.', 1)[1]}: {value}; must be >= 1 (flag {flag}, config {key})\n"
+    (tmp_path / "empty.json").write_text("{}")
+    assert main(["accuracy-table", "--inputs", str(tmp_path / "empty.json"), "--out-csv", str(tmp_path / "t.csv"),
+                 "--out-md", str(tmp_path / "t.md")]) == 2
+    err = capsys.readouterr().err
+    assert "empty.json: no 'variant', 'n', 'clean_acc', 'adv_acc' in it" in err and err.count("\n") == 1
+    assert main(["inversion-distance", "--targets", str(tmp_path / "t.npy"), "--inverted", str(tmp_path / "i.npy"),
+                 "--out", str(tmp_path / "d.json")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 't.npy'}: file not found; run the rule that makes it first\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.json"]

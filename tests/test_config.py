@@ -1,6 +1,7 @@
 """Config validation: defaults from the schema, typos and bad values named before any job runs."""
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,71 @@ def test_plain_dry_run_uses_the_default_profile(tmp_path):
                                 "-d", str(ROOT), "--configfile", str(tmp_path / "cfg.yaml")],
                                cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert elsewhere.returncode == 0 and "workflow specific profile" in elsewhere.stderr
+
+
+@pytest.mark.parametrize("name", ["my data", "..", "../up", ".hidden", "a/b"])
+def test_a_dataset_name_that_is_not_a_plain_folder_name_is_refused(name):
+    """The dataset name is a folder under results/ and in logs/: a space splits a shell command,
+    `..` writes beside results/."""
+    cfg = _demo()
+    cfg["datasets"][name] = cfg["datasets"].pop("digits")
+    with pytest.raises(RobinterpError, match=rf"datasets: name '{re.escape(name)}' does not match .*letters, digits"):
+        check(cfg, SCHEMA)
+
+
+@pytest.mark.parametrize("results", ["", "  ", "/"])
+def test_results_at_the_filesystem_root_is_refused(results):
+    from robinterp.config import check_run
+
+    cfg = _demo()
+    cfg["results"] = results
+    with pytest.raises(RobinterpError, match=r"results: .* top of the filesystem; name the output folder"):
+        check_run(cfg)
+
+
+def test_nan_and_infinite_numbers_are_refused_by_key():
+    """JSON schema's `number` takes YAML's .nan and .inf; a NaN setting trains to numbers that look fine."""
+    from robinterp.attacks import AttackConfig
+
+    cfg = _demo()
+    cfg["datasets"]["digits"]["variants"][1]["attack"]["eps"] = float("nan")
+    cfg["datasets"]["digits"]["train"]["lr"] = float("inf")
+    with pytest.raises(RobinterpError) as e:
+        check(cfg, SCHEMA)
+    assert "datasets.digits.variants[1].attack.eps: nan is not a finite number" in str(e.value)
+    assert "datasets.digits.train.lr: inf is not a finite number" in str(e.value)
+    with pytest.raises(RobinterpError, match=r"attack.eps: nan is not a finite number"):
+        AttackConfig.from_dict({"eps": float("nan")})  # a verb's JSON block: json.loads reads NaN too
+
+
+def test_a_string_eps_names_eps_and_zero_std_or_two_means_are_refused():
+    cfg = _demo()
+    cfg["datasets"]["digits"]["variants"][1]["attack"]["eps"] = "0.5"
+    with pytest.raises(RobinterpError, match=r"variants\[1\]\.attack\.eps: '0.5' is not of type 'number'"):
+        check(cfg, SCHEMA)
+    cfg = _demo()
+    cfg["datasets"]["digits"]["model"].update(mean=[0.485, 0.456], std=[0.0, 0.2, 0.2])
+    with pytest.raises(RobinterpError) as e:
+        check(cfg, SCHEMA)
+    assert "datasets.digits.model.mean: [0.485, 0.456] is too short" in str(e.value)
+    assert "datasets.digits.model.std[0]: 0.0 is less than or equal to the minimum of 0" in str(e.value)
+
+
+def test_run_variants_must_name_a_variant_of_every_dataset_that_runs(tmp_path):
+    from robinterp.config import check_run
+
+    cfg = _demo()
+    cfg["run_variants"] = ["standard"]
+    check_run(cfg)
+    cfg["datasets"]["c10"] = {"source": {"kind": "cifar10"}, "variants": [{"name": "robust"}]}
+    with pytest.raises(RobinterpError, match=r"selects no variant of dataset\(s\) \['c10'\].*run_datasets"):
+        check_run(cfg)
+    cfg["run_datasets"] = ["digits"]
+    check_run(cfg)
+    cfg = _demo()
+    cfg["results"] = str(tmp_path / "results")
+    cfg["run_variants"] = ["nope"]
+    out = _dry_run(tmp_path, cfg)  # the workflow's validation block calls it
+    msg = out.stderr + out.stdout
+    assert out.returncode != 0 and "Traceback" not in msg and "IndexError" not in msg
+    assert "run_variants: ['nope'] name no variant of the datasets that run (['digits'])" in msg

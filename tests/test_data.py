@@ -1,6 +1,7 @@
 """Packed format round trip, every source writer, and clear errors on bad input."""
 
 import json
+import os
 import pickle
 
 import numpy as np
@@ -38,6 +39,36 @@ def test_tampered_array_fails_verification(tmp_path):
     np.save(tmp_path / "s" / "images.npy", arr)
     with pytest.raises(RobinterpError, match="images.npy: sha256 differs"):
         load_split(tmp_path / "s", verify=True)
+
+
+def test_a_split_edited_in_place_is_refused_on_every_read(tmp_path, monkeypatch):
+    """Same size, new bytes: without a word this moved an accuracy from 0.922 to 0.547."""
+    from robinterp import data
+
+    _write(tmp_path, n=400)
+    path = tmp_path / "s" / "images.npy"
+    with open(path, "r+b") as f:  # overwrite bytes inside the array, as a stray tool would
+        f.seek(200)
+        f.write(bytes(2000))
+    with pytest.raises(RobinterpError, match=r"images.npy: sha256 differs from the manifest's.*rebuild the split"):
+        load_split(tmp_path / "s")
+    # a large split is hashed when its size or time changed since it was written, else on demand
+    monkeypatch.setattr(data, "HASH_ON_EVERY_READ", 0)
+    _write(tmp_path, n=400)
+    hashed, sha256_array = [], data.storage.sha256_array
+    monkeypatch.setattr(data.storage, "sha256_array", lambda a: hashed.append(a.shape) or sha256_array(a))
+    load_split(tmp_path / "s", verify=True)
+    assert hashed == [(400, 6, 5, 3), (400,)]
+    hashed.clear()
+    load_split(tmp_path / "s")
+    assert hashed == []  # untouched since written: no hash
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(200)
+        f.write(bytes(2000))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # edited a second after it was written
+    with pytest.raises(RobinterpError, match="images.npy: sha256 differs"):
+        load_split(tmp_path / "s")
 
 
 def test_missing_file_names_the_file_and_the_fix(tmp_path):
@@ -231,3 +262,136 @@ def test_cifar10_refuses_an_empty_validation_split(tmp_path, monkeypatch):
     monkeypatch.setattr(tv_cifar, "check_integrity", lambda *a, **k: True)
     with pytest.raises(RobinterpError, match=r"source.val_size: 0 is less than the minimum of 10"):
         prepare({"kind": "cifar10", "root": str(tmp_path / "raw"), "val_size": 0}, tmp_path / "o")
+
+
+def _splits(out):
+    return [load_split(out / k) for k in ("train", "val", "test")]
+
+
+def test_a_symlink_loop_adds_no_image_and_no_image_lands_in_two_splits(tmp_path):
+    """`cat/loop -> .` must not multiply the images (each real folder is read once)."""
+    root = tmp_path / "mine"
+    _folder(root, n=9)
+    (root / "cat" / "loop").symlink_to(".")
+    (root / "dog" / "again").symlink_to("../dog")  # a second way into the same folder
+    prepare({"kind": "image_folder", "root": str(root), "image_size": 8}, tmp_path / "o")
+    counts = np.sum([s.manifest["counts_per_class"] for s in _splits(tmp_path / "o")], axis=0)
+    assert counts.tolist() == [9, 9]  # each file once, in one split (was 180 train images, most also in test)
+    (root / "dog" / "up").symlink_to("..")  # back to the root: a loop that reaches both classes
+    with pytest.raises(RobinterpError, match=r"9 image file\(s\) reached from two classes or splits") as e:
+        prepare({"kind": "image_folder", "root": str(root), "image_size": 8}, tmp_path / "o")
+    assert "dog/up/cat/0.png is " in str(e.value) and "remove the link" in str(e.value)
+
+
+def test_a_link_across_classes_or_splits_is_refused(tmp_path):
+    root = tmp_path / "tree"
+    _folder(root / "train", n=4)
+    _folder(root / "test", classes=("cat",), n=2)
+    (root / "test" / "dog").symlink_to("../train/dog")  # test images that are training images
+    with pytest.raises(RobinterpError, match=r"4 image file\(s\) reached from two classes or splits") as e:
+        prepare({"kind": "image_folder", "root": str(root), "image_size": 8}, tmp_path / "o")
+    assert "in two splits" in str(e.value)
+    flat = tmp_path / "flat"
+    _folder(flat, n=4)
+    os.link(flat / "cat" / "0.png", flat / "dog" / "9.png")  # a hard link: one file, two classes
+    with pytest.raises(RobinterpError, match=r"dog/9.png is .*cat/0.png \(a link or a hard link\) in two classes"):
+        prepare({"kind": "image_folder", "root": str(flat), "image_size": 8}, tmp_path / "o")
+
+
+def test_a_named_pipe_is_named_not_read(tmp_path):
+    root = tmp_path / "mine"
+    _folder(root, n=4)
+    os.mkfifo(root / "cat" / "pipe.png")  # opening it would block until someone writes
+    (root / "dog" / "gone.png").symlink_to("nowhere.png")
+    with pytest.raises(RobinterpError, match=r"2 image file\(s\) cannot be decoded") as e:
+        prepare({"kind": "image_folder", "root": str(root), "image_size": 8}, tmp_path / "o")
+    assert "pipe.png: a named pipe, not an image file" in str(e.value)
+    assert "gone.png: a broken link, not an image file" in str(e.value)
+
+
+def _png_header(width, height):
+    """A PNG that declares width x height 8-bit RGB pixels (no pixel data: Pillow checks the size on open)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def test_16_bit_and_float_images_are_scaled_and_exif_orientation_applied(tmp_path):
+    from robinterp.image_folder import ImageError, decode_image
+
+    Image.fromarray(np.full((12, 12), 32896, np.uint16)).save(tmp_path / "gray16.png")  # 128.5 / 255 of full scale
+    assert Image.open(tmp_path / "gray16.png").mode == "I;16"
+    assert np.abs(decode_image(tmp_path / "gray16.png", 8).astype(int) - 128).max() <= 1
+    Image.fromarray(np.full((12, 12), 0.5, np.float32)).save(tmp_path / "half.tif")
+    assert np.abs(decode_image(tmp_path / "half.tif", 8).astype(int) - 128).max() <= 1
+    Image.fromarray(np.full((12, 12), 3.0, np.float32)).save(tmp_path / "hdr.tif")
+    with pytest.raises(ImageError, match=r"a float image with values in \[3, 3\], not \[0, 1\]"):
+        decode_image(tmp_path / "hdr.tif", 8)
+    # a phone photo: pixels stored sideways, EXIF orientation 6 says "rotate 90 degrees clockwise to view"
+    stored = np.zeros((16, 24, 3), np.uint8)
+    stored[:, :10] = 255  # a bright left side
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "phone.png", exif=exif)
+    Image.fromarray(stored).transpose(Image.Transpose.ROTATE_270).save(tmp_path / "upright.png")
+    assert np.array_equal(decode_image(tmp_path / "phone.png", 8), decode_image(tmp_path / "upright.png", 8))
+    assert decode_image(tmp_path / "phone.png", 8)[0].mean() > 200  # the bright side is on top once upright
+
+
+def test_a_decompression_bomb_is_named_with_every_other_bad_file(tmp_path):
+    root = tmp_path / "mine"
+    _folder(root, n=4)
+    (root / "cat" / "huge.png").write_bytes(_png_header(20000, 20000))
+    (root / "dog" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(RobinterpError, match=r"2 image file\(s\) cannot be decoded") as e:
+        prepare({"kind": "image_folder", "root": str(root), "image_size": 8}, tmp_path / "o")
+    assert "huge.png: 400000000 pixels, more than Pillow's limit against decompression bombs" in str(e.value)
+    assert "broken.png: cannot identify image file" in str(e.value)
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_and_read(tmp_path):
+    from robinterp.image_folder import listing_digest
+
+    root = tmp_path / "mine"
+    _folder(root, n=4)
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: a surrogate escape in Python
+    Image.new("RGB", (9, 9)).save(root / "cat" / name)
+    before = listing_digest(root)
+    (root / "cat" / name).unlink()
+    assert listing_digest(root) != before
+    Image.new("RGB", (9, 9)).save(root / "cat" / name)
+    prepare({"kind": "image_folder", "root": str(root), "image_size": 8}, tmp_path / "o")
+    assert sum(len(s) for s in _splits(tmp_path / "o")) == 9
+
+
+def test_a_flat_folder_with_a_class_called_train_is_flat(tmp_path):
+    root = tmp_path / "vehicles"
+    _folder(root, classes=("bus", "car", "train"), n=4)
+    prepare({"kind": "image_folder", "root": str(root), "image_size": 8}, tmp_path / "o")
+    assert _splits(tmp_path / "o")[0].classes == ["bus", "car", "train"]
+    _folder(root, classes=("test",), n=4)
+    with pytest.raises(RobinterpError, match=r"has train/ and test/ beside other folders \['bus', 'car'\]"):
+        prepare({"kind": "image_folder", "root": str(root), "image_size": 8}, tmp_path / "o2")
+
+
+def test_cifar10_download_off_line_is_one_line_with_the_url_md5_and_folder(tmp_path, monkeypatch):
+    """Off-line, torchvision's download ended in ~50 lines of urllib traceback."""
+    import urllib.error
+    import urllib.request
+
+    def off_line(*args, **kwargs):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", off_line)  # nothing reaches the network
+    with pytest.raises(RobinterpError) as e:
+        prepare({"kind": "cifar10", "root": str(tmp_path / "c10"), "download": True}, tmp_path / "out")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith("CIFAR-10 download failed ([Errno -3] Temporary failure in name resolution)")
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (md5 c58f30108f718f92721af3b95e74349a)" in msg
+    assert f"put cifar-10-python.tar.gz in {tmp_path / 'c10'}/" in msg

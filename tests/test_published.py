@@ -296,3 +296,64 @@ def test_allow_list_keeps_numpy_scalars_and_refuses_builtins_that_reach_code(tmp
         torch.save({"w": torch.ones(300), "x": Reach(fn, args)}, tmp_path / "bad.pt")
         with pytest.raises(RobinterpError, match=f"refused: the pickle calls {named}"):
             load_untrusted(tmp_path / "bad.pt")
+
+
+def _tiny_robustbench_state():
+    """A width-1/8 CIFAR ResNet18 as a RobustBench state dict (mu/sigma beside the weights)."""
+    from robinterp.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("resnet18_cifar", 10, CIFAR_MEAN, CIFAR_STD, 0.125).eval()
+    state = {k.removeprefix("model."): v for k, v in net.state_dict().items() if k.startswith("model.")}
+    norm = {"mu": torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1), "sigma": torch.tensor(CIFAR_STD).view(1, 3, 1, 1)}
+    return net, {**state, **norm}
+
+
+def test_a_safetensors_file_imports_and_evaluate_says_to_import_it(tmp_path):
+    from safetensors.torch import save_file
+
+    net, state = _tiny_robustbench_state()
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(RobinterpError, match=r"model.safetensors: a safetensors file .* robinterp import-checkpoint"):
+        load_model(tmp_path / "model.safetensors")
+    record = import_published("robustbench", "resnet18_cifar", tmp_path / "model.safetensors", tmp_path / "m.pt",
+                              width=0.125, log=lambda s: None)
+    ours, meta = load_model(tmp_path / "m.pt")
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(ours(x), net(x)) and record["normalisation"] == "file"
+    assert meta["arch"]["mean"] == pytest.approx(CIFAR_MEAN)
+
+
+def test_normalisation_flags_are_checked_by_name(tmp_path, capsys):
+    """Two --mean values blamed the architecture; a zero --std divided by zero."""
+    _, state = _tiny_robustbench_state()
+    torch.save({k: v for k, v in state.items() if k not in ("mu", "sigma")}, tmp_path / "bare.pt")
+    argv = ["import-checkpoint", "--format", "robustbench", "--arch", "resnet18_cifar", "--width", "0.125",
+            "--input", str(tmp_path / "bare.pt"), "--out", str(tmp_path / "m.pt")]
+    assert main(argv + ["--mean", "0.485", "0.456", "--std", "0.2", "0.2", "0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "--mean 0.485 0.456: 2 value(s); give one per RGB channel (3 values)" in err and "arch" not in err
+    assert main(argv + ["--mean", "0.5", "0.5", "0.5", "--std", "0.2", "0", "0.2"]) == 2
+    assert "input normalisation std [0.2, 0.0, 0.2] has a value <= 0" in capsys.readouterr().err
+    state["linear.bias"][3] = float("inf")
+    torch.save(state, tmp_path / "inf.pt")
+    with pytest.raises(RobinterpError, match=r"inf.pt: 1 weight tensor\(s\) hold NaN or infinite values "
+                                             r"\(model.linear.bias\)"):
+        import_published("robustbench", "resnet18_cifar", tmp_path / "inf.pt", tmp_path / "m.pt", width=0.125,
+                         log=lambda s: None)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_refused_global_is_named_without_its_terminal_escapes(tmp_path):
+    """A global named with escape codes must not reach the terminal raw."""
+    import zipfile
+
+    torch.save({"w": torch.zeros(300)}, tmp_path / "ok.pt")
+    hostile = b"\x80\x02c" + b"os\x1b[2J\nsystem\n" + b"q\x00."  # GLOBAL 'os<clear screen>' 'system'
+    with zipfile.ZipFile(tmp_path / "ok.pt") as src, zipfile.ZipFile(tmp_path / "evil.pt", "w") as dst:
+        for info in src.infolist():
+            data = hostile if info.filename.endswith("data.pkl") else src.read(info)
+            dst.writestr(info.filename, data)
+    with pytest.raises(RobinterpError, match=r"refused: the pickle calls os\\x1b\[2J.system, .*nothing was run") as e:
+        import_published("torchvision", "resnet18", tmp_path / "evil.pt", tmp_path / "m.pt", log=lambda s: None)
+    assert "\x1b" not in str(e.value)

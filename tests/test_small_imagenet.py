@@ -359,3 +359,22 @@ def test_snakemake_builds_trains_and_evaluates_small_imagenet(tree, tmp_path):
     assert test.images.shape == (15, 32, 32, 3)
     assert (tmp_path / "results/logs/build_small_imagenet/small_imagenet150.log").is_file()
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
+
+
+def test_the_builder_lists_and_decodes_by_the_image_folder_rules(tmp_path):
+    """One set of rules for every source: regular files only (a named pipe would block the
+    reader), hidden entries skipped, a file once, 16-bit images scaled (image_folder.py)."""
+    from PIL import Image
+
+    from robinterp import image_folder
+    from robinterp.small_imagenet import scan_train
+
+    folder = tmp_path / "train" / wnid(0)
+    folder.mkdir(parents=True)
+    Image.fromarray(np.full((20, 20), 32896, np.uint16)).save(folder / "gray16.png")
+    os.mkfifo(folder / "pipe.JPEG")
+    (folder / "._gray16.png").write_bytes(b"\x00\x05\x16\x07")
+    (folder / "same.png").symlink_to("gray16.png")  # one file: it could fill a train and a val row
+    assert scan_train(tmp_path / "train") == {wnid(0): [folder / "gray16.png"]}
+    assert decode_image is image_folder.decode_image
+    assert np.abs(decode_image(folder / "gray16.png", 8).astype(int) - 128).max() <= 1  # was 255: white

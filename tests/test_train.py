@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from robinterp.checkpoints import load_model, read_checkpoint
+from robinterp.errors import RobinterpError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = {"arch": "resnet18_cifar", "width": 0.0625, "epochs": 6, "batch_size": 128, "lr": 0.05,
@@ -172,3 +174,28 @@ def test_training_is_deterministic_on_cpu(digits_dir, tmp_path):
         train(cfg, tr, va, tmp_path / f"{name}.pt", tmp_path / f"s{name}", tmp_path / f"{name}.csv")
     a, b = read_checkpoint(tmp_path / "a.pt")["model"], read_checkpoint(tmp_path / "b.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_non_finite_loss_stops_training_with_one_line(digits_dir, tmp_path, capsys):
+    """`lr: 1e4` logged `loss nan` every epoch, exited 0 and saved a model evaluating to 10%."""
+    from robinterp.cli import main
+
+    cfg = {**CONFIG, "epochs": 3, "lr": 1e4, "attack": None, "selection_attack": None}
+    rc = main(_cmd(digits_dir, tmp_path, cfg)[3:])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert re.search(r"error: train: the loss is (nan|inf) at epoch 1, batch \d+ of \d+; stopped.* "
+                     r"a learning rate too high \(train.lr 10000.0", err), err
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_mean_and_std_need_one_value_per_channel(digits_dir, tmp_path):
+    from robinterp.data import load_split, write_split
+    from robinterp.train import TrainConfig, train
+
+    gray = load_split(digits_dir / "train")
+    write_split(tmp_path / "gray", gray.images[..., :1], gray.labels, gray.classes, {})  # 1-channel packed data
+    with pytest.raises(RobinterpError, match=r"train config: model.mean \[.*\] has 3 value\(s\), the images of .*gray "
+                                             r"have 1 channels"):
+        train(TrainConfig.from_dict({**CONFIG, "mean": [0.5] * 3, "std": [0.2] * 3}), load_split(tmp_path / "gray"),
+              load_split(tmp_path / "gray"), tmp_path / "m.pt", tmp_path / "state", tmp_path / "log.csv")

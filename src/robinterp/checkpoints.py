@@ -12,6 +12,8 @@ nothing is pickled, so a checkpoint from an untrusted source cannot run code.
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -19,6 +21,7 @@ import torch
 from . import storage
 from .errors import RobinterpError
 from .models import Classifier, build_model
+from .safe_unpickle import is_safetensors, printable, refuse_zip_bomb
 
 FORMAT = "robinterp-checkpoint/1"
 
@@ -36,10 +39,24 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise RobinterpError(f"{path}: checkpoint not found; train it first (rule train)")
+    if is_safetensors(path):
+        raise RobinterpError(f"{path}: a safetensors file (weights only, without robinterp's record of the "
+                             "architecture and classes); import it first: robinterp import-checkpoint --format "
+                             "robustbench|torchvision|madrylab --arch ... --input FILE --out model.pt "
+                             "(docs/published_models.md)")
+    refuse_zip_bomb(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, pickle of objects, wrong file type
-        raise RobinterpError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e)[:200]}); "
+    except pickle.UnpicklingError as e:  # torch's weights_only loader refused it before calling anything
+        called = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
+        reason = re.search(r"WeightsUnpickler error: ([^\n]*)", str(e))  # not its advice to load it unsafely
+        what = (f"calls {printable(called.group(1))}" if called else
+                f"holds more than tensors and plain data ({printable(reason.group(1) if reason else '')[:120]})")
+        raise RobinterpError(f"{path}: refused: the pickle {what}, which a robinterp checkpoint never holds; nothing "
+                             "was run. A published checkpoint is read by robinterp import-checkpoint "
+                             "(docs/published_models.md)") from None
+    except Exception as e:  # truncated zip, wrong file type
+        raise RobinterpError(f"{path}: cannot read checkpoint ({type(e).__name__}: {printable(str(e))[:200]}); "
                              "it is corrupt or not a robinterp checkpoint: delete it and retrain") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise RobinterpError(f"{path}: not a robinterp checkpoint (no format {FORMAT!r}); "
@@ -57,6 +74,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Cl
     except RuntimeError as e:
         raise RobinterpError(f"{path}: weights do not match architecture {arch['name']} "
                              f"({arch.get('zoo') or 'width ' + str(arch.get('width', 1.0))}): {str(e)[:400]}") from e
+    check_weights(payload["model"], path)
     meta = {k: v for k, v in payload.items() if k != "model"}
     return model.to(device).eval(), meta
 
@@ -69,6 +87,44 @@ def _untrained(arch: dict) -> torch.nn.Module:
 
         return zoo_classifier(arch)
     return build_model(arch["name"], arch["num_classes"], arch["mean"], arch["std"], arch.get("width", 1.0))
+
+
+def check_weights(state: dict, where) -> None:
+    """Refuse weights that hold NaN or infinite values, and a normaliser std that is not > 0:
+    such a model evaluates to chance accuracy without a word."""
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise RobinterpError(f"{where}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
+                             f"{', ...' if len(bad) > 3 else ''}): a diverged training run or a damaged file; "
+                             "retrain it, or download it again")
+    std = state.get("normalizer.std")
+    if std is not None and not bool((std > 0).all()):
+        raise RobinterpError(f"{where}: input normalisation std {[round(float(v), 6) for v in std.reshape(-1)]} has a "
+                             "value <= 0 (division by zero); give the std of each channel (model.std, --std)")
+
+
+def check_fits(meta: dict, split, checkpoint) -> None:
+    """Refuse a split the model was not made for: another class count or class names, other
+    image channels, or (for a trained model) another image size. Else the numbers are wrong
+    without a word (a 10-class model on 3-class data scores 0)."""
+    arch = meta["arch"]
+    n, classes = arch["num_classes"], list(meta.get("classes") or [])
+    named = (meta.get("source") or {}).get("classes_given", True)  # imported without --classes: numbered
+    trained_shape = arch.get("image_shape")  # imported models record none: they take any size
+    size = lambda shape: "x".join(map(str, shape))  # C x H x W
+    problems = []
+    if n != split.num_classes:
+        problems.append(f"the model has {n} classes, the data {split.num_classes}")
+    elif named and classes != split.classes:
+        diff = [f"{a!r} vs {b!r}" for a, b in zip(classes, split.classes) if a != b]
+        problems.append(f"other class names ({', '.join(diff[:3])}{', ...' if len(diff) > 3 else ''})")
+    if len(arch["mean"]) != split.image_shape[0]:
+        problems.append(f"the model takes {len(arch['mean'])}-channel images, the data has {split.image_shape[0]}")
+    elif trained_shape and list(trained_shape) != list(split.image_shape):
+        problems.append(f"the model was trained on {size(trained_shape)} images, the data is {size(split.image_shape)}")
+    if problems:
+        raise RobinterpError(f"{checkpoint} does not fit {split.path}: {'; '.join(problems)}. Give the split of the "
+                             "dataset the model was made for, or the model of this dataset")
 
 
 def remap_madry_state_dict(state: dict) -> dict:

@@ -36,14 +36,32 @@ def json_arg(text: str):
 
 def setting(p: argparse.ArgumentParser, flag: str, key: str, help: str = "", **kw) -> None:
     """A flag carrying one config key: its default is the schema's (the only place defaults are
-    written), and its help names the key."""
-    from .config import default
+    written), its help names the key, and a number below the key's schema minimum is refused
+    (`--batch-size 0`, `--max-images -5`)."""
+    from .config import default, section
 
     value = default(key)
+    node = section(key)
+    if "type" in kw and ("minimum" in node or "exclusiveMinimum" in node):
+        kw["type"] = at_least(kw["type"], flag, key, node.get("minimum"), node.get("exclusiveMinimum"))
     help = help or SHARED_HELP.get(flag, "")
     shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
     p.add_argument(flag, default=value, help=f"{help}{'; ' if help else ''}config {key} (default {shown})".replace("%", "%%"),
                    **kw)
+
+
+def at_least(convert, flag: str, key: str, minimum=None, exclusive=None):
+    """argparse type: `convert(text)`; below the schema's minimum of config `key` it is a
+    RobinterpError (one line, exit 2), which argparse lets through to `main`."""
+    def parse(text: str):
+        value = convert(text)
+        if (minimum is not None and value < minimum) or (exclusive is not None and value <= exclusive):
+            bound = f">= {minimum}" if minimum is not None else f"> {exclusive}"
+            raise RobinterpError(f"{key.rsplit('.', 1)[-1]}: {text}; must be {bound} (flag {flag}, config {key})")
+        return value
+
+    parse.__name__ = convert.__name__  # argparse names the type in "invalid int value" messages
+    return parse
 
 
 def block_json(p: argparse.ArgumentParser, key: str, flag: str = "--config-json", what: str = "") -> None:
@@ -124,11 +142,18 @@ def main(argv: list[str] | None = None) -> int:
     except RobinterpError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)  # a number below its schema minimum is a RobinterpError here
         args.func(args)
     except RobinterpError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk outside the atomic writes (staging arrays, logs)
+        from .storage import DISK_FULL_ERRNOS, no_space_message
+
+        if e.errno not in DISK_FULL_ERRNOS:
+            raise
+        print(f"error: {no_space_message(e.filename or 'the output disk')}", file=sys.stderr)
         return 2
     return 0
 

@@ -9,6 +9,7 @@ dict that `robinterp train --config-json` takes.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import ClassVar
 
@@ -57,6 +58,7 @@ def check(config: dict, schema: dict) -> None:
     problems = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
         problems += _lines(_key(err.absolute_path), err)
+    problems += non_finite(config, "")
     if problems:
         raise RobinterpError("invalid config:\n  " + "\n  ".join(dict.fromkeys(problems)))
 
@@ -64,7 +66,8 @@ def check(config: dict, schema: dict) -> None:
 def _lines(where: str, err) -> list[str]:
     """One readable line per schema violation at `where` (a dotted key)."""
     if err.validator == "oneOf" and isinstance(err.instance, dict):
-        sub = [e for e in err.context if e.validator != "type"]
+        # the alternatives' own type errors ("not null") say nothing; a key's wrong type does
+        sub = [e for e in err.context if e.validator != "type" or e.path]
         return [f"{where}{'.' + _key(e.path) if e.path else ''}: {_short(e)}" for e in sub] or [
             f"{where}: {err.message}"]
     return [f"{where}: {_short(err)}"]
@@ -79,7 +82,23 @@ def _problems(value, node: dict, where: str, root: dict) -> list[str]:
             for line in _lines(".".join([where] + [str(p) for p in e.absolute_path]), e)]
 
 
+def non_finite(value, where: str) -> list[str]:
+    """One line per NaN or infinite number in a config value: JSON schema's `number` takes them
+    (YAML's .nan and .inf), and a NaN setting trains and evaluates to numbers that look fine."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{where or '<top level>'}: {value} is not a finite number; give a number"]
+    if isinstance(value, dict):
+        return [line for k, v in value.items() for line in non_finite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [line for i, v in enumerate(value) for line in non_finite(v, f"{where}[{i}]")]
+    return []
+
+
 def _short(err) -> str:
+    if err.validator == "pattern" and ("propertyNames" in err.relative_schema_path
+                                       or list(err.absolute_path)[-1:] == ["name"]):
+        return (f"name {err.instance!r} does not match {err.validator_value}: it names folders and files, "
+                "so use letters, digits and _ . - (not starting with . or -)")
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
         return f"unknown key(s) {sorted(set(err.instance) - set(allowed))}; allowed: {allowed}"
@@ -151,6 +170,30 @@ def check_variant_names(config: dict) -> None:
             raise RobinterpError(f"datasets.{ds}.variants: duplicate name(s) {dup}; each variant needs its own name")
 
 
+def check_run(config: dict) -> None:
+    """What a run plans must make sense before any job: `results:` names a folder (an empty one or
+    the filesystem root would put every output at the top of the disk), and `run_variants` names
+    variants of the datasets that run, at least one of each (else their tables have no rows)."""
+    results = str(config.get("results", ""))
+    if not results.strip() or Path(results).resolve() == Path(Path(results).resolve().anchor):
+        raise RobinterpError(f"results: {results!r} puts every output at the top of the filesystem; name the "
+                             "output folder (e.g. results: results)")
+    wanted = config.get("run_variants") or []
+    if not wanted:
+        return
+    names = {ds: variant_names(c) for ds, c in config["datasets"].items()
+             if c.get("enabled", True) and ds in (config.get("run_datasets") or [ds])}
+    known = sorted({n for ns in names.values() for n in ns})
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise RobinterpError(f"run_variants: {unknown} name no variant of the datasets that run "
+                             f"({sorted(names)}); known: {known}")
+    unselected = [ds for ds, ns in names.items() if not set(wanted) & set(ns)]
+    if unselected:
+        raise RobinterpError(f"run_variants: {wanted} selects no variant of dataset(s) {unselected}; add one of "
+                             "theirs, or leave those datasets out with run_datasets")
+
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 _SCHEMA: dict = {}
 
@@ -203,7 +246,7 @@ def properties(path: str) -> dict:
 
 def check_block(block: dict, path: str, where: str) -> None:
     """Raise RobinterpError naming each key of `block` that breaks the schema block at `path`."""
-    problems = _problems(_plain(block), _deref(section(path)), where, schema())
+    problems = _problems(_plain(block), _deref(section(path)), where, schema()) + non_finite(_plain(block), where)
     if problems:
         raise RobinterpError("invalid settings:\n  " + "\n  ".join(dict.fromkeys(problems)))
 

@@ -5,7 +5,8 @@ One folder per split::
     images.npy     uint8, N x H x W x C (memory-mappable)
     labels.npy     int64, N
     classes.json   list of class names, index = label
-    manifest.json  shapes, sha256 of both arrays, counts per class, source, provenance
+    manifest.json  shapes, sha256 of both arrays, counts per class, source, provenance (with
+                   the arrays' size and time when written)
 
 Training and analysis verbs read only this format (`load_split`), so a user's own data set
 works once it is packed (see `sources.py` for the writers).
@@ -94,13 +95,29 @@ def write_split(out_dir: str | Path, images: np.ndarray, labels: np.ndarray, cla
     }
     storage.save_npy(out_dir / "images.npy", images)
     storage.save_npy(out_dir / "labels.npy", labels)
+    # size and time of the files as written (provenance: it differs between identical builds)
+    manifest["provenance"]["written"] = {name: _stat(out_dir / name) for name in ("images.npy", "labels.npy")}
     storage.write_json(out_dir / "classes.json", list(classes))
     storage.write_json(out_dir / "manifest.json", manifest)
     return manifest
 
 
+# Every read re-hashes an images.npy up to this size (~1 s at 0.7 GB/s); a larger one when its
+# size or modification time differs from the manifest's, or when asked (`verify=True`).
+HASH_ON_EVERY_READ = 512 << 20
+
+
+def _stat(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
 def load_split(path: str | Path, verify: bool = False) -> Split:
-    """Open a packed split, checking shapes and labels; `verify` also re-hashes the arrays."""
+    """Open a packed split, checking shapes, labels and the arrays' sha256 against the manifest.
+
+    The hash is checked on every read where it costs little against any job (labels; images up
+    to HASH_ON_EVERY_READ bytes), else when the file's size or modification time is not what the
+    manifest recorded, and always with `verify`: a split edited in place is never read silently."""
     path = Path(path)
     if path.name in FILES:  # accept a path to one of the files (e.g. a rule's manifest input)
         path = path.parent
@@ -121,11 +138,19 @@ def load_split(path: str | Path, verify: bool = False) -> Split:
         raise RobinterpError(f"{path}/images.npy: shape {list(images.shape)} does not match manifest "
                              f"{manifest['shape']}; the split is corrupt, rebuild it")
     _check_arrays(path, images, labels, classes)
-    if verify:
-        for name, arr in (("images", images), ("labels", labels)):
-            if storage.sha256_array(np.asarray(arr)) != manifest[f"{name}_sha256"]:
-                raise RobinterpError(f"{path}/{name}.npy: sha256 differs from manifest; rebuild the split")
+    for name, arr in (("images", images), ("labels", labels)):
+        checked = verify or _worth_hashing(path / f"{name}.npy", manifest)
+        if checked and storage.sha256_array(np.asarray(arr)) != manifest[f"{name}_sha256"]:
+            raise RobinterpError(f"{path}/{name}.npy: sha256 differs from the manifest's: the file was changed after "
+                                 "it was written (or is damaged); rebuild the split (delete the folder and rerun rule "
+                                 "prepare_data)")
     return Split(path, images, labels, list(classes), manifest)
+
+
+def _worth_hashing(path: Path, manifest: dict) -> bool:
+    """Hash a small file always; a large one when its size or time differs from when it was written."""
+    now = _stat(path)
+    return now[0] <= HASH_ON_EVERY_READ or manifest.get("provenance", {}).get("written", {}).get(path.name) != now
 
 
 def _check_arrays(where: Path, images: np.ndarray, labels: np.ndarray, classes: list) -> None:

@@ -1,8 +1,9 @@
 """Published checkpoints (MadryLab robustness, RobustBench, torchvision) as robinterp checkpoints.
 
-`import_published(...)` reads a file with the allow-list unpickler (`safe_unpickle`), maps its
-keys onto a registered architecture strictly (every tensor used, or dropped on purpose and said
-so), loads them with `strict=True`, and writes the usual self-describing checkpoint: the model
+`import_published(...)` reads a file with the allow-list unpickler (`safe_unpickle`; a
+safetensors file with the safetensors library), maps its keys onto a registered architecture
+strictly (every tensor used, or dropped on purpose and said so), refuses NaN or infinite
+weights, loads them with `strict=True`, and writes the usual self-describing checkpoint: the model
 takes pixels in [0, 1] and normalises inside, with the normalisation read from the file where it
 holds it (MadryLab `normalizer.new_mean/new_std`, RobustBench `mu`/`sigma`) and given by the user
 otherwise. An ImageNet model can be restricted to a subset of its classes (the wnids of Small
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import storage
-from .checkpoints import remap_madry_state_dict, save_checkpoint
+from .checkpoints import check_weights, remap_madry_state_dict, save_checkpoint
 from .errors import RobinterpError
 from .models import build_model
 from .published_formats import ARCHS, FORMATS
@@ -141,6 +142,7 @@ def import_published(fmt: str, arch: str, path: str | Path, out: str | Path, *, 
     state = {f"model.{k}": v for k, v in src.net.items()}
     state["normalizer.mean"] = torch.tensor(mean).view(1, -1, 1, 1)
     state["normalizer.std"] = torch.tensor(std).view(1, -1, 1, 1)
+    check_weights(state, path)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -153,6 +155,7 @@ def import_published(fmt: str, arch: str, path: str | Path, out: str | Path, *, 
         raise RobinterpError(f"{path}: the model has {n} classes but the dataset has {len(classes)}; "
                              "for an ImageNet model on Small ImageNet set class_subset: wnids")
     record = {"format": fmt, "arch": arch, "file": str(path), "sha256": digest, "dropped": src.dropped,
+              "classes_given": classes is not None,  # else numbered: evaluation compares no class names
               "normalisation": "file" if src.mean is not None else "given", "class_subset": class_subset is not None,
               "seconds": round(time.perf_counter() - t0, 2)}
     save_checkpoint(out, model.eval(), {"name": arch, "width": width, "num_classes": n, "mean": mean, "std": std},
@@ -175,6 +178,10 @@ def _normalisation(src: Source, mean, std, path) -> tuple[list[float], list[floa
     if mean is None:
         raise RobinterpError(f"{path}: the file does not hold its input normalisation; give the publisher's "
                              "--mean and --std (docs/published_models.md lists them per model)")
+    for flag, values in (("--mean", mean), ("--std", std)):
+        if len(values) != 3:
+            raise RobinterpError(f"{flag} {' '.join(map(str, values))}: {len(values)} value(s); give one per RGB "
+                                 "channel (3 values), as the publisher lists them (docs/published_models.md)")
     return [float(m) for m in mean], [float(s) for s in std]
 
 

@@ -2,7 +2,9 @@
 
 A published checkpoint is a pickle (`torch.save`), and unpickling a file can call any Python
 function it names. `load_untrusted(path, sha256)` first checks the file: size, magic bytes, an
-HTML page or a Git LFS pointer saved in its place (a failed download), the optional sha256 pin.
+HTML page or a Git LFS pointer saved in its place (a failed download), a zip that unpacks to
+far more than its size (a zip bomb), the optional sha256 pin. A safetensors file holds tensors
+and a JSON header only, and is read with the safetensors library.
 It then unpickles through `torch.load` with an allow-list unpickler: tensors, storages, plain
 containers and the few harmless globals these files really hold (numpy's scalar and array
 reconstructors, `_codecs.encode`). Any other global is refused with an error naming it, before
@@ -176,6 +178,38 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def printable(text: str) -> str:
+    """`text` with control characters (terminal escape codes from a hostile file) shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def is_safetensors(path: str | Path) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then the JSON header."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def refuse_zip_bomb(path: str | Path, ratio: int = 2) -> None:
+    """Refuse a zip whose members declare more than `ratio` times the file's size once unpacked,
+    before anything is read: torch.save stores tensors uncompressed, so a real checkpoint unpacks
+    to about its own size, and a 4 MB file that unpacks to 4 GiB is an attack on memory."""
+    import zipfile
+
+    path = Path(path)
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as z:
+            declared = sum(info.file_size for info in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip (a legacy torch file), or a broken one: the loader names it
+    if declared > ratio * size + (1 << 20):
+        raise RobinterpError(f"{path}: a zip of {size / 2**20:.1f} MiB whose members unpack to "
+                             f"{declared / 2**20:.1f} MiB: a zip bomb, not a torch.save file (which stores tensors "
+                             "uncompressed); refused before reading")
+
+
 def check_file(path: str | Path, sha256: str | None = None) -> str:
     """Refuse what is not a complete torch.save file; check the sha256 pin; return the sha256."""
     path = Path(path)
@@ -201,7 +235,8 @@ def check_file(path: str | Path, sha256: str | None = None) -> str:
             if b"PK\x05\x06" not in f.read():  # zip end-of-central-directory record
                 raise RobinterpError(f"{path}: truncated zip ({size} bytes, no end record); the download is "
                                      "incomplete: download it again")
-    elif not head.startswith(LEGACY_MAGIC):
+        refuse_zip_bomb(path)
+    elif not head.startswith(LEGACY_MAGIC) and not is_safetensors(path):
         raise RobinterpError(f"{path}: not a PyTorch checkpoint (starts with {head[:8]!r}; expected a torch.save "
                              "zip or legacy file)")
     digest = sha256_file(path)
@@ -214,15 +249,24 @@ def check_file(path: str | Path, sha256: str | None = None) -> str:
 def load_untrusted(path: str | Path, sha256: str | None = None) -> tuple[object, str]:
     """(the unpickled object, the file's sha256); never runs code the file names."""
     digest = check_file(path, sha256)
+    if is_safetensors(path):  # tensors and a JSON header, nothing to unpickle
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path, device="cpu"), digest
+        except (SafetensorError, OSError, ValueError) as e:
+            raise RobinterpError(f"{path}: a damaged safetensors file ({printable(str(e))[:200]}); download it "
+                                 "again") from None
     try:
         # weights_only=False only hands unpickling to our allow-list module: torch's own weights_only
         # loader refuses the dill/numpy globals these published files hold
         obj = torch.load(path, map_location="cpu", pickle_module=_SafePickleModule, weights_only=False)
     except UnsafeGlobal as e:
-        raise RobinterpError(f"{path}: refused: the pickle calls {e}, which is not on the allow-list of tensors, "
-                             "containers and harmless reconstructors; nothing was run. It is not a published "
-                             "checkpoint of a supported format") from None
+        raise RobinterpError(f"{path}: refused: the pickle calls {printable(str(e))}, which is not on the allow-list "
+                             "of tensors, containers and harmless reconstructors; nothing was run. It is not a "
+                             "published checkpoint of a supported format") from None
     except Exception as e:  # truncated legacy file, broken zip member, wrong pickle
-        raise RobinterpError(f"{path}: cannot unpickle ({type(e).__name__}: {str(e)[:200]}); "
+        raise RobinterpError(f"{path}: cannot unpickle ({type(e).__name__}: {printable(str(e))[:200]}); "
                              "the file is corrupt or incomplete: download it again") from e
     return obj, digest

@@ -10,13 +10,15 @@
   followed by ImageNetV2 TopImages (`imagenetv2_per_class`, 10) when given: 9000 images;
 - `validation: ilsvrc_val` is the paper's own protocol: val = the ILSVRC validation part of test.
 
-Images are decoded with Pillow, converted to RGB, resized (shorter side) and centre-cropped.
+Images are listed and decoded by the rules every source shares (image_folder.py): EXIF
+orientation applied, 16-bit and float images scaled, RGB, resized (shorter side), centre-cropped.
 Work is split into one job per class and source; worker processes write straight into
 pre-allocated memory-mapped arrays, so memory stays bounded and the result does not depend on
 the number of workers. An unreadable image is skipped and replaced by the next candidate of the
 same class; the manifests list every source file per row and every skipped file.
 Dot-files and dot-folders (macOS `._<name>` AppleDouble files, `.ipynb_checkpoints`) and
-`__MACOSX` folders are not part of the data and are never listed. Sources that share image files
+`__MACOSX` folders are not part of the data and are never listed; nor is anything but a regular
+file (or a link to one). Sources that share image files
 (`val_dir` = `train_dir`, say) are refused, and no source file lands in two splits.
 Run: `robinterp build-small-imagenet --train-dir ... --val-dir ... --out-dir ...`.
 """
@@ -33,13 +35,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .config import Settings, properties
 from .data import write_split
 from .errors import RobinterpError
+from .image_folder import ImageError, decode_image, hidden, walk_images
 from .progress import progress
-from .sources import IMAGE_SUFFIXES, channel_stats
+from .sources import channel_stats
 
 WNID = re.compile(r"^n\d{8}$")
 TRAIN_LAYOUT = "<train_dir>/<wnid>/<image>.JPEG (one sub-folder per WordNet id, e.g. n01440764/)"
@@ -92,17 +94,13 @@ def resolve_workers(workers: int) -> int:
 
 # --- reading the folder layouts ----------------------------------------------------------------
 
-def _hidden(p: Path) -> bool:
-    """Not data: dot-files and dot-folders (macOS `._x.JPEG`, `.ipynb_checkpoints`), `__MACOSX`."""
-    return p.name.startswith(".") or p.name == "__MACOSX"
-
-
 def _entries(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if not _hidden(p)]
+    return [p for p in folder.iterdir() if not hidden(p.name)]
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in _entries(folder) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The image files of one folder (not its sub-folders), by the rules of every source."""
+    return walk_images(folder, recursive=False)[0]
 
 
 def scan_train(train_dir: str | Path) -> dict[str, list[Path]]:
@@ -221,25 +219,6 @@ def choose_classes(cfg: BuildConfig, available: list[str]) -> list[str]:
 
 # --- decoding ------------------------------------------------------------------------------
 
-# PIL's ways to say "not an image" (UnidentifiedImageError and truncated files are OSErrors)
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
-
-
-def decode_image(path: str | Path, size: int) -> np.ndarray:
-    """RGB uint8 size x size: shorter side resized to `size` (bilinear), centre crop."""
-    with Image.open(path) as im:
-        im.draft(None, (size, size))  # JPEG: decode at 1/2, 1/4, 1/8 scale when still >= size
-        if im.mode == "P" and "transparency" in im.info:
-            im = im.convert("RGBA")  # palette transparency must go through RGBA
-        im = im.convert("RGB")  # L, CMYK, P, RGBA, I;16 ... -> RGB (alpha dropped, as torchvision)
-        w, h = im.size
-        scale = size / min(w, h)
-        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-        im = im.resize((nw, nh), Image.BILINEAR)
-        left, top = (nw - size) // 2, (nh - size) // 2
-        return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
-
-
 @dataclass(frozen=True)
 class Job:
     """Fill `slots` (split, first row, count) in order from `candidates`, skipping bad files."""
@@ -262,8 +241,8 @@ def run_job(job: Job, staging: dict[str, str], size: int) -> dict:
                 return {"job": job, "used": used, "skipped": skipped, "short": (split, start + count - row)}
             try:
                 arrays[split][row] = decode_image(path, size)
-            except DECODE_ERRORS as e:
-                skipped.append({"split": split, "class": job.wnid, "path": path, "error": f"{type(e).__name__}: {e}"})
+            except ImageError as e:
+                skipped.append({"split": split, "class": job.wnid, "path": path, "error": str(e)})
                 continue
             used.append((split, row, path))
             row += 1

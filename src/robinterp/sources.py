@@ -8,13 +8,24 @@ Small ImageNet 150 has its own builder (`small_imagenet.py`).
 
 from __future__ import annotations
 
+import socket
+import urllib.error
 from pathlib import Path
 
 import numpy as np
 
 from .data import write_split
 from .errors import RobinterpError
-from .image_folder import IMAGE_SUFFIXES, class_folders, image_files, split_layout
+from .image_folder import (
+    IMAGE_SUFFIXES,
+    SPLIT_FOLDERS,
+    ImageError,
+    Listing,
+    class_folders,
+    decode_image,
+    list_images,
+    split_layout,
+)
 
 CIFAR10_MEAN_STD_AUTHOR = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 
@@ -132,6 +143,10 @@ def prepare_cifar10(out_dir: Path, root: str, download: bool, val_size: int, see
         except RuntimeError as e:
             raise RobinterpError(f"CIFAR-10 not found or corrupt under {root!r} ({e}); set "
                                  f"datasets.<name>.source.download: true, or put cifar-10-batches-py there") from e
+        except (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror) as e:  # off-line
+            raise RobinterpError(f"CIFAR-10 download failed ({getattr(e, 'reason', e)}); download {CIFAR10.url} "
+                                 f"(md5 {CIFAR10.tgz_md5}) by hand and put {CIFAR10.filename} in {root}/ (keep "
+                                 "download: true): it is checked and unpacked from there") from None
     folder = Path(root) / "cifar-10-batches-py"
     classes = read_cifar10_file(folder / "batches.meta")["label_names"]
     (x, y), (x_test, y_test) = (read_cifar10_batches(folder, CIFAR10_BATCHES[s]) for s in ("train", "test"))
@@ -165,59 +180,30 @@ def read_cifar10_batches(folder: Path, names: list[str]) -> tuple[np.ndarray, np
     return np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys)
 
 
-def load_image(path: Path, size: int) -> np.ndarray:
-    """Decode to RGB, resize the shorter side to `size`, centre-crop to size x size."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        scale = size / min(w, h)
-        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-        w, h = im.size
-        left, top = (w - size) // 2, (h - size) // 2
-        return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
-
-
-def scan_image_folder(root: Path, min_per_class: int = 1) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Classes and (file, label) pairs; every class with too few images is named at once."""
-    if not root.is_dir():
-        raise RobinterpError(f"{root}: image folder not found; expected one sub-folder per class")
-    classes = class_folders(root)
-    if not classes:
-        raise RobinterpError(f"{root}: no class sub-folders; expected {root}/<class>/<image files>")
-    items, short = [], []
-    for i, c in enumerate(classes):
-        files = image_files(root / c)
-        if len(files) < min_per_class:
-            short.append(f"{root / c}: class {c!r} has {len(files)} image(s)")
-        items += [(f, i) for f in files]
+def read_part(folder: Path, listed: dict[str, list[Path]], size: int, bad: list[str], min_per_class: int = 1,
+              classes: list[str] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Decode one part of an image folder (`listed`: {class: files}); every class with too few
+    images is named at once, undecodable files go to `bad`."""
+    found = sorted(listed)
+    if not found:
+        raise RobinterpError(f"{folder}: no class sub-folders; expected {folder}/<class>/<image files>")
+    if classes is not None and found != classes:
+        raise RobinterpError(f"{folder}: classes {sorted(set(found) ^ set(classes))} are not in both {folder} and "
+                             "the training folder; every split needs the same class folders")
+    short = [f"{folder / c}: class {c!r} has {len(listed[c])} image(s)" for c in found
+             if len(listed[c]) < min_per_class]
     if short:
         need = "no images" if min_per_class == 1 else f"fewer than {min_per_class} images (train, val and test each need one)"
         raise RobinterpError(f"{len(short)} class folder(s) with {need}; add images "
                              f"({', '.join(sorted(IMAGE_SUFFIXES))}) or remove the folder:\n  " + "\n  ".join(short))
-    return classes, items
-
-
-def read_folder(root: Path, size: int, classes: list[str] | None = None, bad: list[str] | None = None,
-                min_per_class: int = 1):
-    """Decode every image; undecodable files go to `bad` (or raise here, all of them named)."""
-    found, items = scan_image_folder(root, min_per_class)
-    if classes is not None and found != classes:
-        raise RobinterpError(f"{root}: classes {sorted(set(found) ^ set(classes))} are not in both {root} and the "
-                             "training folder; every split needs the same class folders")
+    items = [(path, label) for label, c in enumerate(found) for path in listed[c]]
     x = np.zeros((len(items), size, size, 3), dtype=np.uint8)
-    failed = []
     for k, (path, _) in enumerate(items):
         try:
-            x[k] = load_image(path, size)
-        except (OSError, ValueError, SyntaxError) as e:  # PIL raises all three on broken files
-            failed.append(f"{path}: {str(e).replace(repr(str(path)), '').strip() or type(e).__name__}")
-    if bad is None:
-        raise_bad(failed)
-    else:
-        bad += failed
-    return found, x, np.array([c for _, c in items], dtype=np.int64)
+            x[k] = decode_image(path, size)
+        except ImageError as e:
+            bad.append(f"{path}: {e}")
+    return found, x, np.array([label for _, label in items], dtype=np.int64)
 
 
 def raise_bad(bad: list[str]) -> None:
@@ -226,26 +212,48 @@ def raise_bad(bad: list[str]) -> None:
                              + "\n  ".join(bad))
 
 
+def image_folder_listing(root: Path) -> Listing:
+    """The folder's listing, refused when its layout is ambiguous or a file would be filed twice."""
+    if not root.is_dir():
+        raise RobinterpError(f"{root}: image folder not found; expected one sub-folder per class")
+    folders = class_folders(root)
+    if split_layout(root) and "test" not in folders:
+        raise RobinterpError(f"{root}: has train/ but no test/; add test/<class>/ or use a flat class tree")
+    if not split_layout(root) and {"train", "test"} <= set(folders):
+        others = sorted(set(folders) - set(SPLIT_FOLDERS))
+        raise RobinterpError(f"{root}: has train/ and test/ beside other folders {others}; put every class under "
+                             "train/ and test/ (split layout), or rename the classes called train and test (flat "
+                             "layout)")
+    listing = list_images(root)
+    if listing.shared:
+        more = len(listing.shared) - 10
+        raise RobinterpError(f"{len(listing.shared)} image file(s) reached from two classes or splits through a link; "
+                             "an image belongs to one class of one split: remove the link, or copy the file:\n  "
+                             + "\n  ".join(listing.shared[:10]) + (f"\n  ... and {more} more" if more > 0 else ""))
+    return listing
+
+
 def prepare_image_folder(out_dir: Path, root: str, image_size: int, val_fraction: float, test_fraction: float,
                          seed: int) -> None:
-    """A class-per-sub-folder tree: either `root/{train,test[,val]}/<class>/` or `root/<class>/`."""
+    """A class-per-sub-folder tree: either `root/{train,test[,val]}/<class>/` or `root/<class>/`
+    (image_folder.py: which files are read, and how)."""
     root = Path(root)
-    bad: list[str] = []  # decode failures of every split, reported together
-    check_fractions(val_fraction, None if split_layout(root) else test_fraction)
-    if split_layout(root):
-        if not (root / "test").is_dir():
-            raise RobinterpError(f"{root}: has train/ but no test/; add test/<class>/ or use a flat class tree")
-        has_val = (root / "val").is_dir()
-        classes, x, y = read_folder(root / "train", image_size, bad=bad, min_per_class=1 if has_val else 2)
-        _, xt, yt = read_folder(root / "test", image_size, classes, bad)
+    listing = image_folder_listing(root)
+    bad = list(listing.unreadable)  # every split's unreadable files, reported together
+    parts, flat = listing.parts, "" in listing.parts
+    check_fractions(val_fraction, test_fraction if flat else None)
+    if not flat:
+        has_val = "val" in parts
+        classes, x, y = read_part(root / "train", parts["train"], image_size, bad, min_per_class=1 if has_val else 2)
+        _, xt, yt = read_part(root / "test", parts["test"], image_size, bad, classes=classes)
         if has_val:
-            _, xv, yv = read_folder(root / "val", image_size, classes, bad)
+            _, xv, yv = read_part(root / "val", parts["val"], image_size, bad, classes=classes)
             splits = {"train": (x, y), "val": (xv, yv), "test": (xt, yt)}
         else:
             keep, val = stratified_split(y, val_fraction, seed)
             splits = {"train": (x[keep], y[keep]), "val": (x[val], y[val]), "test": (xt, yt)}
     else:
-        classes, x, y = read_folder(root, image_size, bad=bad, min_per_class=3)
+        classes, x, y = read_part(root, parts[""], image_size, bad, min_per_class=3)
         rest, test = stratified_split(y, test_fraction, seed)
         tr, va = stratified_split(y[rest], val_fraction / (1 - test_fraction), seed + 1)
         splits = {"train": (x[rest[tr]], y[rest[tr]]), "val": (x[rest[va]], y[rest[va]]), "test": (x[test], y[test])}

@@ -1,17 +1,20 @@
 """How robinterp writes files: atomically, with hashes and provenance.
 
 A job that is killed half-way never leaves a truncated output behind: everything is written
-to a temporary file in the same folder and renamed into place.
+to a temporary file in the same folder and renamed into place. A write that fails on a full
+disk says "no space left on <path>" in one line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -26,19 +29,49 @@ os.umask(_UMASK)
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` if the block succeeds."""
+    """Yield a temporary path next to `path`; rename it onto `path` if the block succeeds. A write
+    that fails on a full disk says so (RobinterpError), whatever the writer's own words."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        _raise_if_full(e, path)
+        raise
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # numpy: "N requested and M written"; torch: "unexpected pos"
+        _raise_if_full(e, path)
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _raise_if_full(e: Exception, path: Path) -> None:
+    """Raise "no space left" when `e` came from a full disk (or quota): its errno says so, or the
+    writer gave none (numpy, torch) and the folder has next to no free space."""
+    from .errors import RobinterpError
+
+    full = isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS
+    if not full and getattr(e, "errno", None) is None:
+        try:
+            full = shutil.disk_usage(path.parent).free < (1 << 20)
+        except OSError:
+            pass
+    if full:
+        raise RobinterpError(no_space_message(path)) from None
+
+
+def no_space_message(path) -> str:
+    return f"no space left on {path} (the disk or your quota is full); free space there, or point results: elsewhere"
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -54,16 +87,35 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def read_json(path: str | os.PathLike, needs: tuple[str, ...] = ()) -> Any:
+    """A JSON file; with `needs`, an object holding those keys (a verb's result read by a table)."""
     from .errors import RobinterpError
 
     path = Path(path)
     if not path.is_file():
         raise RobinterpError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text())
+        obj = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise RobinterpError(f"{path}: not valid JSON ({e}); delete it and rerun the rule that makes it")
+    missing = [k for k in needs if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise RobinterpError(f"{path}: no {', '.join(map(repr, missing))} in it; not the result this table reads: "
+                             "delete it and rerun the rule that makes it")
+    return obj
+
+
+def load_npy(path: str | os.PathLike) -> np.ndarray:
+    """A .npy array a verb reads; a missing or unreadable one is named."""
+    from .errors import RobinterpError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RobinterpError(f"{path}: file not found; run the rule that makes it first")
+    try:
+        return np.load(path)
+    except (ValueError, OSError, EOFError) as e:
+        raise RobinterpError(f"{path}: not a readable .npy array ({e}); delete it and rerun the rule that makes it")
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -196,6 +196,12 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     mean = list(cfg.mean or train_split.manifest["mean"])
     std = list(cfg.std or train_split.manifest["std"])
+    channels = train_split.image_shape[0]
+    for key, values in (("model.mean", mean), ("model.std", std)):
+        if len(values) != channels:
+            raise RobinterpError(f"train config: {key} {values} has {len(values)} value(s), the images of "
+                                 f"{train_split.path} have {channels} channels; give one per channel, or null for "
+                                 "the training split's statistics")
     arch = {"name": cfg.arch, "width": cfg.width, "num_classes": train_split.num_classes,
             "mean": mean, "std": std, "image_shape": list(train_split.image_shape)}
     model = build_model(cfg.arch, train_split.num_classes, mean, std, cfg.width).to(device)
@@ -248,6 +254,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
         perm = torch.randperm(n, generator=gen)
         model.train()
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, clean, adv: no sync per step
+        first_bad = torch.tensor(-1, device=device)  # the first batch whose loss is not finite, found without a sync
         seen = 0
         bar = progress(range(0, n, cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batches",
                        silent=not ranks.is_main)
@@ -262,11 +269,14 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
             # random starts keyed by (epoch, position in the epoch): the same with any rank count
             noise = SampleNoise(sample_keys(seed, range(i + shard.start, i + shard.stop))) if cfg.attack else None
             train_step(cfg, model, step_model, attack_model, opt, x, y, m / ranks.world_size, noise, sums)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(sums[0]), i // cfg.batch_size, first_bad)
             seen += len(y)
         lr = opt.param_groups[0]["lr"]
         sched.step()
         total = distributed.all_reduce_sums(
             {"loss": sums[0].item(), "clean": sums[1].item(), "adv": sums[2].item(), "seen": seen}, ranks, device)
+        if not math.isfinite(total["loss"]):  # on every rank: the sum is NaN wherever one rank's loss is
+            raise RobinterpError(_diverged(cfg, total["loss"], epoch, int(first_bad), math.ceil(n / cfg.batch_size)))
 
         # --- validate and select (clean accuracy, or the mean of clean and adversarial: cfg.selection) ---
         val = accuracy(attack_model, val_data, selection_attack, cfg.eval_batch_size,
@@ -306,6 +316,21 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
         _write_log(log_csv, rows)
         save_checkpoint(out, model, arch, train_split.classes, **meta)
     return meta
+
+
+def _diverged(cfg: TrainConfig, loss: float, epoch: int, batch: int, batches: int) -> str:
+    """One line: where the loss stopped being a number, and what usually makes it so."""
+    where = f"batch {batch + 1} of {batches}" if batch >= 0 else f"one of its {batches} batches (on another rank)"
+    causes = [f"a learning rate too high (train.lr {cfg.lr}"
+              + ("; or clip gradients: train.grad_clip_value)" if cfg.grad_clip_value is None else ")")]
+    if cfg.std:
+        causes.append(f"a tiny normalisation std (model.std {list(cfg.std)})")
+    if cfg.attack:
+        causes.append(f"the training attack's steps (attack.eps {cfg.attack.eps}, step_size {cfg.attack.step_size})")
+    if cfg.amp:
+        causes.append("bf16 overflow (train.amp: true)")
+    return (f"train: the loss is {loss} at epoch {epoch + 1}, {where}; stopped, nothing of this epoch is saved. "
+            f"Likely causes: {', '.join(causes)}")
 
 
 def _say(ranks: Ranks, line: str) -> None:

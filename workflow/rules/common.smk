@@ -16,6 +16,7 @@ sys.path.insert(0, SRC)
 from robinterp.config import (
     SCHEMA_PATH,
     check,
+    check_run,
     check_variant_names,
     check_variants,
     get_variant,
@@ -38,6 +39,7 @@ try:
     validate(config, str(SCHEMA_PATH))  # ... then Snakemake's validation fills the defaults
     check_variant_names(config)
     check_variants(config, SCHEMA)  # each variant's model/train overrides, merged
+    check_run(config)  # results: names a folder; run_variants names variants of each dataset run
 except RobinterpError as e:
     raise WorkflowError(str(e))
 

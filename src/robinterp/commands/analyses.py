@@ -13,14 +13,16 @@ from ..cli import block_json, setting, verb
 
 
 def _setup(a):
-    """Model (eval mode), checkpoint meta, device and the test split."""
-    from ..checkpoints import load_model
+    """Model (eval mode), checkpoint meta, device and the test split (checked to fit the model)."""
+    from ..checkpoints import check_fits, load_model
     from ..data import load_split
     from ..device import select
 
     device, _ = select(a.device)  # prints where the job runs
     model, meta = load_model(a.checkpoint, device)
-    return model, meta, device, load_split(a.data)
+    split = load_split(a.data)
+    check_fits(meta, split, a.checkpoint)
+    return model, meta, device, split
 
 
 def _provenance(a, split, device, **extra):
@@ -84,11 +86,13 @@ def shap_verb(a):
 
     from .. import storage
     from ..attributions import ShapConfig, choose_images, explain_shap, predict, shap_background
+    from ..checkpoints import check_fits
     from ..data import load_split
 
     cfg = ShapConfig.from_dict(a.config_json)
     model, meta, device, split = _setup(a)
     train = load_split(a.train)
+    check_fits(meta, train, a.checkpoint)
     idx = choose_images(cfg.num_images, split.labels, cfg.seed)
     bg_idx, background = shap_background(train, cfg)
     x, y = (t.to(device) for t in split.tensors(idx))

@@ -14,7 +14,7 @@ def evaluate_verb(a):
 
     from .. import storage
     from ..attacks import AttackConfig
-    from ..checkpoints import load_model
+    from ..checkpoints import check_fits, load_model
     from ..data import load_split
     from ..device import DeviceData, select
     from ..evaluate import accuracy
@@ -22,6 +22,7 @@ def evaluate_verb(a):
     device, where = select(a.device)
     model, meta = load_model(a.checkpoint, device)
     split = load_split(a.data)
+    check_fits(meta, split, a.checkpoint)
     attack = AttackConfig.from_dict(a.attack_json)
     data = DeviceData(split, device)  # the split moves to the device once, for PGD and AutoAttack
     torch.manual_seed(a.seed)
@@ -68,7 +69,8 @@ def accuracy_table_verb(a):
     from .. import storage
     from ..tables import accuracy_table, write_table
 
-    df = accuracy_table([storage.read_json(p) for p in a.inputs], a.reference_json)
+    df = accuracy_table([storage.read_json(p, needs=("variant", "n", "clean_acc", "adv_acc")) for p in a.inputs],
+                        a.reference_json)
     has_reference = df.filter(like="paper_").notna().any().any()
     write_table(df, a.out_csv, a.out_md, f"Accuracy on {a.dataset} (test split, %)",
                 ("paper_*: the paper's Table 1 (CIFAR-10) / Table 4 (Small ImageNet 150), where it reports the variant.\n"

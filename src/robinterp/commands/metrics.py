@@ -128,13 +128,14 @@ def inversion_distance_verb(a):
     from ..fid import as_uint8_nhwc, feature_distances, inception_features, load_inception
     from ..metrics import bootstrap_mean
 
+    images = {p: storage.load_npy(p) for p in (a.targets, a.inverted, a.sources) if p}  # named before Inception loads
     kinds = np.asarray(storage.read_json(a.meta)["source_kind"]) if a.meta else None
-    if kinds is not None and len(kinds) != len(np.load(a.targets, mmap_mode="r")):
-        raise RobinterpError(f"--meta {a.meta}: {len(kinds)} source kinds for the {len(np.load(a.targets, mmap_mode='r'))} "
+    if kinds is not None and len(kinds) != len(images[a.targets]):
+        raise RobinterpError(f"--meta {a.meta}: {len(kinds)} source kinds for the {len(images[a.targets])} "
                              f"targets of {a.targets}; pass the meta.json of the same inversion run")
     device, where = select(a.device)
     model = load_inception(a.dims, device)
-    feats = lambda path: inception_features(as_uint8_nhwc(np.load(path)), a.dims, a.batch_size, device, model)
+    feats = lambda path: inception_features(as_uint8_nhwc(images[path]), a.dims, a.batch_size, device, model)
     targets = feats(a.targets)
     dist = feature_distances(targets, feats(a.inverted))
     src = feature_distances(targets, feats(a.sources)) if a.sources else None  # the distance it had to close
@@ -179,7 +180,7 @@ def interpretability_metrics_verb(a):
     import time
 
     from .. import storage
-    from ..checkpoints import load_model
+    from ..checkpoints import check_fits, load_model
     from ..data import load_split
     from ..device import select
     from ..metrics import InterpretabilityConfig, evaluate_interpretability, load_attributions
@@ -188,6 +189,7 @@ def interpretability_metrics_verb(a):
     device, where = select(a.device)
     model, meta = load_model(a.checkpoint, device)
     split = load_split(a.test)
+    check_fits(meta, split, a.checkpoint)
     x, y = split.tensors()
     paths = _named_paths(a.attributions)
     start = time.time()
@@ -327,7 +329,7 @@ def parameter_randomisation_verb(a):
 
     from .. import storage
     from ..attributions import IGConfig, ShapConfig
-    from ..checkpoints import load_model
+    from ..checkpoints import check_fits, load_model
     from ..data import load_split
     from ..device import select
     from ..metrics import load_attributions
@@ -335,12 +337,15 @@ def parameter_randomisation_verb(a):
 
     cfg = RandomisationConfig.from_dict(a.config_json)
     device, where = select(a.device)
-    model, _ = load_model(a.checkpoint, device)
+    model, meta = load_model(a.checkpoint, device)
+    train = load_split(a.train) if a.train else None
+    if train is not None:
+        check_fits(meta, train, a.checkpoint)
     paths = _named_paths(a.attributions)
     start = time.time()
     entries, cascades = randomisation_check(
         model, {m: load_attributions(p) for m, p in paths.items()}, cfg, IGConfig.from_dict(a.ig_json),
-        ShapConfig.from_dict(a.shap_json), load_split(a.train) if a.train else None)
+        ShapConfig.from_dict(a.shap_json), train)
     for entry in entries:
         c = cascades[entry["method"]]
         print(f"parameter-randomisation: {a.variant} {entry['method']} Spearman after {c['stages'][0]} "
