@@ -13,6 +13,6 @@ def test_gpu_session_logs_its_setup_and_rejects_unknown_steps(tmp_path):
     r = subprocess.run(["bash", "benchmarks/gpu_session.sh", "bogus"], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2
-    assert "unknown step 'bogus': choose from test train ablation attributions" in r.stdout
+    assert "unknown step 'bogus': choose from test workflow train ablation attributions amp" in r.stdout
     log = (tmp_path / "session.log").read_text()
     assert "torch " in log and "unknown step" in log  # versions recorded before any step

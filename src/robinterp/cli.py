@@ -77,7 +77,7 @@ def block_json(p: argparse.ArgumentParser, key: str, flag: str = "--config-json"
 # The verbs in pipeline order, by workflow stage: stage X's rules are workflow/rules/X.smk and its
 # verbs live in commands/X.py (tests/test_cli.py holds both to it). `--help` lists them so.
 STAGES = {
-    "data": ["prepare-data"],
+    "data": ["download-data", "prepare-data"],
     "small_imagenet": ["build-small-imagenet"],
     "train": ["train"],
     "published": ["download-robustbench", "import-checkpoint"],

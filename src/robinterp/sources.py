@@ -135,18 +135,7 @@ def prepare_cifar10(out_dir: Path, root: str, download: bool, val_size: int, see
     in the CIFAR format), whose files cannot carry the published checksums.
     """
     if download or verify_md5:
-        from torchvision.datasets import CIFAR10
-
-        try:
-            for train in (True, False):
-                CIFAR10(root, train=train, download=download)
-        except RuntimeError as e:
-            raise RobinterpError(f"CIFAR-10 not found or corrupt under {root!r} ({e}); set "
-                                 f"datasets.<name>.source.download: true, or put cifar-10-batches-py there") from e
-        except (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror) as e:  # off-line
-            raise RobinterpError(f"CIFAR-10 download failed ({getattr(e, 'reason', e)}); download {CIFAR10.url} "
-                                 f"(md5 {CIFAR10.tgz_md5}) by hand and put {CIFAR10.filename} in {root}/ (keep "
-                                 "download: true): it is checked and unpacked from there") from None
+        fetch_cifar10(root, download)
     folder = Path(root) / "cifar-10-batches-py"
     classes = read_cifar10_file(folder / "batches.meta")["label_names"]
     (x, y), (x_test, y_test) = (read_cifar10_batches(folder, CIFAR10_BATCHES[s]) for s in ("train", "test"))
@@ -157,6 +146,28 @@ def prepare_cifar10(out_dir: Path, root: str, download: bool, val_size: int, see
     splits = {"train": (x[keep], y[keep]), "val": (x[val], y[val]), "test": (x_test, y_test)}
     write_splits(out_dir, splits, list(classes),
                  {"kind": "cifar10", "root": str(root), "seed": seed, "verify_md5": verify_md5})
+
+
+def fetch_cifar10(root: str, download: bool = True) -> None:
+    """torchvision's CIFAR-10 under `root`: downloaded when `download` and absent (an archive put
+    there by hand is used), md5-checked and unpacked; every failure is one line saying the fix."""
+    from torchvision.datasets import CIFAR10
+
+    try:
+        for train in (True, False):
+            CIFAR10(root, train=train, download=download)
+    except RuntimeError as e:
+        raise RobinterpError(f"CIFAR-10 not found or corrupt under {root!r} ({e}); set "
+                             f"datasets.<name>.source.download: true, or put cifar-10-batches-py there") from e
+    except (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror) as e:  # off-line
+        raise RobinterpError(f"CIFAR-10 download failed ({getattr(e, 'reason', e)}); download {CIFAR10.url} "
+                             f"(md5 {CIFAR10.tgz_md5}) by hand and put {CIFAR10.filename} in {root}/ (keep "
+                             "download: true): it is checked and unpacked from there") from None
+
+
+def needs_download(source: dict) -> bool:
+    """Whether preparing `source` may need the internet (rule download_data runs it where it is)."""
+    return source["kind"] == "cifar10" and bool(source.get("download"))
 
 
 def read_cifar10_file(path: Path) -> dict:

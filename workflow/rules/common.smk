@@ -32,6 +32,7 @@ from robinterp.gpus import local_gpu_limit
 from robinterp.image_folder import listing_digest
 from robinterp.errors import RobinterpError
 from robinterp.resources import job_resources, resource_keys
+from robinterp.sources import needs_download
 
 SCHEMA = schema()  # workflow/schemas/config.schema.yaml, as the verbs read it
 try:
@@ -188,6 +189,17 @@ def check_sources():
 
 
 check_sources()
+
+
+# Sources whose data comes from the internet: {root folder: a dataset that uses it} (rule download_data).
+DOWNLOADS = {src["root"]: ds for ds, c in config["datasets"].items() for src in [c["source"]] if needs_download(src)}
+CIFAR10_FETCHED = "{cifar_root}/cifar-10-batches-py/batches.meta"  # present once CIFAR-10 is unpacked
+
+
+def downloaded_input(dataset):
+    """prepare_data's input: the unpacked download, for a source that needs one."""
+    src = dataset_cfg(dataset)["source"]
+    return [CIFAR10_FETCHED.format(cifar_root=src["root"])] if needs_download(src) else []
 
 
 def source_listing(wildcards):

@@ -1,10 +1,26 @@
-"""Verbs of workflow/rules/data.smk: prepare-data."""
+"""Verbs of workflow/rules/data.smk: download-data, prepare-data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..cli import json_arg as _json, verb
+
+
+@verb("download-data", "fetch what a data source needs from the internet (CIFAR-10's archive: md5-checked, unpacked)")
+def download_data(a):
+    from ..errors import RobinterpError
+    from ..sources import fetch_cifar10, needs_download
+
+    if not needs_download(a.source_json):
+        raise RobinterpError(f"source kind {a.source_json['kind']!r} with these keys downloads nothing")
+    fetch_cifar10(a.source_json["root"], download=True)
+    print(f"download-data: CIFAR-10 in {a.source_json['root']}")
+
+
+download_data.flags = lambda p: (
+    p.add_argument("--source-json", type=_json, required=True, help="the dataset's source block as JSON ($defs cifar10_source, with download: true)"),
+)
 
 
 @verb("prepare-data", "write train/val/test in the packed format from a data source")
