@@ -85,44 +85,47 @@ def verb_argv(verb: str, inputs: Path, out: Path, n: int, classes: int, batch_si
     """`robinterp` arguments for `verb` scaled to n images, every batch size = batch_size, `steps`
     iterations of every PGD-based method (0: only the verbs' passes outside PGD)."""
     i, b = inputs, batch_size
-    model = ["--checkpoint", str(i / "model.pt"), "--device", "cpu"]
+    settings = lambda section, d: ["--settings", json.dumps({section: d, "device": "cpu"})]  # noqa: E731
+    model = ["--checkpoint", str(i / "model.pt")]
     analysis = [*model, "--data", str(i / "test"), "--meta", str(out / "meta.json")]
-    cfg = lambda d: ["--config-json", json.dumps(d)]  # noqa: E731
     if verb == "evaluate":
-        return [*model, "--data", str(i / "test"), "--batch-size", str(b), "--out", str(out / "accuracy.json"),
-                "--attack-json", json.dumps({"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": steps}),
-                "--no-autoattack"]  # PGD's memory; AutoAttack's batches are the same (its host copies: docs/scale.md)
+        # PGD's memory; AutoAttack's batches are the same (its host copies: docs/scale.md)
+        return [*model, "--data", str(i / "test"), "--out", str(out / "accuracy.json"), "--settings", json.dumps({
+            "eval_attack": {"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": steps},
+            "evaluation": {"batch_size": b, "autoattack": False}, "device": "cpu"})]
     if verb == "ig":
-        return [*analysis, *cfg({"num_images": n, "steps": 1, "trials": 1, "batch_size": b}),
+        return [*analysis, *settings("analyses.ig", {"num_images": n, "steps": 1, "trials": 1, "batch_size": b}),
                 "--out", str(out / "attributions.npz")]
     if verb == "shap":
         return [*analysis, "--train", str(i / "train"), "--out", str(out / "attributions.npz"),
-                *cfg({"num_images": n, "background": n, "nsamples": 1, "batch_size": b})]
+                *settings("analyses.shap", {"num_images": n, "background": n, "nsamples": 1, "batch_size": b})]
     if verb == "class-generation":
-        return [*analysis, *cfg({"per_class": max(1, n // classes), "downsample": 4, "eps": 30, "step_size": 0.5,
-                                 "steps": steps, "batch_size": b}),
+        return [*analysis, *settings("analyses.class_generation", {
+            "per_class": max(1, n // classes), "downsample": 4, "eps": 30, "step_size": 0.5, "steps": steps,
+            "batch_size": b}),
                 *(x for name in ("images", "seeds", "labels") for x in (f"--out-{name}", str(out / f"{name}.npy")))]
     if verb == "inversion":
-        return [*analysis, *cfg({"num_images": max(1, n // 2), "steps": steps, "batch_size": b}),
+        return [*analysis, *settings("analyses.inversion", {"num_images": max(1, n // 2), "steps": steps, "batch_size": b}),
                 *(x for name in ("targets", "sources", "inverted") for x in (f"--out-{name}", str(out / f"{name}.npy")))]
     if verb == "feature-vis":
-        return [*analysis, *cfg({"num_neurons": 2, "steps": steps, "top_k": 2, "batch_size": b}),
+        return [*analysis, *settings("analyses.feature_vis", {"num_neurons": 2, "steps": steps, "top_k": 2, "batch_size": b}),
                 "--out", str(out / "features.npz")]
     if verb == "interpretability-metrics":
         return [*model, "--test", str(i / "test"), "--attributions", f"ig={i / 'attributions.npz'}",
                 "--out", str(out / "metrics.json"),
-                *cfg({"sample": n, "steps": 1, "infidelity_samples": 2, "sensitivity_images": n,
-                      "sensitivity_samples": 2, "explainer": "saliency", "batch_size": b, "bootstrap": 20,
-                      "faithfulness_runs": 4, "lipschitz_samples": 2})]
+                *settings("metrics.interpretability", {
+                    "sample": n, "steps": 1, "infidelity_samples": 2, "sensitivity_images": n, "sensitivity_samples": 2,
+                    "explainer": "saliency", "batch_size": b, "bootstrap": 20, "faithfulness_runs": 4,
+                    "lipschitz_samples": 2})]
     if verb == "inception-features":
-        return ["--images", str(i / "test"), "--batch-size", str(b), "--device", "cpu",
+        return ["--images", str(i / "test"), "--set", f"metrics.fid.batch_size={b}", "--set", "device=cpu",
                 "--out", str(out / "features.npz")]
     if verb == "fid":
-        return ["--real", str(i / "features.npz"), "--fake", str(i / "images.npy"), "--batch-size", str(b),
-                "--device", "cpu", "--interval-rounds", "0", "--out", str(out / "fid.json")]
+        return ["--real", str(i / "features.npz"), "--fake", str(i / "images.npy"),
+                *settings("metrics.fid", {"batch_size": b, "interval_rounds": 0}), "--out", str(out / "fid.json")]
     if verb == "inversion-distance":
         return ["--targets", str(i / "images.npy"), "--inverted", str(i / "images.npy"), "--sources",
-                str(i / "images.npy"), "--batch-size", str(b), "--bootstrap", "20", "--device", "cpu",
+                str(i / "images.npy"), *settings("metrics.inversion", {"batch_size": b, "bootstrap": 20}),
                 "--out", str(out / "distance.json")]
     raise ValueError(f"unknown verb {verb!r}; choose from {sorted(SCALED)}")
 

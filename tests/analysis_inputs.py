@@ -46,7 +46,7 @@ def run_verb(method: str, inputs: Path, out: Path, variant: str = "v", device: s
     """`robinterp <method>` on the inputs, every output into `out`; returns the exit status."""
     cfg, outs = COMPUTE[method]
     argv = [method, "--checkpoint", str(inputs / "model.pt"), "--data", str(inputs / "test"),
-            "--config-json", json.dumps(cfg), "--variant", variant, "--device", device,
+            "--settings", json.dumps({f"analyses.{method.replace('-', '_')}": cfg, "device": device}), "--variant", variant,
             "--meta", str(out / "meta.json")]
     argv += ["--train", str(inputs / "train")] if method == "shap" else []
     for flag, name in outs.items():

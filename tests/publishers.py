@@ -36,6 +36,13 @@ def import_publishers():
     import_robustbench()
 
 
+def checkpoint_settings(**block) -> list[str]:
+    """import-checkpoint's --settings for the variant's checkpoint block `block`."""
+    import json
+
+    return ["--settings", json.dumps({"variant.checkpoint": block})]
+
+
 def perturb(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Random BatchNorm statistics and affine weights, so a wrong mapping shows in the logits."""
     g = torch.Generator().manual_seed(seed)
@@ -138,7 +145,7 @@ def stand_in_file(cache: Path, block: dict, num_classes: int = 10, seed: int = 0
     from robinterp.config import robustbench_file
     from robinterp.zoo import ZooCheckpoint, entry_of, write_sidecar
 
-    entry = entry_of(ZooCheckpoint.build(block, "checkpoint"), num_classes)
+    entry = entry_of(ZooCheckpoint.from_dict(block, "checkpoint"), num_classes)
     path = Path(robustbench_file({"robustbench_cache": str(cache)}, block))
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)

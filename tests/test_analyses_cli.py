@@ -74,7 +74,7 @@ def test_plot_verbs_run_from_arrays_alone(arrays, inputs, tmp_path):
     shutil.move(str(inputs), gone)
     try:
         v = ["--variants", "standard", "robust"]
-        small = ["--plots-json", json.dumps({"dpi": 50, "grid_columns": 3, "class_generation_samples": 2})]
+        small = ["--settings", json.dumps({"analyses.plots": {"dpi": 50, "grid_columns": 3, "class_generation_samples": 2}})]
         d = lambda m, name: [str(arrays / m / s / name) for s in ("standard", "robust")]  # noqa: E731
         for method in ("ig", "shap"):
             for layout in ("compare", "grid"):
@@ -90,7 +90,7 @@ def test_plot_verbs_run_from_arrays_alone(arrays, inputs, tmp_path):
                     *d("inversion", "sources.npy"), "--inverted", *d("inversion", "inverted.npy"),
                     "--meta", *d("inversion", "meta.json")],
             "fv": ["plot-feature-vis", "--inputs", *d("feature-vis", "features.npz"), "--meta",
-                   *d("feature-vis", "meta.json"), "--plots-json", json.dumps({"dpi": 60})],
+                   *d("feature-vis", "meta.json"), "--set", "analyses.plots.dpi=60"],
         }.items():
             out = tmp_path / name
             out.mkdir()

@@ -19,8 +19,9 @@ BLOCKS = {"ig": IGConfig, "shap": ShapConfig, "class_generation": ClassGeneratio
 @pytest.mark.parametrize("block", list(BLOCKS))
 def test_each_analyses_block_is_one_settings_class(block):
     """The schema block and its dataclass hold the same keys (the schema alone holds defaults)."""
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    props = schema["$defs"]["analyses"]["properties"][block]["properties"]
+    from robinterp.settings import schema
+
+    props = schema()["$defs"]["analyses"]["properties"][block]["properties"]
     cls = BLOCKS[block]
     assert cls.SECTION == f"analyses.{block}"
     assert set(props) == {f.name for f in dataclasses.fields(cls)}

@@ -145,10 +145,11 @@ def test_evaluate_verb_reports_autoattack_beside_pgd_on_the_same_images(trained_
     arch = {"name": "resnet18_cifar", "width": 0.0625, "num_classes": 10, "mean": split.manifest["mean"],
             "std": split.manifest["std"]}
     save_checkpoint(tmp_path / "m.pt", trained_model, arch, [str(i) for i in range(10)], epoch=0, metrics={})
-    attack = json.dumps({"norm": "l2", "eps": 0.75, "step_size": 0.2, "steps": 5})
-    base = ["evaluate", "--checkpoint", str(tmp_path / "m.pt"), "--data", str(digits_dir / "test"),
-            "--attack-json", attack, "--variant", "v", "--device", "cpu", "--batch-size", "7"]
-    assert main([*base, "--max-images", "60", "--autoattack-max-images", "12", "--out", str(tmp_path / "a.json")]) == 0
+    attack = {"norm": "l2", "eps": 0.75, "step_size": 0.2, "steps": 5}
+    base = ["evaluate", "--checkpoint", str(tmp_path / "m.pt"), "--data", str(digits_dir / "test"), "--variant", "v",
+            "--settings", json.dumps({"eval_attack": attack, "evaluation": {"batch_size": 7}, "device": "cpu"})]
+    assert main([*base, "--set", "evaluation.max_images=60", "--set", "evaluation.autoattack_max_images=12",
+                 "--out", str(tmp_path / "a.json")]) == 0
     acc = json.loads((tmp_path / "a.json").read_text())
     assert acc["autoattack_n"] == 12 and len(acc["autoattack_indices"]) == 12
     assert all(0 <= i < 60 for i in acc["autoattack_indices"])
@@ -158,10 +159,11 @@ def test_evaluate_verb_reports_autoattack_beside_pgd_on_the_same_images(trained_
     assert acc["autoattack"]["norm"] == "l2" and acc["autoattack"]["eps"] == 0.75
     assert acc["autoattack"]["attacks"] == list(STANDARD) and acc["autoattack"]["version"] == "standard"
     # every image attacked by both: PGD on the same images is the headline adv_acc (same random starts)
-    assert main([*base, "--max-images", "20", "--out", str(tmp_path / "all.json")]) == 0
+    assert main([*base, "--set", "evaluation.max_images=20", "--out", str(tmp_path / "all.json")]) == 0
     every = json.loads((tmp_path / "all.json").read_text())
     assert every["autoattack_n"] == every["n"] == 20 and every["autoattack_pgd_acc"] == every["adv_acc"]
-    assert main([*base, "--max-images", "20", "--no-autoattack", "--out", str(tmp_path / "b.json")]) == 0
+    assert main([*base, "--set", "evaluation.max_images=20", "--set", "evaluation.autoattack=false",
+                 "--out", str(tmp_path / "b.json")]) == 0
     assert "autoattack_acc" not in json.loads((tmp_path / "b.json").read_text())
     t = tmp_path / "t"
     assert main(["accuracy-table", "--inputs", str(tmp_path / "a.json"), str(tmp_path / "b.json"),

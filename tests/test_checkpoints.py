@@ -137,7 +137,7 @@ def test_a_model_and_data_that_do_not_fit_are_refused(tmp_path, digits_dir, caps
     check_fits({**meta, "arch": ARCH}, digits, tmp_path / "m.pt")  # an imported model takes any image size
     write_split(tmp_path / "abc", np.zeros((6, 8, 8, 3), np.uint8), np.arange(6) % 3, ["a", "b", "c"], {})
     rc = main(["evaluate", "--checkpoint", str(tmp_path / "m.pt"), "--data", str(tmp_path / "abc"),
-               "--device", "cpu", "--out", str(tmp_path / "acc.json")])
+               "--set", "device=cpu", "--out", str(tmp_path / "acc.json")])
     err = capsys.readouterr().err
     assert rc == 2 and _error_lines(err) == 1 and not (tmp_path / "acc.json").exists()
     assert "the model has 10 classes, the data 3" in err

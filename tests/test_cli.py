@@ -21,27 +21,29 @@ def files(root: Path) -> set[str]:
 
 
 def test_core_verbs_write_exactly_their_outputs(tmp_path):
-    r = run("prepare-data", "--source-json", '{"kind": "digits", "image_size": 8}', "--out-dir", "data", cwd=tmp_path)
+    r = run("prepare-data", "--settings", '{"source": {"kind": "digits", "image_size": 8}}', "--out-dir", "data",
+            cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert files(tmp_path) == {f"data/{s}/{f}" for s in ("train", "val", "test")
                                for f in ("images.npy", "labels.npy", "classes.json", "manifest.json")}
     before = files(tmp_path)
-    cfg = {"width": 0.0625, "epochs": 1, "batch_size": 256, "device": "cpu"}
-    r = run("train", "--train", "data/train", "--val", "data/val", "--config-json", json.dumps(cfg),
+    cfg = {"model": {"width": 0.0625}, "train": {"epochs": 1, "batch_size": 256}, "device": "cpu"}
+    r = run("train", "--train", "data/train", "--val", "data/val", "--settings", json.dumps(cfg),
             "--out", "m/model.pt", "--log-csv", "m/log.csv", "--state-dir", "st", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert files(tmp_path) - before == {"m/model.pt", "m/log.csv", "st/state.pt", "st/best_model.pt"}
     before = files(tmp_path)
     attack = {"norm": "l2", "eps": 0.5, "step_size": 0.2, "steps": 2}
-    r = run("evaluate", "--checkpoint", "m/model.pt", "--data", "data/test", "--attack-json", json.dumps(attack),
-            "--variant", "s", "--max-images", "50", "--device", "cpu", "--out", "e/acc.json", cwd=tmp_path)
+    (tmp_path / "eval.yaml").write_text(f"eval_attack: {json.dumps(attack)}\ndevice: cpu\n")  # a YAML file ...
+    r = run("evaluate", "--checkpoint", "m/model.pt", "--data", "data/test", "--settings", "eval.yaml",
+            "--set", "evaluation.max_images=50", "--variant", "s", "--out", "e/acc.json", cwd=tmp_path)  # ... and a flag
     assert r.returncode == 0, r.stderr
-    assert files(tmp_path) - before == {"e/acc.json"}
+    assert files(tmp_path) - before == {"e/acc.json", "eval.yaml"}
     acc = json.loads((tmp_path / "e/acc.json").read_text())
     assert acc["n"] == 50 and 0 <= acc["adv_acc"] <= acc["clean_acc"] <= 1
     assert acc["provenance"]["git"]["commit"] and acc["data_sha256"]
     before = files(tmp_path)
-    r = run("accuracy-table", "--inputs", "e/acc.json", "--reference-json", '{"s": {"clean_acc": 93.2}}',
+    r = run("accuracy-table", "--inputs", "e/acc.json", "--settings", '{"reference": {"s": {"clean_acc": 93.2}}}',
             "--out-csv", "t/a.csv", "--out-md", "t/a.md", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert files(tmp_path) - before == {"t/a.csv", "t/a.md"}
@@ -53,9 +55,12 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == "error: missing.pt: checkpoint not found; train it first (rule train)"
     assert "Traceback" not in r.stderr
-    r = run("train", "--train", "a", "--val", "b", "--config-json", "{bad", "--out", "m.pt", "--log-csv", "l",
+    r = run("train", "--train", "a", "--val", "b", "--settings", "{bad", "--out", "m.pt", "--log-csv", "l",
             "--state-dir", "s", cwd=tmp_path)
-    assert r.returncode == 2 and "--config-json: not valid JSON" in r.stderr
+    assert r.returncode == 2 and "--settings: not valid JSON" in r.stderr
+    r = run("train", "--train", "a", "--val", "b", "--settings", '{"train": {"lrr": 0.1}, "mdoel": {}}', "--out", "m.pt",
+            "--log-csv", "l", "--state-dir", "s", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown section(s) ['mdoel']" in r.stderr and "settings.train: unknown key(s) ['lrr']" in r.stderr
     assert not any(tmp_path.iterdir())
 
 
@@ -127,8 +132,8 @@ def test_a_full_disk_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys):
     import robinterp.sources
 
     staging = tmp_path / "data" / ".staging" / "train.npy"  # a write outside the atomic helpers
-    monkeypatch.setattr(robinterp.sources, "prepare", fails(OSError(errno.ENOSPC, "No space left", str(staging))))
-    assert main(["prepare-data", "--source-json", '{"kind": "digits"}', "--out-dir", str(tmp_path / "data")]) == 2
+    monkeypatch.setattr(robinterp.sources, "write_source", fails(OSError(errno.ENOSPC, "No space left", str(staging))))
+    assert main(["prepare-data", "--settings", '{"source": {"kind": "digits"}}', "--out-dir", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no space left on ") and "staging/train.npy" in err and err.count("\n") == 1
 
@@ -139,11 +144,10 @@ def test_numbers_below_the_schema_minimum_and_broken_inputs_are_one_line(tmp_pat
     from robinterp.cli import main
 
     base = ["evaluate", "--checkpoint", "m.pt", "--data", "d", "--out", str(tmp_path / "a.json")]
-    for flag, value, key in (("--max-images", "-5", "dataset.evaluation.max_images"),
-                             ("--batch-size", "0", "dataset.evaluation.batch_size")):
-        assert main(base + [flag, value]) == 2
+    for key, value in (("evaluation.max_images", "-5"), ("evaluation.batch_size", "0")):
+        assert main(base + ["--set", f"{key}={value}"]) == 2
         err = capsys.readouterr().err
-        assert err == f"error: {key.rsplit('.', 1)[1]}: {value}; must be >= 1 (flag {flag}, config {key})\n"
+        assert err == f"error: invalid settings:\n  settings.{key}: {value} is less than the minimum of 1\n", err
     (tmp_path / "empty.json").write_text("{}")
     assert main(["accuracy-table", "--inputs", str(tmp_path / "empty.json"), "--out-csv", str(tmp_path / "t.csv"),
                  "--out-md", str(tmp_path / "t.md")]) == 2

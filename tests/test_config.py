@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from robinterp.config import check, load_schema, resolve_variant
+from robinterp.config import check_config, settings_value
+from robinterp.settings import schema
 from robinterp.errors import RobinterpError
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
 
 
 def _demo():
@@ -22,45 +22,43 @@ def _demo():
 
 @pytest.mark.parametrize("path", ["config.yaml", "workflow/configs/demo.yaml", "workflow/configs/tiny.yaml"])
 def test_shipped_configs_are_valid(path):
-    check(yaml.safe_load((ROOT / path).read_text()), SCHEMA)
+    check_config(yaml.safe_load((ROOT / path).read_text()))
 
 
 def test_typo_names_the_key_and_the_allowed_keys():
     cfg = _demo()
     cfg["datasets"]["digits"]["train"]["epochz"] = 3
     with pytest.raises(RobinterpError, match=r"datasets.digits.train: unknown key\(s\) \['epochz'\]; allowed: .*'epochs'"):
-        check(cfg, SCHEMA)
+        check_config(cfg)
 
 
 def test_bad_enum_names_the_choices():
     cfg = _demo()
     cfg["datasets"]["digits"]["variants"][1]["attack"]["norm"] = "l3"
     with pytest.raises(RobinterpError, match=r"variants\[1\]\.attack.*'l3' is not allowed; choose one of \['l2', 'linf'\]"):
-        check(cfg, SCHEMA)
+        check_config(cfg)
     cfg = _demo()
     cfg["datasets"]["digits"]["model"]["arch"] = "vgg"
     with pytest.raises(RobinterpError, match=r"model.arch: 'vgg' is not allowed"):
-        check(cfg, SCHEMA)
+        check_config(cfg)
 
 
 def test_variant_overrides_merge_over_dataset_defaults():
-    from snakemake.utils import validate
-
     cfg = _demo()
     cfg["datasets"]["digits"]["variants"].append(
         {"name": "robust_eps1", "attack": {"eps": 1.0}, "train": {"epochs": 3, "augment": {"flip": True}}})
-    validate(cfg, str(ROOT / "workflow/schemas/config.schema.yaml"))
-    ds = cfg["datasets"]["digits"]
-    r = resolve_variant(ds, "robust_eps1", SCHEMA)
-    assert r["epochs"] == 3 and r["lr"] == 0.05 and r["augment"] == {"crop_padding": 2, "flip": True,
-                                                                    "random_resized_crop": False, "rotation": 0}
-    assert r["attack"]["eps"] == 1.0 and r["attack"]["steps"] == 20  # schema default
-    assert r["arch"] == "resnet18_cifar" and r["width"] == 0.125
-    std = resolve_variant(ds, "standard", SCHEMA)
-    assert std["attack"] is None and std["epochs"] == 12
-    ds["variants"][-1]["train"]["lr"] = -1
+    check_config(cfg)
+    train = settings_value(cfg, "digits", "robust_eps1", "train")
+    assert train["epochs"] == 3 and train["lr"] == 0.05 and train["augment"] == {
+        "crop_padding": 2, "flip": True, "random_resized_crop": False, "rotation": 0}
+    attack = settings_value(cfg, "digits", "robust_eps1", "variant.attack")
+    assert attack["eps"] == 1.0 and attack["steps"] == 20  # schema default
+    assert settings_value(cfg, "digits", "robust_eps1", "model") == {**cfg["datasets"]["digits"]["model"]}
+    assert settings_value(cfg, "digits", "standard", "variant.attack") is None
+    assert settings_value(cfg, "digits", "standard", "train")["epochs"] == 12
+    cfg["datasets"]["digits"]["variants"][-1]["train"]["lr"] = -1
     with pytest.raises(RobinterpError, match=r"variants\[robust_eps1\]\.train"):
-        resolve_variant(ds, "robust_eps1", SCHEMA)
+        settings_value(cfg, "digits", "robust_eps1", "train")
 
 
 def _dry_run(tmp_path, cfg):
@@ -109,25 +107,22 @@ def test_paper_config_dry_run_plans_both_cifar_variants(tmp_path):
 
 
 def test_source_keys_are_checked_per_kind_and_defaults_filled():
-    from snakemake.utils import validate
-
     cfg = _demo()
     cfg["datasets"]["mine"] = {"source": {"kind": "image_folder", "rooot": "/data/mine", "imagesize": 48},
                                "variants": [{"name": "standard"}]}
     with pytest.raises(RobinterpError) as e:
-        check(cfg, SCHEMA)
+        check_config(cfg)
     lines = str(e.value).splitlines()[1:]
     assert "  datasets.mine.source: unknown key(s) ['imagesize', 'rooot']; allowed: ['image_size', 'kind', 'root', " \
            "'seed', 'test_fraction', 'val_fraction']" in lines
     assert "  datasets.mine.source: 'root' is a required property" in lines
     cfg["datasets"]["mine"]["source"] = {"kind": "image_folder", "root": "/data/mine", "val_fraction": 0}
     with pytest.raises(RobinterpError, match=r"datasets.mine.source.val_fraction: 0 is less than or equal"):
-        check(cfg, SCHEMA)
+        check_config(cfg)
     cfg["datasets"]["mine"]["source"] = {"kind": "image_folder", "root": "/data/mine"}
     cfg["datasets"]["c10"] = {"source": {"kind": "cifar10"}, "variants": [{"name": "standard"}]}
     cfg["datasets"]["digits"]["source"] = {"kind": "digits"}
-    check(cfg, SCHEMA)
-    validate(cfg, str(ROOT / "workflow/schemas/config.schema.yaml"))
+    check_config(cfg)  # fills every default in place
     ds = cfg["datasets"]
     assert ds["mine"]["source"] == {"kind": "image_folder", "root": "/data/mine", "image_size": 64,
                                     "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0}
@@ -146,7 +141,7 @@ def test_source_keys_are_the_writers_and_the_docs():
 
     docs = (ROOT / "docs/own_dataset.md").read_text()
     for kind, writer in SOURCES.items():
-        props = SCHEMA["$defs"][f"{kind}_source"]["properties"]
+        props = schema()["$defs"][f"{kind}_source"]["properties"]
         params = inspect.signature(writer).parameters
         assert set(props) - {"kind"} == set(params) - {"out_dir"}, kind
         assert all(p.default is inspect.Parameter.empty for p in params.values()), kind
@@ -158,12 +153,9 @@ def test_source_keys_are_the_writers_and_the_docs():
 def test_variant_override_typo_names_the_key(tmp_path):
     cfg = _demo()
     cfg["datasets"]["digits"]["variants"][1]["train"] = {"epoch": 3}
-    from robinterp.config import check_variants
-
-    check(cfg, SCHEMA)  # the override block itself is free-form ...
     with pytest.raises(RobinterpError, match=r"datasets.digits.variants\[robust_l2\]\.train: unknown key\(s\) "
                                              r"\['epoch'\]; allowed: .*'epochs'"):
-        check_variants(cfg, SCHEMA)  # ... merged over the dataset's block, it is checked
+        check_config(cfg)  # the override block is free-form; merged over the dataset's block, it is checked
     cfg["results"] = str(tmp_path / "results")
     out = _dry_run(tmp_path, cfg)
     msg = out.stderr + out.stdout
@@ -195,7 +187,7 @@ def test_a_dataset_name_that_is_not_a_plain_folder_name_is_refused(name):
     cfg = _demo()
     cfg["datasets"][name] = cfg["datasets"].pop("digits")
     with pytest.raises(RobinterpError, match=rf"datasets: name '{re.escape(name)}' does not match .*letters, digits"):
-        check(cfg, SCHEMA)
+        check_config(cfg)
 
 
 @pytest.mark.parametrize("results", ["", "  ", "/"])
@@ -216,7 +208,7 @@ def test_nan_and_infinite_numbers_are_refused_by_key():
     cfg["datasets"]["digits"]["variants"][1]["attack"]["eps"] = float("nan")
     cfg["datasets"]["digits"]["train"]["lr"] = float("inf")
     with pytest.raises(RobinterpError) as e:
-        check(cfg, SCHEMA)
+        check_config(cfg)
     assert "datasets.digits.variants[1].attack.eps: nan is not a finite number" in str(e.value)
     assert "datasets.digits.train.lr: inf is not a finite number" in str(e.value)
     with pytest.raises(RobinterpError, match=r"attack.eps: nan is not a finite number"):
@@ -227,11 +219,11 @@ def test_a_string_eps_names_eps_and_zero_std_or_two_means_are_refused():
     cfg = _demo()
     cfg["datasets"]["digits"]["variants"][1]["attack"]["eps"] = "0.5"
     with pytest.raises(RobinterpError, match=r"variants\[1\]\.attack\.eps: '0.5' is not of type 'number'"):
-        check(cfg, SCHEMA)
+        check_config(cfg)
     cfg = _demo()
     cfg["datasets"]["digits"]["model"].update(mean=[0.485, 0.456], std=[0.0, 0.2, 0.2])
     with pytest.raises(RobinterpError) as e:
-        check(cfg, SCHEMA)
+        check_config(cfg)
     assert "datasets.digits.model.mean: [0.485, 0.456] is too short" in str(e.value)
     assert "datasets.digits.model.std[0]: 0.0 is less than or equal to the minimum of 0" in str(e.value)
 

@@ -1,5 +1,6 @@
 """One source of defaults: the config schema. The settings dataclasses have no defaults of their
-own, every CLI flag that carries a config key takes the schema's default, and errors name keys."""
+own, no CLI flag carries a config key (settings travel as one object, filled from the schema),
+and errors name keys."""
 
 import argparse
 import dataclasses
@@ -9,10 +10,10 @@ import pkgutil
 import pytest
 
 import robinterp
-from robinterp import config
-from robinterp.cli import build_parser
-from robinterp.config import Settings
+from robinterp import settings as config
+from robinterp.cli import VERBS, build_parser
 from robinterp.errors import RobinterpError
+from robinterp.settings import Settings, check_settings
 
 # Dataclasses that may keep defaults, and why: none of them is a config block.
 NOT_SETTINGS = {
@@ -48,12 +49,12 @@ def test_settings_dataclasses_have_no_defaults_and_the_schema_has_one_for_each_f
             continue
         seen.append(cls.__name__)
         assert not with_default, f"{cls.__name__}: defaults {with_default} belong in the schema"
-        if cls.__name__ == "TrainConfig" or not cls.SECTION:
-            continue  # TrainConfig: several blocks, checked below; no SECTION: fields shared by subclasses
-        required = set(config.section(cls.SECTION).get("required", ())) - {"kind"}
+        if not cls.SECTION:
+            continue  # no SECTION: fields shared by subclasses
+        required = set(config.node(cls.SECTION).get("required", ())) - {"kind"}
         missing = {f.name for f in dataclasses.fields(cls)} - set(config.defaults(cls.SECTION)) - required
         assert not missing, f"{cls.__name__}: fields {missing} have no default in schema {cls.SECTION}"
-    assert len(seen) >= 12, seen
+    assert len(seen) >= 11, seen
 
 
 def test_settings_take_the_schema_defaults():
@@ -64,7 +65,8 @@ def test_settings_take_the_schema_defaults():
     assert dataclasses.asdict(ig) == {k: v for k, v in config.defaults("analyses.ig").items()}
     tc = TrainConfig.from_dict({"epochs": 3})
     assert tc.epochs == 3 and tc.lr == config.default("train.lr") and tc.width == config.default("model.width")
-    assert tc.device == config.default("device") and tc.eval_amp == config.default("dataset.evaluation.amp")
+    assert tc.device == config.schema()["properties"]["device"]["default"]
+    assert tc.eval_amp == config.default("dataset.evaluation.amp")
     assert tc.augment.crop_padding == config.default("augment.crop_padding") and tc.attack is None
 
 
@@ -98,7 +100,7 @@ def test_python_and_numpy_values_validate_as_their_json_would():
 def test_train_config_errors_name_the_block_and_key():
     from robinterp.train import TrainConfig
 
-    with pytest.raises(RobinterpError, match=r"train config: train.lr"):
+    with pytest.raises(RobinterpError, match=r"train settings.train.lr"):
         TrainConfig.from_dict({"lr": -1})
     with pytest.raises(RobinterpError, match=r"unknown key\(s\) \['lrr'\]"):
         TrainConfig.from_dict({"lrr": 0.1})
@@ -109,29 +111,35 @@ def _verbs():
     return sub.choices.items()
 
 
-def test_flags_carrying_a_config_key_take_its_schema_default():
-    """A flag's default is None, empty, an off switch, or the schema's (its help names the key)."""
+def test_no_flag_carries_a_config_key():
+    """Settings reach a verb as one object (--settings); a flag's default is None, empty or off,
+    but for the listed execution flags."""
+    for verb, p in _verbs():
+        for a in p._actions:
+            if not a.option_strings or a.dest in ("help", "set"):
+                continue
+            empty = a.default in (None, "", []) or (a.default is False and isinstance(a, argparse._StoreTrueAction))
+            assert empty or (verb, a.option_strings[0]) in LITERAL_DEFAULTS, (verb, a.option_strings[0], a.default)
+
+
+def test_every_verb_with_settings_names_them_and_fills_them_from_the_schema():
+    from robinterp.settings import section_node
+
     checked = 0
     for verb, p in _verbs():
-        for a in p._actions:
-            if not a.option_strings or a.dest == "help":
-                continue
-            flag = a.option_strings[0]
-            empty = a.default in (None, "", []) or (a.default is False and isinstance(a, argparse._StoreTrueAction))
-            if empty or (verb, flag) in LITERAL_DEFAULTS:
-                continue
-            assert "config " in (a.help or ""), f"{verb} {flag}: default {a.default!r} is not the schema's"
-            key = a.help.rsplit("config ", 1)[1].split(" ")[0]
-            assert a.default == config.default(key), (verb, flag, key)
-            checked += 1
-    assert checked >= 30
-
-
-def test_every_json_flag_names_its_keys():
-    for verb, p in _verbs():
-        for a in p._actions:
-            if a.option_strings and a.option_strings[0].endswith("-json"):
-                assert "$defs" in (a.help or "") or "keys" in (a.help or ""), (verb, a.option_strings[0], a.help)
+        sections = VERBS[verb][2]
+        flags = {a.option_strings[0]: a for a in p._actions if a.option_strings}
+        if not sections:
+            assert "--settings" not in flags, verb
+            continue
+        assert all(s in flags["--settings"].help for s in sections), (verb, flags["--settings"].help)
+        with_defaults = tuple(s for s in sections if "default" in section_node(s))
+        filled = check_settings(with_defaults, {})
+        for s in with_defaults:
+            default = section_node(s)["default"]
+            assert filled[s] == default or (isinstance(default, dict) and set(default) <= set(filled[s])), (verb, s)
+        checked += 1
+    assert checked >= 20
 
 
 def test_a_missing_schema_is_one_line(monkeypatch, tmp_path, capsys):

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from robinterp import train as train_module
-from robinterp.config import load_schema, resolve_variant
+from robinterp.settings import schema
 from robinterp.data import load_split
 from robinterp.sources import prepare
 from robinterp.train import TrainConfig, train
@@ -64,13 +64,20 @@ def run_in_process(data, out: Path, kill_after_epoch: int | None = None, monkeyp
     return True
 
 
+def settings(cfg: dict) -> dict:
+    """The train verb's settings object from CONFIG-style keys (each key to its section)."""
+    from test_train import settings as train_settings
+
+    return train_settings(cfg)
+
+
 def run_torchrun(data, out: Path) -> str:
     import json
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "robinterp", "train", "--train", str(data / "train"), "--val", str(data / "val"),
-           "--config-json", json.dumps(CONFIG), "--out", str(out / "model.pt"),
+           "--settings", json.dumps(settings(CONFIG)), "--out", str(out / "model.pt"),
            "--log-csv", str(out / "log.csv"), "--state-dir", str(out / "state")]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -94,11 +101,8 @@ def single(data, tmp_path_factory):
 
 
 def test_schema_train_keys_are_train_config_fields():
-    schema = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
-    train_block = {k: v["default"] for k, v in schema["$defs"]["train"]["properties"].items()}
-    dataset = {"model": {"arch": "resnet18_cifar", "width": 1.0}, "train": train_block,
-               "variants": [{"name": "standard"}]}
-    cfg = TrainConfig.from_dict(resolve_variant(dataset, "standard", schema))
+    train_block = {k: v["default"] for k, v in schema()["$defs"]["train"]["properties"].items()}
+    cfg = TrainConfig.from_dict({"arch": "resnet18_cifar", "width": 1.0, **train_block})
     assert cfg.fused and not cfg.compile and cfg.sync_batchnorm  # the documented defaults
 
 

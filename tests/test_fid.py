@@ -110,17 +110,17 @@ def test_fid_verb_matches_the_baseline_to_the_generated_set_size(tmp_path):
     """--match-n: the real baseline is computed at the generated set's n (features only, no Inception)."""
     rng = np.random.default_rng(3)
     for name, n in (("test", 50), ("train", 70)):
-        np.savez(tmp_path / f"{name}.npz", features=_gaussian_features(rng, n, 8), images_sha256="x")
+        np.savez(tmp_path / f"{name}.npz", features=_gaussian_features(rng, n, 64), images_sha256="x")
     np.save(tmp_path / "gen.npy", np.zeros((30, 4, 4, 3), np.uint8))
     out = tmp_path / "real.json"
-    assert main(["fid", "--real", str(tmp_path / "test.npz"), "--fake", str(tmp_path / "train.npz"), "--dims", "8",
-                 "--match-n", str(tmp_path / "gen.npy"), "--interval-rounds", "10", "--variant", "real",
-                 "--device", "cpu", "--out", str(out)]) == 0
+    fid = ["--settings", json.dumps({"metrics.fid": {"dims": 64, "interval_rounds": 10}, "device": "cpu"})]
+    assert main(["fid", "--real", str(tmp_path / "test.npz"), "--fake", str(tmp_path / "train.npz"), *fid,
+                 "--match-n", str(tmp_path / "gen.npy"), "--variant", "real", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert (res["n_real"], res["n_fake"]) == (50, 30) and res["interval"]["low"] <= res["fid"] <= res["interval"]["high"]
     np.save(tmp_path / "big.npy", np.zeros((90, 4, 4, 3), np.uint8))
-    assert main(["fid", "--real", str(tmp_path / "test.npz"), "--fake", str(tmp_path / "train.npz"), "--dims", "8",
-                 "--match-n", str(tmp_path / "big.npy"), "--device", "cpu", "--out", str(tmp_path / "x.json")]) == 2
+    assert main(["fid", "--real", str(tmp_path / "test.npz"), "--fake", str(tmp_path / "train.npz"), *fid,
+                 "--match-n", str(tmp_path / "big.npy"), "--out", str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
 
 
@@ -177,8 +177,9 @@ def test_fid_verb_equals_pytorch_fid_on_image_folders(fid_env, tmp_path):
         np.save(tmp_path / f"{name}.npy", images)
     ref = calculate_fid_given_paths([str(tmp_path / "real"), str(tmp_path / "fake")], 50, "cpu", 64, 0)
     out = tmp_path / "fid.json"
-    assert main(["fid", "--real", str(tmp_path / "real.npy"), "--fake", str(tmp_path / "fake.npy"), "--dims", "64",
-                 "--interval-rounds", "5", "--kid", "--kid-subsets", "5", "--device", "cpu", "--out", str(out)]) == 0
+    fid = {"dims": 64, "interval_rounds": 5, "kid": True, "kid_subsets": 5}
+    assert main(["fid", "--real", str(tmp_path / "real.npy"), "--fake", str(tmp_path / "fake.npy"),
+                 "--settings", json.dumps({"metrics.fid": fid, "device": "cpu"}), "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["fid"] == pytest.approx(ref, rel=1e-5)  # float32 features, same model, same resize
     assert (res["n_real"], res["n_fake"]) == (72, 70) and res["interval"]["rounds"] == 5
@@ -196,7 +197,7 @@ def test_inversion_distance_is_zero_for_perfect_inversions(fid_env, tmp_path):
     (tmp_path / "meta.json").write_text(json.dumps({"source_kind": ["image", "noise", "noise"]}))
     out = tmp_path / "d.json"
     base = ["inversion-distance", "--targets", str(tmp_path / "t.npy"), "--inverted", str(tmp_path / "i.npy"),
-            "--device", "cpu", "--bootstrap", "50"]
+            "--settings", json.dumps({"metrics.inversion": {"bootstrap": 50}, "device": "cpu"})]
     assert main([*base, "--meta", str(tmp_path / "meta.json"), "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["dims"] == 192 and res["n"] == 3

@@ -7,7 +7,8 @@ import pytest
 
 from robinterp.cli import main
 
-EPS = {"standard": None, "small": {"norm": "l2", "eps": 0.5}, "large": {"norm": "l2", "eps": 1.5}}
+VARIANTS = [{"name": "standard", "attack": None}, {"name": "small", "attack": {"eps": 0.5}},
+            {"name": "large", "attack": {"eps": 1.5}}]
 REFERENCE = {"real": {"fid": 5.39}, "standard": {"fid": 152.29, "inversion_distance": [30.1, 30.07], "clean_acc": 93.2},
              "large": {"fid": 88.25, "inversion_distance": [20.05, 21.18]}}
 
@@ -45,10 +46,10 @@ def results(tmp_path):
 
 def test_tables_hold_intervals_directions_and_the_papers_values(results, tmp_path):
     t = tmp_path / "tables"
-    ref = json.dumps(REFERENCE)
-    assert main(["fid-table", "--inputs", *results["fid"], "--reference-json", ref, "--dataset", "d",
+    ref = json.dumps({"reference": REFERENCE})
+    assert main(["fid-table", "--inputs", *results["fid"], "--settings", ref, "--dataset", "d",
                  "--out-csv", str(t / "fid.csv"), "--out-md", str(t / "fid.md")]) == 0
-    assert main(["inversion-table", "--inputs", *results["inv"], "--reference-json", ref,
+    assert main(["inversion-table", "--inputs", *results["inv"], "--settings", ref,
                  "--out-csv", str(t / "inversion_distance.csv"), "--out-md", str(t / "inversion_distance.md")]) == 0
     assert main(["interpretability-table", "--inputs", *results["metrics"],
                  "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md")]) == 0
@@ -75,7 +76,7 @@ def test_curve_and_summary_from_json_only(results, tmp_path):
     assert main(["interpretability-table", "--inputs", *results["metrics"],
                  "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md")]) == 0
     png, csv = tmp_path / "fig" / "curve.png", t / "robustness_curve.csv"
-    assert main(["robustness-curve", "--eps-json", json.dumps(EPS), "--accuracy", *results["acc"],
+    assert main(["robustness-curve", "--settings", json.dumps({"variants": VARIANTS}), "--accuracy", *results["acc"],
                  "--fid", *results["fid"][1:], "--metrics", *results["metrics"], "--dataset", "d",
                  "--out-csv", str(csv), "--out-png", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -90,7 +91,7 @@ def test_curve_and_summary_from_json_only(results, tmp_path):
     assert "FID of class generations (lower better): standard (eps 0) 150 [148, 159] vs large (eps 1.5) 90" in text
     assert "-> eps 1.5 better, intervals disjoint" in text
     # a result without an eps for its variant is an error, not a silent gap
-    assert main(["robustness-curve", "--eps-json", json.dumps({"standard": None}), "--accuracy", *results["acc"],
+    assert main(["robustness-curve", "--settings", json.dumps({"variants": VARIANTS[:1]}), "--accuracy", *results["acc"],
                  "--out-csv", str(csv), "--out-png", str(png)]) == 2
 
 

@@ -189,8 +189,8 @@ def test_interpretability_metrics_verb_writes_every_metric(tmp_path):
            "explainer": "saliency", "bootstrap": 50, "faithfulness_runs": 10, "lipschitz_samples": 2}
     out = tmp_path / "metrics.json"
     assert main(["interpretability-metrics", "--checkpoint", str(tmp_path / "model.pt"), "--test",
-                 str(tmp_path / "test"), "--attributions", f"ig={tmp_path / 'ig.npz'}", "--config-json",
-                 json.dumps(cfg), "--variant", "v", "--device", "cpu", "--out", str(out)]) == 0
+                 str(tmp_path / "test"), "--attributions", f"ig={tmp_path / 'ig.npz'}", "--settings",
+                 json.dumps({"metrics.interpretability": cfg, "device": "cpu"}), "--variant", "v", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     got = {(e["metric"], e["method"]): e for e in res["metrics"]}
     assert set(got) == {("gradient_alignment", "input_gradient"), ("gini", "ig"), ("deletion_auc", "ig"),

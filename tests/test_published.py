@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from publishers import (CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, RICE_STD, import_publishers,
+from publishers import (checkpoint_settings, CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, RICE_STD, import_publishers,
                         madrylab_file, madrylab_reference, perturb, robustbench_file, robustbench_reference)
 from robinterp.checkpoints import load_model
 from robinterp.cli import main
@@ -225,16 +225,16 @@ def test_cli_verb_prints_the_sha256_and_writes_a_loadable_checkpoint(tmp_path, c
 
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
     digest = hashlib.sha256((tmp_path / "r18.pth").read_bytes()).hexdigest()
-    rc = main(["import-checkpoint", "--format", "torchvision", "--arch", "resnet18", "--input",
-               str(tmp_path / "r18.pth"), "--out", str(tmp_path / "m.pt"), "--num-classes", "1000",
-               "--mean", *map(str, IMAGENET_MEAN), "--std", *map(str, IMAGENET_STD), "--sha256", digest])
+    block = {"format": "torchvision", "arch": "resnet18", "path": str(tmp_path / "r18.pth"), "mean": IMAGENET_MEAN,
+             "std": IMAGENET_STD}
+    rc = main(["import-checkpoint", *checkpoint_settings(**block, num_classes=1000, sha256=digest), "--input",
+               str(tmp_path / "r18.pth"), "--out", str(tmp_path / "m.pt")])
     assert rc == 0 and digest in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "r18.pth"]
     _, meta = load_model(tmp_path / "m.pt")
     assert meta["source"]["sha256"] == digest and meta["arch"]["name"] == "resnet18"
-    rc = main(["import-checkpoint", "--format", "torchvision", "--arch", "resnet18", "--input",
-               str(tmp_path / "r18.pth"), "--out", str(tmp_path / "m2.pt"), "--num-classes", "10",
-               "--mean", "0", "0", "0", "--std", "1", "1", "1"])
+    rc = main(["import-checkpoint", *checkpoint_settings(**block, num_classes=10), "--input",
+               str(tmp_path / "r18.pth"), "--out", str(tmp_path / "m2.pt")])
     assert rc == 2 and "the head has 1000 classes, --num-classes says 10" in capsys.readouterr().err
 
 
@@ -257,18 +257,17 @@ def test_cli_class_subset_reads_the_dataset_wnids_and_the_imagenet_index(tmp_pat
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     for index in (tmp_path / "LOC_synset_mapping.txt", train):
         out = tmp_path / f"{index.name}.pt"
-        rc = main(["import-checkpoint", "--format", "torchvision", "--arch", "resnet18", "--input",
-                   str(tmp_path / "r18.pth"), "--out", str(out), "--mean", *map(str, IMAGENET_MEAN),
-                   "--std", *map(str, IMAGENET_STD), "--classes", str(tmp_path / "test/manifest.json"),
-                   "--class-subset", "wnids", "--imagenet-index", str(index)])
+        block = {"format": "torchvision", "arch": "resnet18", "path": str(tmp_path / "r18.pth"),
+                 "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "class_subset": "wnids"}
+        rc = main(["import-checkpoint", *checkpoint_settings(**block), "--input", str(tmp_path / "r18.pth"),
+                   "--out", str(out), "--classes", str(tmp_path / "test/manifest.json"), "--imagenet-index", str(index)])
         assert rc == 0, capsys.readouterr().err
         ours, meta = load_model(out)
         assert meta["classes"] == wnids
         _close(ours, lambda x: net((x - mean) / std)[:, [3, 417, 999]], torch.rand(2, 3, 64, 64))
     (tmp_path / "short.txt").write_text("n00000001 one\n")
-    rc = main(["import-checkpoint", "--format", "torchvision", "--arch", "resnet18", "--input",
-               str(tmp_path / "r18.pth"), "--out", str(tmp_path / "x.pt"), "--mean", "0", "0", "0", "--std", "1", "1",
-               "1", "--classes", str(tmp_path / "test"), "--class-subset", "wnids",
+    rc = main(["import-checkpoint", *checkpoint_settings(**block), "--input", str(tmp_path / "r18.pth"),
+               "--out", str(tmp_path / "x.pt"), "--classes", str(tmp_path / "test"),
                "--imagenet-index", str(tmp_path / "short.txt")])
     assert rc == 2 and "1 wnids, expected ILSVRC's 1000" in capsys.readouterr().err
 
@@ -328,13 +327,13 @@ def test_normalisation_flags_are_checked_by_name(tmp_path, capsys):
     """Two --mean values blamed the architecture; a zero --std divided by zero."""
     _, state = _tiny_robustbench_state()
     torch.save({k: v for k, v in state.items() if k not in ("mu", "sigma")}, tmp_path / "bare.pt")
-    argv = ["import-checkpoint", "--format", "robustbench", "--arch", "resnet18_cifar", "--width", "0.125",
-            "--input", str(tmp_path / "bare.pt"), "--out", str(tmp_path / "m.pt")]
-    assert main(argv + ["--mean", "0.485", "0.456", "--std", "0.2", "0.2", "0.2"]) == 2
+    block = {"format": "robustbench", "arch": "resnet18_cifar", "width": 0.125, "path": str(tmp_path / "bare.pt")}
+    argv = ["import-checkpoint", "--input", str(tmp_path / "bare.pt"), "--out", str(tmp_path / "m.pt")]
+    assert main(argv + checkpoint_settings(**block, mean=[0.485, 0.456], std=[0.2, 0.2, 0.2])) == 2
     err = capsys.readouterr().err
-    assert "--mean 0.485 0.456: 2 value(s); give one per RGB channel (3 values)" in err and "arch" not in err
-    assert main(argv + ["--mean", "0.5", "0.5", "0.5", "--std", "0.2", "0", "0.2"]) == 2
-    assert "input normalisation std [0.2, 0.0, 0.2] has a value <= 0" in capsys.readouterr().err
+    assert "settings.variant.checkpoint.mean: [0.485, 0.456] is too short" in err and "arch" not in err
+    assert main(argv + checkpoint_settings(**block, mean=[0.5] * 3, std=[0.2, 0, 0.2])) == 2
+    assert "settings.variant.checkpoint.std[1]: 0 is less than or equal to the minimum of 0" in capsys.readouterr().err
     state["linear.bias"][3] = float("inf")
     torch.save(state, tmp_path / "inf.pt")
     with pytest.raises(RobinterpError, match=r"inf.pt: 1 weight tensor\(s\) hold NaN or infinite values "

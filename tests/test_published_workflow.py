@@ -11,11 +11,10 @@ import torch
 import yaml
 
 from publishers import import_publishers, perturb
-from robinterp.config import check, imported_variants, load_schema
+from robinterp.config import check_config, imported_variants
 from robinterp.errors import RobinterpError
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
 
 
 def snakemake(*args, timeout=900):
@@ -54,7 +53,7 @@ def imported(path, **extra):
 def test_config_checks_of_imported_variants():
     base = {"source": {"kind": "digits"}}
     ok = {"datasets": {"d": {**base, "variants": [{"name": "std"}, imported("f.pt")]}}}
-    check(ok, SCHEMA)
+    check_config(ok)
     assert set(imported_variants(ok)) == {"madry"}
     bad = {"datasets": {"d": {**base, "variants": [{**imported("f.pt"), "train": {"epochs": 3}}]}}}
     with pytest.raises(RobinterpError, match=r"variants\[madry\]: \['train'\] set on an imported variant"):
@@ -66,12 +65,12 @@ def test_config_checks_of_imported_variants():
     with pytest.raises(RobinterpError, match="class_subset: wnids needs a small_imagenet150 dataset"):
         imported_variants(subset)
     with pytest.raises(RobinterpError, match="sha256"):
-        check({"datasets": {"d": {**base, "variants": [imported("f.pt", sha256="abc")]}}}, SCHEMA)
+        check_config({"datasets": {"d": {**base, "variants": [imported("f.pt", sha256="abc")]}}})
 
 
 def test_published_cifar10_config_is_valid_and_pins_nothing_unverified():
     cfg = yaml.safe_load((ROOT / "workflow/configs/published_cifar10.yaml").read_text())
-    check(cfg, SCHEMA)
+    check_config(cfg)
     variants = cfg["datasets"]["cifar10"]["variants"]
     assert {v["checkpoint"]["path"].rsplit("/", 1)[-1] for v in variants} == {
         "cifar_nat.pt", "cifar_l2_0_25.pt", "cifar_l2_0_5.pt", "cifar_l2_1_0.pt"}

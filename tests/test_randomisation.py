@@ -80,9 +80,10 @@ def test_parameter_randomisation_and_plot_verbs(tmp_path):
         paths.append(tmp_path / f"{v}.json")
         assert main(["parameter-randomisation", "--checkpoint", str(tmp_path / "model.pt"), "--attributions",
                      f"ig={tmp_path / 'ig.npz'}", f"shap={tmp_path / 'shap.npz'}", "--train", str(tmp_path / "train"),
-                     "--ig-json", json.dumps({"steps": 4, "trials": 2}), "--shap-json",
-                     json.dumps({"background": 8, "nsamples": 8}), "--config-json", json.dumps({"images": 3,
-                     "bootstrap": 20}), "--variant", v, "--device", "cpu", "--out", str(paths[-1])]) == 0
+                     "--settings", json.dumps({"analyses.ig": {"steps": 4, "trials": 2},
+                                               "analyses.shap": {"background": 8, "nsamples": 8},
+                                               "metrics.randomisation": {"images": 3, "bootstrap": 20}, "device": "cpu"}),
+                     "--variant", v, "--out", str(paths[-1])]) == 0
     res = json.loads(paths[0].read_text())
     assert {e["method"] for e in res["metrics"]} == {"ig", "shap"}
     assert all(e["metric"] == "randomisation_spearman" and e["n"] == 3 and e["low"] <= e["mean"] <= e["high"]

@@ -25,10 +25,10 @@ pytestmark = pytest.mark.skipif(
 
 
 def _filled(configfile: Path) -> dict:
-    from snakemake.utils import validate
+    from robinterp.config import check_config
 
     cfg = yaml.safe_load(configfile.read_text())
-    validate(cfg, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    check_config(cfg)
     return cfg
 
 

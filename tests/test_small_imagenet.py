@@ -184,10 +184,6 @@ def _bad_layouts(tree, tmp):
                                          r"the ILSVRC validation images"),
         ({"val_dir": str(tmp / "train_link")}, r"train_dir .* and val_dir .*train_link hold the same image files"),
         ({"val_dir": str(tmp / "val_hard")}, r"train_dir .* and val_dir .*val_hard hold the same image files"),
-        ({"seed": -1}, r"seed: -1; must be an integer >= 0 \(flag --seed\)"),
-        ({"classes": 0}, r"classes: 0; must be an integer >= 1"),
-        ({"train_per_class": -1}, r"train_per_class: -1; must be an integer >= 1 \(flag --train-per-class\)"),
-        ({"image_size": 0}, r"image_size: 0; must be an integer >= 8"),
         ({"train_per_class": 10}, r"class n\d{8} \(class \d+, fake\): 9 image\(s\) in .*needs 12"),
         ({"classes": 161}, r"161 requested but train_dir has only 160 class folders"),
         # 9 files, 9 needed, one unreadable: fails while decoding, naming the class and the counts
@@ -205,26 +201,28 @@ def test_bad_layouts_and_counts_fail_with_a_clear_message(cfg, tree, tmp_path):
 def test_cli_bad_numbers_give_one_line_errors(tree, tmp_path, capsys):
     from robinterp.cli import main
 
-    base = ["build-small-imagenet", "--train-dir", tree["train_dir"], "--val-dir", tree["val_dir"],
-            "--out-dir", str(tmp_path / "out")]
-    for flag, value in (("--seed", "-1"), ("--classes", "0"), ("--train-per-class", "-1"), ("--image-size", "0"),
-                        ("--workers", "-2")):
-        assert main(base + [flag, value]) == 2
+    base = ["build-small-imagenet", "--set", f"source.train_dir={tree['train_dir']}", "--set",
+            f"source.val_dir={tree['val_dir']}", "--set", "source.kind=small_imagenet150", "--out-dir", str(tmp_path / "out")]
+    for key, value, problem in (("seed", "-1", "less than the minimum of 0"), ("classes", "0", "less than the minimum of 1"),
+                                ("train_per_class", "-1", "less than the minimum of 1"),
+                                ("image_size", "0", "less than the minimum of 8")):
+        assert main(base + ["--set", f"source.{key}={value}"]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"error: {flag[2:].replace('-', '_')}: {value};") and err.count("\n") == 1, err
+        assert f"settings.source.{key}: {value} is {problem}" in err and err.count("\n") == 2, err
+    assert main(base + ["--workers", "-2"]) == 2
+    assert capsys.readouterr().err.startswith("error: workers: -2;")
     assert not (tmp_path / "out" / ".staging").exists()
 
 
 def test_schema_rejects_a_negative_seed():
-    from robinterp.config import check, load_schema
+    from robinterp.config import check_config
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    source = config["datasets"]["small_imagenet150"]["source"]
-    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
-    check(config, schema)
+    source = dict(config["datasets"]["small_imagenet150"]["source"])
+    check_config(config)
     config["datasets"]["small_imagenet150"]["source"] = {**source, "seed": -1}
     with pytest.raises(RobinterpError, match="seed"):
-        check(config, schema)
+        check_config(config)
 
 
 def test_workers_zero_means_every_usable_core():
@@ -276,8 +274,8 @@ def test_no_source_file_may_fill_two_rows():
 def test_cli_reports_errors_without_a_traceback(tree, tmp_path, capsys):
     from robinterp.cli import main
 
-    rc = main(["build-small-imagenet", "--train-dir", str(tmp_path / "nope"), "--val-dir", tree["val_dir"],
-               "--out-dir", str(tmp_path / "out")])
+    source = {"kind": "small_imagenet150", "train_dir": str(tmp_path / "nope"), "val_dir": tree["val_dir"]}
+    rc = main(["build-small-imagenet", "--settings", json.dumps({"source": source}), "--out-dir", str(tmp_path / "out")])
     assert rc == 2 and "error: train_dir" in capsys.readouterr().err
 
 
@@ -309,20 +307,22 @@ def test_random_affine_keeps_shape_and_range_and_follows_the_generator():
 
 
 def test_config_yaml_author_variant_validates_when_uncommented():
-    from robinterp.config import check, load_schema, resolve_variant
+    from robinterp.config import check_config, settings_value
 
     text = (ROOT / "config.yaml").read_text()
     block = re.search(r"^ *# - name: robust_l2_author\n(?: *#   .*\n)+", text, re.M).group(0)
     config = yaml.safe_load(text.replace(block, re.sub(r"^( *)# ", r"\1", block, flags=re.M)))
-    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
-    check(config, schema)
-    ds = config["datasets"]["small_imagenet150"]
-    author = resolve_variant(ds, "robust_l2_author", schema)
-    assert author["attack"] == {"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": 20, "bn_mode": "train"}
+    raw = yaml.safe_load(yaml.safe_dump(config))
+    check_config(config)
+    attack = settings_value(config, "small_imagenet150", "robust_l2_author", "variant.attack")
+    assert {k: attack[k] for k in ("norm", "eps", "step_size", "steps", "bn_mode")} == {
+        "norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": 20, "bn_mode": "train"}
+    author = settings_value(config, "small_imagenet150", "robust_l2_author", "train")
     assert (author["optimizer"], author["lr"], author["weight_decay"], author["batch_size"]) == ("adam", 1e-4, 5e-4, 200)
-    assert author["augment"] == {"random_resized_crop": True, "flip": True, "rotation": 20}
+    assert author["augment"] == {"random_resized_crop": True, "flip": True, "rotation": 20, "crop_padding": 0}
+    ds = raw["datasets"]["small_imagenet150"]
     with pytest.raises(RobinterpError, match="val_per_clas"):
-        check({**config, "datasets": {"s": {**ds, "source": {**ds["source"], "val_per_clas": 5}}}}, schema)
+        check_config({**raw, "datasets": {"s": {**ds, "source": {**ds["source"], "val_per_clas": 5}}}})
 
 
 # --- the DAG ---------------------------------------------------------------------------------

@@ -24,9 +24,18 @@ CONFIG = {"arch": "resnet18_cifar", "width": 0.0625, "epochs": 6, "batch_size": 
           "selection_max_images": 64, "eval_batch_size": 256, "seed": 7, "device": "cpu"}
 
 
+def settings(cfg: dict) -> dict:
+    """The train verb's settings object from CONFIG-style keys (each key to its section)."""
+    own = {"attack": "variant.attack", "seed": "variant.seed", "device": "device"}
+    out = {section: cfg[k] for k, section in own.items() if k in cfg}
+    out["model"] = {k: cfg[k] for k in ("arch", "width", "mean", "std") if k in cfg}
+    out["train"] = {k: v for k, v in cfg.items() if k not in own and k not in out["model"]}
+    return out
+
+
 def _cmd(digits_dir, out: Path, cfg=CONFIG):
     return [sys.executable, "-m", "robinterp", "train", "--train", str(digits_dir / "train"),
-            "--val", str(digits_dir / "val"), "--config-json", json.dumps(cfg), "--variant", "v",
+            "--val", str(digits_dir / "val"), "--settings", json.dumps(settings(cfg)), "--variant", "v",
             "--out", str(out / "model.pt"), "--log-csv", str(out / "train_log.csv"),
             "--state-dir", str(out / "state")]
 

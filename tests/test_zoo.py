@@ -32,7 +32,7 @@ def robustbench():
 
 
 def _block(name, dataset="cifar10", threat="L2", **extra):
-    return zoo.ZooCheckpoint.build({"source": "robustbench", "name": name, "dataset": dataset, "threat_model": threat,
+    return zoo.ZooCheckpoint.from_dict({"source": "robustbench", "name": name, "dataset": dataset, "threat_model": threat,
                                     **extra}, "checkpoint")
 
 
@@ -122,11 +122,12 @@ def test_stand_ins_import_through_the_cli_and_serve_every_analysis(tmp_path, cla
     block = stand_in_block(f"tiny_{architecture}", architecture, depth=10, width=1)
     src, sidecar = stand_in_file(tmp_path / "cache", block)
     out = tmp_path / "model.pt"
-    assert main(["import-checkpoint", "--robustbench-json", json.dumps(block), "--input", str(src),
-                 "--sidecar", str(sidecar), "--classes", str(classes / "manifest.json"), "--out", str(out)]) == 0
+    settings = ["--settings", json.dumps({"variant.checkpoint": block})]
+    assert main(["import-checkpoint", *settings, "--input", str(src), "--sidecar", str(sidecar),
+                 "--classes", str(classes / "manifest.json"), "--out", str(out)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "model.pt"]
-    assert main(["import-checkpoint", "--robustbench-json", json.dumps(block), "--input", str(src),
-                 "--arch", "resnet50", "--out", str(tmp_path / "other.pt")]) == 2  # a file's flags: refused
+    assert main(["import-checkpoint", "--settings", json.dumps({"variant.checkpoint": {**block, "arch": "resnet50"}}),
+                 "--input", str(src), "--out", str(tmp_path / "other.pt")]) == 2  # a file's keys: refused
     model, meta = load_model(out)
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1), requires_grad=True)
     logits, r = model(x), model.features(x)
@@ -285,10 +286,10 @@ def test_fetch_refuses_an_html_page_in_one_line_naming_the_url_and_the_fix(tmp_p
 def test_the_study_config_names_every_l2_entry_with_robustbenchs_numbers():
     from robustbench.model_zoo.cifar10 import l2
 
-    from robinterp.config import check, imported_variants, is_robustbench, load_schema, robustbench_file
+    from robinterp.config import check_config, imported_variants, is_robustbench, robustbench_file
 
     cfg = yaml.safe_load((ROOT / "workflow/configs/robustbench_cifar10_l2.yaml").read_text())
-    check(cfg, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))
+    check_config(cfg)
     ds = cfg["datasets"]["cifar10"]
     blocks = {v["name"]: v["checkpoint"] for v in ds["variants"]}
     assert all(is_robustbench(b) and b["name"] == name for name, b in blocks.items())
@@ -301,15 +302,14 @@ def test_the_study_config_names_every_l2_entry_with_robustbenchs_numbers():
 
 
 def test_schema_refuses_a_misspelt_zoo_block_naming_the_key():
-    from robinterp.config import check, load_schema
+    from robinterp.config import check_config
 
-    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
     cfg = {"datasets": {"d": {"source": {"kind": "digits"}, "variants": [
         {"name": "a", "checkpoint": {"source": "robustbench", "name": "Standard", "dataset": "cifar10",
                                      "threat": "L2"}},
         {"name": "b", "checkpoint": {**stand_in_block("b", "ResNet")}}]}}}
     with pytest.raises(RobinterpError) as e:
-        check(cfg, schema)
+        check_config(cfg)
     text = str(e.value)
     assert "variants[0].checkpoint: unknown key(s) ['threat']" in text and "'threat_model' is a required" in text
     assert "variants[1].checkpoint.stand_in.architecture: 'ResNet' is not allowed" in text

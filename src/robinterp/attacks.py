@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Settings
+from .settings import Settings
 from .errors import RobinterpError
 
 _TINY = 1e-12
@@ -215,9 +215,13 @@ class AttackConfig(Settings):
     bn_mode: str  # "train" reproduces the author's code (BatchNorm stats move in PGD)
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "AttackConfig | None":
+    def from_dict(cls, d: dict | None, where: str | None = None) -> "AttackConfig | None":
         """None (no attack) for an empty or null block."""
-        return cls.build(d) if d else None
+        return super().from_dict(d, where) if d else None
+
+    @classmethod
+    def from_block(cls, d: dict | None, where: str | None = None) -> "AttackConfig | None":
+        return super().from_block(d, where) if d else None
 
 
 def adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: AttackConfig,

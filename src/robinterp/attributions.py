@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import attack_mode
-from .config import Settings
+from .settings import Settings
 from .errors import RobinterpError
 from .progress import progress
 

@@ -1,9 +1,11 @@
 """`robinterp <verb>`: the command line Snakemake rules call. Each verb parses its flags, calls
 the library, writes exactly its declared outputs, and nothing else.
 
-Every input and output is an explicit path flag. Structured settings travel as JSON strings
-(`--config-json`, `--attack-json`) resolved from config.yaml by the workflow. Errors in input
-print `error: <what and how to fix>` and exit with status 2.
+Every input and output is an explicit path flag. A verb that reads config sections gets them as
+one settings object (robinterp.settings): `--settings` (a JSON object, or a .json/.yaml file) and
+`--set SECTION.KEY=VALUE` flags build it, and it is validated and filled from the schema once,
+before the verb runs, so a verb run by hand gets the same checks as one the workflow runs.
+Errors in input print `error: <what and how to fix>` and exit with status 2.
 """
 
 from __future__ import annotations
@@ -18,60 +20,66 @@ from .errors import RobinterpError
 VERBS = {}
 
 
-def verb(name: str, help: str):
-    """Register `fn(args)` as a verb; `fn.flags(parser)` declares its flags."""
+def verb(name: str, help: str, settings: tuple[str, ...] = ()):
+    """Register `fn(args)` as a verb; `fn.flags(parser)` declares its path flags, and `settings`
+    the config sections it reads (robinterp.settings keys), which arrive as `args.settings`."""
     def wrap(fn):
-        VERBS[name] = (fn, help)
+        VERBS[name] = (fn, help, tuple(settings))
         return fn
     return wrap
 
 
-def json_arg(text: str):
-    """argparse type for the --*-json flags."""
-    try:
-        return json.loads(text) if text not in (None, "", "null") else None
-    except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {e}")
+def verb_settings(name: str) -> tuple[str, ...]:
+    """The settings sections a verb reads (what the workflow hands it)."""
+    from . import commands  # noqa: F401  (registers every verb)
+
+    return VERBS[name][2]
 
 
-def setting(p: argparse.ArgumentParser, flag: str, key: str, help: str = "", **kw) -> None:
-    """A flag carrying one config key: its default is the schema's (the only place defaults are
-    written), its help names the key, and a number below the key's schema minimum is refused
-    (`--batch-size 0`, `--max-images -5`)."""
-    from .config import default, section
+def _settings_flags(p: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
+    from .settings import section_node
 
-    value = default(key)
-    node = section(key)
-    if "type" in kw and ("minimum" in node or "exclusiveMinimum" in node):
-        kw["type"] = at_least(kw["type"], flag, key, node.get("minimum"), node.get("exclusiveMinimum"))
-    help = help or SHARED_HELP.get(flag, "")
-    shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
-    p.add_argument(flag, default=value, help=f"{help}{'; ' if help else ''}config {key} (default {shown})".replace("%", "%%"),
-                   **kw)
+    described = "; ".join(f"{s}: {section_node(s).get('description', s).split(';')[0].strip()}" for s in sections)
+    p.add_argument("--settings", default=None, metavar="JSON|FILE",
+                   help=f"the job's settings: a JSON object, or a .json/.yaml file, with the sections {list(sections)} "
+                        f"(config keys and defaults: robinterp/config.schema.yaml; {described}); sections left out "
+                        "take their defaults".replace("%", "%%"))
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="one setting, over --settings (VALUE as YAML: 8, true, null, [1, 2]); repeatable")
 
 
-def at_least(convert, flag: str, key: str, minimum=None, exclusive=None):
-    """argparse type: `convert(text)`; below the schema's minimum of config `key` it is a
-    RobinterpError (one line, exit 2), which argparse lets through to `main`."""
-    def parse(text: str):
-        value = convert(text)
-        if (minimum is not None and value < minimum) or (exclusive is not None and value <= exclusive):
-            bound = f">= {minimum}" if minimum is not None else f"> {exclusive}"
-            raise RobinterpError(f"{key.rsplit('.', 1)[-1]}: {text}; must be {bound} (flag {flag}, config {key})")
-        return value
+def read_settings(text: str | None, sets: list[str], sections: tuple[str, ...]) -> dict:
+    """The settings object of --settings (JSON text or a file) with the --set overrides applied."""
+    import yaml
 
-    parse.__name__ = convert.__name__  # argparse names the type in "invalid int value" messages
-    return parse
-
-
-def block_json(p: argparse.ArgumentParser, key: str, flag: str = "--config-json", what: str = "") -> None:
-    """A --*-json flag carrying one config block: keys left out take the schema's defaults."""
-    from .config import properties
-
-    keys = ", ".join(properties(key))
-    p.add_argument(flag, type=json_arg, default=None,
-                   help=f"{what or 'the config block ' + key} as JSON; keys: {keys} (workflow/schemas/config.schema.yaml, "
-                        f"$defs {key}); keys left out take their defaults")
+    raw: dict = {}
+    if text:
+        if text.lstrip().startswith("{"):
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise RobinterpError(f"--settings: not valid JSON ({e})")
+        else:
+            path = Path(text)
+            if not path.is_file():
+                raise RobinterpError(f"--settings {text}: no such file (give a JSON object or a .json/.yaml file)")
+            raw = yaml.safe_load(path.read_text()) or {}  # YAML reads JSON too
+        if not isinstance(raw, dict):
+            raise RobinterpError("--settings: expected an object of sections, e.g. {\"device\": \"cpu\"}")
+    for item in sets:
+        key, sep, value = item.partition("=")
+        section = max((s for s in sections if key == s or key.startswith(s + ".")), key=len, default=None)
+        if not sep or section is None:
+            raise RobinterpError(f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION one of {list(sections)}")
+        target = raw.setdefault(section, {}) if key != section else None
+        rest = key[len(section) + 1:].split(".") if key != section else []
+        if target is None:
+            raw[section] = yaml.safe_load(value)
+            continue
+        for part in rest[:-1]:
+            target = target.setdefault(part, {})
+        target[rest[-1]] = yaml.safe_load(value)
+    return raw
 
 
 # The verbs in pipeline order, by workflow stage: stage X's rules are workflow/rules/X.smk and its
@@ -94,12 +102,7 @@ SHARED_HELP = {
     "--checkpoint": "model checkpoint (.pt) written by `train` or `import-checkpoint`",
     "--data": "packed split (folder or its manifest.json)",
     "--variant": "variant name, recorded in the outputs",
-    "--device": "auto | cpu | cuda (auto = CUDA when present); how the job runs, not what it computes",
-    "--seed": "seed of every random draw of this verb",
-    "--batch-size": "images per forward/backward pass (memory and speed only)",
     "--dataset": "dataset name, for titles",
-    "--reference-json": "the dataset's reference block as JSON (the paper's numbers; $defs dataset.reference): keys are "
-                        "variant names (and `real`, the real-data FID), values {clean_acc, adv_acc, fid, inversion_distance}",
     "--inputs": "the per-variant JSON files to merge, one per variant",
     "--out": "output file",
     "--out-csv": "output table (.csv)",
@@ -126,9 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"robinterp {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="<verb>")
     for name in order:
-        fn, help_ = VERBS[name]
+        fn, help_, sections = VERBS[name]
         p = sub.add_parser(name, help=help_, description=help_)
         fn.flags(p)
+        if sections:
+            _settings_flags(p, sections)
         for action in p._actions:
             if action.option_strings and not action.help:
                 action.help = SHARED_HELP.get(action.option_strings[0])
@@ -143,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        args = parser.parse_args(argv)  # a number below its schema minimum is a RobinterpError here
+        args = parser.parse_args(argv)
+        sections = VERBS[args.verb][2]
+        if sections:
+            from .settings import check_settings
+
+            args.settings = check_settings(sections, read_settings(args.settings, args.set, sections), "settings")
         args.func(args)
     except RobinterpError as e:
         print(f"error: {e}", file=sys.stderr)

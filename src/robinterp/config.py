@@ -1,110 +1,32 @@
-"""Config validation and variant resolution, shared by the workflow and the tests.
+"""The config file: validated and filled once, before any job, and read by the workflow.
 
-No torch here: the Snakefile imports this module at parse time. `check` turns JSON-schema
-errors into one line per problem naming the key and the allowed values; `resolve_variant`
-merges a variant's overrides over its dataset's `model`/`train` blocks and returns the flat
-dict that `robinterp train --config-json` takes.
+`check_config` checks a whole config against the schema (robinterp/config.schema.yaml) and fills
+every default into it, one readable line per problem naming the key; the checks that span keys
+follow (variant names, each variant's overrides merged over its dataset's blocks, what a run
+selects, imported variants). `settings_value` reads one section of a job's settings from the
+filled config, so the workflow hands each verb exactly what the config says.
+
+No torch here: the Snakefile imports this module while it builds the DAG.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
-from typing import ClassVar
-
-import yaml
 
 from .errors import RobinterpError
-
-TRAIN_ONLY_FOR_WORKFLOW = ("selection_split",)  # read by the workflow (which split), not by train()
-
-# Settings that change how a job runs (where, how fast, in how much memory) but not what it
-# computes beyond float rounding. The workflow keeps them out of the params that decide reruns,
-# and training keeps them out of its resume key: moving a finished run to another machine or
-# raising a batch size recomputes nothing. Every other setting changes results.
-# (Random starts are drawn per image, so evaluation batch sizes do not change them; the
-# attribution metrics draw their noise per batch, so their batch size is a result setting.)
-EXECUTION_ONLY = {
-    "train": ("device", "eval_batch_size", "channels_last", "fused", "compile"),
-    "evaluation": ("batch_size",),
-    "analyses": ("batch_size",),  # every method block of `analyses:`
-    "metrics.fid": ("batch_size",),
-    "metrics.inversion": ("batch_size",),
-}
+from .settings import default, problems, raise_problems, schema
 
 
-def result_settings(block: dict, kind: str) -> dict:
-    """`block` without its execution-only keys (EXECUTION_ONLY[kind]): what its results depend on."""
-    return {k: v for k, v in block.items() if k not in EXECUTION_ONLY[kind]}
-
-
-def load_schema(path: str | Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
-
-
-def _key(path) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "<top level>"
-
-
-def check(config: dict, schema: dict) -> None:
-    """Raise RobinterpError listing every schema violation, one readable line each."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = []
-    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
-        problems += _lines(_key(err.absolute_path), err)
-    problems += non_finite(config, "")
-    if problems:
-        raise RobinterpError("invalid config:\n  " + "\n  ".join(dict.fromkeys(problems)))
-
-
-def _lines(where: str, err) -> list[str]:
-    """One readable line per schema violation at `where` (a dotted key)."""
-    if err.validator == "oneOf" and isinstance(err.instance, dict):
-        # the alternatives' own type errors ("not null") say nothing; a key's wrong type does
-        sub = [e for e in err.context if e.validator != "type" or e.path]
-        return [f"{where}{'.' + _key(e.path) if e.path else ''}: {_short(e)}" for e in sub] or [
-            f"{where}: {err.message}"]
-    return [f"{where}: {_short(err)}"]
-
-
-def _problems(value, node: dict, where: str, root: dict) -> list[str]:
-    """One readable line per violation of the schema `node` (of the schema `root`) by `value`."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator({"$defs": root["$defs"], **node})
-    return [line for e in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.path)))
-            for line in _lines(".".join([where] + [str(p) for p in e.absolute_path]), e)]
-
-
-def non_finite(value, where: str) -> list[str]:
-    """One line per NaN or infinite number in a config value: JSON schema's `number` takes them
-    (YAML's .nan and .inf), and a NaN setting trains and evaluates to numbers that look fine."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return [f"{where or '<top level>'}: {value} is not a finite number; give a number"]
-    if isinstance(value, dict):
-        return [line for k, v in value.items() for line in non_finite(v, f"{where}.{k}" if where else str(k))]
-    if isinstance(value, (list, tuple)):
-        return [line for i, v in enumerate(value) for line in non_finite(v, f"{where}[{i}]")]
-    return []
-
-
-def _short(err) -> str:
-    if err.validator == "pattern" and ("propertyNames" in err.relative_schema_path
-                                       or list(err.absolute_path)[-1:] == ["name"]):
-        return (f"name {err.instance!r} does not match {err.validator_value}: it names folders and files, "
-                "so use letters, digits and _ . - (not starting with . or -)")
-    if err.validator == "additionalProperties":
-        allowed = sorted(err.schema.get("properties", {}))
-        return f"unknown key(s) {sorted(set(err.instance) - set(allowed))}; allowed: {allowed}"
-    if err.validator == "enum":
-        return f"{err.instance!r} is not allowed; choose one of {err.validator_value}"
-    return err.message
+def check_config(config: dict) -> None:
+    """Validate `config` against the schema, filling its defaults in place; then the checks
+    across keys. Raises RobinterpError with one line per problem."""
+    raise_problems(problems(config, schema(), ""), "invalid config")
+    check_variant_names(config)
+    raise_problems([line for ds, dcfg in config["datasets"].items() for name in variant_names(dcfg)
+                    for line in merged_variant(dcfg, name, f"datasets.{ds}.")[2]], "invalid config")
+    check_run(config)
+    imported_variants(config)
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -125,41 +47,38 @@ def get_variant(dataset_cfg: dict, name: str) -> dict:
     raise RobinterpError(f"variant {name!r} not in config; known: {variant_names(dataset_cfg)}")
 
 
-def _merged_variant(dataset_cfg: dict, name: str, schema: dict, where: str) -> tuple[dict, dict, dict, list[str]]:
-    """The variant, its dataset's model/train blocks with its overrides, and what is wrong with them."""
+def merged_variant(dataset_cfg: dict, name: str, where: str = "") -> tuple[dict, dict, list[str]]:
+    """A variant's model and train blocks (its dataset's, with the variant's overrides, defaults
+    filled) and what is wrong with them."""
     v = get_variant(dataset_cfg, name)
-    model = deep_merge(dataset_cfg["model"], v.get("model") or {})
-    train = deep_merge(dataset_cfg["train"], v.get("train") or {})
-    problems = [line for block, value in (("model", model), ("train", train))
-                for line in _problems(value, schema["$defs"][block], f"{where}variants[{name}].{block}", schema)]
-    return v, model, train, problems
+    blocks = {block: deep_merge(dataset_cfg.get(block) or {}, v.get(block) or {}) for block in ("model", "train")}
+    lines = [line for block, value in blocks.items()
+             for line in problems(value, schema()["$defs"][block], f"{where}variants[{name}].{block}")]
+    return blocks["model"], blocks["train"], lines
 
 
-def resolve_variant(dataset_cfg: dict, name: str, schema: dict, where: str = "") -> dict:
-    """The variant's full training config: dataset model/train blocks + the variant's overrides."""
-    v, model, train, problems = _merged_variant(dataset_cfg, name, schema, where)
-    if problems:
-        raise RobinterpError("invalid config:\n  " + "\n  ".join(dict.fromkeys(problems)))
-    resolved = {"arch": model["arch"], "width": model["width"], "mean": model.get("mean"), "std": model.get("std"),
-                **{k: val for k, val in train.items() if k not in TRAIN_ONLY_FOR_WORKFLOW},
-                "attack": v.get("attack"), "seed": v.get("seed", default("variant.seed")),
-                "eval_amp": dataset_cfg.get("evaluation", {}).get("amp", default("dataset.evaluation.amp"))}
-    return resolved
+def settings_value(config: dict, dataset: str, variant: str | None, key: str):
+    """One section of a job's settings (robinterp.settings) as the filled config has it: `device`,
+    `variant.<key>` (of `variant`), `model`/`train` (merged with `variant`'s overrides), or a
+    dotted path in the dataset ("analyses.ig", "evaluation.amp")."""
+    dcfg = config["datasets"][dataset]
+    if key == "device":
+        return config["device"]
+    if key.startswith("variant."):
+        return copy.deepcopy(get_variant(dcfg, variant).get(key.removeprefix("variant.")))
+    if key in ("model", "train") and variant is not None:
+        model, train, lines = merged_variant(dcfg, variant)
+        raise_problems(lines, "invalid config")
+        return {"model": model, "train": train}[key]
+    value = dcfg
+    for part in key.split("."):
+        value = value[part]
+    return copy.deepcopy(value)
 
 
 def selection_split(dataset_cfg: dict, name: str) -> str:
-    v = get_variant(dataset_cfg, name)
-    return deep_merge(dataset_cfg["train"], v.get("train") or {}).get("selection_split",
-                                                                       default("train.selection_split"))
-
-
-def check_variants(config: dict, schema: dict) -> None:
-    """Each variant's overrides merged over its dataset's blocks must be valid: a typo in a
-    variant's `train:` or `model:` stops the run before any job, naming the key."""
-    problems = [line for ds, dcfg in config["datasets"].items() for name in variant_names(dcfg)
-                for line in dict.fromkeys(_merged_variant(dcfg, name, schema, f"datasets.{ds}.")[3])]
-    if problems:
-        raise RobinterpError("invalid config:\n  " + "\n  ".join(problems))
+    """Which split selects the variant's best epoch (train.selection_split, with its overrides)."""
+    return merged_variant(dataset_cfg, name)[1]["selection_split"]
 
 
 def check_variant_names(config: dict) -> None:
@@ -192,106 +111,6 @@ def check_run(config: dict) -> None:
     if unselected:
         raise RobinterpError(f"run_variants: {wanted} selects no variant of dataset(s) {unselected}; add one of "
                              "theirs, or leave those datasets out with run_datasets")
-
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-_SCHEMA: dict = {}
-
-
-def schema() -> dict:
-    """workflow/schemas/config.schema.yaml: every key, its default and its description; the only
-    place a default is written (the workflow fills them, the verbs read them from here)."""
-    if not _SCHEMA:
-        if not SCHEMA_PATH.is_file():
-            raise RobinterpError(f"{SCHEMA_PATH}: the config schema is missing; robinterp runs from its repository "
-                                 "(pip install -e . or PYTHONPATH=src)")
-        _SCHEMA.update(load_schema(SCHEMA_PATH))
-    return _SCHEMA
-
-
-def _deref(node: dict) -> dict:
-    ref = node.get("$ref")
-    return schema()["$defs"][ref.rsplit("/", 1)[1]] if ref else node
-
-
-def section(path: str) -> dict:
-    """The schema node at a dotted path: a $defs entry or a top-level key, then properties
-    ("attack", "analyses.ig", "metrics.fid", "dataset.evaluation", "checkpoint.width")."""
-    head, *rest = path.split(".")
-    node = schema()["$defs"].get(head) or schema()["properties"].get(head)
-    if node is None:
-        raise KeyError(f"no schema section {path!r}")
-    for part in rest:
-        node = _deref(node)["properties"][part]
-    return node
-
-
-def default(path: str):
-    """The schema's default of one key ("metrics.fid.batch_size")."""
-    node = section(path)
-    if "default" not in node:
-        raise KeyError(f"schema key {path!r} has no default")
-    return copy.deepcopy(node["default"])
-
-
-def defaults(path: str) -> dict:
-    """{key: default} of every key of a schema block that has one."""
-    return {k: copy.deepcopy(v["default"]) for k, v in properties(path).items() if "default" in v}
-
-
-def properties(path: str) -> dict:
-    """{key: its schema} of a schema block."""
-    return _deref(section(path)).get("properties", {})
-
-
-def check_block(block: dict, path: str, where: str) -> None:
-    """Raise RobinterpError naming each key of `block` that breaks the schema block at `path`."""
-    problems = _problems(_plain(block), _deref(section(path)), where, schema()) + non_finite(_plain(block), where)
-    if problems:
-        raise RobinterpError("invalid settings:\n  " + "\n  ".join(dict.fromkeys(problems)))
-
-
-def _plain(value):
-    """Tuples as lists and numpy scalars as Python numbers, so that a block built in Python
-    validates as its JSON would."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value.item() if type(value).__module__ == "numpy" and hasattr(value, "item") else value
-
-
-class Settings:
-    """Mixin of the frozen settings dataclasses: each is one config block (`SECTION`, a schema
-    path) and has no defaults of its own. `from_dict` checks the block against the schema (errors
-    name the key), fills what it leaves out from the schema's defaults and keeps the fields;
-    `of(**values)` is the same from keywords. Keys the schema has and the dataclass lacks
-    (`enabled`, ...) are read by the workflow, not by the library."""
-
-    SECTION: ClassVar[str] = ""
-
-    @classmethod
-    def build(cls, block: dict | None, where: str | None = None):
-        import dataclasses
-
-        where = where or cls.SECTION
-        block = dict(block or {})
-        consts = {k: v["const"] for k, v in properties(cls.SECTION).items() if "const" in v}  # source `kind`
-        check_block({**consts, **block}, cls.SECTION, where)
-        values = {**defaults(cls.SECTION), **block}
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in values]
-        if missing:
-            raise RobinterpError(f"{where}: missing key(s) {missing} (they have no default)")
-        return cls(**{n: values[n] for n in names})
-
-    @classmethod
-    def from_dict(cls, block: dict | None):
-        return cls.build(block)
-
-    @classmethod
-    def of(cls, **values):
-        return cls.build(values)
 
 
 def imported_variants(config: dict) -> dict[str, dict]:

@@ -14,14 +14,9 @@ import pandas as pd
 from .errors import RobinterpError
 
 
-def ladder_eps(ladder: dict) -> dict[str, float]:
-    """{variant: training eps} from {variant: its training attack block (null = standard, eps 0) or a number}."""
-    if not ladder:
-        raise RobinterpError("--eps-json: give {variant: eps or attack block} for the ladder's variants")
-    from .config import default
-
-    return {name: float(attack.get("eps", default("attack.eps"))) if isinstance(attack, dict) else float(attack or 0.0)
-            for name, attack in ladder.items()}
+def training_eps(variants: list[dict]) -> dict[str, float]:
+    """{variant name: the eps it was trained at} of the dataset's variant entries (no attack: 0)."""
+    return {v["name"]: float(v["attack"]["eps"]) if v.get("attack") else 0.0 for v in variants}
 
 
 def curve_frame(eps: dict[str, float], accuracy: list[dict], fid: list[dict], metrics: list[dict]) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Accuracy on clean inputs and under attack, batched on the model's device.
 
-Run: `robinterp evaluate --checkpoint M --data D --attack-json '{...}' --out accuracy.json`.
+Run: `robinterp evaluate --checkpoint M --data D --settings '{"eval_attack": {...}}' --out accuracy.json`.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
 from . import storage  # noqa: E402
-from .config import Settings  # noqa: E402
+from .settings import Settings  # noqa: E402
 from .errors import RobinterpError  # noqa: E402
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import Settings
+from .settings import Settings
 from .errors import RobinterpError
 
 DIRECTION = {"gradient_alignment": "higher", "gini": "higher", "deletion_auc": "lower",
@@ -249,7 +249,7 @@ def bootstrap_mean(values, rounds: int, seed: int, level: float = 0.95) -> dict:
 
 @dataclass(frozen=True)
 class InterpretabilityConfig(Settings):
-    """The dataset's `metrics.interpretability` block (defaults: workflow/schemas/config.schema.yaml)."""
+    """The dataset's `metrics.interpretability` block (defaults: robinterp/config.schema.yaml)."""
 
     SECTION = "metrics.interpretability"
 

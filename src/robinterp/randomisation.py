@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import Settings
+from .settings import Settings
 from .errors import RobinterpError
 
 RANDOMISATION_METHODS = ("ig", "shap")
@@ -37,7 +37,7 @@ RANDOMISATION_METHODS = ("ig", "shap")
 
 @dataclass(frozen=True)
 class RandomisationConfig(Settings):
-    """The dataset's `metrics.randomisation` block (defaults: workflow/schemas/config.schema.yaml)."""
+    """The dataset's `metrics.randomisation` block (defaults: robinterp/config.schema.yaml)."""
 
     SECTION = "metrics.randomisation"
 

@@ -245,14 +245,13 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     import yaml
-    from snakemake.utils import validate
 
-    from .config import SCHEMA_PATH
+    from .config import check_config
 
     columns = {}
     for path in (argv if argv is not None else sys.argv[1:]):
         cfg = yaml.safe_load(Path(path).read_text())
-        validate(cfg, str(SCHEMA_PATH))
+        check_config(cfg)
         for name, d in cfg["datasets"].items():
             robust = [v for v in d["variants"] if v.get("attack")] or d["variants"]
             columns[f"{name} ({Path(path).name})"] = (d, robust[0])

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Settings, properties
+from .settings import Settings
 from .data import write_split
 from .errors import RobinterpError
 from .image_folder import ImageError, decode_image, hidden, walk_images
@@ -69,18 +69,6 @@ class BuildConfig(Settings):
     image_size: int
     validation: str  # train_holdout | ilsvrc_val (the paper: val = ILSVRC val)
     seed: int
-
-
-def check_settings(cfg: BuildConfig) -> None:
-    """One-line errors for counts, sizes and seeds out of range (before any folder is read), at
-    the schema's minimums (`validation: ilsvrc_val` leaves val_per_class unused)."""
-    for key, low in ((k, v["minimum"]) for k, v in properties(BuildConfig.SECTION).items() if "minimum" in v):
-        value = getattr(cfg, key)
-        if not isinstance(value, int) or value < low:
-            raise RobinterpError(f"{key}: {value!r}; must be an integer >= {low} "
-                                 f"(flag --{key.replace('_', '-')})")
-    if cfg.validation not in ("train_holdout", "ilsvrc_val"):
-        raise RobinterpError(f"validation: {cfg.validation!r}; choose train_holdout or ilsvrc_val")
 
 
 def resolve_workers(workers: int) -> int:
@@ -296,8 +284,8 @@ def check_splits_disjoint(files: dict[str, list[str]], validation: str) -> None:
 
 
 def plan(cfg: BuildConfig) -> tuple[list[dict], list[Job], dict[str, int]]:
-    """Check the settings and layouts, choose the classes, and list the jobs and split sizes."""
-    check_settings(cfg)
+    """Check the layouts, choose the classes, and list the jobs and split sizes (`cfg` is validated:
+    BuildConfig.of, or the verb's settings)."""
     train = scan_train(cfg.train_dir)
     val = scan_val(cfg.val_dir, cfg.val_labels)
     names = read_synset_mapping(cfg.synset_mapping) if cfg.synset_mapping else {}

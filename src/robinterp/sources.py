@@ -278,13 +278,19 @@ SOURCES = {"digits": prepare_digits, "cifar10": prepare_cifar10, "image_folder":
 
 def prepare(source: dict, out_dir: str | Path) -> None:
     """Write the packed splits of a `source:` block; keys it leaves out take the schema's defaults
-    ($defs <kind>_source), and a wrong key or value is named."""
-    from .config import check_block, defaults
+    ($defs <kind>_source), and a wrong key or value is named. (The prepare-data verb hands
+    `write_source` a block its settings check has filled already.)"""
+    from .settings import node, problems, raise_problems
 
-    kind = source.get("kind")
+    block = dict(source)
+    raise_problems(problems(block, node("dataset.source"), "source"))
+    write_source(block, out_dir)
+
+
+def write_source(source: dict, out_dir: str | Path) -> None:
+    """Write the packed splits of a validated, filled `source:` block."""
+    kind = source["kind"]
     if kind not in SOURCES:
         raise RobinterpError(f"source.kind {kind!r}: choose one of {sorted(SOURCES)} "
                              "(small_imagenet150 is built by `robinterp build-small-imagenet`)")
-    check_block(source, f"{kind}_source", "source")
-    keys = {k: v for k, v in {**defaults(f"{kind}_source"), **source}.items() if k != "kind"}
-    SOURCES[kind](Path(out_dir), **keys)
+    SOURCES[kind](Path(out_dir), **{k: v for k, v in source.items() if k != "kind"})

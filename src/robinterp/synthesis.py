@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import attack_mode, pgd
-from .config import Settings
+from .settings import Settings
 from .errors import RobinterpError
 from .device import DeviceData
 from .progress import counting, progress

@@ -29,8 +29,7 @@ from . import distributed, storage
 from .attacks import AttackConfig, SampleNoise, adversarial_examples, sample_keys
 from .augment import AugmentConfig, augment
 from .checkpoints import save_checkpoint
-from .config import (EXECUTION_ONLY, TRAIN_ONLY_FOR_WORKFLOW, Settings, check_block, default, defaults,
-                     properties)
+from .settings import TRAIN_SETTINGS, check_settings, properties, result_settings
 from .data import Split
 from .distributed import Ranks
 from .errors import RobinterpError
@@ -41,11 +40,10 @@ from .progress import progress
 
 
 @dataclass(frozen=True)
-class TrainConfig(Settings):
-    """One variant's training: its dataset's `model` and `train` blocks with the variant's overrides,
-    attack and seed (robinterp.config.resolve_variant), evaluation.amp and the device."""
-
-    SECTION = "train"
+class TrainConfig:
+    """One variant's training, from the train verb's settings (settings.TRAIN_SETTINGS): fields keep their key
+    names in the `model` and `train` blocks; `attack` and `seed` are the variant's, `eval_amp`
+    is evaluation.amp. `results` is what the trained weights depend on: the resume key."""
 
     arch: str
     width: float
@@ -77,34 +75,40 @@ class TrainConfig(Settings):
     mean: tuple | None  # input normalisation inside the model; None = train split's statistics
     std: tuple | None
 
+    results: dict  # the settings without their execution-only keys (robinterp.settings.result_settings)
+
     @classmethod
-    def build(cls, d: dict | None, where: str | None = None) -> "TrainConfig":
-        """From `robinterp.config.resolve_variant`'s flat dict: the model and train blocks, the
-        variant's attack and seed, evaluation.amp (as eval_amp) and the device. Keys left out take
-        the schema's defaults; errors name the key."""
-        d = dict(d or {})
-        keys = {name: _schema_keys(name) for name in ("model", "train")}
-        blocks = {name: {k: d.pop(k) for k in list(d) if k in names} for name, names in keys.items()}
-        own = {"attack": "variant.attack", "seed": "variant.seed", "eval_amp": "dataset.evaluation.amp",
-               "device": "device"}
-        unknown = sorted(set(d) - set(own))
-        if unknown:
-            raise RobinterpError(f"train config: unknown key(s) {unknown}; allowed: "
-                                 f"{sorted(keys['model'] | keys['train'] | set(own))}")
-        for name, block in blocks.items():
-            check_block(block, name, f"train config: {name}")
-        v = {**defaults("model"), **defaults("train"), **{k: default(path) for k, path in own.items()},
-             **blocks["model"], **blocks["train"], **d}
-        v["augment"] = AugmentConfig.build(v["augment"], "train config: train.augment")
-        v["attack"] = AttackConfig.from_dict(v["attack"])
-        v["selection_attack"] = AttackConfig.from_dict(v["selection_attack"])
-        v["milestones"] = tuple(v["milestones"] or ())
-        for k in ("mean", "std"):
-            v[k] = tuple(v[k]) if v[k] else None
-        return cls(**{f.name: v[f.name] for f in dataclasses.fields(cls)})
+    def from_settings(cls, s: dict) -> "TrainConfig":
+        """From the verb's settings, validated and filled (robinterp.settings.check_settings)."""
+        model, train = s["model"], s["train"]
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {**{k: v for k, v in train.items() if k in fields}, "arch": model["arch"], "width": model["width"],
+                  "mean": tuple(model["mean"]) if model.get("mean") else None,
+                  "std": tuple(model["std"]) if model.get("std") else None,
+                  "augment": AugmentConfig.from_block(train["augment"]),
+                  "attack": AttackConfig.from_block(s["variant.attack"]),
+                  "selection_attack": AttackConfig.from_block(train["selection_attack"]),
+                  "milestones": tuple(train["milestones"] or ()), "seed": s["variant.seed"],
+                  "eval_amp": s["evaluation.amp"], "device": s["device"], "results": result_settings(s)}
+        return cls(**values)
+
+    @classmethod
+    def of(cls, **keys) -> "TrainConfig":
+        """From keys of its blocks by their own names (`lr`, `arch`, `attack`, `seed`, `eval_amp`,
+        `device`; tests and benchmarks): validated and filled as the verb's settings are."""
+        own = {"attack": "variant.attack", "seed": "variant.seed", "eval_amp": "evaluation.amp", "device": "device"}
+        settings = {section: keys.pop(k) for k, section in own.items() if k in keys}
+        model_keys = set(properties("model"))
+        settings["model"] = {k: keys.pop(k) for k in list(keys) if k in model_keys}
+        settings["train"] = keys
+        return cls.from_settings(check_settings(TRAIN_SETTINGS, settings, "train settings"))
+
+    @classmethod
+    def from_dict(cls, keys: dict | None) -> "TrainConfig":
+        return cls.of(**dict(keys or {}))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "results"}
 
     @property
     def selection(self) -> str:
@@ -113,15 +117,6 @@ class TrainConfig(Settings):
         if self.selection_metric != "auto":
             return self.selection_metric
         return "clean" if self.attack is None else "mean"
-
-    def result_dict(self) -> dict:
-        """The settings the trained weights depend on (no device, speed or throughput switches)."""
-        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY["train"]}
-
-
-def _schema_keys(block: str) -> set[str]:
-    """Keys of a schema block the training config takes (train.selection_split is the workflow's)."""
-    return set(properties(block)) - set(TRAIN_ONLY_FOR_WORKFLOW)
 
 
 def make_optimizer(cfg: TrainConfig, model, device: torch.device = torch.device("cpu")):
@@ -217,7 +212,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
     # --- resume from the last finished epoch, if the saved state belongs to this config ---
     state_path, best_path = Path(state_dir) / "state.pt", Path(state_dir) / "best_model.pt"
     start, best, rows = 0, {"score": -math.inf, "epoch": None, "metrics": None}, []
-    resume_key = {"config": cfg.result_dict(), "data_sha256": {"train": train_split.sha256, "val": val_split.sha256}}
+    resume_key = {"config": cfg.results, "data_sha256": {"train": train_split.sha256, "val": val_split.sha256}}
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if state.get("resume_key") == resume_key:

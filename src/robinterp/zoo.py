@@ -38,7 +38,7 @@ from importlib import metadata
 from pathlib import Path
 
 from . import storage
-from .config import Settings
+from .settings import Settings
 from .download import download_file, part_path
 from .errors import RobinterpError
 from .safe_unpickle import check_file
@@ -156,10 +156,10 @@ def _stand_in_builders() -> dict:
 
 
 def stand_in_entry(block: ZooCheckpoint, num_classes: int) -> Entry:
-    from .config import check_block, defaults
+    from .settings import node, problems, raise_problems
 
-    spec = {**defaults("robustbench_stand_in"), **block.stand_in}
-    check_block(spec, "robustbench_stand_in", "checkpoint.stand_in")
+    spec = dict(block.stand_in)
+    raise_problems(problems(spec, node("robustbench_stand_in"), "checkpoint.stand_in"))  # fills its defaults
     if (spec["depth"] - 4) % 6:
         raise RobinterpError(f"checkpoint.stand_in.depth {spec['depth']}: these wide ResNets need depth = 6k + 4 "
                              "(10, 16, 22, 28, ...)")

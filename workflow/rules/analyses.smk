@@ -15,7 +15,7 @@ rule ig:
         attributions=f"{R}/{{dataset}}/ig/{{variant}}/attributions.npz",
         meta=f"{R}/{{dataset}}/ig/{{variant}}/meta.json",
     params:
-        **analysis_params("ig"),
+        **verb_params("ig"),
     log:
         f"{R}/logs/ig/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
@@ -25,7 +25,7 @@ rule ig:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp ig --checkpoint {input.model:q} --data {input.test:q}"
-        " --config-json {params.config} --variant {wildcards.variant:q} --device {params.device}"
+        " {params.settings} --variant {wildcards.variant:q}"
         " --out {output.attributions:q} --meta {output.meta:q} > {log:q} 2>&1"
 
 
@@ -38,7 +38,7 @@ rule shap:
         attributions=f"{R}/{{dataset}}/shap/{{variant}}/attributions.npz",
         meta=f"{R}/{{dataset}}/shap/{{variant}}/meta.json",
     params:
-        **analysis_params("shap"),
+        **verb_params("shap"),
     log:
         f"{R}/logs/shap/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
@@ -48,8 +48,8 @@ rule shap:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp shap --checkpoint {input.model:q} --data {input.test:q}"
-        " --train {input.train:q} --config-json {params.config} --variant {wildcards.variant:q}"
-        " --device {params.device} --out {output.attributions:q} --meta {output.meta:q} > {log:q} 2>&1"
+        " --train {input.train:q} {params.settings} --variant {wildcards.variant:q}"
+        " --out {output.attributions:q} --meta {output.meta:q} > {log:q} 2>&1"
 
 
 rule class_generation:
@@ -62,7 +62,7 @@ rule class_generation:
         labels=f"{R}/{{dataset}}/class_generation/{{variant}}/labels.npy",
         meta=f"{R}/{{dataset}}/class_generation/{{variant}}/meta.json",
     params:
-        **analysis_params("class_generation"),
+        **verb_params("class-generation"),
     log:
         f"{R}/logs/class_generation/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
@@ -72,8 +72,8 @@ rule class_generation:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp class-generation --checkpoint {input.model:q}"
-        " --data {input.test:q} --config-json {params.config} --variant {wildcards.variant:q}"
-        " --device {params.device} --out-images {output.images:q} --out-seeds {output.seeds:q}"
+        " --data {input.test:q} {params.settings} --variant {wildcards.variant:q}"
+        " --out-images {output.images:q} --out-seeds {output.seeds:q}"
         " --out-labels {output.labels:q} --meta {output.meta:q} > {log:q} 2>&1"
 
 
@@ -87,7 +87,7 @@ rule inversion:
         inverted=f"{R}/{{dataset}}/inversion/{{variant}}/inverted.npy",
         meta=f"{R}/{{dataset}}/inversion/{{variant}}/meta.json",
     params:
-        **analysis_params("inversion"),
+        **verb_params("inversion"),
     log:
         f"{R}/logs/inversion/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
@@ -97,8 +97,8 @@ rule inversion:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp inversion --checkpoint {input.model:q}"
-        " --data {input.test:q} --config-json {params.config} --variant {wildcards.variant:q}"
-        " --device {params.device} --out-targets {output.targets:q} --out-sources {output.sources:q}"
+        " --data {input.test:q} {params.settings} --variant {wildcards.variant:q}"
+        " --out-targets {output.targets:q} --out-sources {output.sources:q}"
         " --out-inverted {output.inverted:q} --meta {output.meta:q} > {log:q} 2>&1"
 
 
@@ -110,7 +110,7 @@ rule feature_vis:
         features=f"{R}/{{dataset}}/feature_vis/{{variant}}/features.npz",
         meta=f"{R}/{{dataset}}/feature_vis/{{variant}}/meta.json",
     params:
-        **analysis_params("feature_vis"),
+        **verb_params("feature-vis"),
     log:
         f"{R}/logs/feature_vis/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
@@ -120,5 +120,5 @@ rule feature_vis:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp feature-vis --checkpoint {input.model:q}"
-        " --data {input.test:q} --config-json {params.config} --variant {wildcards.variant:q}"
-        " --device {params.device} --out {output.features:q} --meta {output.meta:q} > {log:q} 2>&1"
+        " --data {input.test:q} {params.settings} --variant {wildcards.variant:q}"
+        " --out {output.features:q} --meta {output.meta:q} > {log:q} 2>&1"

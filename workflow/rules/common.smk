@@ -1,6 +1,7 @@
-# Every helper function of the rules (Snakemake's lint wants functions apart from rules): config
-# validation, variant resolution, params builders and each stage's target list. No torch here:
-# parsing the DAG stays fast, and the same helpers (robinterp.config) are unit-tested.
+# Every helper function of the rules (Snakemake's lint wants functions apart from rules): the config
+# check, the settings each job gets, its resources, and each stage's target list. No torch here:
+# parsing the DAG stays fast, and the same helpers (robinterp.config, robinterp.settings) are
+# unit-tested.
 import json
 import re
 import shlex
@@ -8,39 +9,33 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 
+from robinterp.cli import verb_settings
 from robinterp.config import (
-    SCHEMA_PATH,
-    check,
-    check_run,
-    check_variant_names,
-    check_variants,
+    check_config,
     get_variant,
     imported_variants,
-    resolve_variant,
-    result_settings,
-    schema,
+    is_robustbench,
+    robustbench_file,
     selection_split,
+    settings_value,
     variant_names,
 )
+from robinterp.errors import RobinterpError
 from robinterp.fid_weights import fid_weights_path
 from robinterp.gpus import local_gpu_limit
 from robinterp.image_folder import listing_digest
-from robinterp.errors import RobinterpError
 from robinterp.resources import job_resources, resource_keys
+from robinterp.settings import result_settings
 from robinterp.sources import needs_download
 
-SCHEMA = schema()  # workflow/schemas/config.schema.yaml, as the verbs read it
+# The config is checked and its defaults filled once, here, before any job: one line per problem,
+# naming the key (robinterp/config.schema.yaml holds every key, its default and its description).
 try:
-    check(config, SCHEMA)  # readable messages first (key + allowed values) ...
-    validate(config, str(SCHEMA_PATH))  # ... then Snakemake's validation fills the defaults
-    check_variant_names(config)
-    check_variants(config, SCHEMA)  # each variant's model/train overrides, merged
-    check_run(config)  # results: names a folder; run_variants names variants of each dataset run
+    check_config(config)
 except RobinterpError as e:
     raise WorkflowError(str(e))
 
@@ -52,36 +47,6 @@ CONDA_ENV = str(Path(workflow.basedir) / "envs" / "robinterp.yaml")
 _USE_CONDA = "conda" in str(workflow.deployment_settings.deployment_method).lower()
 _PATH = "" if _USE_CONDA else f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
 shell.prefix(f"set -euo pipefail; {_PATH}export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
-# GPUs (docs/scale.md, "GPUs on one machine"). A GPU rule asks for one GPU unless `device: cpu`,
-# and its command starts through `python -m robinterp.gpus {resources.gpu} --`, which gives the job
-# GPUs no other running job holds (or steps aside on a machine without GPUs, and under SLURM).
-# Locally, Snakemake runs as many GPU jobs at once as this machine shows GPUs (honouring
-# CUDA_VISIBLE_DEVICES), unless `--resources gpu=N` says otherwise.
-_GPUS = local_gpu_limit(workflow.global_resources, workflow.remote_exec)
-if _GPUS:
-    workflow.register_resource("gpu", _GPUS)
-
-
-def resources_of(rule):
-    """The rule's resources, computed per job from its dataset's size (robinterp.resources). They
-    live in the rule, so `--set-resources rule:key=v` changes that key alone."""
-
-    def value(key):
-        def of(wildcards, threads):
-            ds = wildcards.get("dataset")
-            variant = train_config(ds, wildcards.variant) if rule == "train" else None
-            return job_resources(rule, ds and dataset_cfg(ds), variant, config["device"], threads)[key]
-
-        return of
-
-    return {key: value(key) for key in resource_keys(rule, config["device"])}
-
-
-def python_launcher(gpus):
-    """`python`, or torchrun with one process per GPU when a job holds more than one (train)."""
-    if int(gpus or 0) > 1:
-        return f"python -m torch.distributed.run --standalone --nproc_per_node={int(gpus)}"
-    return "python"
 
 
 def enabled_datasets():
@@ -103,83 +68,74 @@ def variants(dataset):
     return [v for v in names if not wanted or v in wanted]
 
 
-def json_arg(obj):
-    """A config block as one shell-quoted JSON argument (the CLI's --*-json flags)."""
-    return shlex.quote(json.dumps(obj, sort_keys=True))
+# --- the settings of a job ------------------------------------------------------------------------
+# A verb reads one settings object: the config sections it declares (robinterp.cli.verb_settings),
+# as the filled config has them for the job's dataset and variant. The rule passes it whole
+# (`{params.settings}`) through a params function that takes `resources`, which Snakemake leaves
+# out of its rerun check; `trigger`, the same object without the keys the schema marks
+# `x-execution` (device, batch sizes kept for throughput, speed switches), is what Snakemake
+# compares: a job reruns when a setting that changes its results changes, and only then.
 
 
-def cli_flags(block, skip=()):
-    """A config block as shell-quoted flags named after its keys (`_` -> `-`): `--key value`, a list
-    as `--key a b`, a boolean as `--key` / `--no-key`; null values and empty lists left out."""
-    out = []
-    for k, v in block.items():
-        name = k.replace("_", "-")
-        if k in skip or v is None or v == []:
-            continue
-        if isinstance(v, bool):
-            out.append(f"--{name}" if v else f"--no-{name}")
-        elif isinstance(v, list):
-            out.append(f"--{name} " + " ".join(shlex.quote(str(x)) for x in v))
-        else:
-            out.append(f"--{name} {shlex.quote(str(v))}")
-    return " ".join(out)
-
-
-def block(*keys):
-    """Params helper: wildcards -> the dataset's config block at `keys` (block("metrics", "fid"))."""
-
-    def of(w):
-        out = dataset_cfg(w.dataset)
-        for k in keys:
-            out = out[k]
-        return out
-
-    return of
-
-
-def flag(block_of, key):
-    """Params function: `block_of(wildcards)[key]` as one flag (cli_flags); nothing when null, so
-    the verb's flag stays unset."""
-    return lambda w: cli_flags({key: block_of(w)[key]})
-
-
-def train_config(dataset, variant):
+def job_settings(verb, dataset, variant=None):
+    """The settings object of `verb`'s job on `dataset` (and `variant`)."""
     try:
-        resolved = resolve_variant(dataset_cfg(dataset), variant, SCHEMA, where=f"datasets.{dataset}.")
+        return {key: settings_value(config, dataset, variant, key) for key in verb_settings(verb)}
     except RobinterpError as e:
         raise WorkflowError(str(e))
-    return {**resolved, "device": config["device"]}
 
 
-# A rule's params hold what its outputs depend on: Snakemake reruns a job when they change.
-# How a job runs (device, batch sizes kept for throughput, channels_last, compile: the
-# EXECUTION_ONLY keys of robinterp.config) must rerun nothing, so the flags carrying them are
-# params functions that take `resources`: Snakemake counts such "derived" params out of its
-# rerun check. Each rule then has `settings` (what the results depend on; the rerun trigger)
-# and flags built by `run_settings` (the full block the verb reads).
+def verb_params(verb, dataset_of=lambda w: w.dataset):
+    """`settings` (the flag the verb reads) and `trigger` (its rerun trigger) of a rule calling `verb`."""
+    of = lambda w: job_settings(verb, dataset_of(w), w.get("variant"))
+    return {
+        "trigger": lambda w: json.dumps(result_settings(of(w)), sort_keys=True),
+        "settings": lambda w, resources: f"--settings {shlex.quote(json.dumps(of(w), sort_keys=True))}",
+    }
 
 
-def run_settings(fn):
-    """A params entry read by the job but never a reason to rerun it (see above)."""
-    return lambda wildcards, resources: fn(wildcards)
+# --- GPUs and resources (docs/scale.md) --------------------------------------------------------------
+# Each GPU rule asks for one GPU (none with device cpu), and its command starts through
+# `python -m robinterp.gpus {resources.gpu} --`, which gives the job GPUs no other running job holds
+# (or steps aside on a machine without GPUs, and under SLURM). Locally, Snakemake runs as many GPU
+# jobs at once as this machine shows GPUs (honouring CUDA_VISIBLE_DEVICES), unless
+# `--resources gpu=N` says otherwise.
+_GPUS = local_gpu_limit(workflow.global_resources, workflow.remote_exec)
+if _GPUS:
+    workflow.register_resource("gpu", _GPUS)
 
 
-def settings_param(block_of, kind):
-    """The rerun trigger: `block_of(wildcards)` without its execution-only keys."""
-    return lambda w: json_arg(result_settings(block_of(w), kind))
+def resources_of(rule, **computed_here):
+    """The rule's resources, computed per job from its dataset's size (robinterp.resources), and
+    the ones a rule computes from its inputs (`computed_here`). They live in the rule, so
+    `--set-resources rule:key=v` changes that key alone."""
+
+    def value(key):
+        def of(wildcards, threads):
+            ds = wildcards.get("dataset")
+            variant = get_variant(dataset_cfg(ds), wildcards.variant) if rule == "train" else None
+            return job_resources(rule, ds and dataset_cfg(ds), variant, config["device"], threads)[key]
+
+        return of
+
+    return {**{key: value(key) for key in resource_keys(rule, config["device"])}, **computed_here}
 
 
-SOURCE_PATH_KEYS = {
-    "image_folder": ("root",),
-    "small_imagenet150": ("train_dir", "val_dir", "val_labels", "imagenetv2_dir", "synset_mapping", "class_list"),
-}
+def python_launcher(gpus):
+    """`python`, or torchrun with one process per GPU when a job holds more than one (train)."""
+    if int(gpus or 0) > 1:
+        return f"python -m torch.distributed.run --standalone --nproc_per_node={int(gpus)}"
+    return "python"
+
+
+# --- data (data.smk, small_imagenet.smk) ---------------------------------------------------------------
 
 
 def check_sources():
     """Fail before any job runs when a dataset's input folders or files are missing."""
     for ds in enabled_datasets():
         src = dataset_cfg(ds)["source"]
-        for key in SOURCE_PATH_KEYS.get(src["kind"], ()):
+        for key in SOURCE_PATHS.get(src["kind"], ()):
             path = src.get(key)
             if path and not Path(path).exists():
                 raise WorkflowError(
@@ -188,6 +144,11 @@ def check_sources():
                 )
 
 
+# The source keys that name input files or folders, per kind (declared as rule inputs too).
+SOURCE_PATHS = {
+    "image_folder": ("root",),
+    "small_imagenet150": ("train_dir", "val_dir", "val_labels", "imagenetv2_dir", "synset_mapping", "class_list"),
+}
 check_sources()
 
 
@@ -231,25 +192,14 @@ def analyses_cfg(dataset):
     return dataset_cfg(dataset)["analyses"]
 
 
-def analysis_params(method):
-    """`settings` (the method's block less its batch size) decides reruns; `config` is what the verb reads."""
-    return {
-        "settings": settings_param(lambda w: analyses_cfg(w.dataset)[method], "analyses"),
-        "config": run_settings(lambda w: json_arg(analyses_cfg(w.dataset)[method])),
-        "device": run_settings(lambda w: config["device"]),
-    }
-
-
 def per_variant(pattern):
     """Input function: `pattern` ({R}, {variant} and the rule's wildcards) for every variant."""
     return lambda w: [pattern.format(R=R, variant=v, **dict(w.items())) for v in variants(w.dataset)]
 
 
-def plot_params():
-    return {
-        "plots": lambda w: json_arg(analyses_cfg(w.dataset)["plots"]),
-        "variants": lambda w: " ".join(variants(w.dataset)),
-    }
+def variant_list(w):
+    """The variants of a figure or table, in the config's order (a name is one shell word)."""
+    return " ".join(variants(w.dataset))
 
 
 # --- metrics (metrics.smk) ---------------------------------------------------------------------------
@@ -269,11 +219,6 @@ def ladder(dataset):
     if unknown:
         raise WorkflowError(f"datasets.{dataset}.metrics.curve.variants: unknown variant(s) {unknown}")
     return [v for v in wanted if v in variants(dataset)] or variants(dataset)  # run_variants may narrow it
-
-
-def ladder_eps(dataset):
-    """{variant: training attack block} - the curve reads eps from it (null = standard, eps 0)."""
-    return {v: train_config(dataset, v)["attack"] for v in ladder(dataset)}
 
 
 def _enabled(dataset, block):
@@ -297,6 +242,16 @@ def randomisation_results(ds):
     return [f"{R}/{ds}/interpretability/randomisation/{v}.json" for v in variants(ds)] if randomisation_on(ds) else []
 
 
+def attribution_inputs(w):
+    """The attribution files the metric rules score, one per method of metrics.interpretability.methods."""
+    return {m: f"{R}/{w.dataset}/{m}/{w.variant}/attributions.npz" for m in metrics_cfg(w.dataset)["interpretability"]["methods"]}
+
+
+def named_attributions(w, input):
+    """`--attributions ig=PATH shap=PATH`: each method with its file."""
+    return " ".join(shlex.quote(f"{m}={input[m]}") for m in metrics_cfg(w.dataset)["interpretability"]["methods"])
+
+
 def metrics_targets(ds):
     out = [f"{R}/{ds}/tables/{name}.{ext}" for name in metric_tables(ds) for ext in ("csv", "md")]
     if randomisation_on(ds):
@@ -314,20 +269,6 @@ def summary_tables():
     return {ds: [f"{R}/{ds}/tables/{n}.csv" for n in ["accuracy"] + metric_tables(ds)] for ds in enabled_datasets()}
 
 
-def fid_params(variant_of, match_n=lambda w, input: ""):
-    """Shared params of the two FID rules; `variant_of(wildcards)` names the row, `match_n` sets
-    the baseline's generated-set size (FID rows compare at equal n only)."""
-    return dict(
-        match_n=match_n,
-        settings=settings_param(lambda w: metrics_cfg(w.dataset)["fid"], "metrics.fid"),
-        fid=run_settings(lambda w: metrics_cfg(w.dataset)["fid"]),
-        max_images=flag(block("metrics", "fid"), "max_images"),
-        kid=flag(block("metrics", "fid"), "kid"),
-        variant=variant_of,
-        device=run_settings(lambda w: config["device"]),
-    )
-
-
 # --- published models (published.smk) ----------------------------------------------------------------
 
 
@@ -341,32 +282,49 @@ def checkpoint_cfg(dataset, variant):
     return get_variant(dataset_cfg(dataset), variant)["checkpoint"]
 
 
-def import_flags(dataset, variant):
-    """The checkpoint block as import-checkpoint flags (path and class_subset travel as inputs)."""
+ZOO_FILE = f"{config['robustbench_cache']}/{{zoo_dataset}}/{{threat}}/{{zoo_name}}.pt"  # robustbench's own layout
+
+
+def import_inputs(dataset, variant):
+    """import_checkpoint's inputs: the file (and a zoo entry's sidecar), and with class_subset:
+    wnids the wnid of every ImageNet output (LOC_synset_mapping.txt, or the ILSVRC train folder's
+    sorted class folders)."""
     block = checkpoint_cfg(dataset, variant)
-    keys = ("format", "arch", "sha256", "width", "num_classes", "mean", "std", "class_subset")
-    return cli_flags({k: block.get(k) for k in keys})
+    if is_robustbench(block):
+        path = robustbench_file(config, block)
+        out = {"file": path, "sidecar": f"{path}.json"}
+    else:
+        out = {"file": block["path"]}
+    if block.get("class_subset"):
+        src = dataset_cfg(dataset)["source"]
+        out["index"] = src.get("synset_mapping") or src["train_dir"]
+    return out
 
 
-def imagenet_index_input(dataset, variant):
-    """class_subset: wnids reads the wnid of every ImageNet output from LOC_synset_mapping.txt, or
-    from the sorted class folders of the ILSVRC train folder."""
-    if not checkpoint_cfg(dataset, variant).get("class_subset"):
-        return []
-    src = dataset_cfg(dataset)["source"]
-    return [src.get("synset_mapping") or src["train_dir"]]
+def zoo_files():
+    """The RobustBench files of the variants that run (rule robustbench_downloads)."""
+    return sorted({robustbench_file(config, block) for ds in enabled_datasets() for v in variants(ds)
+                   for block in [get_variant(dataset_cfg(ds), v).get("checkpoint")] if is_robustbench(block)})
+
+
+ZOO_FILES = zoo_files()
 
 
 def check_checkpoint_files():
-    """Fail before any job runs when an imported variant's file is missing."""
+    """Fail before any job runs when an imported variant's downloaded file is missing (a zoo entry's
+    is downloaded by the workflow; a stand-in's, used by tests, is written by them)."""
     for ds in enabled_datasets():
         for v in variants(ds):
             block = get_variant(dataset_cfg(ds), v).get("checkpoint")
-            if block and not Path(block["path"]).is_file():
+            where = f"datasets.{ds}.variants[{v}].checkpoint"
+            if block and not is_robustbench(block) and not Path(block["path"]).is_file():
                 raise WorkflowError(
-                    f"datasets.{ds}.variants[{v}].checkpoint.path: {block['path']} does not exist. Download it "
+                    f"{where}.path: {block['path']} does not exist. Download it "
                     f"(docs/published_models.md lists where), or leave the variant out with run_variants."
                 )
+            if is_robustbench(block) and block.get("stand_in") and not Path(robustbench_file(config, block)).is_file():
+                raise WorkflowError(f"{where}.stand_in: {robustbench_file(config, block)} does not exist; a stand-in "
+                                    "is never downloaded (tests write its file)")
 
 
 check_checkpoint_files()

@@ -9,7 +9,7 @@ rule download_data:
     output:
         CIFAR10_FETCHED,
     params:
-        source=lambda w: json_arg(dataset_cfg(DOWNLOADS[w.cifar_root])["source"]),
+        **verb_params("download-data", dataset_of=lambda w: DOWNLOADS[w.cifar_root]),
     wildcard_constraints:
         cifar_root="|".join(re.escape(root) for root in DOWNLOADS) or "(?!)",
     log:
@@ -20,7 +20,7 @@ rule download_data:
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp download-data --source-json {params.source} > {log:q} 2>&1"
+        "python -m robinterp download-data {params.settings} > {log:q} 2>&1"
 
 
 rule prepare_data:
@@ -31,7 +31,7 @@ rule prepare_data:
         val=f"{R}/{{dataset}}/data/val/manifest.json",
         test=f"{R}/{{dataset}}/data/test/manifest.json",
     params:
-        source=lambda w: json_arg(dataset_cfg(w.dataset)["source"]),
+        **verb_params("prepare-data"),
         out_dir=lambda w: f"{R}/{w.dataset}/data",
         listing=source_listing,
     log:
@@ -41,4 +41,4 @@ rule prepare_data:
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp prepare-data --source-json {params.source} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "python -m robinterp prepare-data {params.settings} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -11,15 +11,7 @@ rule evaluate:
     output:
         f"{R}/{{dataset}}/eval/{{variant}}/accuracy.json",
     params:
-        attack=lambda w: json_arg(dataset_cfg(w.dataset)["eval_attack"]),
-        settings=settings_param(lambda w: dataset_cfg(w.dataset)["evaluation"], "evaluation"),
-        max_images=flag(block("evaluation"), "max_images"),
-        autoattack=flag(block("evaluation"), "autoattack"),
-        autoattack_max_images=flag(block("evaluation"), "autoattack_max_images"),
-        amp=flag(block("evaluation"), "amp"),
-        seed=flag(block("evaluation"), "seed"),
-        batch_size=run_settings(lambda w: dataset_cfg(w.dataset)["evaluation"]["batch_size"]),
-        device=run_settings(lambda w: config["device"]),
+        **verb_params("evaluate"),
     log:
         f"{R}/logs/evaluate/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
@@ -29,9 +21,7 @@ rule evaluate:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp evaluate --checkpoint {input.model:q} --data {input.test:q}"
-        " --attack-json {params.attack} --variant {wildcards.variant:q} --batch-size {params.batch_size}"
-        " {params.max_images} {params.autoattack} {params.autoattack_max_images} {params.amp} {params.seed}"
-        " --device {params.device} --out {output:q} > {log:q} 2>&1"
+        " {params.settings} --variant {wildcards.variant:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule accuracy_table:
@@ -46,7 +36,7 @@ rule accuracy_table:
         ),
         md=f"{R}/{{dataset}}/tables/accuracy.md",
     params:
-        reference=lambda w: json_arg(dataset_cfg(w.dataset)["reference"]),
+        **verb_params("accuracy-table"),
     log:
         f"{R}/logs/accuracy_table/{{dataset}}.log",
     resources:
@@ -54,5 +44,5 @@ rule accuracy_table:
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp accuracy-table --inputs {input:q} --reference-json {params.reference}"
+        "python -m robinterp accuracy-table --inputs {input:q} {params.settings}"
         " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"

@@ -1,6 +1,6 @@
 # The paper's figures under {results}/{dataset}/figures/, drawn from the arrays the analyses
-# wrote, never from a model (verbs: src/robinterp/commands/figures.py). Their params are
-# `analyses.plots` and the variant list: a change to either redraws figures and reruns nothing else.
+# wrote, never from a model (verbs: src/robinterp/commands/figures.py). Their settings are
+# `analyses.plots`, their inputs the variants': a change to either redraws figures and reruns nothing else.
 
 TARGETS.append(
     lambda ds: (
@@ -29,7 +29,8 @@ rule plot_attributions:
         ),
         pdf=f"{R}/{{dataset}}/figures/{{method}}_{{layout}}.pdf",
     params:
-        **plot_params(),
+        **verb_params("plot-attributions"),
+        variants=variant_list,
     log:
         f"{R}/logs/plot_attributions/{{dataset}}/{{method}}_{{layout}}.log",
     resources:
@@ -39,7 +40,7 @@ rule plot_attributions:
     shell:
         "python -m robinterp plot-attributions --variants {params.variants} --inputs {input.arrays:q}"
         " --meta {input.meta:q} --method {wildcards.method:q} --layout {wildcards.layout:q}"
-        " --plots-json {params.plots} --out-png {output.png:q} --out-pdf {output.pdf:q} > {log:q} 2>&1"
+        " {params.settings} --out-png {output.png:q} --out-pdf {output.pdf:q} > {log:q} 2>&1"
 
 
 rule plot_class_generation:
@@ -57,7 +58,8 @@ rule plot_class_generation:
         ),
         pdf=f"{R}/{{dataset}}/figures/class_generation.pdf",
     params:
-        **plot_params(),
+        **verb_params("plot-class-generation"),
+        variants=variant_list,
     log:
         f"{R}/logs/plot_class_generation/{{dataset}}.log",
     resources:
@@ -66,7 +68,7 @@ rule plot_class_generation:
         CONDA_ENV
     shell:
         "python -m robinterp plot-class-generation --variants {params.variants} --images {input.images:q}"
-        " --seeds {input.seeds:q} --labels {input.labels:q} --meta {input.meta:q} --plots-json {params.plots}"
+        " --seeds {input.seeds:q} --labels {input.labels:q} --meta {input.meta:q} {params.settings}"
         " --out-png {output.png:q} --out-pdf {output.pdf:q} > {log:q} 2>&1"
 
 
@@ -85,7 +87,8 @@ rule plot_inversion:
         ),
         pdf=f"{R}/{{dataset}}/figures/inversion.pdf",
     params:
-        **plot_params(),
+        **verb_params("plot-inversion"),
+        variants=variant_list,
     log:
         f"{R}/logs/plot_inversion/{{dataset}}.log",
     resources:
@@ -95,7 +98,7 @@ rule plot_inversion:
     shell:
         "python -m robinterp plot-inversion --variants {params.variants} --targets {input.targets:q}"
         " --sources {input.sources:q} --inverted {input.inverted:q} --meta {input.meta:q}"
-        " --plots-json {params.plots} --out-png {output.png:q} --out-pdf {output.pdf:q} > {log:q} 2>&1"
+        " {params.settings} --out-png {output.png:q} --out-pdf {output.pdf:q} > {log:q} 2>&1"
 
 
 rule plot_feature_vis:
@@ -111,7 +114,8 @@ rule plot_feature_vis:
         ),
         pdf=f"{R}/{{dataset}}/figures/feature_vis.pdf",
     params:
-        **plot_params(),
+        **verb_params("plot-feature-vis"),
+        variants=variant_list,
     log:
         f"{R}/logs/plot_feature_vis/{{dataset}}.log",
     resources:
@@ -120,4 +124,4 @@ rule plot_feature_vis:
         CONDA_ENV
     shell:
         "python -m robinterp plot-feature-vis --variants {params.variants} --inputs {input.features:q}"
-        " --meta {input.meta:q} --plots-json {params.plots} --out-png {output.png:q} --out-pdf {output.pdf:q} > {log:q} 2>&1"
+        " --meta {input.meta:q} {params.settings} --out-png {output.png:q} --out-pdf {output.pdf:q} > {log:q} 2>&1"

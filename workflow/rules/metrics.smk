@@ -6,11 +6,8 @@
 # Both FID rules run this command (the real baseline on the CPU, each variant's class generation
 # through the GPU launcher).
 FID_SHELL = (
-    "python -m robinterp fid --real {input.real:q} --fake {input.fake:q}"
-    " --dims {params.fid[dims]} {params.max_images} --seed {params.fid[seed]} --batch-size {params.fid[batch_size]}"
-    " --interval-rounds {params.fid[interval_rounds]} {params.match_n} {params.kid} --kid-subsets {params.fid[kid_subsets]}"
-    " --kid-subset-size {params.fid[kid_subset_size]} --variant {params.variant} --device {params.device}"
-    " --out {output:q} > {log:q} 2>&1"
+    "python -m robinterp fid --real {input.real:q} --fake {input.fake:q} {params.settings} {params.match_n}"
+    " --variant {params.variant} --out {output:q} > {log:q} 2>&1"
 )
 
 
@@ -37,10 +34,7 @@ rule inception_features:
     output:
         f"{R}/{{dataset}}/fid/features/{{split}}.npz",
     params:
-        settings=lambda w: {k: metrics_cfg(w.dataset)["fid"][k] for k in ("dims", "max_images", "seed")},
-        fid=run_settings(lambda w: metrics_cfg(w.dataset)["fid"]),
-        max_images=flag(block("metrics", "fid"), "max_images"),
-        device=run_settings(lambda w: config["device"]),
+        **verb_params("inception-features"),
     wildcard_constraints:
         split="train|val|test",
     log:
@@ -52,8 +46,7 @@ rule inception_features:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp inception-features --images {input.split:q}"
-        " --dims {params.fid[dims]} {params.max_images} --seed {params.fid[seed]}"
-        " --batch-size {params.fid[batch_size]} --device {params.device} --out {output:q} > {log:q} 2>&1"
+        " {params.settings} --out {output:q} > {log:q} 2>&1"
 
 
 # --- FID --------------------------------------------------------------------------------------------
@@ -66,7 +59,9 @@ rule fid_real_baseline:
     output:
         f"{R}/{{dataset}}/fid/baseline/test_vs_train.json",
     params:
-        **fid_params(lambda w: "real", lambda w, input: "--match-n " + shlex.quote(input.generated)),
+        **verb_params("fid"),
+        match_n=lambda w, input: f"--match-n {shlex.quote(input.generated)}",
+        variant="real",
     log:
         f"{R}/logs/fid/{{dataset}}/baseline.log",
     threads: config["threads"]["analysis"]
@@ -75,7 +70,7 @@ rule fid_real_baseline:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} " + FID_SHELL
+        f"OMP_NUM_THREADS={{threads}} {FID_SHELL}"
 
 
 rule fid_class_generation:
@@ -86,7 +81,9 @@ rule fid_class_generation:
     output:
         f"{R}/{{dataset}}/fid/variants/{{variant}}.json",
     params:
-        **fid_params(lambda w: w.variant),
+        **verb_params("fid"),
+        match_n="",
+        variant=lambda w: w.variant,
     log:
         f"{R}/logs/fid/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
@@ -95,7 +92,7 @@ rule fid_class_generation:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- " + FID_SHELL
+        f"OMP_NUM_THREADS={{threads}} python -m robinterp.gpus {{resources.gpu}} -- {FID_SHELL}"
 
 
 rule fid_table:
@@ -111,7 +108,7 @@ rule fid_table:
         ),
         md=f"{R}/{{dataset}}/tables/fid.md",
     params:
-        reference=lambda w: json_arg(dataset_cfg(w.dataset)["reference"]),
+        **verb_params("fid-table"),
     log:
         f"{R}/logs/fid_table/{{dataset}}.log",
     resources:
@@ -119,7 +116,7 @@ rule fid_table:
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp fid-table --inputs {input.baseline:q} {input.variants:q} --reference-json {params.reference}"
+        "python -m robinterp fid-table --inputs {input.baseline:q} {input.variants:q} {params.settings}"
         " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
@@ -135,9 +132,7 @@ rule inversion_distance:
     output:
         f"{R}/{{dataset}}/inversion_distance/{{variant}}.json",
     params:
-        settings=settings_param(lambda w: metrics_cfg(w.dataset)["inversion"], "metrics.inversion"),
-        inv=run_settings(lambda w: metrics_cfg(w.dataset)["inversion"]),
-        device=run_settings(lambda w: config["device"]),
+        **verb_params("inversion-distance"),
     log:
         f"{R}/logs/inversion_distance/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
@@ -147,9 +142,8 @@ rule inversion_distance:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp inversion-distance --targets {input.targets:q}"
-        " --inverted {input.inverted:q} --sources {input.sources:q} --meta {input.meta:q} --dims {params.inv[dims]}"
-        " --batch-size {params.inv[batch_size]} --bootstrap {params.inv[bootstrap]} --seed {params.inv[seed]}"
-        " --variant {wildcards.variant:q} --device {params.device} --out {output:q} > {log:q} 2>&1"
+        " --inverted {input.inverted:q} --sources {input.sources:q} --meta {input.meta:q} {params.settings}"
+        " --variant {wildcards.variant:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule inversion_table:
@@ -164,7 +158,7 @@ rule inversion_table:
         ),
         md=f"{R}/{{dataset}}/tables/inversion_distance.md",
     params:
-        reference=lambda w: json_arg(dataset_cfg(w.dataset)["reference"]),
+        **verb_params("inversion-table"),
     log:
         f"{R}/logs/inversion_table/{{dataset}}.log",
     resources:
@@ -172,7 +166,7 @@ rule inversion_table:
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp inversion-table --inputs {input:q} --reference-json {params.reference}"
+        "python -m robinterp inversion-table --inputs {input:q} {params.settings}"
         " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
@@ -180,22 +174,14 @@ rule inversion_table:
 
 rule interpretability_metrics:
     input:
+        unpack(attribution_inputs),
         model=f"{R}/{{dataset}}/models/{{variant}}/model.pt",
         test=f"{R}/{{dataset}}/data/test/manifest.json",
-        attributions=lambda w: [
-            f"{R}/{w.dataset}/{m}/{w.variant}/attributions.npz"
-            for m in metrics_cfg(w.dataset)["interpretability"]["methods"]
-        ],
     output:
         f"{R}/{{dataset}}/interpretability/{{variant}}.json",
     params:
-        named=lambda w, input: " ".join(
-            shlex.quote(f"{m}={p}") for m, p in zip(metrics_cfg(w.dataset)["interpretability"]["methods"], input.attributions)
-        ),
-        cfg=lambda w: json_arg(
-            {k: v for k, v in metrics_cfg(w.dataset)["interpretability"].items() if k not in ("enabled", "methods")}
-        ),
-        device=run_settings(lambda w: config["device"]),
+        **verb_params("interpretability-metrics"),
+        named=named_attributions,
     log:
         f"{R}/logs/interpretability_metrics/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
@@ -205,31 +191,20 @@ rule interpretability_metrics:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp interpretability-metrics --checkpoint {input.model:q}"
-        " --test {input.test:q} --attributions {params.named} --config-json {params.cfg}"
-        " --variant {wildcards.variant:q} --device {params.device} --out {output:q} > {log:q} 2>&1"
+        " --test {input.test:q} --attributions {params.named} {params.settings}"
+        " --variant {wildcards.variant:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule parameter_randomisation:
     input:
+        unpack(attribution_inputs),
         model=f"{R}/{{dataset}}/models/{{variant}}/model.pt",
         train=f"{R}/{{dataset}}/data/train/manifest.json",
-        attributions=lambda w: [
-            f"{R}/{w.dataset}/{m}/{w.variant}/attributions.npz"
-            for m in metrics_cfg(w.dataset)["interpretability"]["methods"]
-        ],
     output:
         f"{R}/{{dataset}}/interpretability/randomisation/{{variant}}.json",
     params:
-        named=lambda w, input: " ".join(
-            shlex.quote(f"{m}={p}") for m, p in zip(metrics_cfg(w.dataset)["interpretability"]["methods"], input.attributions)
-        ),
-        settings=lambda w: [
-            result_settings(dataset_cfg(w.dataset)["analyses"][m], "analyses") for m in ("ig", "shap")
-        ],
-        ig=run_settings(lambda w: json_arg(dataset_cfg(w.dataset)["analyses"]["ig"])),
-        shap=run_settings(lambda w: json_arg(dataset_cfg(w.dataset)["analyses"]["shap"])),
-        cfg=lambda w: json_arg({k: v for k, v in metrics_cfg(w.dataset)["randomisation"].items() if k != "enabled"}),
-        device=run_settings(lambda w: config["device"]),
+        **verb_params("parameter-randomisation"),
+        named=named_attributions,
     log:
         f"{R}/logs/parameter_randomisation/{{dataset}}/{{variant}}.log",
     threads: config["threads"]["analysis"]
@@ -239,9 +214,8 @@ rule parameter_randomisation:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp parameter-randomisation --checkpoint {input.model:q}"
-        " --attributions {params.named} --train {input.train:q} --ig-json {params.ig} --shap-json {params.shap}"
-        " --config-json {params.cfg} --variant {wildcards.variant:q} --device {params.device} --out {output:q}"
-        " > {log:q} 2>&1"
+        " --attributions {params.named} --train {input.train:q} {params.settings}"
+        " --variant {wildcards.variant:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule randomisation_figure:
@@ -317,7 +291,7 @@ rule robustness_curve:
         ),
         csv=f"{R}/{{dataset}}/tables/robustness_curve.csv",
     params:
-        eps=lambda w: json_arg(ladder_eps(w.dataset)),
+        **verb_params("robustness-curve"),
     log:
         f"{R}/logs/robustness_curve/{{dataset}}.log",
     resources:
@@ -325,7 +299,7 @@ rule robustness_curve:
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp robustness-curve --eps-json {params.eps} --accuracy {input.accuracy:q}"
+        "python -m robinterp robustness-curve {params.settings} --accuracy {input.accuracy:q}"
         " --fid {input.fid:q} --metrics {input.metrics:q} --dataset {wildcards.dataset:q}"
         " --out-csv {output.csv:q} --out-png {output.png:q} > {log:q} 2>&1"
 

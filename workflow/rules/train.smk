@@ -12,8 +12,7 @@ rule train:
         model=f"{R}/{{dataset}}/models/{{variant}}/model.pt",
         log_csv=f"{R}/{{dataset}}/models/{{variant}}/train_log.csv",
     params:
-        settings=settings_param(lambda w: train_config(w.dataset, w.variant), "train"),
-        config=run_settings(lambda w: json_arg(train_config(w.dataset, w.variant))),
+        **verb_params("train"),
         state_dir=lambda w: f"{R}/{w.dataset}/.train_state/{w.variant}",
         launcher=lambda w, resources: python_launcher(resources.gpu),
     log:
@@ -25,5 +24,5 @@ rule train:
         CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- {params.launcher} -m robinterp train --train {input.train:q} --val {input.val:q}"
-        " --config-json {params.config} --variant {wildcards.variant:q}"
+        " {params.settings} --variant {wildcards.variant:q}"
         " --out {output.model:q} --log-csv {output.log_csv:q} --state-dir {params.state_dir:q} > {log:q} 2>&1"

@@ -1,7 +1,8 @@
 """Interpretability compute verbs: ig, shap, class-generation, inversion, feature-vis.
 
-Each reads one checkpoint and packed splits, runs one method with its config block (JSON), and
-writes arrays plus a meta.json (settings, per-image checks, provenance). Plot verbs
+Each reads one checkpoint and packed splits, runs one method with its settings (the config
+block `analyses.<method>` and `device`), and writes arrays plus a meta.json (settings, per-image
+checks, provenance). Plot verbs
 (commands/figures.py) read only these files.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import block_json, setting, verb
+from ..cli import verb
 
 
 def _setup(a):
@@ -18,7 +19,7 @@ def _setup(a):
     from ..data import load_split
     from ..device import select
 
-    device, _ = select(a.device)  # prints where the job runs
+    device, _ = select(a.settings["device"])  # prints where the job runs
     model, meta = load_model(a.checkpoint, device)
     split = load_split(a.data)
     check_fits(meta, split, a.checkpoint)
@@ -34,12 +35,10 @@ def _provenance(a, split, device, **extra):
             "data_sha256": split.sha256, **extra, "provenance": storage.provenance(device=describe(device))}
 
 
-def _common_flags(p, method):
+def _common_flags(p):
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="packed test split (folder or manifest)")
-    block_json(p, f"analyses.{method}")
     p.add_argument("--variant", default="")
-    setting(p, "--device", "device")
     p.add_argument("--meta", type=Path, required=True, help="meta.json: settings, checks, provenance")
 
 
@@ -51,7 +50,7 @@ def _out_flags(p, **files):
 
 # --- attributions ---------------------------------------------------------------------------
 
-@verb("ig", "Integrated Gradients (trapezoid, eq. 9-12) for test images -> attributions.npz")
+@verb("ig", "Integrated Gradients (trapezoid, eq. 9-12) for test images -> attributions.npz", settings=("analyses.ig", "device"))
 def ig_verb(a):
     import numpy as np
     import torch
@@ -59,7 +58,7 @@ def ig_verb(a):
     from .. import storage
     from ..attributions import IGConfig, choose_images, explain_ig, predict
 
-    cfg = IGConfig.from_dict(a.config_json)
+    cfg = IGConfig.from_block(a.settings["analyses.ig"])
     model, meta, device, split = _setup(a)
     idx = choose_images(cfg.num_images, split.labels, cfg.seed)
     x, y = (t.to(device) for t in split.tensors(idx))
@@ -76,10 +75,10 @@ def ig_verb(a):
     print(f"ig: {a.variant} {len(idx)} images, max |completeness gap| {max(map(abs, check['completeness_gap'])):.2e} -> {a.out}")
 
 
-ig_verb.flags = lambda p: (_common_flags(p, "ig"), p.add_argument("--out", type=Path, required=True, help="attributions.npz"))
+ig_verb.flags = lambda p: (_common_flags(p), p.add_argument("--out", type=Path, required=True, help="attributions.npz"))
 
 
-@verb("shap", "SHAP expected gradients (shap.GradientExplainer, top class) -> attributions.npz")
+@verb("shap", "SHAP expected gradients (shap.GradientExplainer, top class) -> attributions.npz", settings=("analyses.shap", "device"))
 def shap_verb(a):
     import numpy as np
     import torch
@@ -89,7 +88,7 @@ def shap_verb(a):
     from ..checkpoints import check_fits
     from ..data import load_split
 
-    cfg = ShapConfig.from_dict(a.config_json)
+    cfg = ShapConfig.from_block(a.settings["analyses.shap"])
     model, meta, device, split = _setup(a)
     train = load_split(a.train)
     check_fits(meta, train, a.checkpoint)
@@ -109,20 +108,20 @@ def shap_verb(a):
     print(f"shap: {a.variant} {len(idx)} images, background {len(bg_idx)}, nsamples {cfg.nsamples} -> {a.out}")
 
 
-shap_verb.flags = lambda p: (_common_flags(p, "shap"), p.add_argument("--train", type=Path, required=True, help="packed training split (background)"),
+shap_verb.flags = lambda p: (_common_flags(p), p.add_argument("--train", type=Path, required=True, help="packed training split (background)"),
                              p.add_argument("--out", type=Path, required=True, help="attributions.npz"))
 
 
 # --- feature visualisations -----------------------------------------------------------------
 
-@verb("class-generation", "class-conditional seeds + PGD on the class logit -> images/seeds/labels .npy")
+@verb("class-generation", "class-conditional seeds + PGD on the class logit -> images/seeds/labels .npy", settings=("analyses.class_generation", "device"))
 def class_generation_verb(a):
     import numpy as np
 
     from .. import storage
     from ..synthesis import ClassGenerationConfig, generate_classes, target_logits, to_uint8
 
-    cfg = ClassGenerationConfig.from_dict(a.config_json)
+    cfg = ClassGenerationConfig.from_block(a.settings["analyses.class_generation"])
     model, meta, device, split = _setup(a)
     seeds, images, targets = generate_classes(
         model, lambda k: split.tensors(np.flatnonzero(split.labels == k))[0], split.num_classes, cfg)
@@ -142,18 +141,18 @@ def class_generation_verb(a):
 
 
 class_generation_verb.flags = lambda p: (
-    _common_flags(p, "class_generation"),
+    _common_flags(p),
     _out_flags(p, images="images.npy (uint8 N x H x W x C)", seeds="seeds.npy (uint8, same shape)",
                labels="labels.npy (int64 target class)"),
 )
 
 
-@verb("inversion", "representation inversion (eq. 15) from other-class images and noise -> .npy")
+@verb("inversion", "representation inversion (eq. 15) from other-class images and noise -> .npy", settings=("analyses.inversion", "device"))
 def inversion_verb(a):
     from .. import storage
     from ..synthesis import InversionConfig, inversion_inputs, invert_representation, to_uint8
 
-    cfg = InversionConfig.from_dict(a.config_json)
+    cfg = InversionConfig.from_block(a.settings["analyses.inversion"])
     model, meta, device, split = _setup(a)
     pairs = inversion_inputs(split, cfg)
     targets, sources = pairs.pop("targets"), pairs.pop("sources")
@@ -172,17 +171,17 @@ def inversion_verb(a):
 
 
 inversion_verb.flags = lambda p: (
-    _common_flags(p, "inversion"),
+    _common_flags(p),
     _out_flags(p, targets="targets.npy (uint8 N x H x W x C)", sources="sources.npy", inverted="inverted.npy"),
 )
 
 
-@verb("feature-vis", "maximise coordinates of R(x); top/bottom activating test images -> features.npz")
+@verb("feature-vis", "maximise coordinates of R(x); top/bottom activating test images -> features.npz", settings=("analyses.feature_vis", "device"))
 def feature_vis_verb(a):
     from .. import storage
     from ..synthesis import FeatureVisConfig, feature_vis
 
-    cfg = FeatureVisConfig.from_dict(a.config_json)
+    cfg = FeatureVisConfig.from_block(a.settings["analyses.feature_vis"])
     model, meta, device, split = _setup(a)
     arrays, record = feature_vis(model, split, cfg)
     storage.save_npz(a.out, **arrays)
@@ -192,4 +191,4 @@ def feature_vis_verb(a):
     print(f"feature-vis: {a.variant} neurons {record['neurons']}, mean activation {before.mean():.3f} -> {after.mean():.3f}")
 
 
-feature_vis_verb.flags = lambda p: (_common_flags(p, "feature_vis"), p.add_argument("--out", type=Path, required=True, help="features.npz"))
+feature_vis_verb.flags = lambda p: (_common_flags(p), p.add_argument("--out", type=Path, required=True, help="features.npz"))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from ..cli import block_json, json_arg as _json, setting, verb
+from ..cli import verb
 
 
-@verb("evaluate", "clean accuracy and accuracy under attack on one split -> JSON")
+@verb("evaluate", "clean accuracy, and accuracy under the eval_attack (PGD) and AutoAttack, on one split -> JSON",
+      settings=("eval_attack", "evaluation", "device"))
 def evaluate_verb(a):
     import torch
 
@@ -19,21 +19,22 @@ def evaluate_verb(a):
     from ..device import DeviceData, select
     from ..evaluate import accuracy
 
-    device, where = select(a.device)
+    ev = a.settings["evaluation"]
+    device, where = select(a.settings["device"])
     model, meta = load_model(a.checkpoint, device)
     split = load_split(a.data)
     check_fits(meta, split, a.checkpoint)
-    attack = AttackConfig.from_dict(a.attack_json)
+    attack = AttackConfig.from_block(a.settings["eval_attack"])
     data = DeviceData(split, device)  # the split moves to the device once, for PGD and AutoAttack
-    torch.manual_seed(a.seed)
-    res = accuracy(model, data, attack, a.batch_size, a.max_images, a.amp, a.seed)
-    label = "" if attack is None else f"PGD-{attack.steps} {attack.norm} eps={attack.eps} step={attack.step_size}"
-    if attack is not None and a.autoattack:
+    torch.manual_seed(ev["seed"])
+    res = accuracy(model, data, attack, ev["batch_size"], ev["max_images"], ev["amp"], ev["seed"])
+    label = f"PGD-{attack.steps} {attack.norm} eps={attack.eps} step={attack.step_size}"
+    if ev["autoattack"]:
         from ..autoattack import evaluate_autoattack, subset_indices
 
-        indices = subset_indices(res["n"], a.autoattack_max_images, a.seed)
-        res.update(evaluate_autoattack(model, data, indices, attack, a.batch_size, a.seed, a.amp))
-    out = {"variant": a.variant, **res, "attack": a.attack_json, "attack_label": label,
+        indices = subset_indices(res["n"], ev["autoattack_max_images"], ev["seed"])
+        res.update(evaluate_autoattack(model, data, indices, attack, ev["batch_size"], ev["seed"], ev["amp"]))
+    out = {"variant": a.variant, **res, "attack": a.settings["eval_attack"], "attack_label": label,
            "split": str(a.data), "data_sha256": split.sha256, "checkpoint": str(a.checkpoint),
            "checkpoint_epoch": meta.get("epoch"), "provenance": storage.provenance(device=where)}
     storage.write_json(a.out, out)
@@ -48,29 +49,19 @@ def evaluate_verb(a):
 evaluate_verb.flags = lambda p: (
     p.add_argument("--checkpoint", type=Path, required=True),
     p.add_argument("--data", type=Path, required=True),
-    block_json(p, "attack", "--attack-json", "the dataset's eval_attack block (null = clean accuracy only)"),
     p.add_argument("--variant", default=""),
-    setting(p, "--batch-size", "dataset.evaluation.batch_size", type=int),
-    setting(p, "--max-images", "dataset.evaluation.max_images", "evaluate the first N images only; null = all", type=int),
-    setting(p, "--amp", "dataset.evaluation.amp", "bf16 autocast on CUDA; else fp32", action=argparse.BooleanOptionalAction),
-    setting(p, "--autoattack", "dataset.evaluation.autoattack",
-            "also AutoAttack (pyautoattack, standard version; fewer attacks below 4 classes) at the attack's norm and eps",
-            action=argparse.BooleanOptionalAction),
-    setting(p, "--autoattack-max-images", "dataset.evaluation.autoattack_max_images",
-            "AutoAttack on a seeded random subset of this many of the evaluated images; null = all", type=int),
-    setting(p, "--seed", "dataset.evaluation.seed", "PGD's random starts (per image) and AutoAttack's draws", type=int),
-    setting(p, "--device", "device"),
     p.add_argument("--out", type=Path, required=True),
 )
 
 
-@verb("accuracy-table", "merge per-variant accuracy JSON into accuracy.csv/.md (paper's numbers beside)")
+@verb("accuracy-table", "merge per-variant accuracy JSON into accuracy.csv/.md (paper's numbers beside)",
+      settings=("reference",))
 def accuracy_table_verb(a):
     from .. import storage
     from ..tables import accuracy_table, write_table
 
     df = accuracy_table([storage.read_json(p, needs=("variant", "n", "clean_acc", "adv_acc")) for p in a.inputs],
-                        a.reference_json)
+                        a.settings["reference"])
     has_reference = df.filter(like="paper_").notna().any().any()
     write_table(df, a.out_csv, a.out_md, f"Accuracy on {a.dataset} (test split, %)",
                 ("paper_*: the paper's Table 1 (CIFAR-10) / Table 4 (Small ImageNet 150), where it reports the variant.\n"
@@ -84,7 +75,6 @@ def accuracy_table_verb(a):
 
 accuracy_table_verb.flags = lambda p: (
     p.add_argument("--inputs", type=Path, nargs="+", required=True),
-    p.add_argument("--reference-json", type=_json, default=None),
     p.add_argument("--dataset", default=""),
     p.add_argument("--out-csv", type=Path, required=True),
     p.add_argument("--out-md", type=Path, required=True),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import block_json, verb
+from ..cli import verb
 from ..errors import RobinterpError
 
 
@@ -58,18 +58,17 @@ def _common_flags(p, *arrays):
     images.npy of each variant, in --variants order)."""
     p.add_argument("--variants", nargs="+", required=True, help="variant names, in drawing order")
     p.add_argument("--meta", type=Path, nargs="+", required=True, help="each variant's meta.json")
-    block_json(p, "analyses.plots", "--plots-json")
     p.add_argument("--out-png", type=Path, required=True)
     p.add_argument("--out-pdf", type=Path, required=True)
     for name in arrays:
         p.add_argument(f"--{name}", type=Path, nargs="+", required=True, help=f"{name}.npy of each variant")
 
 
-@verb("plot-attributions", "IG/SHAP figures (3-sample comparison or A-H x 1-3 grid) from attributions.npz")
+@verb("plot-attributions", "IG/SHAP figures (3-sample comparison or A-H x 1-3 grid) from attributions.npz", settings=("analyses.plots",))
 def plot_attributions_verb(a):
     from ..figures import PlotConfig, attribution_compare, attribution_grid, save
 
-    cfg = PlotConfig.from_dict(a.plots_json)
+    cfg = PlotConfig.from_block(a.settings["analyses.plots"])
     inputs, meta = _aligned(a, "inputs", "meta")
     runs = {v: _load_npz(p) for v, p in zip(a.variants, inputs)}
     first = runs[a.variants[0]]
@@ -90,11 +89,11 @@ plot_attributions_verb.flags = lambda p: (
 )
 
 
-@verb("plot-class-generation", "class generation grid (seeds + generated images per variant)")
+@verb("plot-class-generation", "class generation grid (seeds + generated images per variant)", settings=("analyses.plots",))
 def plot_class_generation_verb(a):
     from ..figures import PlotConfig, class_generation_grid, save
 
-    cfg = PlotConfig.from_dict(a.plots_json)
+    cfg = PlotConfig.from_block(a.settings["analyses.plots"])
     runs, meta = _npy_runs(a, "images", "seeds", "labels")
     save(class_generation_grid(runs, _classes(meta), cfg), a.out_png, a.out_pdf, cfg.dpi)
     print(f"plot-class-generation -> {a.out_png}")
@@ -103,12 +102,12 @@ def plot_class_generation_verb(a):
 plot_class_generation_verb.flags = lambda p: _common_flags(p, "images", "seeds", "labels")
 
 
-@verb("plot-inversion", "representation inversion figure: target / source / inverted per variant")
+@verb("plot-inversion", "representation inversion figure: target / source / inverted per variant", settings=("analyses.plots",))
 def plot_inversion_verb(a):
     from .. import storage
     from ..figures import PlotConfig, inversion_grid, save
 
-    cfg = PlotConfig.from_dict(a.plots_json)
+    cfg = PlotConfig.from_block(a.settings["analyses.plots"])
     runs, meta = _npy_runs(a, "targets", "sources", "inverted")
     metas = {v: storage.read_json(m) for v, m in zip(a.variants, meta)}
     save(inversion_grid(runs, metas, _classes(meta), cfg), a.out_png, a.out_pdf, cfg.dpi)
@@ -118,11 +117,11 @@ def plot_inversion_verb(a):
 plot_inversion_verb.flags = lambda p: _common_flags(p, "targets", "sources", "inverted")
 
 
-@verb("plot-feature-vis", "feature visualisation figure: maximising image + top/bottom test images")
+@verb("plot-feature-vis", "feature visualisation figure: maximising image + top/bottom test images", settings=("analyses.plots",))
 def plot_feature_vis_verb(a):
     from ..figures import PlotConfig, feature_vis_grid, save
 
-    cfg = PlotConfig.from_dict(a.plots_json)
+    cfg = PlotConfig.from_block(a.settings["analyses.plots"])
     inputs, meta = _aligned(a, "inputs", "meta")
     runs = {v: _load_npz(p) for v, p in zip(a.variants, inputs)}
     save(feature_vis_grid(runs, _classes(meta), cfg), a.out_png, a.out_pdf, cfg.dpi)

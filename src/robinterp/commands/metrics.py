@@ -3,10 +3,9 @@ attribution metrics, their tables, the robustness-interpretability curve and res
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from ..cli import block_json, json_arg as _json, setting, verb
+from ..cli import verb
 
 
 def _named_paths(items: list[str]) -> dict[str, Path]:
@@ -40,15 +39,8 @@ install_fid_weights_verb.flags = lambda p: (
 )
 
 
-def _image_flags(p):
-    setting(p, "--dims", "metrics.fid.dims", "Inception block: 64, 192, 768 or 2048", type=int)
-    setting(p, "--max-images", "metrics.fid.max_images", "seeded random subset per image set", type=int)
-    setting(p, "--seed", "metrics.fid.seed", type=int)
-    setting(p, "--batch-size", "metrics.fid.batch_size", type=int)
-    setting(p, "--device", "device")
-
-
-@verb("inception-features", "pytorch-fid Inception features of an image set -> .npz (reused by fid)")
+@verb("inception-features", "pytorch-fid Inception features of an image set -> .npz (reused by fid)",
+      settings=("metrics.fid.dims", "metrics.fid.max_images", "metrics.fid.seed", "metrics.fid.batch_size", "device"))
 def inception_features_verb(a):
     import numpy as np
 
@@ -56,22 +48,23 @@ def inception_features_verb(a):
     from ..device import select
     from ..fid import features_of, load_image_set
 
-    device, _ = select(a.device)
-    images = load_image_set(a.images, a.max_images, a.seed)
-    feats = features_of(images, a.dims, a.batch_size, device)
+    fid = {key.removeprefix("metrics.fid."): value for key, value in a.settings.items()}  # the keys features depend on
+    device, _ = select(fid["device"])
+    images = load_image_set(a.images, fid["max_images"], fid["seed"])
+    feats = features_of(images, fid["dims"], fid["batch_size"], device)
     storage.save_npz(a.out, features=feats.astype("float64"), index=images.get("index", np.arange(len(feats))),
                      images_sha256=images["images_sha256"], source=str(a.images))
-    print(f"inception-features: {len(feats)} x {a.dims} from {a.images} -> {a.out}")
+    print(f"inception-features: {len(feats)} x {fid['dims']} from {a.images} -> {a.out}")
 
 
 inception_features_verb.flags = lambda p: (
     p.add_argument("--images", type=Path, required=True, help="packed split or uint8 N x H x W x C .npy"),
-    _image_flags(p),
     p.add_argument("--out", type=Path, required=True),
 )
 
 
-@verb("fid", "FID (pytorch-fid Inception) of two image sets, with N, a half-sampling interval and KID -> JSON")
+@verb("fid", "FID (pytorch-fid Inception) of two image sets, with N, a half-sampling interval and KID -> JSON",
+      settings=("metrics.fid", "device"))
 def fid_verb(a):
     import time
 
@@ -79,20 +72,21 @@ def fid_verb(a):
     from ..device import select
     from ..fid import features_of, fid_from_features, fid_interval, kid, load_image_set, load_inception, match_size
 
-    device, where = select(a.device)
-    real = load_image_set(a.real, a.max_images, a.seed)
-    fake = load_image_set(a.fake, a.max_images, a.seed)
+    c = a.settings["metrics.fid"]
+    device, where = select(a.settings["device"])
+    real = load_image_set(a.real, c["max_images"], c["seed"])
+    fake = load_image_set(a.fake, c["max_images"], c["seed"])
     start = time.time()
-    model = None if "features" in real and "features" in fake else load_inception(a.dims, device)
-    f_real = features_of(real, a.dims, a.batch_size, device, model)
-    f_fake = features_of(fake, a.dims, a.batch_size, device, model)
+    model = None if "features" in real and "features" in fake else load_inception(c["dims"], device)
+    f_real = features_of(real, c["dims"], c["batch_size"], device, model)
+    f_fake = features_of(fake, c["dims"], c["batch_size"], device, model)
     if a.match_n:
-        f_fake = match_size(f_fake, a.match_n, a.max_images, a.seed, f"--fake {a.fake}")
-    out = {"variant": a.variant, "fid": fid_from_features(f_real, f_fake), "dims": a.dims,
+        f_fake = match_size(f_fake, a.match_n, c["max_images"], c["seed"], f"--fake {a.fake}")
+    out = {"variant": a.variant, "fid": fid_from_features(f_real, f_fake), "dims": c["dims"],
            "n_real": len(f_real), "n_fake": len(f_fake),
-           "interval": fid_interval(f_real, f_fake, a.interval_rounds, a.seed)}
-    if a.kid:
-        out.update(kid(f_real, f_fake, a.kid_subsets, a.kid_subset_size, a.seed))
+           "interval": fid_interval(f_real, f_fake, c["interval_rounds"], c["seed"])}
+    if c["kid"]:
+        out.update(kid(f_real, f_fake, c["kid_subsets"], c["kid_subset_size"], c["seed"]))
     out.update({"real": a.real, "fake": a.fake, "match_n": a.match_n, "real_sha256": real["images_sha256"],
                 "fake_sha256": fake["images_sha256"], "seconds": round(time.time() - start, 2),
                 "provenance": storage.provenance(device=where)})
@@ -105,20 +99,15 @@ def fid_verb(a):
 fid_verb.flags = lambda p: (
     p.add_argument("--real", type=Path, required=True, help="packed split, uint8 .npy, or features .npz"),
     p.add_argument("--fake", type=Path, required=True, help="uint8 .npy images (or another split / features .npz)"),
-    _image_flags(p),
-    setting(p, "--interval-rounds", "metrics.fid.interval_rounds", "half-samples for the 95% interval of FID at this n (0 = none)",
-            type=int),
     p.add_argument("--match-n", type=Path, default=None,
-                   help="subsample --fake (seeded) to as many images as this .npy/.npz holds (after --max-images)"),
-    setting(p, "--kid", "metrics.fid.kid", "also the Kernel Inception Distance", action=argparse.BooleanOptionalAction),
-    setting(p, "--kid-subsets", "metrics.fid.kid_subsets", "KID: random subsets averaged", type=int),
-    setting(p, "--kid-subset-size", "metrics.fid.kid_subset_size", "KID: images per subset (capped by the smaller set)", type=int),
+                   help="subsample --fake (seeded) to as many images as this .npy/.npz holds (after max_images)"),
     p.add_argument("--variant", default=""),
     p.add_argument("--out", type=Path, required=True),
 )
 
 
-@verb("inversion-distance", "L2 between Inception features (192-d) of target and inverted images -> JSON")
+@verb("inversion-distance", "L2 between Inception features (192-d) of target and inverted images -> JSON",
+      settings=("metrics.inversion", "device"))
 def inversion_distance_verb(a):
     import numpy as np
 
@@ -133,19 +122,20 @@ def inversion_distance_verb(a):
     if kinds is not None and len(kinds) != len(images[a.targets]):
         raise RobinterpError(f"--meta {a.meta}: {len(kinds)} source kinds for the {len(images[a.targets])} "
                              f"targets of {a.targets}; pass the meta.json of the same inversion run")
-    device, where = select(a.device)
-    model = load_inception(a.dims, device)
-    feats = lambda path: inception_features(as_uint8_nhwc(images[path]), a.dims, a.batch_size, device, model)
+    c = a.settings["metrics.inversion"]
+    device, where = select(a.settings["device"])
+    model = load_inception(c["dims"], device)
+    feats = lambda path: inception_features(as_uint8_nhwc(images[path]), c["dims"], c["batch_size"], device, model)
     targets = feats(a.targets)
     dist = feature_distances(targets, feats(a.inverted))
     src = feature_distances(targets, feats(a.sources)) if a.sources else None  # the distance it had to close
-    out = {"variant": a.variant, "dims": a.dims, **bootstrap_mean(dist, a.bootstrap, a.seed),
+    out = {"variant": a.variant, "dims": c["dims"], **bootstrap_mean(dist, c["bootstrap"], c["seed"]),
            "distances": dist.tolist()}
     if src is not None:
-        out["source_distance"] = bootstrap_mean(src, a.bootstrap, a.seed)
+        out["source_distance"] = bootstrap_mean(src, c["bootstrap"], c["seed"])
     if kinds is not None:  # per start kind: image-started and noise-started inversions are two image sets
-        out["by_start"] = {str(k): {**bootstrap_mean(dist[kinds == k], a.bootstrap, a.seed),
-                                    **({"source_distance": bootstrap_mean(src[kinds == k], a.bootstrap, a.seed)}
+        out["by_start"] = {str(k): {**bootstrap_mean(dist[kinds == k], c["bootstrap"], c["seed"]),
+                                    **({"source_distance": bootstrap_mean(src[kinds == k], c["bootstrap"], c["seed"])}
                                        if src is not None else {})}
                            for k in dict.fromkeys(kinds.tolist())}
     out.update({"targets": a.targets, "inverted": a.inverted, "sources": a.sources, "meta": a.meta,
@@ -162,12 +152,6 @@ inversion_distance_verb.flags = lambda p: (
     p.add_argument("--sources", type=Path, default=None, help="optional start images: their distance too"),
     p.add_argument("--meta", type=Path, default=None,
                    help="the inversion's meta.json: distances per start kind (image, noise) too"),
-    setting(p, "--dims", "metrics.inversion.dims", "Inception block: 64, 192 (the paper's inversion distance), 768 or 2048", type=int),
-    setting(p, "--batch-size", "metrics.inversion.batch_size", type=int),
-    setting(p, "--bootstrap", "metrics.inversion.bootstrap", "resampling rounds of the 95% interval of the mean (0 = none, else >= 20)",
-            type=int),
-    setting(p, "--seed", "metrics.inversion.seed", type=int),
-    setting(p, "--device", "device"),
     p.add_argument("--variant", default=""),
     p.add_argument("--out", type=Path, required=True),
 )
@@ -175,7 +159,8 @@ inversion_distance_verb.flags = lambda p: (
 
 # --- attribution metrics -------------------------------------------------------------------------------
 
-@verb("interpretability-metrics", "alignment, Gini, deletion/insertion, infidelity, sensitivity of one model -> JSON")
+@verb("interpretability-metrics", "alignment, Gini, deletion/insertion, infidelity, sensitivity of one model -> JSON",
+      settings=("metrics.interpretability", "device"))
 def interpretability_metrics_verb(a):
     import time
 
@@ -185,8 +170,8 @@ def interpretability_metrics_verb(a):
     from ..device import select
     from ..metrics import InterpretabilityConfig, evaluate_interpretability, load_attributions
 
-    cfg = InterpretabilityConfig.from_dict(a.config_json)
-    device, where = select(a.device)
+    cfg = InterpretabilityConfig.from_block(a.settings["metrics.interpretability"])
+    device, where = select(a.settings["device"])
     model, meta = load_model(a.checkpoint, device)
     split = load_split(a.test)
     check_fits(meta, split, a.checkpoint)
@@ -207,9 +192,7 @@ interpretability_metrics_verb.flags = lambda p: (
     p.add_argument("--checkpoint", type=Path, required=True),
     p.add_argument("--test", type=Path, required=True, help="packed test split (alignment, sensitivity)"),
     p.add_argument("--attributions", nargs="*", default=[], help="METHOD=attributions.npz (ig=..., shap=...)"),
-    block_json(p, "metrics.interpretability"),
     p.add_argument("--variant", default=""),
-    setting(p, "--device", "device"),
     p.add_argument("--out", type=Path, required=True),
 )
 
@@ -223,33 +206,34 @@ def _table_flags(p):
     p.add_argument("--out-md", type=Path, required=True)
 
 
-@verb("fid-table", "merge FID JSON (real baseline + variants) into fid.csv/.md with the paper's values")
+@verb("fid-table", "merge FID JSON (real baseline + variants) into fid.csv/.md with the paper's values",
+      settings=("reference",))
 def fid_table_verb(a):
     from .. import storage
     from ..metric_tables import FID_NOTES, fid_table
     from ..tables import write_table
 
-    df = fid_table([storage.read_json(p) for p in a.inputs], a.reference_json)
+    df = fid_table([storage.read_json(p) for p in a.inputs], a.settings["reference"])
     write_table(df, a.out_csv, a.out_md, f"FID of class generations on {a.dataset} (lower is better)", FID_NOTES)
     print(df.to_string(index=False))
 
 
-fid_table_verb.flags = lambda p: (_table_flags(p), p.add_argument("--reference-json", type=_json, default=None))
+fid_table_verb.flags = _table_flags
 
 
-@verb("inversion-table", "merge inversion-distance JSON into inversion_distance.csv/.md")
+@verb("inversion-table", "merge inversion-distance JSON into inversion_distance.csv/.md", settings=("reference",))
 def inversion_table_verb(a):
     from .. import storage
     from ..metric_tables import INVERSION_NOTES, inversion_table
     from ..tables import write_table
 
-    df = inversion_table([storage.read_json(p) for p in a.inputs], a.reference_json)
+    df = inversion_table([storage.read_json(p) for p in a.inputs], a.settings["reference"])
     write_table(df, a.out_csv, a.out_md, f"Inversion distance on {a.dataset} (192-d Inception L2, lower is better)",
                 INVERSION_NOTES)
     print(df.to_string(index=False))
 
 
-inversion_table_verb.flags = lambda p: (_table_flags(p), p.add_argument("--reference-json", type=_json, default=None))
+inversion_table_verb.flags = _table_flags
 
 
 @verb("interpretability-table", "merge interpretability-metrics JSON into interpretability.csv/.md")
@@ -268,22 +252,21 @@ def interpretability_table_verb(a):
 interpretability_table_verb.flags = _table_flags
 
 
-@verb("robustness-curve", "plot accuracy, FID and every metric against the training eps (reads JSON only)")
+@verb("robustness-curve", "plot accuracy, FID and every metric against the training eps (reads JSON only)",
+      settings=("variants",))
 def robustness_curve_verb(a):
     from .. import storage
-    from ..curve import compare_ends, curve_frame, ladder_eps, plot_curve
+    from ..curve import compare_ends, curve_frame, plot_curve, training_eps
 
     read = lambda paths: [storage.read_json(p) for p in paths or []]
-    df = curve_frame(ladder_eps(a.eps_json), read(a.accuracy), read(a.fid), read(a.metrics))
+    df = curve_frame(training_eps(a.settings["variants"]), read(a.accuracy), read(a.fid), read(a.metrics))
     storage.write_text(a.out_csv, df.to_csv(index=False))
     plot_curve(df, a.out_png, f"{a.dataset}: robustness vs interpretability")
     print("\n".join(compare_ends(df)))
 
 
 robustness_curve_verb.flags = lambda p: (
-    p.add_argument("--eps-json", type=_json, required=True,
-                   help="the ladder as JSON; keys: variant names, values: the training attack block ($defs attack; null = standard, eps 0) or an eps"),
-    p.add_argument("--accuracy", type=Path, nargs="*", default=[], help="eval/<variant>/accuracy.json"),
+    p.add_argument("--accuracy", type=Path, nargs="*", default=[], help="eval/<variant>/accuracy.json of the curve's variants"),
     p.add_argument("--fid", type=Path, nargs="*", default=[], help="fid/<variant>.json"),
     p.add_argument("--metrics", type=Path, nargs="*", default=[], help="interpretability/<variant>.json"),
     p.add_argument("--dataset", default=""),
@@ -323,7 +306,8 @@ summary_verb.flags = lambda p: (
 # --- model parameter randomisation (sanity check of the attributions) --------------------------
 
 @verb("parameter-randomisation", "rank correlation of |attribution| between the trained and cascading randomised "
-                                 "models (Adebayo et al. 2018) -> JSON")
+                                 "models (Adebayo et al. 2018) -> JSON",
+      settings=("metrics.randomisation", "analyses.ig", "analyses.shap", "device"))
 def parameter_randomisation_verb(a):
     import time
 
@@ -335,8 +319,8 @@ def parameter_randomisation_verb(a):
     from ..metrics import load_attributions
     from ..randomisation import RandomisationConfig, randomisation_check
 
-    cfg = RandomisationConfig.from_dict(a.config_json)
-    device, where = select(a.device)
+    cfg = RandomisationConfig.from_block(a.settings["metrics.randomisation"])
+    device, where = select(a.settings["device"])
     model, meta = load_model(a.checkpoint, device)
     train = load_split(a.train) if a.train else None
     if train is not None:
@@ -344,8 +328,8 @@ def parameter_randomisation_verb(a):
     paths = _named_paths(a.attributions)
     start = time.time()
     entries, cascades = randomisation_check(
-        model, {m: load_attributions(p) for m, p in paths.items()}, cfg, IGConfig.from_dict(a.ig_json),
-        ShapConfig.from_dict(a.shap_json), train)
+        model, {m: load_attributions(p) for m, p in paths.items()}, cfg, IGConfig.from_block(a.settings["analyses.ig"]),
+        ShapConfig.from_block(a.settings["analyses.shap"]), train)
     for entry in entries:
         c = cascades[entry["method"]]
         print(f"parameter-randomisation: {a.variant} {entry['method']} Spearman after {c['stages'][0]} "
@@ -362,11 +346,7 @@ parameter_randomisation_verb.flags = lambda p: (
     p.add_argument("--attributions", nargs="+", required=True,
                    help="METHOD=attributions.npz (ig, shap): the images and classes explained"),
     p.add_argument("--train", type=Path, default=None, help="packed training split (SHAP background)"),
-    block_json(p, "analyses.ig", "--ig-json"),
-    block_json(p, "analyses.shap", "--shap-json"),
-    block_json(p, "metrics.randomisation"),
     p.add_argument("--variant", default=""),
-    setting(p, "--device", "device"),
     p.add_argument("--out", type=Path, required=True),
 )
 

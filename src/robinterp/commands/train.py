@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import json_arg as _json, verb
+from ..cli import verb
+from ..settings import TRAIN_SETTINGS
 
 
-@verb("train", "train one variant (standard or adversarial); resumable")
+@verb("train", "train one variant (standard or adversarial); resumable", settings=TRAIN_SETTINGS)
 def train_verb(a):
     from ..data import load_split
     from ..train import TrainConfig, train
 
-    cfg = TrainConfig.from_dict(a.config_json)
+    cfg = TrainConfig.from_settings(a.settings)
     meta = train(cfg, load_split(a.train), load_split(a.val), a.out, a.state_dir, a.log_csv,
                  extra_meta={"variant": a.variant})
     print(f"train: best epoch {meta['epoch']} val score {meta['metrics']['val_score']:.4f} -> {a.out}")
@@ -21,7 +22,6 @@ def train_verb(a):
 train_verb.flags = lambda p: (
     p.add_argument("--train", type=Path, required=True, help="packed training split (folder or manifest)"),
     p.add_argument("--val", type=Path, required=True, help="packed split used for model selection"),
-    p.add_argument("--config-json", type=_json, required=True, help="the variant's resolved training config as JSON (what the workflow's resolve_variant writes): the keys of $defs model and train in workflow/schemas/config.schema.yaml, and attack, seed, eval_amp, device; keys left out take their defaults"),
     p.add_argument("--variant", default=""),
     p.add_argument("--out", type=Path, required=True, help="selected checkpoint (.pt)"),
     p.add_argument("--log-csv", type=Path, required=True, help="per-epoch metrics"),
