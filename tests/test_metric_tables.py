@@ -76,9 +76,11 @@ def test_curve_and_summary_from_json_only(results, tmp_path):
     assert main(["interpretability-table", "--inputs", *results["metrics"],
                  "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md")]) == 0
     png, csv = tmp_path / "fig" / "curve.png", t / "robustness_curve.csv"
+    corr = ["--out-correlation-csv", str(t / "robustness_correlation.csv"), "--out-correlation-md",
+            str(t / "robustness_correlation.md")]
     assert main(["robustness-curve", "--settings", json.dumps({"variants": VARIANTS}), "--accuracy", *results["acc"],
                  "--fid", *results["fid"][1:], "--metrics", *results["metrics"], "--dataset", "d",
-                 "--out-csv", str(csv), "--out-png", str(png)]) == 0
+                 "--out-csv", str(csv), "--out-png", str(png), *corr]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     curve = pd.read_csv(csv)
     assert sorted(curve["eps"].unique()) == [0.0, 0.5, 1.5]
@@ -92,7 +94,7 @@ def test_curve_and_summary_from_json_only(results, tmp_path):
     assert "-> eps 1.5 better, intervals disjoint" in text
     # a result without an eps for its variant is an error, not a silent gap
     assert main(["robustness-curve", "--settings", json.dumps({"variants": VARIANTS[:1]}), "--accuracy", *results["acc"],
-                 "--out-csv", str(csv), "--out-png", str(png)]) == 2
+                 "--out-csv", str(csv), "--out-png", str(png), *corr]) == 2
 
 
 def test_fid_table_refuses_rows_at_different_n(results, tmp_path):

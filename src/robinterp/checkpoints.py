@@ -118,8 +118,10 @@ def check_fits(meta: dict, split, checkpoint) -> None:
     elif named and classes != split.classes:
         diff = [f"{a!r} vs {b!r}" for a, b in zip(classes, split.classes) if a != b]
         problems.append(f"other class names ({', '.join(diff[:3])}{', ...' if len(diff) > 3 else ''})")
-    if len(arch["mean"]) != split.image_shape[0]:
-        problems.append(f"the model takes {len(arch['mean'])}-channel images, the data has {split.image_shape[0]}")
+    # channels: the normaliser's, or a zoo model's fixed input shape (its normalisation is inside its network)
+    channels = len(arch["mean"]) if arch.get("mean") is not None else (trained_shape or split.image_shape)[0]
+    if channels != split.image_shape[0]:
+        problems.append(f"the model takes {channels}-channel images, the data has {split.image_shape[0]}")
     elif trained_shape and list(trained_shape) != list(split.image_shape):
         problems.append(f"the model was trained on {size(trained_shape)} images, the data is {size(split.image_shape)}")
     if problems:

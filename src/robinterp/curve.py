@@ -19,6 +19,15 @@ def training_eps(variants: list[dict]) -> dict[str, float]:
     return {v["name"]: float(v["attack"]["eps"]) if v.get("attack") else 0.0 for v in variants}
 
 
+def curve_axis(variants: list[dict], x: str) -> str:
+    """What places the variants on the figure: `x` (metrics.curve.x), with auto = robust accuracy
+    when one of them is a RobustBench zoo entry (models that differ in more than eps), else eps."""
+    if x != "auto":
+        return x
+    zoo = any((v.get("checkpoint") or {}).get("source") == "robustbench" for v in variants)
+    return "robust_accuracy" if zoo else "eps"
+
+
 def curve_frame(eps: dict[str, float], accuracy: list[dict], fid: list[dict], metrics: list[dict]) -> pd.DataFrame:
     """Long table: variant, eps, quantity, better, mean, low, high (accuracies in %)."""
     rows = []
@@ -78,12 +87,14 @@ def plot_curve(df: pd.DataFrame, path, title: str = "") -> None:
     plt.close(fig)
 
 
-def compare_ends(df: pd.DataFrame) -> list[str]:
-    """One line per quantity: the smallest-eps vs the largest-eps variant, and whether the
-    larger eps is better, with 'intervals overlap' when the 95% intervals do not separate them."""
+def compare_ends(df: pd.DataFrame, by: str = "eps") -> list[str]:
+    """One line per quantity: the variant with the smallest `by` (training eps, or robust
+    accuracy across models) vs the largest, and whether the latter is better, with 'intervals
+    overlap' when the 95% intervals do not separate them."""
     lines = []
+    place = (lambda r: f"eps {r['eps']:g}") if by == "eps" else (lambda r: f"robust {r['robust_acc']:.3g}%")
     for q, d in df.groupby("quantity", sort=False):
-        d = d.sort_values("eps")
+        d = d.sort_values(by)
         lo, hi = d.iloc[0], d.iloc[-1]
         if lo["variant"] == hi["variant"]:
             continue
@@ -91,8 +102,8 @@ def compare_ends(df: pd.DataFrame) -> list[str]:
         better = hi["mean"] > lo["mean"] if lo["better"] == "higher" else hi["mean"] < lo["mean"]
         tie = f"{hi['mean']:.4g}" == f"{lo['mean']:.4g}"  # equal at the precision shown
         sep = pd.notna(lo["low"]) and pd.notna(hi["low"]) and (hi["low"] > lo["high"] or lo["low"] > hi["high"])
-        verdict = ("a tie" if tie else f"eps {hi['eps']:g} " + ("better" if better else "worse")) + (
+        verdict = ("a tie" if tie else f"{place(hi)} " + ("better" if better else "worse")) + (
             "" if pd.isna(lo["low"]) else (", intervals disjoint" if sep else ", intervals overlap"))
-        lines.append(f"{q} ({lo['better']} better): {lo['variant']} (eps {lo['eps']:g}) {fmt(lo)} vs "
-                     f"{hi['variant']} (eps {hi['eps']:g}) {fmt(hi)} -> {verdict}")
+        lines.append(f"{q} ({lo['better']} better): {lo['variant']} ({place(lo)}) {fmt(lo)} vs "
+                     f"{hi['variant']} ({place(hi)}) {fmt(hi)} -> {verdict}")
     return lines

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .across_models import correlation_lines
 from .curve import compare_ends
 from .errors import RobinterpError
 from .tables import to_markdown, without_empty_reference
@@ -43,7 +44,8 @@ def table_notes(csv_path: Path) -> str:
     return "\n".join(lines[rows[-1] + 1:]).strip() if rows else ""
 
 
-def summary_markdown(tables: list[tuple[str, Path]], curves: list[tuple[str, Path]]) -> str:
+def summary_markdown(tables: list[tuple[str, Path]], curves: list[tuple[str, Path]],
+                     correlations: list[tuple[str, Path]] = ()) -> str:
     lines = ["# robinterp: summary", "",
              "Every number below comes from the tables in `<dataset>/tables/` (CSV and Markdown); each "
              "table's notes follow it. The figures are in `<dataset>/figures/`; "
@@ -62,8 +64,18 @@ def summary_markdown(tables: list[tuple[str, Path]], curves: list[tuple[str, Pat
             lines += [notes, ""] if notes else []
         for d, path in curves:
             if d == ds:
-                verdicts = compare_ends(_read(path))
-                lines += ["### Robustness vs interpretability (smallest vs largest training eps)", ""]
+                curve = _read(path)
+                by_eps = "placed_by" not in curve or (curve["placed_by"] == "eps").all()
+                verdicts = compare_ends(curve, "eps" if by_eps else "robust_acc")
+                ends = "smallest vs largest training eps" if by_eps else "least vs most robust model"
+                lines += [f"### Robustness vs interpretability ({ends})", ""]
                 lines += [f"- {v}" for v in verdicts] or ["- (one variant only: nothing to compare)"]
+                lines += [""]
+        for d, path in correlations:
+            if d == ds:
+                table = _read(path)
+                lines += [f"### Does robustness predict interpretability? (rank correlation over "
+                          f"{int(table['models'].max()) if len(table) else 0} models)", ""]
+                lines += [f"- {v}" for v in correlation_lines(table)] or ["- (no quantities)"]
                 lines += [""]
     return "\n".join(lines)

@@ -21,15 +21,23 @@ def accuracy_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
             "adv_acc": None if r["adv_acc"] is None else round(100 * r["adv_acc"], 2),
             "attack": r.get("attack_label", ""),
             **autoattack_columns(r),
-            "paper_clean_acc": ref.get("clean_acc"),
-            "paper_adv_acc": ref.get("adv_acc"),
+            **reference_columns(ref),
         })
     return pd.DataFrame(rows)
 
 
+def reference_columns(ref: dict) -> dict:
+    """The paper's numbers (paper_*), or a published model's as its leaderboard reports them
+    (reference_*, with `source`: the RobustBench zoo's clean and AutoAttack accuracy)."""
+    if "source" in ref:
+        return {"reference_clean_acc": ref.get("clean_acc"), "reference_autoattack_acc": ref.get("autoattack_acc"),
+                "reference_source": ref["source"]}
+    return {"paper_clean_acc": ref.get("clean_acc"), "paper_adv_acc": ref.get("adv_acc")}
+
+
 def without_empty_reference(df: pd.DataFrame) -> pd.DataFrame:
-    """Drop `paper_*` columns with no value (a dataset the paper has no numbers for)."""
-    empty = [c for c in df.columns if str(c).startswith("paper_") and df[c].isna().all()]
+    """Drop `paper_*` and `reference_*` columns with no value (no published numbers for the rows)."""
+    empty = [c for c in df.columns if str(c).startswith(("paper_", "reference_")) and df[c].isna().all()]
     return df.drop(columns=empty)
 
 

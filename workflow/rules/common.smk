@@ -264,6 +264,12 @@ def metrics_targets(ds):
 TARGETS.append(metrics_targets)
 
 
+def curve_tables():
+    """{dataset: [robustness_curve.csv, robustness_correlation.csv]} of the datasets with a curve."""
+    return {ds: [f"{R}/{ds}/tables/robustness_{t}.csv" for t in ("curve", "correlation")]
+            for ds in enabled_datasets() if _enabled(ds, "curve")}
+
+
 def summary_tables():
     """{dataset: [table csv, ...]}: accuracy first, then the enabled metric tables."""
     return {ds: [f"{R}/{ds}/tables/{n}.csv" for n in ["accuracy"] + metric_tables(ds)] for ds in enabled_datasets()}

@@ -290,6 +290,13 @@ rule robustness_curve:
             subcategory="robustness vs interpretability",
         ),
         csv=f"{R}/{{dataset}}/tables/robustness_curve.csv",
+        correlation_csv=report(
+            f"{R}/{{dataset}}/tables/robustness_correlation.csv",
+            caption="../report/robustness_correlation.rst",
+            category="{dataset}",
+            subcategory="robustness vs interpretability",
+        ),
+        correlation_md=f"{R}/{{dataset}}/tables/robustness_correlation.md",
     params:
         **verb_params("robustness-curve"),
     log:
@@ -301,23 +308,21 @@ rule robustness_curve:
     shell:
         "python -m robinterp robustness-curve {params.settings} --accuracy {input.accuracy:q}"
         " --fid {input.fid:q} --metrics {input.metrics:q} --dataset {wildcards.dataset:q}"
-        " --out-csv {output.csv:q} --out-png {output.png:q} > {log:q} 2>&1"
+        " --out-csv {output.csv:q} --out-png {output.png:q} --out-correlation-csv {output.correlation_csv:q}"
+        " --out-correlation-md {output.correlation_md:q} > {log:q} 2>&1"
 
 
 rule summary:
     input:
         tables=lambda w: [p for paths in summary_tables().values() for p in paths],
         notes=lambda w: [p[: -len("csv")] + "md" for paths in summary_tables().values() for p in paths],
-        curves=lambda w: [
-            f"{R}/{ds}/tables/robustness_curve.csv" for ds in enabled_datasets() if _enabled(ds, "curve")
-        ],
+        curves=lambda w: [p for ds in curve_tables() for p in curve_tables()[ds]],
     output:
         report(f"{R}/summary.md", caption="../report/summary.rst", category="summary"),
     params:
         tables=lambda w: " ".join(shlex.quote(f"{ds}={p}") for ds, paths in summary_tables().items() for p in paths),
-        curves=lambda w: " ".join(
-            shlex.quote(f"{ds}={R}/{ds}/tables/robustness_curve.csv") for ds in enabled_datasets() if _enabled(ds, "curve")
-        ),
+        curves=lambda w: " ".join(shlex.quote(f"{ds}={paths[0]}") for ds, paths in curve_tables().items()),
+        correlations=lambda w: " ".join(shlex.quote(f"{ds}={paths[1]}") for ds, paths in curve_tables().items()),
     log:
         f"{R}/logs/summary.log",
     resources:
@@ -325,4 +330,5 @@ rule summary:
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp summary --tables {params.tables} --curves {params.curves} --out {output:q} > {log:q} 2>&1"
+        "python -m robinterp summary --tables {params.tables} --curves {params.curves}"
+        " --correlations {params.correlations} --out {output:q} > {log:q} 2>&1"

@@ -62,9 +62,13 @@ def accuracy_table_verb(a):
 
     df = accuracy_table([storage.read_json(p, needs=("variant", "n", "clean_acc", "adv_acc")) for p in a.inputs],
                         a.settings["reference"])
-    has_reference = df.filter(like="paper_").notna().any().any()
+    has_paper = df.filter(like="paper_").notna().any().any()
+    has_reference = df.filter(like="reference_").notna().any().any()
     write_table(df, a.out_csv, a.out_md, f"Accuracy on {a.dataset} (test split, %)",
                 ("paper_*: the paper's Table 1 (CIFAR-10) / Table 4 (Small ImageNet 150), where it reports the variant.\n"
+                 if has_paper else "") +
+                ("reference_*: clean and AutoAttack accuracy as the model's leaderboard reports them, on its own test "
+                 "images and AutoAttack run (reference_source names it); ours beside them, measured here.\n"
                  if has_reference else "") +
                 "adv_acc: the paper's PGD attack; autoattack_acc: AutoAttack (the authors' code, pyautoattack; standard "
                 "version, with fewer attacks or targets below 10 classes: accuracy.json lists them) at the same norm "
