@@ -246,3 +246,37 @@ def test_run_variants_must_name_a_variant_of_every_dataset_that_runs(tmp_path):
     msg = out.stderr + out.stdout
     assert out.returncode != 0 and "Traceback" not in msg and "IndexError" not in msg
     assert "run_variants: ['nope'] name no variant of the datasets that run (['digits'])" in msg
+
+
+def test_paths_with_a_space_reach_their_jobs_whole(tmp_path):
+    """`results: "runs/victim run"` overwrote the file runs/victim with an argparse error: the
+    rules' shell lines did not quote paths. Every path now travels quoted."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "victim").write_text("a file of the user's")
+    cfg = _demo()
+    cfg["results"] = str(runs / "victim run")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    target = runs / "victim run" / "digits" / "data" / "test" / "manifest.json"
+    done = subprocess.run([sys.executable, "-m", "snakemake", str(target), "--cores", "1", "--configfile", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (runs / "victim").read_text() == "a file of the user's" and target.is_file()
+    assert (runs / "victim run" / "logs" / "prepare_data" / "digits.log").is_file()
+
+
+def test_the_zoo_study_plans_every_model(tmp_path):
+    """The RobustBench study config plans the download, import and every analysis of each model."""
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile",
+                          str(ROOT / "workflow/configs/robustbench_cifar10_l2.yaml"), "--config",
+                          f"results={tmp_path / 'results'}", f"robustbench_cache={tmp_path / 'rb'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    models = len(yaml.safe_load((ROOT / "workflow/configs/robustbench_cifar10_l2.yaml").read_text())
+                 ["datasets"]["cifar10"]["variants"])
+    jobs = dict(line.split() for line in out.stdout.split("Job stats:")[1].split("total")[0].splitlines()[3:] if line)
+    assert models == 21 and all(jobs[rule] == str(models) for rule in (
+        "download_robustbench", "import_checkpoint", "evaluate", "ig", "shap", "class_generation", "inversion",
+        "feature_vis", "interpretability_metrics", "parameter_randomisation", "fid_class_generation"))
+    assert "train" not in jobs and jobs["robustness_curve"] == "1"
