@@ -53,11 +53,12 @@ clean-demo:
 # Wheels an offline GPU machine (Python 3.12, torch preinstalled) may lack for
 # benchmarks/gpu_session.sh; copy .whl/ there with the repository (docs/benchmarks.md, "GPU checks").
 # snakemake (step `workflow`) comes with its dependencies; connection_pool has no wheel on PyPI,
-# so it is built here first (pure Python).
-GPU_WHEELS := captum shap slicer torchattacks robustness cox dill tensorboardX
+# so it is built here first (pure Python). pyautoattack's 45 MB of example models are dropped.
+GPU_WHEELS := captum shap slicer torchattacks robustness cox dill tensorboardX pyautoattack safetensors
 GPU_TARGET := --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64
 gpu-wheels: install
 	$(BIN)/pip download -q $(GPU_TARGET) --no-deps -d .whl $(GPU_WHEELS)
 	$(BIN)/pip wheel -q --no-deps -w .whl $$(grep -i '^connection.pool==' requirements.lock)
 	$(BIN)/pip download -q $(GPU_TARGET) --find-links .whl -d .whl $$(grep '^snakemake==' requirements.lock)
+	$(BIN)/python scripts/slim_wheel.py .whl/pyautoattack-*.whl pyautoattack/examples/
 	@ls .whl
