@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robinterp import metrics, storage
-from robinterp.explanation_metrics import faithfulness_correlation, local_lipschitz_estimate
+from robinterp import attribution_metrics, storage
+from robinterp.attribution_metrics import faithfulness_correlation, local_lipschitz_estimate
 from robinterp.models import build_model
 
 
@@ -62,7 +62,7 @@ def main():
     common = dict(model=model, x_batch=x_np, y_batch=y_np, channel_first=True, device="cpu")
 
     def saliency(model, inputs, targets, **kw):
-        return metrics.EXPLAINERS["saliency"](model, "logit")(torch.as_tensor(inputs), torch.as_tensor(targets)).numpy()
+        return attribution_metrics.EXPLAINERS["saliency"](model, "logit")(torch.as_tensor(inputs), torch.as_tensor(targets)).numpy()
 
     q = dict(disable_warnings=True)
     pairs = {
@@ -71,15 +71,15 @@ def main():
             lambda: quantus.Sparseness(**q)(a_batch=a_np, **common)),
         # Quantus wants features_in_step to divide H*W but steps over C*H*W values: 3x our steps
         "deletion+insertion (17 points each) vs PixelFlipping (48 steps)": (
-            lambda: metrics.deletion_insertion(model, x, attr, y, a.steps, "zero", "probability"),
+            lambda: attribution_metrics.deletion_insertion(model, x, attr, y, a.steps, "zero", "probability"),
             lambda: quantus.PixelFlipping(features_in_step=pixels // a.steps, perturb_baseline=0.0, **q)(
                 a_batch=a_np, softmax=True, **common)),
         "sensitivity_max vs MaxSensitivity (saliency)": (
-            lambda: metrics.sensitivity_max(model, x, y, "saliency", 0.02, a.samples, "logit"),
+            lambda: attribution_metrics.sensitivity_max(model, x, y, "saliency", 0.02, a.samples, "logit"),
             lambda: quantus.MaxSensitivity(nr_samples=a.samples, lower_bound=0.02, **q)(
                 a_batch=saliency(model, x_np, y_np), explain_func=saliency, **common)),
         "infidelity vs Infidelity": (
-            lambda: metrics.infidelity(model, x, attr, y, 0.1, a.samples, "logit", normalize=False),
+            lambda: attribution_metrics.infidelity(model, x, attr, y, 0.1, a.samples, "logit", normalize=False),
             lambda: quantus.Infidelity(n_perturb_samples=a.samples, **q)(a_batch=a_np, softmax=False, **common)),
         "faithfulness_correlation vs FaithfulnessCorrelation": (
             lambda: faithfulness_correlation(model, x, attr, y, a.runs, 0.2, "zero", "logit", g),

@@ -6,7 +6,7 @@ default of `metrics.interpretability.lipschitz_samples`.
                       robust_l2=results/demo/digits/models/robust_l2/model.pt
 
 The estimate is a maximum over k Gaussian neighbours x' = x + N(0, sigma^2) of
-||e(x) - e(x')|| / ||x - x'|| (`explanation_metrics.local_lipschitz_estimate`), so it grows with
+||e(x) - e(x')|| / ||x - x'|| (`attribution_metrics.local_lipschitz_estimate`), so it grows with
 k and a small k is biased low and noisy. For each model it draws `--max-samples` neighbours per
 image once (the pool; Quantus uses 200), then for each k in `--counts` takes `--rounds` random
 k-subsets of the pool and reports, averaged over the images: the estimate (the mean of the
@@ -34,7 +34,7 @@ from robinterp.checkpoints import load_model
 from robinterp.config import default
 from robinterp.data import load_split
 from robinterp.device import resolve_device
-from robinterp.metrics import EXPLAINERS
+from robinterp.attribution_metrics import EXPLAINERS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEY = "dataset.metrics.interpretability"

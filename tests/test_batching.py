@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from robinterp.attributions import IGConfig, NoGradChunks, ShapConfig, explain_ig, explain_shap
-from robinterp.metrics import InterpretabilityConfig, evaluate_interpretability
+from robinterp.interpretability import InterpretabilityConfig, evaluate_interpretability
 from robinterp.models import build_model
 from robinterp.synthesis import ClassGenerationConfig, generate_classes, target_logits
 

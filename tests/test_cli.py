@@ -74,7 +74,7 @@ def test_every_flag_has_help_and_verbs_are_listed_by_stage():
     assert not missing, missing
     assert list(sub.choices) == [v for verbs in STAGES.values() for v in verbs]  # pipeline order
     stages = parser.format_help().split("verbs by workflow stage")[1]
-    assert stages.index("  data ") < stages.index("  train ") < stages.index("  metrics ")
+    assert stages.index("  data ") < stages.index("  train ") < stages.index("  fid ") < stages.index("  summary ")
 
 
 def test_each_rule_finds_its_verb_in_one_hop():

@@ -116,7 +116,7 @@ def test_tables_refuse_an_interval_that_misses_its_estimate(results, tmp_path):
 
 def test_summary_keeps_notes_drops_empty_reference_columns_and_calls_a_tie_a_tie(results, tmp_path):
     from robinterp.curve import compare_ends
-    from robinterp.metric_tables import INTERPRETABILITY_NOTES
+    from robinterp.tables import INTERPRETABILITY_NOTES
 
     t = tmp_path / "tables"
     assert main(["accuracy-table", "--inputs", *results["acc"], "--out-csv", str(t / "accuracy.csv"),

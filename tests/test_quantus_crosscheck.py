@@ -23,8 +23,8 @@ import torch
 
 quantus = pytest.importorskip("quantus", reason="test-only dependency: pip install quantus==0.6.0")
 
-from robinterp import metrics  # noqa: E402
-from robinterp.explanation_metrics import (  # noqa: E402
+from robinterp import attribution_metrics  # noqa: E402
+from robinterp.attribution_metrics import (  # noqa: E402
     faithfulness_correlation, local_lipschitz_estimate, random_pixel_subsets)
 
 
@@ -45,7 +45,7 @@ def _case(n=5, channels=3, seed=1):
 def _saliency(model, inputs, targets, **kwargs):
     """Quantus explain_func: our saliency explainer (logit) as numpy."""
     x = torch.as_tensor(inputs, dtype=torch.float32)
-    return metrics.EXPLAINERS["saliency"](model, "logit")(x, torch.as_tensor(targets)).detach().numpy()
+    return attribution_metrics.EXPLAINERS["saliency"](model, "logit")(x, torch.as_tensor(targets)).detach().numpy()
 
 
 def _np(*tensors):
@@ -62,19 +62,19 @@ def _quiet():
 def test_gini_equals_quantus_sparseness():
     model, (x, y, g) = _net(), _case()
     a = torch.randn(x.shape, generator=g)
-    per_pixel = metrics.pixel_importance(a).view(len(x), 1, 8, 8)
+    per_pixel = attribution_metrics.pixel_importance(a).view(len(x), 1, 8, 8)
     x_np, y_np, a_np = _np(x, y, per_pixel)
     got = quantus.Sparseness(disable_warnings=True)(model=model, x_batch=x_np, y_batch=y_np, a_batch=a_np,
                                                    channel_first=True, device="cpu")
-    np.testing.assert_allclose(metrics.gini(a).numpy(), got, rtol=1e-6)
+    np.testing.assert_allclose(attribution_metrics.gini(a).numpy(), got, rtol=1e-6)
 
 
 def test_deletion_auc_equals_pixel_flipping_curve_with_the_start_point():
     model, (x, y, g) = _net(channels=1), _case(channels=1)  # 3 channels: Quantus flips channel values
     a = torch.rand(x.shape, generator=g)
     steps, per_step = 16, 4  # 64 pixels, 4 per step
-    ours, _ = metrics.deletion_insertion(model, x, a, y, steps=steps, baseline="zero", output="probability")
-    per_pixel = metrics.pixel_importance(a).view(len(x), 1, 8, 8)
+    ours, _ = attribution_metrics.deletion_insertion(model, x, a, y, steps=steps, baseline="zero", output="probability")
+    per_pixel = attribution_metrics.pixel_importance(a).view(len(x), 1, 8, 8)
     x_np, y_np, a_np = _np(x, y, per_pixel)
     curves = quantus.PixelFlipping(features_in_step=per_step, perturb_baseline=0.0, disable_warnings=True)(
         model=model, x_batch=x_np, y_batch=y_np, a_batch=a_np, channel_first=True, device="cpu", softmax=True)
@@ -87,7 +87,7 @@ def test_sensitivity_max_equals_max_sensitivity():
     model, (x, y, _) = _net(), _case()
     samples, radius = 6, 0.05
     torch.manual_seed(0)
-    ours = metrics.sensitivity_max(model, x, y, "saliency", radius=radius, samples=samples, output="logit")
+    ours = attribution_metrics.sensitivity_max(model, x, y, "saliency", radius=radius, samples=samples, output="logit")
     torch.manual_seed(0)  # captum draws one batch: image i's sample s is row i * samples + s
     noise = torch.FloatTensor(len(x) * samples, *x.shape[1:]).uniform_(-radius, radius)
     noise = noise.view(len(x), samples, -1).numpy()
@@ -108,7 +108,7 @@ def test_infidelity_equals_quantus_infidelity_with_gaussian_noise_on_one_patch()
     model, (x, y, g) = _net(), _case()
     a = torch.randn(x.shape, generator=g)
     samples, std = 7, 0.1
-    ours = metrics.infidelity(model, x, a, y, std, samples, "logit", torch.Generator().manual_seed(3), normalize=False)
+    ours = attribution_metrics.infidelity(model, x, a, y, std, samples, "logit", torch.Generator().manual_seed(3), normalize=False)
     # captum perturbs one batch of repeat_interleave'd inputs: image i's sample s is row i * samples + s
     noise = (torch.randn((len(x) * samples, *x.shape[1:]), generator=torch.Generator().manual_seed(3)) * std)
     noise = noise.view(len(x), samples, -1).numpy()

@@ -8,7 +8,8 @@ import torch
 
 from robinterp.cli import main
 from robinterp.models import build_model
-from robinterp.randomisation import cascade_stages, randomisation_cascade, reinitialise, spearman_rows
+from robinterp.randomisation import cascade_stages, randomisation_cascade, reinitialise
+from robinterp.stats import spearman_rows
 
 
 def _resnet(classes=3, seed=0):

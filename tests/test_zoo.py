@@ -52,7 +52,7 @@ def test_zoo_files_import_as_robustbench_loads_them(tmp_path, name, dataset, thr
     # ImageNet files hold the bare torchvision network; robustbench adds the normaliser (`model.`)
     src = zoo_file(tmp_path, name, net.model if dataset == "imagenet" else net, layout, dataset, threat,
                    drop_normalisation)
-    from robinterp.zoo_model import import_zoo
+    from robinterp.published import import_zoo
 
     record = import_zoo(_block(name, dataset, threat), src, tmp_path / "model.pt", log=lambda s: None)
     ours, meta = load_model(tmp_path / "model.pt")
@@ -67,7 +67,7 @@ def test_zoo_files_import_as_robustbench_loads_them(tmp_path, name, dataset, thr
 
 
 def test_an_imagenet_entry_on_a_class_subset_keeps_exactly_those_logits(tmp_path):
-    from robinterp.zoo_model import import_zoo
+    from robinterp.published import import_zoo
 
     name, index, subset = "Salman2020Do_R18", [f"n{i:08d}" for i in range(1000)], ["n00000417", "n00000003"]
     net = perturb(zoo.lookup(name, "imagenet", "Linf").build())
@@ -147,7 +147,7 @@ def test_stand_ins_import_through_the_cli_and_serve_every_analysis(tmp_path, cla
 
 def test_a_file_that_is_not_the_entry_or_changed_since_its_download_is_refused(tmp_path, classes):
     from robinterp.data import load_split
-    from robinterp.zoo_model import import_zoo
+    from robinterp.published import import_zoo
 
     names = load_split(classes).classes
     wide = stand_in_block("tiny", "WideResNet")

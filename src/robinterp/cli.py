@@ -16,17 +16,7 @@ import sys
 from pathlib import Path
 
 from .errors import RobinterpError
-
-VERBS = {}
-
-
-def verb(name: str, help: str, settings: tuple[str, ...] = ()):
-    """Register `fn(args)` as a verb; `fn.flags(parser)` declares its path flags, and `settings`
-    the config sections it reads (robinterp.settings keys), which arrive as `args.settings`."""
-    def wrap(fn):
-        VERBS[name] = (fn, help, tuple(settings))
-        return fn
-    return wrap
+from .verbs import VERBS
 
 
 def verb_settings(name: str) -> tuple[str, ...]:
@@ -92,9 +82,10 @@ STAGES = {
     "evaluate": ["evaluate", "accuracy-table"],
     "analyses": ["ig", "shap", "class-generation", "inversion", "feature-vis"],
     "figures": ["plot-attributions", "plot-class-generation", "plot-inversion", "plot-feature-vis"],
-    "metrics": ["install-fid-weights", "inception-features", "fid", "fid-table", "inversion-distance",
-                "inversion-table", "interpretability-metrics", "parameter-randomisation", "randomisation-plot",
-                "interpretability-table", "robustness-curve", "summary"],
+    "fid": ["install-fid-weights", "inception-features", "fid", "fid-table", "inversion-distance", "inversion-table"],
+    "attribution_metrics": ["interpretability-metrics", "parameter-randomisation", "randomisation-plot",
+                            "interpretability-table"],
+    "summary": ["robustness-curve", "summary"],
 }
 
 # Flags that mean the same in every verb, documented once; a verb's own help text wins.
@@ -122,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     unplaced = sorted(set(VERBS) - set(order))
     if unplaced:
         raise RuntimeError(f"verbs {unplaced} are in no stage of cli.STAGES")
-    stages = "\n".join(f"  {stage:<15} {', '.join(verbs)}" for stage, verbs in STAGES.items())
+    stages = "\n".join(f"  {stage:<20} {', '.join(verbs)}" for stage, verbs in STAGES.items())
     parser = argparse.ArgumentParser(prog="robinterp", description=__doc__.split("\n\n")[0],
                                      epilog=f"verbs by workflow stage, in pipeline order:\n{stages}",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

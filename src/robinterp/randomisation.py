@@ -16,7 +16,7 @@ that container's items, its block groups: logits, batchnorm, layer.2, layer.1, l
 re-initialised with every sub-module's own `reset_parameters()` (BatchNorm too, as Quantus's
 MPRT does), seeded per stage. Method explainers: `ig` (the analyses' `explain_ig`, its noise
 baselines re-seeded identically at every step) and `shap` (shap's GradientExplainer for the
-trained model's class). Run: `robinterp parameter-randomisation` (commands/metrics.py).
+trained model's class). Run: `robinterp parameter-randomisation` (commands/attribution_metrics.py).
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .settings import Settings
+from .attribution_metrics import DIRECTION, pixel_importance
 from .errors import RobinterpError
+from .settings import Settings
+from .stats import bootstrap_mean, spearman_rows
 
 RANDOMISATION_METHODS = ("ig", "shap")
 
@@ -77,17 +79,9 @@ def reinitialise(module: nn.Module, seed: int) -> None:
                 m.reset_parameters()
 
 
-def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-row Spearman correlation of two N x P arrays (average ranks for ties)."""
-    from scipy.stats import rankdata
-
-    ra, rb = rankdata(a, axis=1), rankdata(b, axis=1)
-    ra, rb = ra - ra.mean(1, keepdims=True), rb - rb.mean(1, keepdims=True)
-    return (ra * rb).sum(1) / np.sqrt((ra * ra).sum(1) * (rb * rb).sum(1))
-
-
-def pixel_importance(attributions: torch.Tensor) -> np.ndarray:
-    return attributions.detach().abs().sum(1).flatten(1).double().cpu().numpy()
+def _importance(attributions: torch.Tensor) -> np.ndarray:
+    """Per-pixel |attribution| summed over channels, N x (H*W) float64 on the host."""
+    return pixel_importance(attributions).detach().double().cpu().numpy()
 
 
 def randomisation_cascade(model: nn.Module, explain: Callable[[nn.Module], torch.Tensor], seed: int = 0) -> dict:
@@ -99,20 +93,18 @@ def randomisation_cascade(model: nn.Module, explain: Callable[[nn.Module], torch
     work = copy.deepcopy(model).eval()
     for p in work.parameters():
         p.requires_grad_(False)
-    trained = pixel_importance(explain(work))
+    trained = _importance(explain(work))
     names, rows = [], []
     for i, (name, module) in enumerate(cascade_stages(work)):
         reinitialise(module, seed + i)
         names.append(name)
-        rows.append(spearman_rows(trained, pixel_importance(explain(work))))
+        rows.append(spearman_rows(trained, _importance(explain(work))))
     return {"stages": names, "spearman": np.stack(rows)}
 
 
 def summarise_cascade(result: dict, method: str, cfg: RandomisationConfig) -> tuple[dict, dict]:
     """(cascade for the JSON and the figure: mean and 95% interval per step; the table entry: the
     correlation with every stage re-initialised)."""
-    from .metrics import DIRECTION, bootstrap_mean
-
     steps = [bootstrap_mean(row, cfg.bootstrap, cfg.seed) for row in result["spearman"]]
     cascade = {"stages": result["stages"], "spearman": result["spearman"].tolist(),
                "mean": [s["mean"] for s in steps], "low": [s["low"] for s in steps], "high": [s["high"] for s in steps]}

@@ -202,7 +202,7 @@ def variant_list(w):
     return " ".join(variants(w.dataset))
 
 
-# --- metrics (metrics.smk) ---------------------------------------------------------------------------
+# --- metrics (fid.smk, attribution_metrics.smk, summary.smk) -----------------------------------------
 
 
 FID_WEIGHTS = str(fid_weights_path())  # pytorch-fid's torch.hub cache file ($TORCH_HOME)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import verb
+from ..verbs import verb
 
 
 def _setup(a):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import verb
+from ..verbs import verb
 
 
 @verb("download-data", "fetch what a data source needs from the internet (CIFAR-10's archive: md5-checked, unpacked)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import verb
+from ..verbs import table_flags, verb
 
 
 @verb("evaluate", "clean accuracy, and accuracy under the eval_attack (PGD) and AutoAttack, on one split -> JSON",
@@ -73,9 +73,4 @@ def accuracy_table_verb(a):
     print(df.to_string(index=False))
 
 
-accuracy_table_verb.flags = lambda p: (
-    p.add_argument("--inputs", type=Path, nargs="+", required=True),
-    p.add_argument("--dataset", default=""),
-    p.add_argument("--out-csv", type=Path, required=True),
-    p.add_argument("--out-md", type=Path, required=True),
-)
+accuracy_table_verb.flags = table_flags

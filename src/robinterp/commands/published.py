@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import verb
+from ..verbs import verb
 
 ZOO_DATASETS, ZOO_THREATS = ("cifar10", "cifar100", "imagenet"), ("L2", "Linf", "corruptions")
 
@@ -52,7 +52,7 @@ def import_checkpoint(a):
     index_wnids = imagenet_index(a.imagenet_index) if a.imagenet_index and block.get("class_subset") else None
     if is_robustbench(block):
         from ..zoo import ZooCheckpoint
-        from ..zoo_model import import_zoo
+        from ..published import import_zoo
 
         return import_zoo(ZooCheckpoint.from_block(block, "checkpoint"), a.input, a.out, sidecar=a.sidecar,
                           classes=classes, image_shape=split.image_shape if split else None, index_wnids=index_wnids,

@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..cli import verb
+from ..verbs import verb
 
 
 @verb("build-small-imagenet", "build Small ImageNet 150 (train/val/test, packed) from an ILSVRC copy",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import verb
+from ..verbs import verb
 from ..settings import TRAIN_SETTINGS
 
 

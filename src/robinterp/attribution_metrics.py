@@ -1,4 +1,4 @@
-"""Quantitative interpretability: one number per image for each claim the paper makes by picture.
+"""Attribution metrics: one number per image for each claim the paper makes by picture.
 
 - gradient-image alignment |<x, grad_x logit_y>| / (||x|| ||grad||) (Etmann et al. 2019): how
   much the input gradient looks like the image. Higher = more aligned.
@@ -9,34 +9,41 @@
   higher = more faithful), most important pixel first: by |attribution| summed over channels
   (`ranking: absolute`, so strongly negative pixels go early too) or by the signed sum
   (`signed`: the pixels that raise the score first); trapezoid over the removed fraction.
-
-Every metric that scores the model's output scores the quantity the attribution explains: an
-attributions file says which (`output`: prob or logit, written by the ig and shap verbs), and the
-entry of every metric records it (`output`: probability or logit).
 - captum `infidelity` (Yeh et al. 2019; lower better) and `sensitivity_max` (lower better).
-- faithfulness correlation and a local Lipschitz estimate (`explanation_metrics.py`).
+- faithfulness correlation (Bhatt et al. 2020): over `runs` random pixel subsets, the Pearson
+  correlation between the attribution summed over the subset and the drop of the class score when
+  the subset is set to the baseline. Higher = the attribution predicts what removing pixels does.
+- local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018): the largest ratio
+  ||e(x) - e(x')|| / ||x - x'|| over Gaussian neighbours x' = x + N(0, sigma^2) (pixel units, not
+  clipped). Lower = a more stable explanation.
 
-Inputs are float [0, 1] NCHW tensors; the model takes pixels and normalises inside.
-`EXPLAINERS` is the seam for sensitivity_max: name -> fn(model, output) -> explanation function.
+Faithfulness correlation and the Lipschitz estimate follow Quantus 0.6.0's definitions
+(tests/test_quantus_crosscheck.py checks them on the same draws); one difference is documented
+there: a subset here is whole pixels (every channel), Quantus draws single channel values when the
+attribution has one channel and the image three.
+
+Every metric that scores the model's output scores the quantity the attribution explains (the
+caller passes it: `output`, probability or logit). Inputs are float [0, 1] NCHW tensors; the model
+takes pixels and normalises inside. `EXPLAINERS` is the seam for sensitivity_max and the Lipschitz
+estimate: name -> builder(model, output, batch_size) -> explanation function; `interpretability.py`
+runs every metric on one model.
 """
+
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 
-from .settings import Settings
 from .errors import RobinterpError
+from .stats import pearson_rows
 
 DIRECTION = {"gradient_alignment": "higher", "gini": "higher", "deletion_auc": "lower",
              "insertion_auc": "higher", "infidelity": "lower", "sensitivity_max": "lower",
              "faithfulness_correlation": "higher", "local_lipschitz": "lower", "randomisation_spearman": "lower"}
 
 
-EXPLAINED = {"prob": "probability", "logit": "logit"}  # attributions' `output` -> the metrics' name for it
 RANKINGS = ("absolute", "signed")
 
 
@@ -221,138 +228,52 @@ def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
                               max_examples_per_batch=_examples_per_batch(len(x), samples, batch_size)).detach()
 
 
-# --- summaries -------------------------------------------------------------------------------------
-
-MIN_BOOTSTRAP_ROUNDS = 20
+# --- faithfulness correlation and local Lipschitz estimate ---------------------------------------
 
 
-def bootstrap_mean(values, rounds: int, seed: int, level: float = 0.95) -> dict:
-    """Mean and percentile bootstrap interval of the mean (resampling images).
-
-    Resampling with replacement leaves the mean unbiased, so the interval is centred on it (unlike
-    FID's, see fid.fid_interval); too few rounds would make the percentiles single draws.
-    """
-    if 0 < rounds < MIN_BOOTSTRAP_ROUNDS:
-        raise RobinterpError(f"bootstrap rounds {rounds}: use 0 (no interval) or >= {MIN_BOOTSTRAP_ROUNDS} "
-                             f"so the 95% percentiles are not single draws")
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return {"n": 0, "mean": None, "low": None, "high": None}
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), (rounds, len(v)))].mean(1) if rounds > 0 else v.mean()[None]
-    low, high = np.percentile(means, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return {"n": int(len(v)), "mean": float(v.mean()), "low": float(low), "high": float(high), "level": level}
+def random_pixel_subsets(n: int, runs: int, pixels: int, size: int, generator: torch.Generator | None) -> torch.Tensor:
+    """n x runs x size pixel indices, each row drawn without replacement."""
+    if not 1 <= size <= pixels:
+        raise RobinterpError(f"faithfulness subset of {size} pixels: choose 1..{pixels} (faithfulness_fraction)")
+    return torch.rand(n, runs, pixels, generator=generator).argsort(-1)[..., :size]
 
 
-# --- one variant, every metric ---------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class InterpretabilityConfig(Settings):
-    """The dataset's `metrics.interpretability` block (defaults: robinterp/config.schema.yaml)."""
-
-    SECTION = "metrics.interpretability"
-
-    sample: int  # attributed images used (the first rows of each attributions file)
-    target: str  # class the attributions explain (analyses default: pred) - or label
-    output: str  # what `explainer` explains (sensitivity, Lipschitz); attribution files say their own
-    steps: int  # deletion/insertion: steps + 1 pixel fractions
-    ranking: str  # deletion/insertion order: absolute (|attribution|) or signed
-    baseline: str  # what deleted pixels become / insertion starts from: zero, mean, blur
-    infidelity_samples: int
-    infidelity_noise: float  # std of the Gaussian pixel perturbation
-    alignment_max_images: int | None  # null = whole test split
-    sensitivity_images: int
-    sensitivity_samples: int
-    sensitivity_radius: float  # L-inf radius (pixel units)
-    explainer: str  # key of EXPLAINERS
-    faithfulness_runs: int  # random pixel subsets per image (Quantus: 100)
-    faithfulness_fraction: float  # share of the pixels in each subset
-    lipschitz_samples: int  # Gaussian neighbours per image (on the sensitivity images)
-    lipschitz_noise: float  # their std (pixel units; Quantus: 0.1)
-    batch_size: int
-    bootstrap: int
-    seed: int
+def faithfulness_correlation(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor,
+                             target: torch.Tensor, runs: int = 100, fraction: float = 0.2, baseline: str = "zero",
+                             output: str = "probability", generator: torch.Generator | None = None,
+                             batch_size: int = 256, subsets: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image faithfulness correlation; `subsets` (n x runs x size) overrides the seeded draw."""
+    if x.shape != attributions.shape:
+        raise RobinterpError(f"images {tuple(x.shape)} and attributions {tuple(attributions.shape)} differ")
+    n, _, h, w = x.shape
+    if subsets is None:
+        subsets = random_pixel_subsets(n, runs, h * w, round(fraction * h * w), generator)
+    subsets = subsets.to(x.device)
+    masks = torch.zeros(*subsets.shape[:2], h * w, device=x.device).scatter_(2, subsets, 1.0)  # n x runs x pixels
+    attribution_sums = (masks * attributions.sum(1).flatten(1)[:, None]).sum(2).double()  # signed, every channel
+    score, base = class_score(model, output), _baseline(x, baseline)
+    with torch.no_grad():
+        f_x = _batched_scores(score, x, target, batch_size)
+        drops = torch.stack([f_x - _batched_scores(score, x + (base - x) * m.view(n, 1, h, w), target, batch_size)
+                             for m in masks.unbind(1)], 1).double()
+    return pearson_rows(attribution_sums, drops)
 
 
-def load_attributions(path) -> dict:
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        raise RobinterpError(f"{path}: file not found (made by the analyses' attribution rules)")
-    with np.load(path) as z:
-        missing = [k for k in ("images", "attributions", "labels", "preds") if k not in z]
-        if missing:
-            raise RobinterpError(f"{path}: missing array(s) {missing}; expected images, attributions, labels, preds")
-        return {k: z[k] for k in z.files}
-
-
-def explained_output(attributions: dict, method: str) -> str:
-    """What an attributions file explains, in the metrics' words (probability or logit)."""
-    if "output" not in attributions:
-        raise RobinterpError(f"{method} attributions do not say what they explain (array 'output', written since the "
-                             f"metrics score it): rerun the analysis, e.g. snakemake --forcerun ig shap")
-    output = str(attributions["output"])
-    if output not in EXPLAINED:
-        raise RobinterpError(f"{method} attributions: output {output!r}, expected one of {sorted(EXPLAINED)}")
-    return EXPLAINED[output]
-
-
-def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor, attributions: dict[str, dict],
-                              cfg: InterpretabilityConfig, device) -> list[dict]:
-    """Every metric for one model: a list of {metric, method, direction, values, mean, low, high}.
-    The model's parameters are frozen and BatchNorm in eval mode meanwhile (restored after): the
-    metrics differentiate with respect to the input only."""
-    from .attacks import attack_mode
-
-    with attack_mode(model):
-        return _metrics(model, test_x, test_y, attributions, cfg, device)
-
-
-def _metrics(model, test_x, test_y, attributions, cfg, device) -> list[dict]:
-    from .explanation_metrics import faithfulness_correlation, local_lipschitz_estimate
-
-    entries = []
-
-    def add(metric, method, output, values):
-        v = values.detach().cpu().double().numpy() if torch.is_tensor(values) else np.asarray(values)
-        entries.append({"metric": metric, "method": method, "direction": DIRECTION[metric], "output": output,
-                        **bootstrap_mean(v, cfg.bootstrap, cfg.seed), "values": v.tolist()})
-
-    gen = torch.Generator().manual_seed(cfg.seed)
-    n_align = len(test_x) if cfg.alignment_max_images is None else min(cfg.alignment_max_images, len(test_x))
-    idx = torch.randperm(len(test_x), generator=gen)[:n_align].sort().values
-    add("gradient_alignment", "input_gradient", "logit", torch.cat([
-        gradient_alignment(model, test_x[i].to(device), test_y[i].to(device))
-        for i in idx.split(cfg.batch_size)]))
-
-    for method, att in attributions.items():
-        output = explained_output(att, method)  # every score below is the one the attribution explains
-        x = torch.from_numpy(att["images"][:cfg.sample]).float().to(device)
-        a = torch.from_numpy(att["attributions"][:cfg.sample]).float().to(device)
-        t = torch.from_numpy(att["labels" if cfg.target == "label" else "preds"][:cfg.sample]).long().to(device)
-        add("gini", method, output, gini(a))
-        deletion, insertion = deletion_insertion(model, x, a, t, cfg.steps, cfg.baseline, output, cfg.batch_size,
-                                                 cfg.ranking)
-        add("deletion_auc", method, output, deletion)
-        add("insertion_auc", method, output, insertion)
-        add("infidelity", method, output, torch.cat([
-            infidelity(model, x[i:i + cfg.batch_size], a[i:i + cfg.batch_size], t[i:i + cfg.batch_size],
-                       cfg.infidelity_noise, cfg.infidelity_samples, output, gen, batch_size=cfg.batch_size)
-            for i in range(0, len(x), cfg.batch_size)]))
-        add("faithfulness_correlation", method, output, faithfulness_correlation(
-            model, x, a, t, cfg.faithfulness_runs, cfg.faithfulness_fraction, cfg.baseline, output, gen,
-            cfg.batch_size))
-
-    torch.manual_seed(cfg.seed)  # captum's sensitivity perturbations use the global generator
-    sidx = torch.randperm(len(test_x), generator=gen)[:cfg.sensitivity_images].sort().values
-    add("sensitivity_max", cfg.explainer, cfg.output, torch.cat([
-        sensitivity_max(model, test_x[i].contiguous().to(device), test_y[i].to(device), cfg.explainer,
-                        cfg.sensitivity_radius, cfg.sensitivity_samples, cfg.output, cfg.batch_size)
-        for i in sidx.split(cfg.batch_size)]))
-    add("local_lipschitz", cfg.explainer, cfg.output, torch.cat([
-        local_lipschitz_estimate(model, test_x[i].contiguous().to(device), test_y[i].to(device), cfg.explainer,
-                                 cfg.lipschitz_noise, cfg.lipschitz_samples, cfg.output, gen, cfg.batch_size)
-        for i in sidx.split(cfg.batch_size)]))
-    return entries
+def local_lipschitz_estimate(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor,
+                             explainer: str = "integrated_gradients", noise_std: float = 0.1, samples: int = 10,
+                             output: str = "probability", generator: torch.Generator | None = None,
+                             batch_size: int | None = None) -> torch.Tensor:
+    """Per-image max over `samples` Gaussian neighbours of ||e(x) - e(x')||_2 / ||x - x'||_2;
+    `batch_size`: the explainer's images or path points per pass (None = all at once)."""
+    if explainer not in EXPLAINERS:
+        raise RobinterpError(f"explainer {explainer!r}: choose one of {sorted(EXPLAINERS)}")
+    explain = EXPLAINERS[explainer](model, output, batch_size=batch_size)
+    x = x.contiguous()
+    a = explain(x, target).detach().flatten(1)
+    best = torch.full((len(x),), float("-inf"), dtype=torch.float64, device=x.device)
+    for _ in range(samples):
+        noise = (torch.randn(x.shape, generator=generator) * noise_std).to(x)
+        moved = explain((x + noise).contiguous(), target).detach().flatten(1)
+        ratio = (a - moved).double().norm(dim=1) / noise.flatten(1).double().norm(dim=1)
+        best = torch.maximum(best, ratio)
+    return best
