@@ -54,3 +54,17 @@ def test_width_multiplier_shrinks_the_model():
 def test_unknown_architecture_is_a_clear_error():
     with pytest.raises(RobinterpError, match="unknown architecture 'resnet19'.*resnet18_cifar"):
         build_model("resnet19", 10, [0.5] * 3, [0.25] * 3)
+
+
+def test_the_schema_lists_the_registered_architectures_and_the_published_ones():
+    """One list of architectures: the schema's $defs/arch (model.arch and checkpoint.arch refer to it)
+    is the registry's; every format's architectures are among them and its formats are the schema's."""
+    from robinterp.models import ARCHITECTURES
+    from robinterp.published import PUBLISHED_ARCHS, READERS
+    from robinterp.settings import node, schema
+
+    archs = schema()["$defs"]["arch"]["enum"]
+    assert sorted(archs) == sorted(ARCHITECTURES) and len(set(archs)) == len(archs)
+    assert node("model.arch")["$ref"] == node("checkpoint.arch")["$ref"] == "#/$defs/arch"
+    assert all(set(held) <= set(archs) for held in PUBLISHED_ARCHS.values())
+    assert list(PUBLISHED_ARCHS) == list(READERS) == node("checkpoint.format")["enum"]

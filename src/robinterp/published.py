@@ -25,10 +25,18 @@ from . import storage
 from .checkpoints import check_weights, remap_madry_state_dict, save_checkpoint
 from .errors import RobinterpError
 from .models import build_model
-from .published_formats import ARCHS, FORMATS
 from .safe_unpickle import load_untrusted
 from .zoo import ZooCheckpoint, entry_of, read_sidecar, robustbench_version
 from .zoo_model import ZOO_ARCH, ZooClassifier, find_head, keep_rows, normalisation_of, one_line
+
+
+CIFAR_ARCHS = ("resnet18_cifar", "resnet50_cifar", "preact_resnet18")
+IMAGENET_ARCHS = ("resnet18", "resnet50", "wide_resnet50_2")
+PUBLISHED_ARCHS = {  # format (schema: checkpoint.format) -> the architectures its files can hold
+    "madrylab": ("resnet18_cifar", "resnet50_cifar") + IMAGENET_ARCHS,
+    "robustbench": CIFAR_ARCHS + IMAGENET_ARCHS,
+    "torchvision": IMAGENET_ARCHS,
+}
 
 
 @dataclass
@@ -131,9 +139,10 @@ def import_published(fmt: str, arch: str, path: str | Path, out: str | Path, *, 
                      log=print) -> dict:
     """Convert one published file; return what was done (the checkpoint's `source` record)."""
     if fmt not in READERS:
-        raise RobinterpError(f"--format {fmt!r}: choose one of {list(FORMATS)}")
-    if arch not in ARCHS[fmt]:
-        raise RobinterpError(f"--arch {arch!r} is not published in the {fmt} format; choose one of {list(ARCHS[fmt])}")
+        raise RobinterpError(f"--format {fmt!r}: choose one of {list(PUBLISHED_ARCHS)}")
+    if arch not in PUBLISHED_ARCHS[fmt]:
+        raise RobinterpError(f"--arch {arch!r} is not published in the {fmt} format; choose one of "
+                             f"{list(PUBLISHED_ARCHS[fmt])}")
     t0 = time.perf_counter()
     obj, digest = load_untrusted(path, sha256)
     log(f"import-checkpoint: {path} sha256 {digest}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import _codecs
 import collections
-import hashlib
 import pickle
 import re
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import torch
 
 from .errors import RobinterpError
+from .storage import sha256_file
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save since torch 1.6
 LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # pickled legacy magic 0x1950a86a20f9469cfc6c
@@ -168,14 +168,6 @@ class _SafePickleModule:
     @staticmethod
     def load(file, **kwargs):
         return SafeUnpickler(file, **kwargs).load()
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def printable(text: str) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..settings import node
 from ..verbs import verb
-
-ZOO_DATASETS, ZOO_THREATS = ("cifar10", "cifar100", "imagenet"), ("L2", "Linf", "corruptions")
 
 
 @verb("download-robustbench", "download a RobustBench zoo entry's file once (resumable) and its sidecar (sha256, URL)")
@@ -20,8 +19,10 @@ def download_robustbench(a):
 
 download_robustbench.flags = lambda p: (
     p.add_argument("--name", required=True, help="the entry's name in robustbench's model zoo, e.g. Standard"),
-    p.add_argument("--dataset", choices=ZOO_DATASETS, required=True, help="the zoo's track: dataset"),
-    p.add_argument("--threat-model", choices=ZOO_THREATS, required=True, help="the zoo's track: threat model"),
+    p.add_argument("--dataset", choices=node("robustbench_checkpoint.dataset")["enum"], required=True,
+                   help="the zoo's track: dataset"),
+    p.add_argument("--threat-model", choices=node("robustbench_checkpoint.threat_model")["enum"], required=True,
+                   help="the zoo's track: threat model"),
     p.add_argument("--out", type=Path, required=True,
                    help="the file to write (robustbench_cache/<dataset>/<threat>/<name>.pt); <out>.part holds an "
                         "unfinished download, resumed by the next call"),
@@ -42,7 +43,7 @@ def import_checkpoint(a):
     from ..config import is_robustbench
     from ..data import load_split
     from ..errors import RobinterpError
-    from ..published import imagenet_index, import_published
+    from ..published import imagenet_index, import_published, import_zoo
 
     block = a.settings["variant.checkpoint"]
     split = load_split(a.classes) if a.classes else None
@@ -52,7 +53,6 @@ def import_checkpoint(a):
     index_wnids = imagenet_index(a.imagenet_index) if a.imagenet_index and block.get("class_subset") else None
     if is_robustbench(block):
         from ..zoo import ZooCheckpoint
-        from ..published import import_zoo
 
         return import_zoo(ZooCheckpoint.from_block(block, "checkpoint"), a.input, a.out, sidecar=a.sidecar,
                           classes=classes, image_shape=split.image_shape if split else None, index_wnids=index_wnids,
