@@ -73,7 +73,7 @@ def main():
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(a.images, c, a.size, a.size, generator=gen).to(device)
     background = torch.rand(a.background, c, a.size, a.size, generator=gen).to(device)
-    prob = ScalarOutput(model, "prob")
+    prob = ScalarOutput(model, "probability")
     with torch.no_grad():
         target = model(x).argmax(1)
         expected = (prob(x) - prob(torch.zeros_like(x))).gather(1, target[:, None]).squeeze(1)
@@ -83,7 +83,7 @@ def main():
     # Integrated Gradients: black baseline, softmax probability of the predicted class, 50 steps
     ig = IntegratedGradients(prob)
     t_ours, t_cap, (ours, cap) = timed_pair(
-        lambda: integrated_gradients(model, x, target, torch.zeros_like(x), steps=a.steps, output="prob",
+        lambda: integrated_gradients(model, x, target, torch.zeros_like(x), steps=a.steps, output="probability",
                                      batch_size=a.ig_batch_size),
         lambda: ig.attribute(x, baselines=0.0, target=target, n_steps=a.steps), a.repeats)
     gap = lambda attr: (attr.flatten(1).sum(1) - expected).abs().max().item()  # noqa: E731
@@ -93,7 +93,7 @@ def main():
                  "ours_max_completeness_gap": gap(ours), "reference_max_completeness_gap": gap(cap)})
     # ours evaluates steps + 1 gradients (eq. 10); captum's n_steps = steps + 1 is the same work
     t_ours, t_cap, _ = timed_pair(
-        lambda: integrated_gradients(model, x, target, torch.zeros_like(x), steps=a.steps, output="prob",
+        lambda: integrated_gradients(model, x, target, torch.zeros_like(x), steps=a.steps, output="probability",
                                      batch_size=a.ig_batch_size),
         lambda: ig.attribute(x, baselines=0.0, target=target, n_steps=a.steps + 1), a.repeats)
     rows.append({"method": "integrated_gradients_equal_work", "ours_s": t_ours, "reference": f"captum, "

@@ -75,7 +75,7 @@ def make_inputs(root: Path, n: int, *, arch: str, width: float, size: int, class
     np.save(root / "images.npy", images)
     x = images.transpose(0, 3, 1, 2).astype(np.float32) / 255
     np.savez(root / "attributions.npz", images=x, attributions=rng.normal(size=x.shape).astype(np.float32),
-             labels=np.arange(n) % classes, preds=np.arange(n) % classes, output=np.array("prob"))
+             labels=np.arange(n) % classes, preds=np.arange(n) % classes, output=np.array("probability"))
     np.savez(root / "features.npz", features=rng.normal(size=(n, 2048)), index=np.arange(n),
              images_sha256="synthetic", source="synthetic")
     return root

@@ -49,7 +49,7 @@ def test_output_contract(arrays):
         assert f["attributions"].shape == f["images"].shape and f["attributions"].dtype == np.float32
         assert f["labels"].dtype == f["preds"].dtype == f["indices"].dtype == np.int64
         assert 0 <= f["images"].min() and f["images"].max() <= 1
-        assert str(f["output"]) == "prob"  # what the metrics score it on (the analyses' default for IG)
+        assert str(f["output"]) == "probability"  # what the metrics score it on (the analyses' default for IG)
     with np.load(arrays / "shap" / "standard" / "attributions.npz") as f:
         assert str(f["output"]) == "logit"
     for name in ("images", "seeds"):

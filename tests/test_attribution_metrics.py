@@ -85,7 +85,7 @@ def test_every_metric_scores_what_its_attribution_explains():
     model, x, y = _linear_case(n=8)
     a = x * model.weight[0].view(1, *x.shape[1:])
     arrays = {"images": x.numpy(), "attributions": a.numpy(), "labels": y.numpy(), "preds": y.numpy()}
-    files = {"shap": {**arrays, "output": np.array("logit")}, "ig": {**arrays, "output": np.array("prob")}}
+    files = {"shap": {**arrays, "output": np.array("logit")}, "ig": {**arrays, "output": np.array("probability")}}
     cfg = interpretability.InterpretabilityConfig.from_dict({
         "sample": 8, "steps": 5, "infidelity_samples": 2, "sensitivity_images": 2, "sensitivity_samples": 2,
         "explainer": "saliency", "bootstrap": 0, "faithfulness_runs": 4, "lipschitz_samples": 2, "output": "logit"})
@@ -184,7 +184,7 @@ def test_interpretability_metrics_verb_writes_every_metric(tmp_path):
     save_checkpoint(tmp_path / "model.pt", model.eval(), arch, ["a", "b", "c"])
     x = images[:10].transpose(0, 3, 1, 2).astype(np.float32) / 255
     np.savez(tmp_path / "ig.npz", images=x, attributions=rng.normal(size=x.shape).astype(np.float32),
-             labels=labels[:10], preds=labels[:10], indices=np.arange(10), output=np.array("prob"))
+             labels=labels[:10], preds=labels[:10], indices=np.arange(10), output=np.array("probability"))
     cfg = {"sample": 8, "steps": 5, "infidelity_samples": 3, "sensitivity_images": 3, "sensitivity_samples": 2,
            "explainer": "saliency", "bootstrap": 50, "faithfulness_runs": 10, "lipschitz_samples": 2}
     out = tmp_path / "metrics.json"

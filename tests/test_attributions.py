@@ -30,7 +30,7 @@ def test_trapezoid_weights_sum_to_one_or_the_papers_m_over_m_plus_1():
         assert trapezoid_weights(m, "paper").sum().item() == pytest.approx(m / (m + 1))
 
 
-@pytest.mark.parametrize("output", ["prob", "logit"])
+@pytest.mark.parametrize("output", ["probability", "logit"])
 def test_ig_completeness_gap_shrinks_with_steps(output):
     model = SmoothNet().eval()
     gen = torch.Generator().manual_seed(1)
@@ -62,7 +62,7 @@ def test_ig_does_not_depend_on_batch_size_and_paper_delta_alpha_scales():
 def test_explain_ig_averages_noise_baselines_and_reports_completeness():
     model = SmoothNet().eval()
     x, t = torch.rand(2, 3, 6, 6), torch.tensor([0, 1])
-    cfg = IGConfig.of(steps=64, trials=3, baseline="uniform", output="prob")
+    cfg = IGConfig.of(steps=64, trials=3, baseline="uniform", output="probability")
     attr, check = explain_ig(model, x, t, cfg, torch.Generator().manual_seed(0))
     assert attr.shape == x.shape and torch.isfinite(attr).all()
     assert check["num_baselines"] == 3

@@ -74,7 +74,7 @@ def test_interpretability_metrics_run_in_batches(model_and_passes):
     model, passes = model_and_passes
     x, y = _images(10), torch.arange(10) % 4
     att = {"images": x[:6].numpy(), "attributions": np.random.default_rng(0).normal(size=(6, 3, 8, 8)),
-           "labels": y[:6].numpy(), "preds": y[:6].numpy(), "output": np.array("prob")}
+           "labels": y[:6].numpy(), "preds": y[:6].numpy(), "output": np.array("probability")}
     cfg = InterpretabilityConfig.from_dict({"sample": 6, "steps": 2, "infidelity_samples": 3, "sensitivity_images": 6,
                                             "sensitivity_samples": 3, "explainer": "saliency", "batch_size": BATCH,
                                             "bootstrap": 0, "faithfulness_runs": 4, "lipschitz_samples": 2})

@@ -36,6 +36,7 @@ from typing import Callable
 
 import torch
 
+from .attributions import OUTPUTS
 from .errors import RobinterpError
 from .stats import pearson_rows
 
@@ -53,7 +54,7 @@ def class_score(model: torch.nn.Module, output: str) -> Callable[[torch.Tensor],
         return lambda x: torch.softmax(model(x), dim=1)
     if output == "logit":
         return model
-    raise RobinterpError(f"output {output!r}: choose probability or logit")
+    raise RobinterpError(f"output {output!r}: choose one of {list(OUTPUTS)}")
 
 
 # --- gradient-image alignment -------------------------------------------------------------------
@@ -195,7 +196,7 @@ def paper_ig_explainer(model, output, n_steps: int = 16, batch_size: int | None 
         raise RobinterpError("explainer paper_ig needs robinterp.attributions (the analyses issue); "
                              "use integrated_gradients or saliency meanwhile") from e
     cfg = IGConfig.from_dict({"steps": n_steps, "baseline": "black", "trials": 1,
-                              "output": {"probability": "prob", "logit": "logit"}[output],
+                              "output": output,
                               **({"batch_size": batch_size} if batch_size else {})})
 
     def explain(x, target):

@@ -28,7 +28,7 @@ from .settings import Settings
 from .errors import RobinterpError
 from .progress import progress
 
-OUTPUTS = ("prob", "logit")
+OUTPUTS = ("probability", "logit")  # the explained score of a class: softmax probability or logit
 BASELINES = ("black", "uniform", "blur")
 
 
@@ -43,7 +43,7 @@ class IGConfig(Settings):
     baseline: str  # black | uniform (noise, averaged over `trials`) | blur
     trials: int  # uniform-noise baselines averaged (author: 10)
     blur_sigma: float  # Gaussian blur baseline, pixels
-    output: str  # prob (paper) | logit
+    output: str  # probability (paper) | logit
     target: str  # pred | true class
     delta_alpha: str  # exact: 1/m (completeness holds); paper: eq. 9's 1/(m+1)
     batch_size: int  # path points per forward/backward pass (memory bound)
@@ -75,7 +75,7 @@ class ScalarOutput(nn.Module):
 
     def forward(self, x):
         logits = self.model(x)
-        return logits.softmax(1) if self.output == "prob" else logits
+        return logits.softmax(1) if self.output == "probability" else logits
 
 
 class NoGradChunks(nn.Module):
@@ -115,7 +115,7 @@ def trapezoid_weights(steps: int, delta_alpha: str = "exact") -> torch.Tensor:
 
 
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor, *,
-                         steps: int = 50, output: str = "prob", batch_size: int = 256,
+                         steps: int = 50, output: str = "probability", batch_size: int = 256,
                          delta_alpha: str = "exact") -> torch.Tensor:
     """IG of F_target along the straight path baseline -> x (eq. 12), trapezoid rule (eq. 9-11).
 

@@ -21,12 +21,10 @@ from .attribution_metrics import (
     local_lipschitz_estimate,
     sensitivity_max,
 )
+from .attributions import OUTPUTS
 from .errors import RobinterpError
 from .settings import Settings
 from .stats import bootstrap_mean
-
-EXPLAINED = {"prob": "probability", "logit": "logit"}  # attributions' `output` -> the metrics' name for it
-
 
 @dataclass(frozen=True)
 class InterpretabilityConfig(Settings):
@@ -70,14 +68,15 @@ def load_attributions(path) -> dict:
 
 
 def explained_output(attributions: dict, method: str) -> str:
-    """What an attributions file explains, in the metrics' words (probability or logit)."""
+    """What an attributions file explains: probability or logit (the metrics score the same)."""
     if "output" not in attributions:
         raise RobinterpError(f"{method} attributions do not say what they explain (array 'output', written since the "
                              f"metrics score it): rerun the analysis, e.g. snakemake --forcerun ig shap")
     output = str(attributions["output"])
-    if output not in EXPLAINED:
-        raise RobinterpError(f"{method} attributions: output {output!r}, expected one of {sorted(EXPLAINED)}")
-    return EXPLAINED[output]
+    if output not in OUTPUTS:
+        raise RobinterpError(f"{method} attributions: output {output!r}, expected one of {list(OUTPUTS)}; rerun the "
+                             "analysis, e.g. snakemake --forcerun ig shap")
+    return output
 
 
 def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor, attributions: dict[str, dict],
