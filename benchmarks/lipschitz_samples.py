@@ -34,16 +34,16 @@ from robinterp.checkpoints import load_model
 from robinterp.config import default
 from robinterp.data import load_split
 from robinterp.device import resolve_device
-from robinterp.attribution_metrics import EXPLAINERS
+from robinterp.attribution_metrics import explainer_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEY = "dataset.metrics.interpretability"
 
 
-def ratio_pool(model, x, y, explainer: str, output: str, noise_std: float, samples: int, batch: int,
+def ratio_pool(model, x, y, explainer: str, steps: int, output: str, noise_std: float, samples: int, batch: int,
                gen: torch.Generator) -> np.ndarray:
     """images x samples of ||e(x) - e(x')|| / ||x - x'||, each column one Gaussian neighbour per image."""
-    explain = EXPLAINERS[explainer](model, output, batch_size=batch)
+    explain = explainer_of(explainer, model, output, steps, batch)
     with attack_mode(model):
         a = explain(x.contiguous(), y).detach().flatten(1).double()
         cols = []
@@ -95,6 +95,7 @@ def main(argv=None):
         p.error("--counts above --max-samples")
     device = resolve_device(a.device)
     explainer, output = default(f"{KEY}.explainer"), default(f"{KEY}.output")
+    steps = default(f"{KEY}.explainer_steps")
     noise_std = default(f"{KEY}.lipschitz_noise")
     split = load_split(a.test)
     idx = np.sort(np.random.default_rng(a.seed).permutation(len(split.labels))[:a.images])
@@ -104,7 +105,7 @@ def main(argv=None):
         name, _, path = item.partition("=")
         model, _ = load_model(Path(path), device)
         start = time.perf_counter()
-        pools[name] = ratio_pool(model, x, y, explainer, output, noise_std, a.max_samples, a.batch_size,
+        pools[name] = ratio_pool(model, x, y, explainer, steps, output, noise_std, a.max_samples, a.batch_size,
                                  torch.Generator().manual_seed(a.seed))
         seconds[name] = time.perf_counter() - start
     result = {"device": str(device), "device_name": platform.processor() or platform.machine(),

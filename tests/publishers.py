@@ -43,6 +43,15 @@ def checkpoint_settings(**block) -> list[str]:
     return ["--settings", json.dumps({"variant.checkpoint": block})]
 
 
+def import_file(fmt: str, arch: str, path, out, **given) -> dict:
+    """`published.import_published` with the checkpoint block's schema defaults for the keys a test leaves out."""
+    from robinterp.published import import_published
+    from robinterp.settings import default
+
+    block = {key: default(f"checkpoint.{key}") for key in ("sha256", "mean", "std", "num_classes", "width")}
+    return import_published(fmt, arch, path, out, **{**block, **given})
+
+
 def perturb(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Random BatchNorm statistics and affine weights, so a wrong mapping shows in the logits."""
     g = torch.Generator().manual_seed(seed)

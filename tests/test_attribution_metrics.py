@@ -61,8 +61,8 @@ def test_a_perfect_attribution_beats_a_random_one_on_deletion_and_insertion():
     # pixel importance sums |attribution| over channels: give signed contributions per pixel instead
     per_pixel = perfect.sum(1, keepdim=True).clamp_min(0).expand_as(x).contiguous()
     random = torch.rand(x.shape, generator=torch.Generator().manual_seed(1))
-    d_perfect, i_perfect = attribution_metrics.deletion_insertion(model, x, per_pixel, y, steps=20)
-    d_random, i_random = attribution_metrics.deletion_insertion(model, x, random, y, steps=20)
+    d_perfect, i_perfect = attribution_metrics.deletion_insertion(model, x, per_pixel, y, 20, "zero", "probability", 256, "absolute")
+    d_random, i_random = attribution_metrics.deletion_insertion(model, x, random, y, 20, "zero", "probability", 256, "absolute")
     assert d_perfect.mean() < d_random.mean()
     assert i_perfect.mean() > i_random.mean()
     assert ((d_perfect >= 0) & (d_perfect <= 1)).all()
@@ -71,12 +71,12 @@ def test_a_perfect_attribution_beats_a_random_one_on_deletion_and_insertion():
 def test_signed_ranking_deletes_the_evidence_for_the_class_first():
     model, x, y = _linear_case(n=16)
     contributions = x * model.weight[0].view(1, *x.shape[1:])  # logit 0 = their sum: exact, signed
-    d_abs, _ = attribution_metrics.deletion_insertion(model, x, contributions, y, steps=20, output="logit")
-    d_signed, _ = attribution_metrics.deletion_insertion(model, x, contributions, y, steps=20, output="logit", ranking="signed")
+    d_abs, _ = attribution_metrics.deletion_insertion(model, x, contributions, y, 20, "zero", "logit", 256, "absolute")
+    d_signed, _ = attribution_metrics.deletion_insertion(model, x, contributions, y, 20, "zero", "logit", 256, "signed")
     # deleting the largest positive contributions first lowers an additive logit fastest at every step
     assert (d_signed <= d_abs + 1e-6).all() and d_signed.mean() < d_abs.mean()
     with pytest.raises(RobinterpError, match="ranking"):
-        attribution_metrics.deletion_insertion(model, x, contributions, y, ranking="sorted")
+        attribution_metrics.deletion_insertion(model, x, contributions, y, 20, "zero", "probability", 256, "sorted")
 
 
 def test_every_metric_scores_what_its_attribution_explains():
@@ -94,7 +94,7 @@ def test_every_metric_scores_what_its_attribution_explains():
     for method, output in (("shap", "logit"), ("ig", "probability")):
         got = {e["metric"]: e for e in entries if e["method"] == method}
         assert set(got) == scored and {e["output"] for e in got.values()} == {output}
-        deletion, insertion = attribution_metrics.deletion_insertion(model, x, a, y, 5, output=output)
+        deletion, insertion = attribution_metrics.deletion_insertion(model, x, a, y, 5, "zero", output, 256, "absolute")
         assert got["deletion_auc"]["values"] == pytest.approx(deletion.double().tolist())
         assert got["insertion_auc"]["values"] == pytest.approx(insertion.double().tolist())
     assert {e["output"] for e in entries if e["metric"] in ("sensitivity_max", "local_lipschitz")} == {"logit"}
@@ -106,8 +106,8 @@ def test_infidelity_is_zero_for_the_gradient_of_a_linear_logit():
     model, x, y = _linear_case(n=6)
     grad = model.weight[0].view(1, *x.shape[1:]).expand_as(x).contiguous()
     gen = torch.Generator().manual_seed(0)
-    exact = attribution_metrics.infidelity(model, x, grad, y, output="logit", generator=gen, normalize=False)
-    noisy = attribution_metrics.infidelity(model, x, torch.rand(x.shape, generator=gen), y, output="logit", generator=gen,
+    exact = attribution_metrics.infidelity(model, x, grad, y, 0.1, 10, "logit", generator=gen, normalize=False)
+    noisy = attribution_metrics.infidelity(model, x, torch.rand(x.shape, generator=gen), y, 0.1, 10, "logit", generator=gen,
                                normalize=False)
     assert exact.abs().max() < 1e-8 and (noisy > 1e-3).all()
 
@@ -115,9 +115,9 @@ def test_infidelity_is_zero_for_the_gradient_of_a_linear_logit():
 def test_sensitivity_max_is_zero_for_saliency_of_a_linear_model_and_positive_otherwise():
     model, x, y = _linear_case(n=4)
     torch.manual_seed(0)
-    assert attribution_metrics.sensitivity_max(model, x, y, "saliency", radius=0.02, samples=3, output="logit").abs().max() < 1e-6
+    assert attribution_metrics.sensitivity_max(model, x, y, "saliency", 16, radius=0.02, samples=3, output="logit").abs().max() < 1e-6
     mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(108, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
-    assert (attribution_metrics.sensitivity_max(mlp, x, y, "saliency", radius=0.02, samples=3, output="logit") > 0).all()
+    assert (attribution_metrics.sensitivity_max(mlp, x, y, "saliency", 16, radius=0.02, samples=3, output="logit") > 0).all()
 
 
 def test_bootstrap_mean_interval_brackets_the_mean_and_is_seeded():
@@ -132,10 +132,10 @@ def test_faithfulness_correlation_is_one_for_the_exact_contributions_of_a_linear
     model, x, y = _linear_case(n=8)
     exact = x * model.weight[0].view(1, *x.shape[1:])  # what zeroing each value removes from logit 0
     gen = torch.Generator().manual_seed(0)
-    got = faithfulness_correlation(model, x, exact, y, runs=30, fraction=0.2, output="logit", generator=gen)
+    got = faithfulness_correlation(model, x, exact, y, 30, 0.2, "zero", "logit", gen, 256)
     torch.testing.assert_close(got, torch.ones(8, dtype=torch.float64))
-    rand = faithfulness_correlation(model, x, torch.randn(x.shape, generator=gen), y, runs=30, output="logit",
-                                    generator=gen)
+    rand = faithfulness_correlation(model, x, torch.randn(x.shape, generator=gen), y, 30, 0.2, "zero", "logit",
+                                    gen, 256)
     assert rand.abs().mean() < 0.5
 
 
@@ -144,13 +144,13 @@ def test_local_lipschitz_of_saliency_is_zero_for_a_linear_model_and_c_for_a_quad
 
     model, x, y = _linear_case(n=4)
     gen = torch.Generator().manual_seed(0)
-    assert local_lipschitz_estimate(model, x, y, "saliency", samples=3, output="logit", generator=gen).max() < 1e-6
+    assert local_lipschitz_estimate(model, x, y, "saliency", 16, 0.1, 3, "logit", gen).max() < 1e-6
 
     class Quadratic(torch.nn.Module):  # logit_k = 1.5 ||x||^2 + k: the saliency 3 x moves 3x as far as x
         def forward(self, z):
             return 1.5 * z.flatten(1).pow(2).sum(1, keepdim=True) + torch.arange(2.0)
 
-    got = local_lipschitz_estimate(Quadratic(), x, y, "saliency", samples=3, output="logit", generator=gen)
+    got = local_lipschitz_estimate(Quadratic(), x, y, "saliency", 16, 0.1, 3, "logit", gen)
     torch.testing.assert_close(got, torch.full((4,), 3.0, dtype=torch.float64))
 
 
@@ -210,7 +210,7 @@ def test_the_paper_ig_explainer_seam_uses_the_analyses_ig():
     torch.manual_seed(0)
     mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
     x, y = torch.rand(4, 3, 4, 4), torch.tensor([0, 1, 2, 0])
-    attr = attribution_metrics.EXPLAINERS["paper_ig"](mlp, "probability")(x, y)
+    attr = attribution_metrics.explainer_of("paper_ig", mlp, "probability", 16, None)(x, y)
     prob = lambda z: torch.softmax(mlp(z), 1).gather(1, y[:, None]).squeeze(1)
     torch.testing.assert_close(attr.flatten(1).sum(1), prob(x) - prob(torch.zeros_like(x)), atol=1e-4, rtol=0)
-    assert torch.isfinite(attribution_metrics.sensitivity_max(mlp, x, y, "paper_ig", radius=0.02, samples=2, output="probability")).all()
+    assert torch.isfinite(attribution_metrics.sensitivity_max(mlp, x, y, "paper_ig", 16, radius=0.02, samples=2, output="probability")).all()

@@ -82,7 +82,7 @@ def test_one_attack_at_a_time_is_one_reference_call_and_every_point_is_valid(mlp
     assert all((later <= earlier).all() for earlier, later in itertools.pairwise(flags))  # only ever shrinks
     assert res.clean.sum() > res.robust.sum() > 0  # some broken, some left for the later attacks
     fooled = res.clean & ~res.robust
-    valid, _ = broken(model, x[fooled], res.x_adv[fooled], y[fooled], "l2", 1.0)
+    valid, _ = broken(model, x[fooled], res.x_adv[fooled], y[fooled], "l2", 1.0, 250)
     assert valid.all()
     assert torch.equal(res.x_adv[~fooled], x[~fooled])
 
@@ -109,9 +109,9 @@ def test_a_point_the_check_refuses_leaves_the_image_robust(mlp, monkeypatch):
             return (xs + 2.0 * d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).clamp(0, 1), ys
 
     monkeypatch.setattr(aa_mod, "reference", lambda *a, **k: OutsideTheBall())
-    res = autoattack(model, x, y, "l2", 0.5, batch_size=40)
+    res = autoattack(model, x, y, "l2", 0.5, seed=0, batch_size=40)
     assert res.rejected > 0 and torch.equal(res.robust, res.clean)
-    valid, claimed = broken(model, x, x, y, "l2", 0.5)  # at distance 0: broken exactly where misclassified
+    valid, claimed = broken(model, x, x, y, "l2", 0.5, 250)  # at distance 0: broken exactly where misclassified
     assert torch.equal(valid, ~res.clean) and torch.equal(claimed, ~res.clean)
 
 
@@ -121,7 +121,7 @@ def test_three_classes_run_without_the_targeted_dlr_loss(fast_reference):
     x = torch.rand(10, 3, 8, 8)
     with torch.no_grad():
         y = model(x).argmax(1)  # every image starts correct
-    res = autoattack(model, x, y, "l2", 0.3, batch_size=10)
+    res = autoattack(model, x, y, "l2", 0.3, seed=0, batch_size=10)
     assert list(res.after) == ["apgd-ce", "fab-t", "square"] and res.targets == 2
     assert res.version == "standard-fitted"
 

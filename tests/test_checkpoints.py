@@ -107,12 +107,12 @@ def _zip_bomb(path, unpacked=8 << 20):
 
 def test_a_zip_bomb_is_refused_before_reading(tmp_path, monkeypatch):
     """A 4 MB .pt that unpacks to 4 GiB peaked at 8.9 GB of memory before it was refused."""
-    from robinterp.published import import_published
+    from publishers import import_file
 
     bomb = _zip_bomb(tmp_path / "bomb.pt")
     assert bomb.stat().st_size < 64 << 10
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load reached"))
-    for load in (lambda: load_model(bomb), lambda: import_published("torchvision", "resnet18", bomb, tmp_path / "m.pt",
+    for load in (lambda: load_model(bomb), lambda: import_file("torchvision", "resnet18", bomb, tmp_path / "m.pt",
                                                                     log=lambda s: None)):
         with pytest.raises(RobinterpError, match=r"bomb.pt: a zip of 0.0 MiB whose members unpack to 8.0 MiB: a zip "
                                                  r"bomb.*refused before reading"):

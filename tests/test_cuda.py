@@ -114,8 +114,8 @@ def test_bf16_attack_is_not_weaker_than_fp32_beyond_tolerance(trained_model, dig
     data = DeviceData(load_split(digits_dir / "test"), DEVICE)
     model = copy.deepcopy(trained_model).to(DEVICE)
     cfg = AttackConfig.of(eps=1.0, step_size=0.25, steps=10, random_start=True)
-    fp32 = accuracy(model, data, cfg, 128, amp=False, seed=0)
-    bf16 = accuracy(model, data, cfg, 128, amp=True, seed=0)
+    fp32 = accuracy(model, data, cfg, 128, None, amp=False, seed=0)
+    bf16 = accuracy(model, data, cfg, 128, None, amp=True, seed=0)
     assert fp32["adv_acc"] < fp32["clean_acc"]
     assert bf16["adv_acc"] <= fp32["adv_acc"] + BF16_TOLERANCE, (bf16, fp32)
 
@@ -124,8 +124,9 @@ def test_evaluation_on_device_matches_cpu_at_any_batch_size(trained_model, digit
     """Device and batch size only change how evaluation runs: random starts are drawn per image."""
     split = load_split(digits_dir / "test")
     cfg = AttackConfig.of(eps=1.0, step_size=0.25, steps=5, random_start=True)
-    ref = accuracy(trained_model, DeviceData(split, CPU), cfg, 64, max_images=256, seed=2)
-    dev = accuracy(copy.deepcopy(trained_model).to(DEVICE), DeviceData(split, DEVICE), cfg, 100, max_images=256, seed=2)
+    ref = accuracy(trained_model, DeviceData(split, CPU), cfg, 64, max_images=256, amp=False, seed=2)
+    dev = accuracy(copy.deepcopy(trained_model).to(DEVICE), DeviceData(split, DEVICE), cfg, 100, max_images=256, amp=False,
+                   seed=2)
     assert abs(ref["clean_acc"] - dev["clean_acc"]) <= 1 / 256 and abs(ref["adv_acc"] - dev["adv_acc"]) <= 2 / 256
 
 
@@ -143,8 +144,8 @@ def test_fast_switches_learn_and_their_checkpoint_evaluates_the_same_on_cpu(digi
             "batch_size": 128, "attack": {"norm": "l2", "eps": 0.25, "step_size": 0.1, "steps": 2}}
     _train(digits_dir, tmp_path, **fast)
     test = load_split(digits_dir / "test")
-    on_cpu = accuracy(load_model(tmp_path / "model.pt", device=CPU)[0], DeviceData(test, CPU), None, 512)
-    on_dev = accuracy(load_model(tmp_path / "model.pt", device=DEVICE)[0], DeviceData(test, DEVICE), None, 512)
+    on_cpu = accuracy(load_model(tmp_path / "model.pt", device=CPU)[0], DeviceData(test, CPU), None, 512, None, False, 0)
+    on_dev = accuracy(load_model(tmp_path / "model.pt", device=DEVICE)[0], DeviceData(test, DEVICE), None, 512, None, False, 0)
     assert on_cpu["clean_acc"] > 0.5, on_cpu
     assert abs(on_cpu["clean_acc"] - on_dev["clean_acc"]) <= 2 / len(test.labels)
 

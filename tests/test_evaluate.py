@@ -26,8 +26,8 @@ def test_random_starts_depend_on_the_image_not_the_batch(trained_model, digits_d
 
 def test_accuracy_does_not_depend_on_the_batch_size(trained_model, digits_dir):
     data = DeviceData(load_split(digits_dir / "test"), torch.device("cpu"))
-    a = accuracy(trained_model, data, ATTACK, batch_size=64, max_images=100, seed=1)
-    b = accuracy(trained_model, data, ATTACK, batch_size=23, max_images=100, seed=1)
+    a = accuracy(trained_model, data, ATTACK, batch_size=64, max_images=100, amp=False, seed=1)
+    b = accuracy(trained_model, data, ATTACK, batch_size=23, max_images=100, amp=False, seed=1)
     assert a == b and a["adv_acc"] < a["clean_acc"]
 
 
@@ -50,10 +50,10 @@ def test_no_rank_skips_a_batch_whose_slice_is_empty(trained_model, digits_dir, m
     calls = []
     for rank in range(4):
         model = _CountingModel(trained_model)
-        accuracy(model, data, ATTACK, batch_size=8, max_images=10, seed=0, ranks=Ranks(rank, 4))
+        accuracy(model, data, ATTACK, batch_size=8, max_images=10, amp=False, seed=0, ranks=Ranks(rank, 4))
         calls.append(model.calls)
     assert len(set(calls)) == 1
-    single = accuracy(trained_model, data, ATTACK, batch_size=8, max_images=10, seed=0)
+    single = accuracy(trained_model, data, ATTACK, batch_size=8, max_images=10, amp=False, seed=0)
     assert sum(g["clean"] for g in gathered[:4]) == round(single["clean_acc"] * 10)
     assert sum(g["adv"] for g in gathered[:4]) == round(single["adv_acc"] * 10)
 

@@ -7,12 +7,11 @@ import pickle
 import pytest
 import torch
 
-from publishers import (checkpoint_settings, CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, RICE_STD, import_publishers,
+from publishers import (checkpoint_settings, CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, RICE_STD, import_file, import_publishers,
                         madrylab_file, madrylab_reference, perturb, robustbench_file, robustbench_reference)
 from robinterp.checkpoints import load_model
 from robinterp.cli import main
 from robinterp.errors import RobinterpError
-from robinterp.published import import_published
 
 TOL = 1e-4
 
@@ -33,7 +32,7 @@ def _close(ours, ref, x):
 def test_madrylab_files_import_as_the_same_function(tmp_path, monkeypatch, kind, robustness_arch, arch, size, legacy):
     import_publishers()
     src = madrylab_file(tmp_path / "src.pt", kind, robustness_arch, legacy=legacy)
-    import_published("madrylab", arch, src, tmp_path / "model.pt", log=lambda s: None)
+    import_file("madrylab", arch, src, tmp_path / "model.pt", log=lambda s: None)
     ours, meta = load_model(tmp_path / "model.pt")
     _close(ours, madrylab_reference(src, kind, robustness_arch, monkeypatch), torch.rand(3, 3, size, size))
     assert meta["arch"]["mean"] == pytest.approx(CIFAR_MEAN if kind == "cifar" else IMAGENET_MEAN, abs=1e-6)
@@ -53,7 +52,7 @@ def test_madrylab_legacy_state_dict_key_and_dill_pickled_functions(tmp_path, mon
     with pytest.raises(RobinterpError):  # the plain weights_only loader refuses it ...
         from robinterp.checkpoints import read_checkpoint
         read_checkpoint(src)
-    record = import_published("madrylab", "resnet18_cifar", src, tmp_path / "model.pt", log=lambda s: None)
+    record = import_file("madrylab", "resnet18_cifar", src, tmp_path / "model.pt", log=lambda s: None)
     ours, _ = load_model(tmp_path / "model.pt")  # ... ours keeps the tensors and drops the function
     _close(ours, madrylab_reference(src, "cifar", "resnet18", monkeypatch), torch.rand(2, 3, 32, 32))
     assert "schedule" in record["dropped"][0] and not marker.exists()
@@ -69,7 +68,7 @@ def test_madrylab_attacker_copy_must_equal_the_model(tmp_path):
     ckpt["model"]["module.attacker.model.linear.bias"] += 1
     torch.save(ckpt, src)
     with pytest.raises(RobinterpError, match="attacker.model.linear.bias differs from the model copy"):
-        import_published("madrylab", "resnet18_cifar", src, tmp_path / "model.pt", log=lambda s: None)
+        import_file("madrylab", "resnet18_cifar", src, tmp_path / "model.pt", log=lambda s: None)
 
 
 @pytest.mark.parametrize("name,wrap,keep_norm", [
@@ -89,7 +88,7 @@ def test_robustbench_cifar10_files_import_as_the_same_function(tmp_path, name, w
         "Sehwag2021Proxy_R18": ("resnet18_cifar", ResNet18, [0.0] * 3, [1.0] * 3)}[name]
     src = robustbench_file(tmp_path / "zoo", name, perturb(net()), wrap, keep_norm)
     norm = {} if keep_norm else {"mean": mean, "std": std}
-    import_published("robustbench", arch, src, tmp_path / "model.pt", log=lambda s: None, **norm)
+    import_file("robustbench", arch, src, tmp_path / "model.pt", log=lambda s: None, **norm)
     ours, meta = load_model(tmp_path / "model.pt")
     _close(ours, robustbench_reference(tmp_path / "zoo", name), torch.rand(3, 3, 32, 32))
     assert meta["source"]["normalisation"] == ("file" if keep_norm else "given")
@@ -107,7 +106,7 @@ def test_robustbench_imagenet_file_imports_as_the_same_function(tmp_path):
     path = tmp_path / "zoo" / "imagenet" / "Linf" / "Salman2020Do_R50.pt"
     path.parent.mkdir(parents=True)
     torch.save(state, path)
-    import_published("robustbench", "resnet50", path, tmp_path / "model.pt", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    import_file("robustbench", "resnet50", path, tmp_path / "model.pt", mean=IMAGENET_MEAN, std=IMAGENET_STD,
                      log=lambda s: None)
     ours, _ = load_model(tmp_path / "model.pt")
     _close(ours, robustbench_reference(tmp_path / "zoo", "Salman2020Do_R50", "imagenet", "Linf"),
@@ -120,7 +119,7 @@ def test_robustbench_file_without_normalisation_needs_mean_and_std(tmp_path):
 
     src = robustbench_file(tmp_path, "Rice2020Overfitting", Rice2020OverfittingNetL2(), True, False)
     with pytest.raises(RobinterpError, match="does not hold its input normalisation; give the publisher's --mean"):
-        import_published("robustbench", "preact_resnet18", src, tmp_path / "m.pt", log=lambda s: None)
+        import_file("robustbench", "preact_resnet18", src, tmp_path / "m.pt", log=lambda s: None)
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50", "wide_resnet50_2"])
@@ -132,7 +131,7 @@ def test_torchvision_files_import_as_the_same_function(tmp_path, arch):
     if arch == "resnet50":  # like resnet50-0676ba61.pth (2017): no num_batches_tracked buffers
         state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     torch.save(state, tmp_path / "src.pth")
-    import_published("torchvision", arch, tmp_path / "src.pth", tmp_path / "model.pt", mean=IMAGENET_MEAN,
+    import_file("torchvision", arch, tmp_path / "src.pth", tmp_path / "model.pt", mean=IMAGENET_MEAN,
                      std=IMAGENET_STD, log=lambda s: None)
     ours, meta = load_model(tmp_path / "model.pt")
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -147,7 +146,7 @@ def test_class_subset_keeps_exactly_those_logits(tmp_path):
     torch.save(net.state_dict(), tmp_path / "src.pth")
     index = [f"n{i:08d}" for i in range(1000)]
     subset = ["n00000417", "n00000003", "n00000999"]
-    import_published("torchvision", "resnet18", tmp_path / "src.pth", tmp_path / "model.pt", mean=IMAGENET_MEAN,
+    import_file("torchvision", "resnet18", tmp_path / "src.pth", tmp_path / "model.pt", mean=IMAGENET_MEAN,
                      std=IMAGENET_STD, classes=subset, class_subset=subset, index_wnids=index, log=lambda s: None)
     ours, meta = load_model(tmp_path / "model.pt")
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -160,13 +159,13 @@ def test_wrong_architecture_and_class_count_are_clear_errors(tmp_path):
 
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
     with pytest.raises(RobinterpError, match="weights do not fit --arch resnet50.*Missing key"):
-        import_published("torchvision", "resnet50", tmp_path / "r18.pth", tmp_path / "m.pt", mean=IMAGENET_MEAN,
+        import_file("torchvision", "resnet50", tmp_path / "r18.pth", tmp_path / "m.pt", mean=IMAGENET_MEAN,
                          std=IMAGENET_STD, log=lambda s: None)
     with pytest.raises(RobinterpError, match="1000 classes but the dataset has 10.*class_subset: wnids"):
-        import_published("torchvision", "resnet18", tmp_path / "r18.pth", tmp_path / "m.pt", mean=IMAGENET_MEAN,
+        import_file("torchvision", "resnet18", tmp_path / "r18.pth", tmp_path / "m.pt", mean=IMAGENET_MEAN,
                          std=IMAGENET_STD, classes=[str(i) for i in range(10)], log=lambda s: None)
     with pytest.raises(RobinterpError, match="not published in the torchvision format"):
-        import_published("torchvision", "preact_resnet18", tmp_path / "r18.pth", tmp_path / "m.pt")
+        import_file("torchvision", "preact_resnet18", tmp_path / "r18.pth", tmp_path / "m.pt")
 
 
 # --- safety -----------------------------------------------------------------------------------------
@@ -185,7 +184,7 @@ def test_a_pickle_that_calls_os_system_is_refused_and_runs_nothing(tmp_path, leg
     state = {"conv1.weight": torch.zeros(64, 3, 7, 7), "evil": _RunsCode(marker)}
     torch.save({"state_dict": state}, tmp_path / "evil.pt", _use_new_zipfile_serialization=not legacy)
     with pytest.raises(RobinterpError, match=r"refused: the pickle calls (posix|os|nt)\.system.*nothing was run"):
-        import_published("torchvision", "resnet50", tmp_path / "evil.pt", tmp_path / "m.pt", log=lambda s: None)
+        import_file("torchvision", "resnet50", tmp_path / "evil.pt", tmp_path / "m.pt", log=lambda s: None)
     assert not marker.exists() and not (tmp_path / "m.pt").exists()
 
 
@@ -193,7 +192,7 @@ def test_an_html_page_saved_as_pt_is_named_as_such(tmp_path):
     page = b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>" + b"x" * 3000
     (tmp_path / "Engstrom2019Robustness.pt").write_bytes(page)
     with pytest.raises(RobinterpError, match="an HTML page titled 'Google Drive - Virus scan warning'.*download"):
-        import_published("robustbench", "resnet50_cifar", tmp_path / "Engstrom2019Robustness.pt",
+        import_file("robustbench", "resnet50_cifar", tmp_path / "Engstrom2019Robustness.pt",
                          tmp_path / "m.pt", log=lambda s: None)
 
 
@@ -211,10 +210,10 @@ def test_truncated_empty_foreign_and_mispinned_files_are_refused(tmp_path):
              "npz.pth": "not a PyTorch checkpoint", "plain.pth": "not a PyTorch checkpoint"}
     for name, message in cases.items():
         with pytest.raises(RobinterpError, match=message):
-            import_published("torchvision", "resnet18", tmp_path / name, tmp_path / "m.pt", mean=IMAGENET_MEAN,
+            import_file("torchvision", "resnet18", tmp_path / name, tmp_path / "m.pt", mean=IMAGENET_MEAN,
                              std=IMAGENET_STD, log=lambda s: None)
     with pytest.raises(RobinterpError, match="does not match the pinned 0000"):
-        import_published("torchvision", "resnet18", tmp_path / "ok.pth", tmp_path / "m.pt", sha256="0" * 64,
+        import_file("torchvision", "resnet18", tmp_path / "ok.pth", tmp_path / "m.pt", sha256="0" * 64,
                          mean=IMAGENET_MEAN, std=IMAGENET_STD, log=lambda s: None)
 
 
@@ -315,7 +314,7 @@ def test_a_safetensors_file_imports_and_evaluate_says_to_import_it(tmp_path):
     save_file(state, tmp_path / "model.safetensors")
     with pytest.raises(RobinterpError, match=r"model.safetensors: a safetensors file .* robinterp import-checkpoint"):
         load_model(tmp_path / "model.safetensors")
-    record = import_published("robustbench", "resnet18_cifar", tmp_path / "model.safetensors", tmp_path / "m.pt",
+    record = import_file("robustbench", "resnet18_cifar", tmp_path / "model.safetensors", tmp_path / "m.pt",
                               width=0.125, log=lambda s: None)
     ours, meta = load_model(tmp_path / "m.pt")
     x = torch.rand(2, 3, 32, 32)
@@ -338,7 +337,7 @@ def test_normalisation_flags_are_checked_by_name(tmp_path, capsys):
     torch.save(state, tmp_path / "inf.pt")
     with pytest.raises(RobinterpError, match=r"inf.pt: 1 weight tensor\(s\) hold NaN or infinite values "
                                              r"\(model.linear.bias\)"):
-        import_published("robustbench", "resnet18_cifar", tmp_path / "inf.pt", tmp_path / "m.pt", width=0.125,
+        import_file("robustbench", "resnet18_cifar", tmp_path / "inf.pt", tmp_path / "m.pt", width=0.125,
                          log=lambda s: None)
     assert not (tmp_path / "m.pt").exists()
 
@@ -354,5 +353,5 @@ def test_a_refused_global_is_named_without_its_terminal_escapes(tmp_path):
             data = hostile if info.filename.endswith("data.pkl") else src.read(info)
             dst.writestr(info.filename, data)
     with pytest.raises(RobinterpError, match=r"refused: the pickle calls os\\x1b\[2J.system, .*nothing was run") as e:
-        import_published("torchvision", "resnet18", tmp_path / "evil.pt", tmp_path / "m.pt", log=lambda s: None)
+        import_file("torchvision", "resnet18", tmp_path / "evil.pt", tmp_path / "m.pt", log=lambda s: None)
     assert "\x1b" not in str(e.value)

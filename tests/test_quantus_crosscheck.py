@@ -45,7 +45,7 @@ def _case(n=5, channels=3, seed=1):
 def _saliency(model, inputs, targets, **kwargs):
     """Quantus explain_func: our saliency explainer (logit) as numpy."""
     x = torch.as_tensor(inputs, dtype=torch.float32)
-    return attribution_metrics.EXPLAINERS["saliency"](model, "logit")(x, torch.as_tensor(targets)).detach().numpy()
+    return attribution_metrics.explainer_of("saliency", model, "logit", 16, None)(x, torch.as_tensor(targets)).detach().numpy()
 
 
 def _np(*tensors):
@@ -73,7 +73,7 @@ def test_deletion_auc_equals_pixel_flipping_curve_with_the_start_point():
     model, (x, y, g) = _net(channels=1), _case(channels=1)  # 3 channels: Quantus flips channel values
     a = torch.rand(x.shape, generator=g)
     steps, per_step = 16, 4  # 64 pixels, 4 per step
-    ours, _ = attribution_metrics.deletion_insertion(model, x, a, y, steps=steps, baseline="zero", output="probability")
+    ours, _ = attribution_metrics.deletion_insertion(model, x, a, y, steps, "zero", "probability", 256, "absolute")
     per_pixel = attribution_metrics.pixel_importance(a).view(len(x), 1, 8, 8)
     x_np, y_np, a_np = _np(x, y, per_pixel)
     curves = quantus.PixelFlipping(features_in_step=per_step, perturb_baseline=0.0, disable_warnings=True)(
@@ -87,7 +87,7 @@ def test_sensitivity_max_equals_max_sensitivity():
     model, (x, y, _) = _net(), _case()
     samples, radius = 6, 0.05
     torch.manual_seed(0)
-    ours = attribution_metrics.sensitivity_max(model, x, y, "saliency", radius=radius, samples=samples, output="logit")
+    ours = attribution_metrics.sensitivity_max(model, x, y, "saliency", 16, radius=radius, samples=samples, output="logit")
     torch.manual_seed(0)  # captum draws one batch: image i's sample s is row i * samples + s
     noise = torch.FloatTensor(len(x) * samples, *x.shape[1:]).uniform_(-radius, radius)
     noise = noise.view(len(x), samples, -1).numpy()
@@ -129,7 +129,8 @@ def test_faithfulness_correlation_equals_quantus_on_one_channel_images(monkeypat
     a = torch.randn(x.shape, generator=g)
     runs, size = 12, 13
     subsets = random_pixel_subsets(len(x), runs, 64, size, torch.Generator().manual_seed(4))
-    ours = faithfulness_correlation(model, x, a, y, output="logit", subsets=subsets)
+    ours = faithfulness_correlation(model, x, a, y, subsets.shape[1], 0.2, "zero", "logit", None, 256,
+                                    subsets=subsets)
     draws = iter(subsets.transpose(0, 1).reshape(-1, size).numpy())  # Quantus: run-major, image-minor
     monkeypatch.setattr(np.random, "choice", lambda *args, **kwargs: next(draws))
     x_np, y_np, a_np = _np(x, y, a)
@@ -142,7 +143,7 @@ def test_faithfulness_correlation_equals_quantus_on_one_channel_images(monkeypat
 def test_local_lipschitz_equals_quantus_without_its_normalisation():
     model, (x, y, _) = _net(), _case()
     samples, std = 5, 0.1
-    ours = local_lipschitz_estimate(model, x, y, "saliency", std, samples, "logit", torch.Generator().manual_seed(5))
+    ours = local_lipschitz_estimate(model, x, y, "saliency", 16, std, samples, "logit", torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)
     noise = [(torch.randn(x.shape, generator=g) * std).flatten(1).numpy() for _ in range(samples)]
     step = iter(noise)

@@ -288,7 +288,7 @@ def test_resnet50_has_torchvision_names_and_shapes():
     from robinterp.models import build_model
 
     with torch.device("meta"):  # shapes only: no 2 x 25M-parameter initialisation on the CPU
-        ours = build_model("resnet50", 150, [0.5] * 3, [0.25] * 3).model.state_dict()
+        ours = build_model("resnet50", 150, [0.5] * 3, [0.25] * 3, 1.0).model.state_dict()
         ref = torchvision.models.resnet50(num_classes=150).state_dict()
     assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in ref.items()}
 

@@ -90,8 +90,8 @@ def gini(attributions: torch.Tensor) -> torch.Tensor:
 # --- deletion / insertion --------------------------------------------------------------------------
 
 def deletion_insertion(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor,
-                       steps: int = 20, baseline: str = "zero", output: str = "probability",
-                       batch_size: int = 256, ranking: str = "absolute") -> tuple[torch.Tensor, torch.Tensor]:
+                       steps: int, baseline: str, output: str, batch_size: int,
+                       ranking: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image (deletion AUC, insertion AUC) over steps + 1 equally spaced pixel fractions; pixels
     ranked by |attribution| (absolute) or by the signed attribution (signed), summed over channels."""
     if x.shape != attributions.shape:
@@ -140,9 +140,8 @@ def _batched_scores(score, x, target, batch_size):
 # --- captum's infidelity and sensitivity -----------------------------------------------------------
 
 def infidelity(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor,
-               noise_std: float = 0.1, samples: int = 10, output: str = "probability",
-               generator: torch.Generator | None = None, normalize: bool = True,
-               batch_size: int | None = None) -> torch.Tensor:
+               noise_std: float, samples: int, output: str, generator: torch.Generator | None = None,
+               normalize: bool = True, batch_size: int | None = None) -> torch.Tensor:
     """captum infidelity with Gaussian perturbations I ~ N(0, noise_std^2) of the pixels.
 
     normalize=True fits the attribution scale (captum's beta): methods explaining logits and
@@ -166,20 +165,21 @@ def _examples_per_batch(n: int, samples: int, batch_size: int | None) -> int | N
     return None if batch_size is None else max(n, min(batch_size, n * samples))
 
 
-def saliency_explainer(model, output, batch_size: int | None = None):
+def saliency_explainer(model, output: str, steps: int, batch_size: int | None):
+    """captum's saliency (the input gradient; `steps` unused: no path)."""
     from captum.attr import Saliency
 
     sal = Saliency(class_score(model, output))
     return lambda inputs, target: _contiguous(sal.attribute(inputs, target=target, abs=False))
 
 
-def integrated_gradients_explainer(model, output, n_steps: int = 16, batch_size: int | None = None):
-    """captum IG from a black baseline (riemann_trapezoid sums to (n-1)/n: scale-free metrics only);
-    `batch_size` path points per pass (captum takes at least 2 per input)."""
+def integrated_gradients_explainer(model, output: str, steps: int, batch_size: int | None):
+    """captum IG from a black baseline over `steps` path points (riemann_trapezoid sums to (n-1)/n:
+    scale-free metrics only); `batch_size` path points per pass (captum takes at least 2 per input)."""
     from captum.attr import IntegratedGradients
 
     ig = IntegratedGradients(class_score(model, output))
-    return lambda inputs, target: _contiguous(ig.attribute(inputs, target=target, n_steps=n_steps,
+    return lambda inputs, target: _contiguous(ig.attribute(inputs, target=target, n_steps=steps,
                                                            internal_batch_size=batch_size))
 
 
@@ -187,15 +187,13 @@ def _contiguous(attr):
     return tuple(a.contiguous() for a in attr) if isinstance(attr, tuple) else attr.contiguous()
 
 
-def paper_ig_explainer(model, output, n_steps: int = 16, batch_size: int | None = None):
+def paper_ig_explainer(model, output: str, steps: int, batch_size: int | None):
     """The analyses' IG (`robinterp.attributions.explain_ig`, paper eq. 11 with exact
-    completeness) from a black baseline, one trial: deterministic, so only the input moves."""
-    try:
-        from .attributions import IGConfig, explain_ig
-    except ImportError as e:
-        raise RobinterpError("explainer paper_ig needs robinterp.attributions (the analyses issue); "
-                             "use integrated_gradients or saliency meanwhile") from e
-    cfg = IGConfig.from_dict({"steps": n_steps, "baseline": "black", "trials": 1,
+    completeness) from a black baseline, `steps` path steps, one trial: deterministic, so only the
+    input moves."""
+    from .attributions import IGConfig, explain_ig
+
+    cfg = IGConfig.from_dict({"steps": steps, "baseline": "black", "trials": 1,
                               "output": output,
                               **({"batch_size": batch_size} if batch_size else {})})
 
@@ -207,23 +205,29 @@ def paper_ig_explainer(model, output, n_steps: int = 16, batch_size: int | None 
                                    else explain(inputs, target))
 
 
-# name -> builder(model, output, batch_size=None) -> fn(inputs, target) -> attributions: the seam for
-# sensitivity_max. paper_ig is the analyses' own IG; captum's IG works without it.
+# name -> builder(model, output, steps, batch_size) -> fn(inputs, target) -> attributions: the seam for
+# sensitivity_max and the Lipschitz estimate. paper_ig is the analyses' own IG, integrated_gradients captum's.
 EXPLAINERS = {"saliency": saliency_explainer, "integrated_gradients": integrated_gradients_explainer,
               "paper_ig": paper_ig_explainer}
 
 
-def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, explainer: str, radius: float,
-                    samples: int, output: str, batch_size: int | None = None) -> torch.Tensor:
+def explainer_of(name: str, model, output: str, steps: int, batch_size: int | None):
+    """The explanation function fn(inputs, target) of the explainer `name` (a key of EXPLAINERS)."""
+    if name not in EXPLAINERS:
+        raise RobinterpError(f"explainer {name!r}: choose one of {sorted(EXPLAINERS)}")
+    return EXPLAINERS[name](model, output, steps, batch_size)
+
+
+def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, explainer: str, steps: int,
+                    radius: float, samples: int, output: str, batch_size: int | None = None) -> torch.Tensor:
     """captum sensitivity_max: largest change of the explanation ||e(x) - e(x')|| / ||e(x)|| (Frobenius,
     relative: equal to Quantus's MaxSensitivity) under uniform L-inf noise of `radius` (pixel units),
-    over `samples` draws. Seed torch's global RNG first. `batch_size`: perturbed images explained
-    together (at least len(x); None = all at once), and the explainer's images or path points per pass."""
+    over `samples` draws, of `explainer` (`steps`: its path steps). Seed torch's global RNG first.
+    `batch_size`: perturbed images explained together (at least len(x); None = all at once), and the
+    explainer's images or path points per pass."""
     from captum.metrics import sensitivity_max as captum_sensitivity
 
-    if explainer not in EXPLAINERS:
-        raise RobinterpError(f"explainer {explainer!r}: choose one of {sorted(EXPLAINERS)}")
-    explain = EXPLAINERS[explainer](model, output, batch_size=batch_size)
+    explain = explainer_of(explainer, model, output, steps, batch_size)
     x = x.contiguous()  # captum views the explanations flat
     return captum_sensitivity(explain, x, perturb_radius=radius, n_perturb_samples=samples, target=target,
                               max_examples_per_batch=_examples_per_batch(len(x), samples, batch_size)).detach()
@@ -240,9 +244,9 @@ def random_pixel_subsets(n: int, runs: int, pixels: int, size: int, generator: t
 
 
 def faithfulness_correlation(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor,
-                             target: torch.Tensor, runs: int = 100, fraction: float = 0.2, baseline: str = "zero",
-                             output: str = "probability", generator: torch.Generator | None = None,
-                             batch_size: int = 256, subsets: torch.Tensor | None = None) -> torch.Tensor:
+                             target: torch.Tensor, runs: int, fraction: float, baseline: str, output: str,
+                             generator: torch.Generator | None, batch_size: int,
+                             subsets: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image faithfulness correlation; `subsets` (n x runs x size) overrides the seeded draw."""
     if x.shape != attributions.shape:
         raise RobinterpError(f"images {tuple(x.shape)} and attributions {tuple(attributions.shape)} differ")
@@ -260,15 +264,13 @@ def faithfulness_correlation(model: torch.nn.Module, x: torch.Tensor, attributio
     return pearson_rows(attribution_sums, drops)
 
 
-def local_lipschitz_estimate(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor,
-                             explainer: str = "integrated_gradients", noise_std: float = 0.1, samples: int = 10,
-                             output: str = "probability", generator: torch.Generator | None = None,
-                             batch_size: int | None = None) -> torch.Tensor:
-    """Per-image max over `samples` Gaussian neighbours of ||e(x) - e(x')||_2 / ||x - x'||_2;
-    `batch_size`: the explainer's images or path points per pass (None = all at once)."""
-    if explainer not in EXPLAINERS:
-        raise RobinterpError(f"explainer {explainer!r}: choose one of {sorted(EXPLAINERS)}")
-    explain = EXPLAINERS[explainer](model, output, batch_size=batch_size)
+def local_lipschitz_estimate(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, explainer: str,
+                             steps: int, noise_std: float, samples: int, output: str,
+                             generator: torch.Generator | None, batch_size: int | None = None) -> torch.Tensor:
+    """Per-image max over `samples` Gaussian neighbours of ||e(x) - e(x')||_2 / ||x - x'||_2 of
+    `explainer` (`steps`: its path steps); `batch_size`: the explainer's images or path points per
+    pass (None = all at once)."""
+    explain = explainer_of(explainer, model, output, steps, batch_size)
     x = x.contiguous()
     a = explain(x, target).detach().flatten(1)
     best = torch.full((len(x),), float("-inf"), dtype=torch.float64, device=x.device)

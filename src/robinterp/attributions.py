@@ -102,7 +102,7 @@ def scores(f: nn.Module, x: torch.Tensor, target: torch.Tensor, batch_size: int)
                           for xb, tb in zip(x.split(batch_size), target.split(batch_size))])
 
 
-def trapezoid_weights(steps: int, delta_alpha: str = "exact") -> torch.Tensor:
+def trapezoid_weights(steps: int, delta_alpha: str) -> torch.Tensor:
     """Weights of g_0..g_m in eq. 11: IG = da/2 * sum_i (g_i + g_{i-1}), points alpha_i = i/m.
 
     exact: da = 1/m, so the weights sum to 1 and sum(IG) = F(x) - F(x') up to quadrature error.
@@ -115,8 +115,7 @@ def trapezoid_weights(steps: int, delta_alpha: str = "exact") -> torch.Tensor:
 
 
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor, *,
-                         steps: int = 50, output: str = "probability", batch_size: int = 256,
-                         delta_alpha: str = "exact") -> torch.Tensor:
+                         steps: int, output: str, batch_size: int, delta_alpha: str) -> torch.Tensor:
     """IG of F_target along the straight path baseline -> x (eq. 12), trapezoid rule (eq. 9-11).
 
     `baseline` is one image per input (N x C x H x W). Path points of all images are batched

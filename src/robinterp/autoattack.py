@@ -83,7 +83,7 @@ def predictions(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Ten
 
 
 def broken(model: nn.Module, x: torch.Tensor, xa: torch.Tensor, y: torch.Tensor, norm: str, eps: float,
-           batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
+           batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(valid, claimed): claimed = misclassified; valid = claimed, in [0, 1] and within eps
     (relative float slack 1e-5)."""
     size = torch.cat([(b - a).flatten(1).abs().amax(1) if norm == "linf" else (b - a).flatten(1).norm(dim=1)
@@ -116,8 +116,8 @@ def reference(model: nn.Module, norm: str, eps: float, seed: int, num_classes: i
     return aa
 
 
-def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, eps: float, seed: int = 0,
-               batch_size: int = 250, keep_points: bool = False) -> AutoAttackResult:
+def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, eps: float, seed: int,
+               batch_size: int, keep_points: bool = False) -> AutoAttackResult:
     """AutoAttack on (x, y), `batch_size` images per pass on the model's device (x, y may stay on
     the host), the model in eval mode with frozen parameters; torch's global random state is left
     as it was. `keep_points`: also return the adversarial points (one more copy of x)."""
@@ -167,7 +167,7 @@ def subset_indices(n: int, max_images: int | None, seed: int) -> torch.Tensor:
 
 
 def evaluate_autoattack(model: nn.Module, data: DeviceData, indices: torch.Tensor, pgd: AttackConfig,
-                        batch_size: int, seed: int = 0, amp: bool = False) -> dict:
+                        batch_size: int, seed: int, amp: bool) -> dict:
     """AutoAttack at the threat model of `pgd` on data[indices], beside the clean accuracy and the
     PGD accuracy on the same images (each image's PGD start as in the headline adv_acc); the
     fields `robinterp evaluate` writes to accuracy.json."""

@@ -26,7 +26,7 @@ MIN_DRIVER = {13: "580", 12: "525", 11: "450"}
 FIX = "docs/scale.md, \"GPU drivers and torch builds\""
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str) -> torch.device:
     """The torch device of `name` (auto | cpu | cuda | cuda:N); RobinterpError where it cannot run."""
     if name not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", str(name)):
         raise RobinterpError(f"device {name!r} is not supported; choose auto, cpu or cuda "
@@ -114,7 +114,7 @@ def announce(record: dict) -> None:
     print(f"device: {where}", file=sys.stderr, flush=True)
 
 
-def select(name: str = "auto") -> tuple[torch.device, dict]:
+def select(name: str) -> tuple[torch.device, dict]:
     """resolve_device + describe + announce: the device of a verb, and its provenance record."""
     device = resolve_device(name)
     record = describe(device)

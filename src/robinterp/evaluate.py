@@ -16,7 +16,7 @@ from .progress import progress
 
 
 def accuracy(model: torch.nn.Module, data: DeviceData, attack: AttackConfig | None, batch_size: int,
-             max_images: int | None = None, amp: bool = False, seed: int = 0, ranks: Ranks = Ranks()) -> dict:
+             max_images: int | None, amp: bool, seed: int, ranks: Ranks = Ranks()) -> dict:
     """Clean and adversarial accuracy (fractions) over the first `max_images` of `data`.
 
     Each image's random start is drawn from (seed, its index), so the result does not depend on

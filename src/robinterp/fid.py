@@ -164,7 +164,7 @@ def feature_distances(feats1: np.ndarray, feats2: np.ndarray) -> np.ndarray:
 
 # --- inputs ---------------------------------------------------------------------------------------
 
-def load_image_set(path, max_images: int | None = None, seed: int = 0) -> dict:
+def load_image_set(path, max_images: int | None, seed: int) -> dict:
     """Images for FID from a packed split (folder or manifest), a uint8 .npy, or an .npz written
     by `robinterp inception-features` (then `features` is set instead of `images`).
 
@@ -199,7 +199,7 @@ def load_image_set(path, max_images: int | None = None, seed: int = 0) -> dict:
             "images_sha256": sha256_array(images)}
 
 
-def image_set_size(path, max_images: int | None = None) -> int:
+def image_set_size(path, max_images: int | None) -> int:
     """How many images `load_image_set(path, max_images)` would hold, read without loading them."""
     from pathlib import Path
 

@@ -44,7 +44,8 @@ class InterpretabilityConfig(Settings):
     sensitivity_images: int
     sensitivity_samples: int
     sensitivity_radius: float  # L-inf radius (pixel units)
-    explainer: str  # key of EXPLAINERS
+    explainer: str  # key of attribution_metrics.EXPLAINERS
+    explainer_steps: int  # path steps of the integrated_gradients and paper_ig explainers
     faithfulness_runs: int  # random pixel subsets per image (Quantus: 100)
     faithfulness_fraction: float  # share of the pixels in each subset
     lipschitz_samples: int  # Gaussian neighbours per image (on the sensitivity images)
@@ -127,10 +128,12 @@ def _metrics(model, test_x, test_y, attributions, cfg, device) -> list[dict]:
     sidx = torch.randperm(len(test_x), generator=gen)[:cfg.sensitivity_images].sort().values
     add("sensitivity_max", cfg.explainer, cfg.output, torch.cat([
         sensitivity_max(model, test_x[i].contiguous().to(device), test_y[i].to(device), cfg.explainer,
-                        cfg.sensitivity_radius, cfg.sensitivity_samples, cfg.output, cfg.batch_size)
+                        cfg.explainer_steps, cfg.sensitivity_radius, cfg.sensitivity_samples, cfg.output,
+                        cfg.batch_size)
         for i in sidx.split(cfg.batch_size)]))
     add("local_lipschitz", cfg.explainer, cfg.output, torch.cat([
         local_lipschitz_estimate(model, test_x[i].contiguous().to(device), test_y[i].to(device), cfg.explainer,
-                                 cfg.lipschitz_noise, cfg.lipschitz_samples, cfg.output, gen, cfg.batch_size)
+                                 cfg.explainer_steps, cfg.lipschitz_noise, cfg.lipschitz_samples, cfg.output, gen,
+                                 cfg.batch_size)
         for i in sidx.split(cfg.batch_size)]))
     return entries

@@ -255,7 +255,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(arch: str, num_classes: int, mean, std, width: float = 1.0) -> Classifier:
+def build_model(arch: str, num_classes: int, mean, std, width: float) -> Classifier:
     """Construct a registered architecture wrapped with its input normaliser."""
     if arch not in ARCHITECTURES:
         raise RobinterpError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")

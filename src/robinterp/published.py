@@ -132,12 +132,12 @@ def imagenet_index(path: str | Path) -> list[str]:
     return wnids
 
 
-def import_published(fmt: str, arch: str, path: str | Path, out: str | Path, *, sha256: str | None = None,
-                     mean: list[float] | None = None, std: list[float] | None = None,
-                     num_classes: int | None = None, width: float = 1.0, classes: list[str] | None = None,
-                     class_subset: list[str] | None = None, index_wnids: list[str] | None = None,
-                     log=print) -> dict:
-    """Convert one published file; return what was done (the checkpoint's `source` record)."""
+def import_published(fmt: str, arch: str, path: str | Path, out: str | Path, *, sha256: str | None,
+                     mean: list[float] | None, std: list[float] | None, num_classes: int | None, width: float,
+                     classes: list[str] | None = None, class_subset: list[str] | None = None,
+                     index_wnids: list[str] | None = None, log=print) -> dict:
+    """Convert one published file (`sha256`, `mean`, `std`, `num_classes`, `width`: the keys of its
+    checkpoint block); return what was done (the checkpoint's `source` record)."""
     if fmt not in READERS:
         raise RobinterpError(f"--format {fmt!r}: choose one of {list(PUBLISHED_ARCHS)}")
     if arch not in PUBLISHED_ARCHS[fmt]:

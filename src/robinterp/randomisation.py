@@ -84,7 +84,7 @@ def _importance(attributions: torch.Tensor) -> np.ndarray:
     return pixel_importance(attributions).detach().double().cpu().numpy()
 
 
-def randomisation_cascade(model: nn.Module, explain: Callable[[nn.Module], torch.Tensor], seed: int = 0) -> dict:
+def randomisation_cascade(model: nn.Module, explain: Callable[[nn.Module], torch.Tensor], seed: int) -> dict:
     """Explain with the trained model, then after each top-down re-initialisation step.
 
     `explain(model)` returns N x C x H x W attributions of fixed images and classes. Returns

@@ -186,8 +186,7 @@ def resource_keys(rule: str, device: str) -> tuple[str, ...]:
     return ("gpu", "cpus_per_gpu", memory, "runtime")
 
 
-def job_resources(rule: str, dataset: dict | None = None, variant: dict | None = None, device: str = "auto",
-                  threads: int = 1) -> dict:
+def job_resources(rule: str, dataset: dict | None, variant: dict | None, device: str, threads: int) -> dict:
     """{gpu, cpus_per_gpu, mem_mb (mem_mb_per_cpu for train on a GPU), runtime} of one job of `rule`
     on `dataset` (its config block, defaults filled; None for a job over every dataset, such as
     the summary); `variant` only matters for `train`."""
@@ -230,12 +229,13 @@ def _applies(rule: str, dataset: dict) -> bool:
     return {"prepare_data": not built, "build_small_imagenet": built}.get(rule, True)
 
 
-def table(columns: dict[str, tuple[dict, dict]], device: str = "auto") -> str:
-    """Markdown: one row per rule, one column per (dataset config, variant) in `columns`."""
+def table(columns: dict[str, tuple[dict, dict, str]]) -> str:
+    """Markdown: one row per rule, one column per (dataset config, variant, device) in `columns`."""
     rules = GPU_RULES + ("prepare_data", "build_small_imagenet", "fid_real_baseline", "accuracy_table")
     lines = ["| rule | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for rule in rules:
-        cells = [_cell(job_resources(rule, d, v, device, 1)) if _applies(rule, d) else "" for d, v in columns.values()]
+        cells = [_cell(job_resources(rule, d, v, device, 1)) if _applies(rule, d) else ""
+                 for d, v, device in columns.values()]
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         check_config(cfg)
         for name, d in cfg["datasets"].items():
             robust = [v for v in d["variants"] if v.get("attack")] or d["variants"]
-            columns[f"{name} ({Path(path).name})"] = (d, robust[0])
+            columns[f"{name} ({Path(path).name})"] = (d, robust[0], cfg["device"])
     print(table(columns))
 
 
