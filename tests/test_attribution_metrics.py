@@ -206,7 +206,6 @@ def test_interpretability_metrics_verb_writes_every_metric(tmp_path):
 
 
 def test_the_paper_ig_explainer_seam_uses_the_analyses_ig():
-    pytest.importorskip("robinterp.attributions", reason="the analyses' IG is not on this branch")
     torch.manual_seed(0)
     mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
     x, y = torch.rand(4, 3, 4, 4), torch.tensor([0, 1, 2, 0])

@@ -167,7 +167,7 @@ def test_evaluate_verb_reports_autoattack_beside_pgd_on_the_same_images(trained_
     assert "autoattack_acc" not in json.loads((tmp_path / "b.json").read_text())
     t = tmp_path / "t"
     assert main(["accuracy-table", "--inputs", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
-                 "--out-csv", str(t / "a.csv"), "--out-md", str(t / "a.md")]) == 0
+                 "--out-csv", str(t / "a.csv"), "--out-md", str(t / "a.md"), "--out-notes", str(t / "a.notes.json")]) == 0
     import pandas as pd
 
     table = pd.read_csv(t / "a.csv")

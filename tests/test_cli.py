@@ -44,9 +44,9 @@ def test_core_verbs_write_exactly_their_outputs(tmp_path):
     assert acc["provenance"]["git"]["commit"] and acc["data_sha256"]
     before = files(tmp_path)
     r = run("accuracy-table", "--inputs", "e/acc.json", "--settings", '{"reference": {"s": {"clean_acc": 93.2}}}',
-            "--out-csv", "t/a.csv", "--out-md", "t/a.md", cwd=tmp_path)
+            "--out-csv", "t/a.csv", "--out-md", "t/a.md", "--out-notes", "t/a.notes.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert files(tmp_path) - before == {"t/a.csv", "t/a.md"}
+    assert files(tmp_path) - before == {"t/a.csv", "t/a.md", "t/a.notes.json"}
     assert "93.2" in (tmp_path / "t/a.md").read_text()
 
 
@@ -150,7 +150,7 @@ def test_numbers_below_the_schema_minimum_and_broken_inputs_are_one_line(tmp_pat
         assert err == f"error: invalid settings:\n  settings.{key}: {value} is less than the minimum of 1\n", err
     (tmp_path / "empty.json").write_text("{}")
     assert main(["accuracy-table", "--inputs", str(tmp_path / "empty.json"), "--out-csv", str(tmp_path / "t.csv"),
-                 "--out-md", str(tmp_path / "t.md")]) == 2
+                 "--out-md", str(tmp_path / "t.md"), "--out-notes", str(tmp_path / "t.notes.json")]) == 2
     err = capsys.readouterr().err
     assert "empty.json: no 'variant', 'n', 'clean_acc', 'adv_acc' in it" in err and err.count("\n") == 1
     assert main(["inversion-distance", "--targets", str(tmp_path / "t.npy"), "--inverted", str(tmp_path / "i.npy"),

@@ -93,19 +93,6 @@ def test_fid_interval_brackets_its_estimate_and_covers_fid_at_n():
     assert 0.88 <= np.mean(covered) <= 0.99
 
 
-def test_the_old_resample_with_replacement_interval_misses_its_estimate():
-    """Why resampling with replacement was dropped: duplicates inflate FID above the estimate."""
-    draw1, draw2, _ = _known_gaussians(32, 0.1)
-    rng = np.random.default_rng(2)
-    f1, f2 = draw1(rng, 60), draw2(rng, 60)
-    with_replacement = [fid_from_features(f1[rng.integers(0, 60, 60)], f2[rng.integers(0, 60, 60)])
-                        for _ in range(50)]
-    est = fid_from_features(f1, f2)
-    assert np.percentile(with_replacement, 2.5) > est
-    iv = fid_interval(f1, f2, 50, seed=0)
-    assert iv["low"] <= est <= iv["high"]
-
-
 def test_fid_verb_matches_the_baseline_to_the_generated_set_size(tmp_path):
     """--match-n: the real baseline is computed at the generated set's n (features only, no Inception)."""
     rng = np.random.default_rng(3)

@@ -48,11 +48,11 @@ def test_tables_hold_intervals_directions_and_the_papers_values(results, tmp_pat
     t = tmp_path / "tables"
     ref = json.dumps({"reference": REFERENCE})
     assert main(["fid-table", "--inputs", *results["fid"], "--settings", ref, "--dataset", "d",
-                 "--out-csv", str(t / "fid.csv"), "--out-md", str(t / "fid.md")]) == 0
+                 "--out-csv", str(t / "fid.csv"), "--out-md", str(t / "fid.md"), "--out-notes", str(t / "fid.notes.json")]) == 0
     assert main(["inversion-table", "--inputs", *results["inv"], "--settings", ref,
-                 "--out-csv", str(t / "inversion_distance.csv"), "--out-md", str(t / "inversion_distance.md")]) == 0
+                 "--out-csv", str(t / "inversion_distance.csv"), "--out-md", str(t / "inversion_distance.md"), "--out-notes", str(t / "inversion_distance.notes.json")]) == 0
     assert main(["interpretability-table", "--inputs", *results["metrics"],
-                 "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md")]) == 0
+                 "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md"), "--out-notes", str(t / "interpretability.notes.json")]) == 0
     fid = pd.read_csv(t / "fid.csv").set_index("variant")
     assert fid.loc["real", "paper_fid"] == 5.39 and fid.loc["large", "paper_fid"] == 88.25
     assert pd.isna(fid.loc["small", "paper_fid"]) and set(fid["better"]) == {"lower"}
@@ -72,9 +72,9 @@ def test_tables_hold_intervals_directions_and_the_papers_values(results, tmp_pat
 def test_curve_and_summary_from_json_only(results, tmp_path):
     t = tmp_path / "tables"
     assert main(["accuracy-table", "--inputs", *results["acc"], "--out-csv", str(t / "accuracy.csv"),
-                 "--out-md", str(t / "accuracy.md")]) == 0
+                 "--out-md", str(t / "accuracy.md"), "--out-notes", str(t / "accuracy.notes.json")]) == 0
     assert main(["interpretability-table", "--inputs", *results["metrics"],
-                 "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md")]) == 0
+                 "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md"), "--out-notes", str(t / "interpretability.notes.json")]) == 0
     png, csv = tmp_path / "fig" / "curve.png", t / "robustness_curve.csv"
     assert main(["robustness-curve", "--settings", json.dumps({"variants": VARIANTS}), "--accuracy", *results["acc"],
                  "--fid", *results["fid"][1:], "--metrics", *results["metrics"], "--dataset", "d",
@@ -84,7 +84,8 @@ def test_curve_and_summary_from_json_only(results, tmp_path):
     assert sorted(curve["eps"].unique()) == [0.0, 0.5, 1.5]
     assert len(curve) == 3 * 5  # clean, adversarial, FID, two metrics per variant
     summary = tmp_path / "summary.md"
-    assert main(["summary", "--tables", f"d={t / 'accuracy.csv'}", f"d={t / 'interpretability.csv'}",
+    notes = [str(t / "accuracy.notes.json"), str(t / "interpretability.notes.json")]
+    assert main(["summary", "--tables", f"d={t / 'accuracy.csv'}", f"d={t / 'interpretability.csv'}", "--notes", *notes,
                  "--curves", f"d={csv}", "--out", str(summary)]) == 0
     text = summary.read_text()
     assert "## d" in text and "gradient_alignment (input_gradient, higher)" in text
@@ -100,7 +101,7 @@ def test_fid_table_refuses_rows_at_different_n(results, tmp_path):
     real["n_fake"] = 300  # a baseline against every train image, variants against 50 generations
     _write(tmp_path / "fid/real.json", real)
     out = tmp_path / "fid.csv"
-    assert main(["fid-table", "--inputs", *results["fid"], "--out-csv", str(out), "--out-md", str(tmp_path / "fid.md")]) == 2
+    assert main(["fid-table", "--inputs", *results["fid"], "--out-csv", str(out), "--out-md", str(tmp_path / "fid.md"), "--out-notes", str(tmp_path / "fid.notes.json")]) == 2
     assert not out.exists()
 
 
@@ -110,7 +111,7 @@ def test_tables_refuse_an_interval_that_misses_its_estimate(results, tmp_path):
     _write(tmp_path / "inv/standard.json", bad)
     out = tmp_path / "inv.csv"
     assert main(["inversion-table", "--inputs", *results["inv"], "--out-csv", str(out),
-                 "--out-md", str(tmp_path / "inv.md")]) == 2
+                 "--out-md", str(tmp_path / "inv.md"), "--out-notes", str(tmp_path / "inv.notes.json")]) == 2
     assert not out.exists()
 
 
@@ -120,15 +121,20 @@ def test_summary_keeps_notes_drops_empty_reference_columns_and_calls_a_tie_a_tie
 
     t = tmp_path / "tables"
     assert main(["accuracy-table", "--inputs", *results["acc"], "--out-csv", str(t / "accuracy.csv"),
-                 "--out-md", str(t / "accuracy.md")]) == 0  # no reference values: paper_* columns empty
+                 "--out-md", str(t / "accuracy.md"), "--out-notes", str(t / "accuracy.notes.json")]) == 0  # no reference values: paper_* columns empty
     assert main(["interpretability-table", "--inputs", *results["metrics"],
-                 "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md")]) == 0
+                 "--out-csv", str(t / "interpretability.csv"), "--out-md", str(t / "interpretability.md"), "--out-notes", str(t / "interpretability.notes.json")]) == 0
     assert "paper_clean_acc" in pd.read_csv(t / "accuracy.csv").columns  # the CSV keeps its columns
     assert "paper_" not in (t / "accuracy.md").read_text()  # neither the columns nor their note
     summary = tmp_path / "summary.md"
-    assert main(["summary", "--tables", f"d={t / 'accuracy.csv'}", f"d={t / 'interpretability.csv'}",
+    for md in t.glob("*.md"):
+        md.unlink()  # the summary reads the notes as data, never the rendered Markdown
+    notes = [str(t / "accuracy.notes.json"), str(t / "interpretability.notes.json")]
+    assert main(["summary", "--tables", f"d={t / 'accuracy.csv'}", f"d={t / 'interpretability.csv'}", "--notes", *notes,
                  "--curves", "--out", str(summary)]) == 0
     text = summary.read_text()
+    assert json.loads((t / "interpretability.notes.json").read_text())["notes"] in text
+    assert main(["summary", "--tables", f"d={t / 'accuracy.csv'}", "--notes", *notes, "--out", str(summary)]) == 2
     assert "paper_" not in text
     assert "report (`report.html`)" not in text and "a plain run does not make" in text
     assert INTERPRETABILITY_NOTES.split(".")[0] in text

@@ -34,9 +34,6 @@ from .errors import RobinterpError
 from .settings import Settings
 from .stats import bootstrap_mean, spearman_rows
 
-RANDOMISATION_METHODS = ("ig", "shap")
-
-
 @dataclass(frozen=True)
 class RandomisationConfig(Settings):
     """The dataset's `metrics.randomisation` block (defaults: robinterp/config.schema.yaml)."""

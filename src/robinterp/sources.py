@@ -27,9 +27,6 @@ from .image_folder import (
     split_layout,
 )
 
-CIFAR10_MEAN_STD_AUTHOR = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
-
-
 def stratified_split(labels: np.ndarray, fraction_or_count: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (kept, held_out): held out = `fraction` of each class, or `count` spread evenly."""
     rng = np.random.default_rng(seed)

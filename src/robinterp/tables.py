@@ -49,13 +49,16 @@ def autoattack_columns(r: dict) -> dict:
             "autoattack_acc": round(100 * r["autoattack_acc"], 2)}
 
 
-def write_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path, title: str, notes: str = "") -> None:
-    """CSV with every column (stable for scripts); Markdown without empty reference columns."""
+def write_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path, notes_path: str | Path, title: str,
+                notes: str) -> None:
+    """CSV with every column (stable for scripts); Markdown without empty reference columns, with the
+    notes under it; the title and notes as data (JSON: what the summary reads)."""
     storage.write_text(csv_path, df.to_csv(index=False))
     md = f"# {title}\n\n{to_markdown(without_empty_reference(df))}\n"
     if notes:
         md += f"\n{notes}\n"
     storage.write_text(md_path, md)
+    storage.write_json(notes_path, {"title": title, "notes": notes})
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -68,9 +71,6 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 # --- measured interpretability: FID, inversion distance, attribution metrics ---------------------
-
-REAL = "real"  # the real-vs-real baseline's row name (test vs train), and its reference key
-
 
 def _round(v, digits=3):
     return None if v is None else round(float(v), digits)

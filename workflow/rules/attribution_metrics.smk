@@ -81,6 +81,7 @@ rule interpretability_table:
             subcategory="interpretability metrics",
         ),
         md=f"{R}/{{dataset}}/tables/interpretability.md",
+        notes=f"{R}/{{dataset}}/tables/interpretability.notes.json",
     log:
         f"{R}/logs/interpretability_table/{{dataset}}.log",
     resources:
@@ -89,4 +90,5 @@ rule interpretability_table:
         CONDA_ENV
     shell:
         "python -m robinterp interpretability-table --inputs {input:q} --dataset {wildcards.dataset:q}"
-        " --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+        " --out-csv {output.csv:q} --out-md {output.md:q}"
+        " --out-notes {output.notes:q} > {log:q} 2>&1"

@@ -35,6 +35,7 @@ rule accuracy_table:
             subcategory="accuracy",
         ),
         md=f"{R}/{{dataset}}/tables/accuracy.md",
+        notes=f"{R}/{{dataset}}/tables/accuracy.notes.json",
     params:
         **verb_params("accuracy-table"),
     log:
@@ -45,4 +46,5 @@ rule accuracy_table:
         CONDA_ENV
     shell:
         "python -m robinterp accuracy-table --inputs {input:q} {params.settings}"
-        " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+        " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q}"
+        " --out-notes {output.notes:q} > {log:q} 2>&1"

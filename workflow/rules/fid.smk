@@ -107,6 +107,7 @@ rule fid_table:
             subcategory="FID",
         ),
         md=f"{R}/{{dataset}}/tables/fid.md",
+        notes=f"{R}/{{dataset}}/tables/fid.notes.json",
     params:
         **verb_params("fid-table"),
     log:
@@ -117,7 +118,8 @@ rule fid_table:
         CONDA_ENV
     shell:
         "python -m robinterp fid-table --inputs {input.baseline:q} {input.variants:q} {params.settings}"
-        " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+        " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q}"
+        " --out-notes {output.notes:q} > {log:q} 2>&1"
 
 
 # --- inversion distance -------------------------------------------------------------------------------
@@ -157,6 +159,7 @@ rule inversion_table:
             subcategory="inversion distance",
         ),
         md=f"{R}/{{dataset}}/tables/inversion_distance.md",
+        notes=f"{R}/{{dataset}}/tables/inversion_distance.notes.json",
     params:
         **verb_params("inversion-table"),
     log:
@@ -167,4 +170,5 @@ rule inversion_table:
         CONDA_ENV
     shell:
         "python -m robinterp inversion-table --inputs {input:q} {params.settings}"
-        " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+        " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q}"
+        " --out-notes {output.notes:q} > {log:q} 2>&1"

@@ -45,7 +45,7 @@ rule robustness_curve:
 rule summary:
     input:
         tables=lambda w: [p for paths in summary_tables().values() for p in paths],
-        notes=lambda w: [p[: -len("csv")] + "md" for paths in summary_tables().values() for p in paths],
+        notes=lambda w: [p[: -len("csv")] + "notes.json" for paths in summary_tables().values() for p in paths],
         curves=lambda w: [
             f"{R}/{ds}/tables/robustness_curve.csv" for ds in enabled_datasets() if _enabled(ds, "curve")
         ],
@@ -63,4 +63,5 @@ rule summary:
     conda:
         CONDA_ENV
     shell:
-        "python -m robinterp summary --tables {params.tables} --curves {params.curves} --out {output:q} > {log:q} 2>&1"
+        "python -m robinterp summary --tables {params.tables} --notes {input.notes:q} --curves {params.curves}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -13,17 +13,18 @@ from pathlib import Path
 from ..verbs import verb
 
 
-def _setup(a):
-    """Model (eval mode), checkpoint meta, device and the test split (checked to fit the model)."""
+def _setup(a, *splits: Path) -> tuple:
+    """Model (eval mode), device, the test split and any further `splits`, each checked to fit the model."""
     from ..checkpoints import check_fits, load_model
     from ..data import load_split
     from ..device import select
 
     device, _ = select(a.settings["device"])  # prints where the job runs
     model, meta = load_model(a.checkpoint, device)
-    split = load_split(a.data)
-    check_fits(meta, split, a.checkpoint)
-    return model, meta, device, split
+    loaded = [load_split(path) for path in (a.data, *splits)]
+    for split in loaded:
+        check_fits(meta, split, a.checkpoint)
+    return model, device, *loaded
 
 
 def _provenance(a, split, device, **extra):
@@ -59,7 +60,7 @@ def ig_verb(a):
     from ..attributions import IGConfig, choose_images, explain_ig, predict
 
     cfg = IGConfig.from_block(a.settings["analyses.ig"])
-    model, meta, device, split = _setup(a)
+    model, device, split = _setup(a)
     idx = choose_images(cfg.num_images, split.labels, cfg.seed)
     x, y = (t.to(device) for t in split.tensors(idx))
     preds = predict(model, x, cfg.batch_size)
@@ -85,13 +86,9 @@ def shap_verb(a):
 
     from .. import storage
     from ..attributions import ShapConfig, choose_images, explain_shap, predict, shap_background
-    from ..checkpoints import check_fits
-    from ..data import load_split
 
     cfg = ShapConfig.from_block(a.settings["analyses.shap"])
-    model, meta, device, split = _setup(a)
-    train = load_split(a.train)
-    check_fits(meta, train, a.checkpoint)
+    model, device, split, train = _setup(a, a.train)
     idx = choose_images(cfg.num_images, split.labels, cfg.seed)
     bg_idx, background = shap_background(train, cfg)
     x, y = (t.to(device) for t in split.tensors(idx))
@@ -122,7 +119,7 @@ def class_generation_verb(a):
     from ..synthesis import ClassGenerationConfig, generate_classes, target_logits, to_uint8
 
     cfg = ClassGenerationConfig.from_block(a.settings["analyses.class_generation"])
-    model, meta, device, split = _setup(a)
+    model, device, split = _setup(a)
     seeds, images, targets = generate_classes(
         model, lambda k: split.tensors(np.flatnonzero(split.labels == k))[0], split.num_classes, cfg)
     before, _ = target_logits(model, seeds, targets, cfg.batch_size)
@@ -153,7 +150,7 @@ def inversion_verb(a):
     from ..synthesis import InversionConfig, inversion_inputs, invert_representation, to_uint8
 
     cfg = InversionConfig.from_block(a.settings["analyses.inversion"])
-    model, meta, device, split = _setup(a)
+    model, device, split = _setup(a)
     pairs = inversion_inputs(split, cfg)
     targets, sources = pairs.pop("targets"), pairs.pop("sources")
     inverted, before, after = invert_representation(model, sources.to(device), targets.to(device), cfg)
@@ -182,7 +179,7 @@ def feature_vis_verb(a):
     from ..synthesis import FeatureVisConfig, feature_vis
 
     cfg = FeatureVisConfig.from_block(a.settings["analyses.feature_vis"])
-    model, meta, device, split = _setup(a)
+    model, device, split = _setup(a)
     arrays, record = feature_vis(model, split, cfg)
     storage.save_npz(a.out, **arrays)
     storage.write_json(a.meta, {"method": "feature_visualisation", "settings": cfg.__dict__, "classes": split.classes,

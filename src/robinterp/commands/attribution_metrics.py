@@ -120,7 +120,7 @@ def interpretability_table_verb(a):
 
     results = [storage.read_json(p) for p in a.inputs]
     df = interpretability_table(results)
-    write_table(df, a.out_csv, a.out_md, f"Quantitative interpretability on {a.dataset} (mean, 95% CI)",
+    write_table(df, a.out_csv, a.out_md, a.out_notes, f"Quantitative interpretability on {a.dataset} (mean, 95% CI)",
                 interpretability_notes(results))
     print(df.to_string(index=False))
 

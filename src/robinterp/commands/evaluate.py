@@ -63,7 +63,7 @@ def accuracy_table_verb(a):
     df = accuracy_table([storage.read_json(p, needs=("variant", "n", "clean_acc", "adv_acc")) for p in a.inputs],
                         a.settings["reference"])
     has_reference = df.filter(like="paper_").notna().any().any()
-    write_table(df, a.out_csv, a.out_md, f"Accuracy on {a.dataset} (test split, %)",
+    write_table(df, a.out_csv, a.out_md, a.out_notes, f"Accuracy on {a.dataset} (test split, %)",
                 ("paper_*: the paper's Table 1 (CIFAR-10) / Table 4 (Small ImageNet 150), where it reports the variant.\n"
                  if has_reference else "") +
                 "adv_acc: the paper's PGD attack; autoattack_acc: AutoAttack (the authors' code, pyautoattack; standard "

@@ -103,7 +103,7 @@ def fid_table_verb(a):
     from ..tables import FID_NOTES, fid_table, write_table
 
     df = fid_table([storage.read_json(p) for p in a.inputs], a.settings["reference"])
-    write_table(df, a.out_csv, a.out_md, f"FID of class generations on {a.dataset} (lower is better)", FID_NOTES)
+    write_table(df, a.out_csv, a.out_md, a.out_notes, f"FID of class generations on {a.dataset} (lower is better)", FID_NOTES)
     print(df.to_string(index=False))
 
 
@@ -169,7 +169,7 @@ def inversion_table_verb(a):
     from ..tables import INVERSION_NOTES, inversion_table, write_table
 
     df = inversion_table([storage.read_json(p) for p in a.inputs], a.settings["reference"])
-    write_table(df, a.out_csv, a.out_md, f"Inversion distance on {a.dataset} (192-d Inception L2, lower is better)",
+    write_table(df, a.out_csv, a.out_md, a.out_notes, f"Inversion distance on {a.dataset} (192-d Inception L2, lower is better)",
                 INVERSION_NOTES)
     print(df.to_string(index=False))
 

@@ -34,16 +34,21 @@ robustness_curve_verb.flags = lambda p: (
 @verb("summary", "one-page results/summary.md from every table and curve")
 def summary_verb(a):
     from .. import storage
+    from ..errors import RobinterpError
     from ..summary import summary_markdown
 
     tables = named_paths(a.tables, "--tables", "DATASET")
-    curves = named_paths(a.curves, "--curves", "DATASET")
-    storage.write_text(a.out, summary_markdown(tables, curves))
+    if len(a.notes) != len(tables):
+        raise RobinterpError(f"--notes: {len(a.notes)} file(s) for {len(tables)} table(s); give each table's "
+                             "<name>.notes.json, in the order of --tables")
+    storage.write_text(a.out, summary_markdown(tables, named_paths(a.curves, "--curves", "DATASET"), a.notes))
     print(f"summary: -> {a.out}")
 
 
 summary_verb.flags = lambda p: (
     p.add_argument("--tables", nargs="+", required=True, help="DATASET=tables/<name>.csv, in display order"),
+    p.add_argument("--notes", type=Path, nargs="+", required=True,
+                   help="each table's notes (tables/<name>.notes.json, written with it), in the order of --tables"),
     p.add_argument("--curves", nargs="*", default=[], help="DATASET=robustness_curve.csv"),
     p.add_argument("--out", type=Path, required=True),
 )
