@@ -3,13 +3,13 @@
 Same model (CIFAR ResNet18 at --width, random weights or --checkpoint), same test-like images,
 same target; warmed up once, then timed alternately --repeats times (median). Prints a table, writes JSON.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_attributions.py --out benchmarks/results/attributions_cpu.json
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_attributions.py \
+        --out benchmarks/results/attributions_cpu.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time

@@ -12,7 +12,6 @@ unpickling + strict mapping + writing the robinterp checkpoint. Prints a table, 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile

@@ -67,7 +67,7 @@ def main():
     q = dict(disable_warnings=True)
     pairs = {
         "gini vs Sparseness": (
-            lambda: metrics.gini(attr),
+            lambda: attribution_metrics.gini(attr),
             lambda: quantus.Sparseness(**q)(a_batch=a_np, **common)),
         # Quantus wants features_in_step to divide H*W but steps over C*H*W values: 3x our steps
         "deletion+insertion (17 points each) vs PixelFlipping (48 steps)": (

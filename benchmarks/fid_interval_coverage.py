@@ -6,7 +6,8 @@ with its estimate and 95% interval (--rounds half-samples). Reports how often th
 its own estimate, E[FID_n] (what it targets: FID at this n) and the population FD (which it does
 not target: FID's bias pushes FID_n above FD when n is small against the dimension).
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/fid_interval_coverage.py --out benchmarks/results/fid_interval_coverage.json
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/fid_interval_coverage.py \
+        --out benchmarks/results/fid_interval_coverage.json
 """
 
 from __future__ import annotations

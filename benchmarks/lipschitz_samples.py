@@ -30,11 +30,11 @@ import torch
 
 from robinterp import storage
 from robinterp.attacks import attack_mode
+from robinterp.attribution_metrics import explainer_of
 from robinterp.checkpoints import load_model
 from robinterp.config import default
 from robinterp.data import load_split
 from robinterp.device import resolve_device
-from robinterp.attribution_metrics import explainer_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEY = "dataset.metrics.interpretability"

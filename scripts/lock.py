@@ -8,10 +8,10 @@ Run by `make lock` in a freshly built venv; `make install` then installs from th
 from __future__ import annotations
 
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from analysis_inputs import CLASSES, COMPUTE, make_inputs, run_verb
+
 from robinterp.cli import main
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")

@@ -31,6 +31,6 @@ def test_each_analyses_block_is_one_settings_class(block):
 @pytest.mark.parametrize("config", ["config.yaml", "workflow/configs/demo.yaml", "workflow/configs/tiny.yaml"])
 def test_config_files_analyses_blocks_parse(config):
     cfg = yaml.safe_load((ROOT / config).read_text())
-    for name, ds in cfg["datasets"].items():
+    for ds in cfg["datasets"].values():
         for block, cls in BLOCKS.items():
             cls.from_dict(ds.get("analyses", {}).get(block))

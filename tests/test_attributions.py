@@ -5,8 +5,18 @@ import pytest
 import torch
 from torch import nn
 
-from robinterp.attributions import (IGConfig, ScalarOutput, ShapConfig, choose_images, explain_ig, explain_shap,
-                                    gaussian_blur, integrated_gradients, make_baselines, trapezoid_weights)
+from robinterp.attributions import (
+    IGConfig,
+    ScalarOutput,
+    ShapConfig,
+    choose_images,
+    explain_ig,
+    explain_shap,
+    gaussian_blur,
+    integrated_gradients,
+    make_baselines,
+    trapezoid_weights,
+)
 from robinterp.errors import RobinterpError
 from robinterp.models import build_model
 

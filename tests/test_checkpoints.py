@@ -1,6 +1,5 @@
 """Checkpoints round-trip bit-exactly; corrupt, foreign or mismatched files give clear errors."""
 
-import pickle
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """Config validation: defaults from the schema, typos and bad values named before any job runs."""
 
-import copy
 import re
 import subprocess
 import sys
@@ -10,8 +9,8 @@ import pytest
 import yaml
 
 from robinterp.config import check_config, settings_value
-from robinterp.settings import schema
 from robinterp.errors import RobinterpError
+from robinterp.settings import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

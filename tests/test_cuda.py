@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from analysis_inputs import COMPUTE, make_inputs, run_verb
+
 from robinterp.attacks import AttackConfig, SampleNoise, adversarial_examples, sample_keys
 from robinterp.augment import AugmentConfig, augment
 from robinterp.checkpoints import load_model

@@ -1,6 +1,5 @@
 """Packed format round trip, every source writer, and clear errors on bad input."""
 
-import json
 import os
 import pickle
 

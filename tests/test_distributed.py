@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from robinterp import train as train_module
-from robinterp.settings import schema
 from robinterp.data import load_split
+from robinterp.settings import schema
 from robinterp.sources import prepare
 from robinterp.train import TrainConfig, train
 

@@ -5,8 +5,8 @@ import torch
 from robinterp import evaluate
 from robinterp.attacks import AttackConfig, SampleNoise, adversarial_examples, sample_keys
 from robinterp.data import load_split
-from robinterp.distributed import Ranks, process_group_options
 from robinterp.device import DeviceData
+from robinterp.distributed import Ranks, process_group_options
 from robinterp.evaluate import accuracy
 
 ATTACK = AttackConfig.of(norm="l2", eps=1.0, step_size=0.25, steps=3, random_start=True)

@@ -2,9 +2,9 @@
 pins the same versions, and the environment the tests run in holds exactly the locked versions."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from paper_inputs import write_paper_inputs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,7 +34,7 @@ def assert_no_overlap(fig):
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
     labels = [(ax, t, t.get_window_extent(r)) for ax, t in _labels(fig)]
-    for (a1, t1, b1), (a2, t2, b2) in itertools.combinations(labels, 2):
+    for (_, t1, b1), (_, t2, b2) in itertools.combinations(labels, 2):
         assert not b1.overlaps(b2), f"{t1.get_text()!r} overlaps {t2.get_text()!r}"
     images = [ax for ax in fig.axes if ax.images]
     for ax, t, b in labels:

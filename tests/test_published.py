@@ -6,9 +6,22 @@ import pickle
 
 import pytest
 import torch
+from publishers import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RICE_STD,
+    checkpoint_settings,
+    import_file,
+    import_publishers,
+    madrylab_file,
+    madrylab_reference,
+    perturb,
+    robustbench_file,
+    robustbench_reference,
+)
 
-from publishers import (checkpoint_settings, CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, RICE_STD, import_file, import_publishers,
-                        madrylab_file, madrylab_reference, perturb, robustbench_file, robustbench_reference)
 from robinterp.checkpoints import load_model
 from robinterp.cli import main
 from robinterp.errors import RobinterpError

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from publishers import import_publishers, perturb
+
 from robinterp.config import check_config, imported_variants
 from robinterp.errors import RobinterpError
 

@@ -24,8 +24,7 @@ import torch
 quantus = pytest.importorskip("quantus", reason="test-only dependency: pip install quantus==0.6.0")
 
 from robinterp import attribution_metrics  # noqa: E402
-from robinterp.attribution_metrics import (  # noqa: E402
-    faithfulness_correlation, local_lipschitz_estimate, random_pixel_subsets)
+from robinterp.attribution_metrics import faithfulness_correlation, local_lipschitz_estimate, random_pixel_subsets  # noqa: E402
 
 
 def _net(channels=3, seed=0):

@@ -168,7 +168,7 @@ def test_tiny_dag_through_the_slurm_profile(slurm_cluster, tmp_path):
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=work)
     except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"snakemake through SLURM did not finish in 600 s:\n{(e.stdout or '')[-3000:]}")
+        raise AssertionError(f"snakemake through SLURM did not finish in 600 s:\n{(e.stdout or '')[-3000:]}") from None
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
     # --- the outputs: packed data and a loadable checkpoint from the train job ---

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from ilsvrc_fake import make_ilsvrc, wnid
+
 from robinterp.data import load_split
 from robinterp.errors import RobinterpError
 from robinterp.small_imagenet import BuildConfig, build, check_splits_disjoint, decode_image, read_val_labels

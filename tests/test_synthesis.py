@@ -6,10 +6,21 @@ import torch
 
 from robinterp.errors import RobinterpError
 from robinterp.models import build_model
-from robinterp.synthesis import (ClassGenerationConfig, FeatureVisConfig, InversionConfig, choose_neurons,
-                                 class_conditional_seeds, extreme_activations, generate_classes,
-                                 invert_representation, inversion_pairs, normalised_distance, representations,
-                                 to_uint8, visualise_features)
+from robinterp.synthesis import (
+    ClassGenerationConfig,
+    FeatureVisConfig,
+    InversionConfig,
+    choose_neurons,
+    class_conditional_seeds,
+    extreme_activations,
+    generate_classes,
+    inversion_pairs,
+    invert_representation,
+    normalised_distance,
+    representations,
+    to_uint8,
+    visualise_features,
+)
 
 
 @pytest.fixture(scope="module")

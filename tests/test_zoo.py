@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from publishers import import_publishers, perturb, robustbench_reference, stand_in_block, stand_in_file, zoo_file
 
-from publishers import (import_publishers, perturb, robustbench_reference, stand_in_block, stand_in_file,
-                        zoo_file)
 from robinterp import download, zoo
 from robinterp.checkpoints import load_model
 from robinterp.cli import main

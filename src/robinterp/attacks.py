@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .settings import Settings
 from .errors import RobinterpError
+from .settings import Settings
 
 _TINY = 1e-12
 

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import attack_mode
-from .settings import Settings
 from .errors import RobinterpError
 from .progress import progress
+from .settings import Settings
 
 OUTPUTS = ("probability", "logit")  # the explained score of a class: softmax probability or logit
 BASELINES = ("black", "uniform", "blur")

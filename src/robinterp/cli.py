@@ -48,7 +48,7 @@ def read_settings(text: str | None, sets: list[str], sections: tuple[str, ...]) 
             try:
                 raw = json.loads(text)
             except json.JSONDecodeError as e:
-                raise RobinterpError(f"--settings: not valid JSON ({e})")
+                raise RobinterpError(f"--settings: not valid JSON ({e})") from None
         else:
             path = Path(text)
             if not path.is_file():
@@ -105,9 +105,10 @@ SHARED_HELP = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    from . import commands  # noqa: F401  (imports every module in commands/, registering its verbs)
+    from . import (
+        __version__,
+        commands,  # noqa: F401  (imports every module in commands/, registering its verbs)
+    )
 
     order = [v for verbs in STAGES.values() for v in verbs]
     unplaced = sorted(set(VERBS) - set(order))

@@ -19,8 +19,8 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
 from . import storage  # noqa: E402
-from .settings import Settings  # noqa: E402
 from .errors import RobinterpError  # noqa: E402
+from .settings import Settings  # noqa: E402
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -162,7 +162,7 @@ def attribution_compare(runs: dict, classes: list[str], method: str, cfg: PlotCo
         img = first["images"][r]
         axes[r, 0].imshow(as_hwc(img))
         axes[r, 0].set_ylabel(f"true: {classes[first['labels'][r]]}", fontsize=8)
-        for j, (variant, run) in enumerate(runs.items()):
+        for j, run in enumerate(runs.values()):
             maps, _ = attribution_maps(run["attributions"][:n], cfg.scale, cfg.percentile, shared)
             pred = classes[run["preds"][r]]
             axes[r, 1 + 2 * j].imshow(maps[r], cmap=cmap, vmin=-1, vmax=1)
@@ -301,7 +301,7 @@ def inversion_grid(runs: dict, meta: dict, classes: list[str], cfg: PlotConfig):
         axes[r, 0].imshow(as_hwc(first["targets"][i]))
         axes[r, 1].imshow(as_hwc(first["sources"][i]))
         axes[r, 0].set_ylabel(f"{kinds[i]} source", fontsize=fs)
-        for j, (variant, run) in enumerate(runs.items()):
+        for j, run in enumerate(runs.values()):
             axes[r, 2 + j].imshow(as_hwc(run["inverted"][i]))
     for (r, c), t in titles.items():
         axes[r, c].set_title(t, fontsize=fs, pad=3)
@@ -342,7 +342,7 @@ def feature_vis_grid(runs: dict, classes: list[str], cfg: PlotConfig):
     fig, axes = cell_figure(n, per * len(runs), side, gap_w=max(0.1, width - side + 0.1),
                             gap_h=lines * line_height(fs) + 0.12, left=lw + 0.2, right=0.1,
                             top=first_lines * line_height(fs) + 0.45, bottom=0.1)
-    for j, (variant, run) in enumerate(runs.items()):
+    for j, run in enumerate(runs.values()):
         for r, neuron in enumerate(run["neurons"]):
             base = j * per
             axes[r, base].imshow(as_hwc(run["visualisations"][r]))

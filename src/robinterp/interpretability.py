@@ -26,6 +26,7 @@ from .errors import RobinterpError
 from .settings import Settings
 from .stats import bootstrap_mean
 
+
 @dataclass(frozen=True)
 class InterpretabilityConfig(Settings):
     """The dataset's `metrics.interpretability` block (defaults: robinterp/config.schema.yaml)."""
@@ -92,48 +93,59 @@ def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor,
 
 
 def _metrics(model, test_x, test_y, attributions, cfg, device) -> list[dict]:
-    entries = []
+    gen = torch.Generator().manual_seed(cfg.seed)  # one stream, drawn in this order
+    scores = [_alignment(model, test_x, test_y, cfg, device, gen)]
+    for method, att in attributions.items():
+        scores += _attribution_scores(model, method, att, cfg, device, gen)
+    scores += _explainer_scores(model, test_x, test_y, cfg, device, gen)
+    return [_entry(metric, method, output, values, cfg) for metric, method, output, values in scores]
 
-    def add(metric, method, output, values):
-        v = values.detach().cpu().double().numpy() if torch.is_tensor(values) else np.asarray(values)
-        entries.append({"metric": metric, "method": method, "direction": DIRECTION[metric], "output": output,
-                        **bootstrap_mean(v, cfg.bootstrap, cfg.seed), "values": v.tolist()})
 
-    gen = torch.Generator().manual_seed(cfg.seed)
+def _entry(metric: str, method: str, output: str, values, cfg: InterpretabilityConfig) -> dict:
+    """One metric's entry: its per-image values with their mean and bootstrap interval."""
+    v = values.detach().cpu().double().numpy() if torch.is_tensor(values) else np.asarray(values)
+    return {"metric": metric, "method": method, "direction": DIRECTION[metric], "output": output,
+            **bootstrap_mean(v, cfg.bootstrap, cfg.seed), "values": v.tolist()}
+
+
+def _alignment(model, test_x, test_y, cfg, device, gen) -> tuple:
+    """The input gradient's alignment with the image, on a seeded sample of the test split."""
     n_align = len(test_x) if cfg.alignment_max_images is None else min(cfg.alignment_max_images, len(test_x))
     idx = torch.randperm(len(test_x), generator=gen)[:n_align].sort().values
-    add("gradient_alignment", "input_gradient", "logit", torch.cat([
+    return ("gradient_alignment", "input_gradient", "logit", torch.cat([
         gradient_alignment(model, test_x[i].to(device), test_y[i].to(device))
         for i in idx.split(cfg.batch_size)]))
 
-    for method, att in attributions.items():
-        output = explained_output(att, method)  # every score below is the one the attribution explains
-        x = torch.from_numpy(att["images"][:cfg.sample]).float().to(device)
-        a = torch.from_numpy(att["attributions"][:cfg.sample]).float().to(device)
-        t = torch.from_numpy(att["labels" if cfg.target == "label" else "preds"][:cfg.sample]).long().to(device)
-        add("gini", method, output, gini(a))
-        deletion, insertion = deletion_insertion(model, x, a, t, cfg.steps, cfg.baseline, output, cfg.batch_size,
-                                                 cfg.ranking)
-        add("deletion_auc", method, output, deletion)
-        add("insertion_auc", method, output, insertion)
-        add("infidelity", method, output, torch.cat([
-            infidelity(model, x[i:i + cfg.batch_size], a[i:i + cfg.batch_size], t[i:i + cfg.batch_size],
-                       cfg.infidelity_noise, cfg.infidelity_samples, output, gen, batch_size=cfg.batch_size)
-            for i in range(0, len(x), cfg.batch_size)]))
-        add("faithfulness_correlation", method, output, faithfulness_correlation(
-            model, x, a, t, cfg.faithfulness_runs, cfg.faithfulness_fraction, cfg.baseline, output, gen,
-            cfg.batch_size))
 
+def _attribution_scores(model, method: str, att: dict, cfg, device, gen) -> list[tuple]:
+    """The metrics that score one attributions file, each on the score it explains."""
+    output = explained_output(att, method)
+    x = torch.from_numpy(att["images"][:cfg.sample]).float().to(device)
+    a = torch.from_numpy(att["attributions"][:cfg.sample]).float().to(device)
+    t = torch.from_numpy(att["labels" if cfg.target == "label" else "preds"][:cfg.sample]).long().to(device)
+    deletion, insertion = deletion_insertion(model, x, a, t, cfg.steps, cfg.baseline, output, cfg.batch_size,
+                                             cfg.ranking)
+    infidelities = torch.cat([
+        infidelity(model, x[i:i + cfg.batch_size], a[i:i + cfg.batch_size], t[i:i + cfg.batch_size],
+                   cfg.infidelity_noise, cfg.infidelity_samples, output, gen, batch_size=cfg.batch_size)
+        for i in range(0, len(x), cfg.batch_size)])
+    faithfulness = faithfulness_correlation(model, x, a, t, cfg.faithfulness_runs, cfg.faithfulness_fraction,
+                                            cfg.baseline, output, gen, cfg.batch_size)
+    return [("gini", method, output, gini(a)), ("deletion_auc", method, output, deletion),
+            ("insertion_auc", method, output, insertion), ("infidelity", method, output, infidelities),
+            ("faithfulness_correlation", method, output, faithfulness)]
+
+
+def _explainer_scores(model, test_x, test_y, cfg, device, gen) -> list[tuple]:
+    """How stable the explainer is: sensitivity_max and the local Lipschitz estimate, on the same images."""
     torch.manual_seed(cfg.seed)  # captum's sensitivity perturbations use the global generator
     sidx = torch.randperm(len(test_x), generator=gen)[:cfg.sensitivity_images].sort().values
-    add("sensitivity_max", cfg.explainer, cfg.output, torch.cat([
-        sensitivity_max(model, test_x[i].contiguous().to(device), test_y[i].to(device), cfg.explainer,
-                        cfg.explainer_steps, cfg.sensitivity_radius, cfg.sensitivity_samples, cfg.output,
-                        cfg.batch_size)
-        for i in sidx.split(cfg.batch_size)]))
-    add("local_lipschitz", cfg.explainer, cfg.output, torch.cat([
-        local_lipschitz_estimate(model, test_x[i].contiguous().to(device), test_y[i].to(device), cfg.explainer,
-                                 cfg.explainer_steps, cfg.lipschitz_noise, cfg.lipschitz_samples, cfg.output, gen,
-                                 cfg.batch_size)
-        for i in sidx.split(cfg.batch_size)]))
-    return entries
+    batches = [(test_x[i].contiguous().to(device), test_y[i].to(device)) for i in sidx.split(cfg.batch_size)]
+    sensitivity = torch.cat([
+        sensitivity_max(model, x, y, cfg.explainer, cfg.explainer_steps, cfg.sensitivity_radius,
+                        cfg.sensitivity_samples, cfg.output, cfg.batch_size) for x, y in batches])
+    lipschitz = torch.cat([
+        local_lipschitz_estimate(model, x, y, cfg.explainer, cfg.explainer_steps, cfg.lipschitz_noise,
+                                 cfg.lipschitz_samples, cfg.output, gen, cfg.batch_size) for x, y in batches])
+    return [("sensitivity_max", cfg.explainer, cfg.output, sensitivity),
+            ("local_lipschitz", cfg.explainer, cfg.output, lipschitz)]

@@ -29,7 +29,7 @@ def _interval() -> float:
     except ValueError:
         from .errors import RobinterpError
 
-        raise RobinterpError(f"{INTERVAL_ENV}={text!r}: expected seconds between progress lines, e.g. 30")
+        raise RobinterpError(f"{INTERVAL_ENV}={text!r}: expected seconds between progress lines, e.g. 30") from None
 
 
 def _duration(seconds: float) -> str:

@@ -29,7 +29,6 @@ from .safe_unpickle import load_untrusted
 from .zoo import ZooCheckpoint, entry_of, read_sidecar, robustbench_version
 from .zoo_model import ZOO_ARCH, ZooClassifier, find_head, keep_rows, normalisation_of, one_line
 
-
 CIFAR_ARCHS = ("resnet18_cifar", "resnet50_cifar", "preact_resnet18")
 IMAGENET_ARCHS = ("resnet18", "resnet50", "wide_resnet50_2")
 PUBLISHED_ARCHS = {  # format (schema: checkpoint.format) -> the architectures its files can hold

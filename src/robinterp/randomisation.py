@@ -34,6 +34,7 @@ from .errors import RobinterpError
 from .settings import Settings
 from .stats import bootstrap_mean, spearman_rows
 
+
 @dataclass(frozen=True)
 class RandomisationConfig(Settings):
     """The dataset's `metrics.randomisation` block (defaults: robinterp/config.schema.yaml)."""

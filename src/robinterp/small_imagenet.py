@@ -36,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .settings import Settings
 from .data import write_split
 from .errors import RobinterpError
 from .image_folder import ImageError, decode_image, hidden, walk_images
 from .progress import progress
+from .settings import Settings
 from .sources import channel_stats
 
 WNID = re.compile(r"^n\d{8}$")
@@ -333,23 +333,45 @@ def build(cfg: BuildConfig, out_dir: str | Path, workers: int = 1, log=print) ->
 
 def _build(cfg: BuildConfig, out_dir: Path, workers: int, log, staging_dir: Path) -> dict:
     classes, jobs, sizes = plan(cfg)
+    staging = _staging(cfg, sizes, staging_dir)
+    total = sum(sum(n for _, _, n in j.slots) for j in jobs)
+    log(f"build-small-imagenet: {len(classes)} classes, {total} images to decode with {workers} worker(s); "
+        f"splits {sizes}")
+    files, skipped = _decode(jobs, staging, cfg.image_size, sizes, total, workers)
+    arrays = {split: np.load(path, mmap_mode="r") for split, path in staging.items()}
+    n_ilsvrc = len(classes) * cfg.test_per_class
+    if cfg.validation == "ilsvrc_val":
+        arrays["val"] = arrays["test"][:n_ilsvrc]
+        files["val"] = files["test"][:n_ilsvrc]
+    check_splits_disjoint(files, cfg.validation)
+    for split in skipped:
+        skipped[split].sort(key=lambda d: (d["class"], d["path"]))
+    manifest = _write_splits(cfg, out_dir, classes, sizes, n_ilsvrc, arrays, staging, files, skipped, log)
+    del arrays
+    shutil.rmtree(staging_dir)
+    return manifest
+
+
+def _staging(cfg: BuildConfig, sizes: dict, staging_dir: Path) -> dict[str, str]:
+    """{split: a memory-mapped uint8 array file of its size} in a fresh staging folder."""
     s = cfg.image_size
     shutil.rmtree(staging_dir, ignore_errors=True)
     staging_dir.mkdir(parents=True)
     staging = {}
     for split, n in sizes.items():
         if split == "val" and cfg.validation == "ilsvrc_val":
-            continue  # copied from the test split's ILSVRC part below
+            continue  # copied from the test split's ILSVRC part
         staging[split] = str(staging_dir / f"{split}.npy")
         np.lib.format.open_memmap(staging[split], mode="w+", dtype=np.uint8, shape=(n, s, s, 3)).flush()
-    total = sum(sum(n for _, _, n in j.slots) for j in jobs)
-    log(f"build-small-imagenet: {len(classes)} classes, {total} images to decode with {workers} worker(s); "
-        f"splits {sizes}")
+    return staging
 
+
+def _decode(jobs: list, staging: dict, size: int, sizes: dict, total: int, workers: int) -> tuple[dict, dict]:
+    """Run every job (in `workers` processes): ({split: the file of each row}, {split: skipped images})."""
     files = {split: [""] * n for split, n in sizes.items()}
     skipped = {split: [] for split in sizes}
     bar = progress(None, "build-small-imagenet", total=total, unit="images")
-    args = [(j, staging, s) for j in jobs]
+    args = [(j, staging, size) for j in jobs]
     if workers > 1:
         pool = multiprocessing.get_context("spawn").Pool(workers)
         results = pool.imap_unordered(_run_job_args, args)
@@ -374,21 +396,19 @@ def _build(cfg: BuildConfig, out_dir: Path, workers: int, log, staging_dir: Path
         if pool is not None:
             pool.terminate()
             pool.join()
+    return files, skipped
 
-    arrays = {split: np.load(path, mmap_mode="r") for split, path in staging.items()}
-    n_ilsvrc = len(classes) * cfg.test_per_class
-    if cfg.validation == "ilsvrc_val":
-        arrays["val"] = arrays["test"][:n_ilsvrc]
-        files["val"] = files["test"][:n_ilsvrc]
-    check_splits_disjoint(files, cfg.validation)
+
+def _write_splits(cfg: BuildConfig, out_dir: Path, classes: list[dict], sizes: dict, n_ilsvrc: int, arrays: dict,
+                  staging: dict, files: dict, skipped: dict, log) -> dict:
+    """Write train, val and test in the packed format (train first, its staged array freed after);
+    return the train manifest."""
     labels = {
         "train": np.repeat(np.arange(len(classes)), cfg.train_per_class),
         "val": np.repeat(np.arange(len(classes)), sizes["val"] // len(classes)),
         "test": np.concatenate([np.repeat(np.arange(len(classes)), cfg.test_per_class),
                                 np.repeat(np.arange(len(classes)), (sizes["test"] - n_ilsvrc) // len(classes))]),
     }
-    for split in skipped:
-        skipped[split].sort(key=lambda d: (d["class"], d["path"]))
     mean, std = channel_stats(arrays["train"])
     source = {"kind": "small_imagenet150", **asdict(cfg)}
     parts = {"train": [["ilsvrc_train", 0, sizes["train"]]],
@@ -406,6 +426,4 @@ def _build(cfg: BuildConfig, out_dir: Path, workers: int, log, staging_dir: Path
         if split == "train":  # free its disk now: peak = staged splits + the written train split
             del arrays["train"]
             Path(staging["train"]).unlink()
-    del arrays
-    shutil.rmtree(staging_dir)
     return manifests["train"]

@@ -27,6 +27,7 @@ from .image_folder import (
     split_layout,
 )
 
+
 def stratified_split(labels: np.ndarray, fraction_or_count: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (kept, held_out): held out = `fraction` of each class, or `count` spread evenly."""
     rng = np.random.default_rng(seed)

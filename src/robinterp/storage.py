@@ -22,7 +22,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -97,7 +96,7 @@ def read_json(path: str | os.PathLike, needs: tuple[str, ...] = ()) -> Any:
     try:
         obj = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise RobinterpError(f"{path}: not valid JSON ({e}); delete it and rerun the rule that makes it")
+        raise RobinterpError(f"{path}: not valid JSON ({e}); delete it and rerun the rule that makes it") from None
     missing = [k for k in needs if not isinstance(obj, dict) or k not in obj]
     if missing:
         raise RobinterpError(f"{path}: no {', '.join(map(repr, missing))} in it; not the result this table reads: "
@@ -115,7 +114,8 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
     try:
         return np.load(path)
     except (ValueError, OSError, EOFError) as e:
-        raise RobinterpError(f"{path}: not a readable .npy array ({e}); delete it and rerun the rule that makes it")
+        raise RobinterpError(f"{path}: not a readable .npy array ({e}); delete it and rerun the rule that makes it"
+                             ) from None
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import attack_mode, pgd
-from .settings import Settings
-from .errors import RobinterpError
 from .device import DeviceData
+from .errors import RobinterpError
 from .progress import counting, progress
+from .settings import Settings
 
 
 @dataclass(frozen=True)

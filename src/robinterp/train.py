@@ -29,14 +29,14 @@ from . import distributed, storage
 from .attacks import AttackConfig, SampleNoise, adversarial_examples, sample_keys
 from .augment import AugmentConfig, augment
 from .checkpoints import save_checkpoint
-from .settings import TRAIN_SETTINGS, check_settings, properties, result_settings
 from .data import Split
+from .device import DeviceData, announce, autocast, describe, resolve_device
 from .distributed import Ranks
 from .errors import RobinterpError
-from .device import DeviceData, announce, autocast, describe, resolve_device
 from .evaluate import accuracy
 from .models import build_model
 from .progress import progress
+from .settings import TRAIN_SETTINGS, check_settings, properties, result_settings
 
 
 @dataclass(frozen=True)
@@ -211,12 +211,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
         val = accuracy(attack_model, val_data, selection_attack, cfg.eval_batch_size,
                        cfg.selection_max_images, cfg.eval_amp, seed=cfg.seed, ranks=ranks)
         score = selection_score(cfg.selection, val["clean_acc"], val["adv_acc"])
-        seen = max(total["seen"], 1)
-        row = {"epoch": epoch + 1, "lr": lr, "train_loss": total["loss"] / seen,
-               "train_clean_acc": total["clean"] / seen,
-               "train_adv_acc": total["adv"] / seen if cfg.attack else None,
-               "val_clean_acc": val["clean_acc"], "val_adv_acc": val["adv_acc"], "val_score": score,
-               "seconds": round(time.time() - t0, 3)}
+        row = _log_row(epoch, lr, total, val, score, round(time.time() - t0, 3), cfg.attack is not None)
         rows.append(row)
         improved = score > best["score"]
         if improved:
@@ -237,6 +232,14 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
         _write_log(log_csv, rows)
         save_checkpoint(out, model, arch, train_split.classes, **meta)
     return meta
+
+
+def _log_row(epoch: int, lr: float, total: dict, val: dict, score: float, seconds: float, adversarial: bool) -> dict:
+    """One line of the training log: the epoch's training sums per image and its validation."""
+    seen = max(total["seen"], 1)
+    return {"epoch": epoch + 1, "lr": lr, "train_loss": total["loss"] / seen, "train_clean_acc": total["clean"] / seen,
+            "train_adv_acc": total["adv"] / seen if adversarial else None, "val_clean_acc": val["clean_acc"],
+            "val_adv_acc": val["adv_acc"], "val_score": score, "seconds": seconds}
 
 
 def train_epoch(cfg: TrainConfig, epoch: int, seed: int, ranks: Ranks, model, step_model, attack_model, opt,

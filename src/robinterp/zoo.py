@@ -38,10 +38,10 @@ from importlib import metadata
 from pathlib import Path
 
 from . import storage
-from .settings import Settings
 from .download import download_file, part_path
 from .errors import RobinterpError
 from .safe_unpickle import check_file
+from .settings import Settings
 
 INSTALL = "pip install robustbench==1.1.1 pyautoattack"
 

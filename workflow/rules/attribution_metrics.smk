@@ -20,7 +20,8 @@ rule interpretability_metrics:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp interpretability-metrics --checkpoint {input.model:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " python -m robinterp interpretability-metrics --checkpoint {input.model:q}"
         " --test {input.test:q} --attributions {params.named} {params.settings}"
         " --variant {wildcards.variant:q} --out {output:q} > {log:q} 2>&1"
 
@@ -43,7 +44,8 @@ rule parameter_randomisation:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp parameter-randomisation --checkpoint {input.model:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " python -m robinterp parameter-randomisation --checkpoint {input.model:q}"
         " --attributions {params.named} --train {input.train:q} {params.settings}"
         " --variant {wildcards.variant:q} --out {output:q} > {log:q} 2>&1"
 

@@ -20,7 +20,8 @@ rule evaluate:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp evaluate --checkpoint {input.model:q} --data {input.test:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " python -m robinterp evaluate --checkpoint {input.model:q} --data {input.test:q}"
         " {params.settings} --variant {wildcards.variant:q} --out {output:q} > {log:q} 2>&1"
 
 

@@ -45,7 +45,8 @@ rule inception_features:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp inception-features --images {input.split:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " python -m robinterp inception-features --images {input.split:q}"
         " {params.settings} --out {output:q} > {log:q} 2>&1"
 
 
@@ -143,7 +144,8 @@ rule inversion_distance:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp inversion-distance --targets {input.targets:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " python -m robinterp inversion-distance --targets {input.targets:q}"
         " --inverted {input.inverted:q} --sources {input.sources:q} --meta {input.meta:q} {params.settings}"
         " --variant {wildcards.variant:q} --out {output:q} > {log:q} 2>&1"
 

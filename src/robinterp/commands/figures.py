@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..verbs import verb
 from ..errors import RobinterpError
+from ..verbs import verb
 
 
 def _aligned(a, *names):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..verbs import verb
 from ..settings import TRAIN_SETTINGS
+from ..verbs import verb
 
 
 @verb("train", "train one variant (standard or adversarial); resumable", settings=TRAIN_SETTINGS)
