@@ -6,7 +6,7 @@ constructor of its network and the Google Drive file its weights are published i
 downloads that file once into the cache (`robustbench_cache/<dataset>/<threat_model>/<name>.pt`,
 robustbench's own layout), resumably (`download.py`), and writes a sidecar JSON beside it with
 the file's sha256 (computed from the file) and the robustbench version whose zoo pointed at it.
-`zoo_model.py` turns the file into a robinterp checkpoint.
+`published.import_zoo` turns the file into a robinterp checkpoint (`zoo_model.py`: its network).
 
 Refused with one line each: a name the zoo lacks (close matches are listed); entries whose
 weights come from the Hugging Face hub through timm (robinterp downloads and checks files
