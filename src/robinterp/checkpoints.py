@@ -79,6 +79,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Cl
     return model.to(device).eval(), meta
 
 
+def load_fitting(path: str | Path, device: str | torch.device, *split_paths) -> tuple[Classifier, dict, list]:
+    """The model of a checkpoint (`load_model`) and the packed splits it runs on, each checked to fit it."""
+    from .data import load_split
+
+    model, meta = load_model(path, device)
+    splits = [load_split(p) for p in split_paths]
+    for split in splits:
+        check_fits(meta, split, path)
+    return model, meta, splits
+
+
 def _untrained(arch: dict) -> torch.nn.Module:
     """The network `arch` describes: a registered architecture, or a RobustBench zoo entry (its
     constructor, from the robustbench package)."""

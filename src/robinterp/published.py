@@ -170,12 +170,18 @@ def import_published(fmt: str, arch: str, path: str | Path, out: str | Path, *, 
               "classes_given": classes is not None,  # else numbered: evaluation compares no class names
               "normalisation": "file" if src.mean is not None else "given", "class_subset": class_subset is not None,
               "seconds": round(time.perf_counter() - t0, 2)}
-    save_checkpoint(out, model.eval(), {"name": arch, "width": width, "num_classes": n, "mean": mean, "std": std},
-                    classes or [str(i) for i in range(n)], epoch=None, metrics={}, config={"imported": record},
-                    source=record, provenance=storage.provenance())
+    _save_imported(out, model, {"name": arch, "width": width, "num_classes": n, "mean": mean, "std": std}, classes,
+                   n, record)
     log(f"import-checkpoint: {fmt} {arch}, {n} classes, mean {mean} std {std} -> {out} "
         f"({record['seconds']} s)")
     return record
+
+
+def _save_imported(out, model: torch.nn.Module, arch: dict, classes: list[str] | None, n: int, record: dict) -> None:
+    """The robinterp checkpoint of an imported model (classes numbered when not given): no training
+    epoch or metrics; `record` says where it came from."""
+    save_checkpoint(out, model.eval(), arch, classes or [str(i) for i in range(n)], epoch=None, metrics={},
+                    config={"imported": record}, source=record, provenance=storage.provenance())
 
 
 def _normalisation(src: Source, mean, std, path) -> tuple[list[float], list[float]]:
@@ -311,8 +317,7 @@ def import_zoo(block: ZooCheckpoint, path: str | Path, out: str | Path, *, sidec
               "seconds": round(time.perf_counter() - t0, 2)}
     arch = {"name": ZOO_ARCH, "zoo": {k: record[k] for k in ("name", "dataset", "threat_model", "stand_in")},
             "head": head, "num_classes": n, "image_shape": list(shape)}
-    save_checkpoint(out, ZooClassifier(net, head, shape).eval(), arch, classes or [str(i) for i in range(n)],
-                    epoch=None, metrics={}, config={"imported": record}, source=record, provenance=storage.provenance())
+    _save_imported(out, ZooClassifier(net, head, shape), arch, classes, n, record)
     log(f"import-checkpoint: robustbench {block.dataset} {block.threat_model} {block.name} ({record['architecture']}, "
         f"head {head}, {n} classes) -> {out} ({record['seconds']} s)")
     return record

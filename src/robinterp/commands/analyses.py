@@ -15,15 +15,11 @@ from ..verbs import verb
 
 def _setup(a, *splits: Path) -> tuple:
     """Model (eval mode), device, the test split and any further `splits`, each checked to fit the model."""
-    from ..checkpoints import check_fits, load_model
-    from ..data import load_split
+    from ..checkpoints import load_fitting
     from ..device import select
 
     device, _ = select(a.settings["device"])  # prints where the job runs
-    model, meta = load_model(a.checkpoint, device)
-    loaded = [load_split(path) for path in (a.data, *splits)]
-    for split in loaded:
-        check_fits(meta, split, a.checkpoint)
+    model, _, loaded = load_fitting(a.checkpoint, device, a.data, *splits)
     return model, device, *loaded
 
 

@@ -14,16 +14,13 @@ def interpretability_metrics_verb(a):
     import time
 
     from .. import storage
-    from ..checkpoints import check_fits, load_model
-    from ..data import load_split
+    from ..checkpoints import load_fitting
     from ..device import select
     from ..interpretability import InterpretabilityConfig, evaluate_interpretability, load_attributions
 
     cfg = InterpretabilityConfig.from_block(a.settings["metrics.interpretability"])
     device, where = select(a.settings["device"])
-    model, meta = load_model(a.checkpoint, device)
-    split = load_split(a.test)
-    check_fits(meta, split, a.checkpoint)
+    model, _, (split,) = load_fitting(a.checkpoint, device, a.test)
     x, y = split.tensors()
     paths = dict(named_paths(a.attributions, "--attributions", "METHOD"))
     start = time.time()
@@ -56,18 +53,15 @@ def parameter_randomisation_verb(a):
 
     from .. import storage
     from ..attributions import IGConfig, ShapConfig
-    from ..checkpoints import check_fits, load_model
-    from ..data import load_split
+    from ..checkpoints import load_fitting
     from ..device import select
     from ..interpretability import load_attributions
     from ..randomisation import RandomisationConfig, randomisation_check
 
     cfg = RandomisationConfig.from_block(a.settings["metrics.randomisation"])
     device, where = select(a.settings["device"])
-    model, meta = load_model(a.checkpoint, device)
-    train = load_split(a.train) if a.train else None
-    if train is not None:
-        check_fits(meta, train, a.checkpoint)
+    model, _, splits = load_fitting(a.checkpoint, device, *([a.train] if a.train else []))
+    train = splits[0] if splits else None
     paths = dict(named_paths(a.attributions, "--attributions", "METHOD"))
     start = time.time()
     entries, cascades = randomisation_check(

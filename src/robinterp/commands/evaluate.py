@@ -14,16 +14,13 @@ def evaluate_verb(a):
 
     from .. import storage
     from ..attacks import AttackConfig
-    from ..checkpoints import check_fits, load_model
-    from ..data import load_split
+    from ..checkpoints import load_fitting
     from ..device import DeviceData, select
     from ..evaluate import accuracy
 
     ev = a.settings["evaluation"]
     device, where = select(a.settings["device"])
-    model, meta = load_model(a.checkpoint, device)
-    split = load_split(a.data)
-    check_fits(meta, split, a.checkpoint)
+    model, meta, (split,) = load_fitting(a.checkpoint, device, a.data)
     attack = AttackConfig.from_block(a.settings["eval_attack"])
     data = DeviceData(split, device)  # the split moves to the device once, for PGD and AutoAttack
     torch.manual_seed(ev["seed"])
