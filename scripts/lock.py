@@ -59,13 +59,16 @@ def main() -> None:
     dists = installed()
     pins = {name: dists[name].version for name in sorted(dists)}
     python = ".".join(map(str, sys.version_info[:2]))
-    LOCK.write_text(HEADER.format(python=sys.version.split()[0]) +
-                    "".join(f"{dists[n].metadata['Name']}=={v}\n" for n, v in pins.items()))
+    LOCK.write_text(
+        HEADER.format(python=sys.version.split()[0])
+        + "".join(f"{dists[n].metadata['Name']}=={v}\n" for n, v in pins.items())
+    )
     runtime = sorted(closure(project["dependencies"], dists))
     text = CONDA.read_text()
-    head = text[:text.index("dependencies:")]
-    body = (f"dependencies:\n  - python={python}\n  - pip\n  - pip:\n" +
-            "".join(f"      - {dists[n].metadata['Name']}=={pins[n]}\n" for n in runtime))
+    head = text[: text.index("dependencies:")]
+    body = f"dependencies:\n  - python={python}\n  - pip\n  - pip:\n" + "".join(
+        f"      - {dists[n].metadata['Name']}=={pins[n]}\n" for n in runtime
+    )
     CONDA.write_text(head + body)
     print(f"lock: {len(pins)} packages -> {LOCK.name}; {len(runtime)} runtime packages -> {CONDA.relative_to(ROOT)}")
 

@@ -12,8 +12,14 @@ from robinterp.figures import PlotConfig
 from robinterp.synthesis import ClassGenerationConfig, FeatureVisConfig, InversionConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKS = {"ig": IGConfig, "shap": ShapConfig, "class_generation": ClassGenerationConfig,
-          "inversion": InversionConfig, "feature_vis": FeatureVisConfig, "plots": PlotConfig}
+BLOCKS = {
+    "ig": IGConfig,
+    "shap": ShapConfig,
+    "class_generation": ClassGenerationConfig,
+    "inversion": InversionConfig,
+    "feature_vis": FeatureVisConfig,
+    "plots": PlotConfig,
+}
 
 
 @pytest.mark.parametrize("block", list(BLOCKS))

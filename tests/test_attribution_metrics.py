@@ -61,8 +61,12 @@ def test_a_perfect_attribution_beats_a_random_one_on_deletion_and_insertion():
     # pixel importance sums |attribution| over channels: give signed contributions per pixel instead
     per_pixel = perfect.sum(1, keepdim=True).clamp_min(0).expand_as(x).contiguous()
     random = torch.rand(x.shape, generator=torch.Generator().manual_seed(1))
-    d_perfect, i_perfect = attribution_metrics.deletion_insertion(model, x, per_pixel, y, 20, "zero", "probability", 256, "absolute")
-    d_random, i_random = attribution_metrics.deletion_insertion(model, x, random, y, 20, "zero", "probability", 256, "absolute")
+    d_perfect, i_perfect = attribution_metrics.deletion_insertion(
+        model, x, per_pixel, y, 20, "zero", "probability", 256, "absolute"
+    )
+    d_random, i_random = attribution_metrics.deletion_insertion(
+        model, x, random, y, 20, "zero", "probability", 256, "absolute"
+    )
     assert d_perfect.mean() < d_random.mean()
     assert i_perfect.mean() > i_random.mean()
     assert ((d_perfect >= 0) & (d_perfect <= 1)).all()
@@ -86,9 +90,20 @@ def test_every_metric_scores_what_its_attribution_explains():
     a = x * model.weight[0].view(1, *x.shape[1:])
     arrays = {"images": x.numpy(), "attributions": a.numpy(), "labels": y.numpy(), "preds": y.numpy()}
     files = {"shap": {**arrays, "output": np.array("logit")}, "ig": {**arrays, "output": np.array("probability")}}
-    cfg = interpretability.InterpretabilityConfig.from_dict({
-        "sample": 8, "steps": 5, "infidelity_samples": 2, "sensitivity_images": 2, "sensitivity_samples": 2,
-        "explainer": "saliency", "bootstrap": 0, "faithfulness_runs": 4, "lipschitz_samples": 2, "output": "logit"})
+    cfg = interpretability.InterpretabilityConfig.from_dict(
+        {
+            "sample": 8,
+            "steps": 5,
+            "infidelity_samples": 2,
+            "sensitivity_images": 2,
+            "sensitivity_samples": 2,
+            "explainer": "saliency",
+            "bootstrap": 0,
+            "faithfulness_runs": 4,
+            "lipschitz_samples": 2,
+            "output": "logit",
+        }
+    )
     entries = interpretability.evaluate_interpretability(model, x, y, files, cfg, "cpu")
     scored = {"gini", "deletion_auc", "insertion_auc", "infidelity", "faithfulness_correlation"}
     for method, output in (("shap", "logit"), ("ig", "probability")):
@@ -107,17 +122,25 @@ def test_infidelity_is_zero_for_the_gradient_of_a_linear_logit():
     grad = model.weight[0].view(1, *x.shape[1:]).expand_as(x).contiguous()
     gen = torch.Generator().manual_seed(0)
     exact = attribution_metrics.infidelity(model, x, grad, y, 0.1, 10, "logit", generator=gen, normalize=False)
-    noisy = attribution_metrics.infidelity(model, x, torch.rand(x.shape, generator=gen), y, 0.1, 10, "logit", generator=gen,
-                               normalize=False)
+    noisy = attribution_metrics.infidelity(
+        model, x, torch.rand(x.shape, generator=gen), y, 0.1, 10, "logit", generator=gen, normalize=False
+    )
     assert exact.abs().max() < 1e-8 and (noisy > 1e-3).all()
 
 
 def test_sensitivity_max_is_zero_for_saliency_of_a_linear_model_and_positive_otherwise():
     model, x, y = _linear_case(n=4)
     torch.manual_seed(0)
-    assert attribution_metrics.sensitivity_max(model, x, y, "saliency", 16, radius=0.02, samples=3, output="logit").abs().max() < 1e-6
+    assert (
+        attribution_metrics.sensitivity_max(model, x, y, "saliency", 16, radius=0.02, samples=3, output="logit")
+        .abs()
+        .max()
+        < 1e-6
+    )
     mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(108, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
-    assert (attribution_metrics.sensitivity_max(mlp, x, y, "saliency", 16, radius=0.02, samples=3, output="logit") > 0).all()
+    assert (
+        attribution_metrics.sensitivity_max(mlp, x, y, "saliency", 16, radius=0.02, samples=3, output="logit") > 0
+    ).all()
 
 
 def test_bootstrap_mean_interval_brackets_the_mean_and_is_seeded():
@@ -134,8 +157,9 @@ def test_faithfulness_correlation_is_one_for_the_exact_contributions_of_a_linear
     gen = torch.Generator().manual_seed(0)
     got = faithfulness_correlation(model, x, exact, y, 30, 0.2, "zero", "logit", gen, 256)
     torch.testing.assert_close(got, torch.ones(8, dtype=torch.float64))
-    rand = faithfulness_correlation(model, x, torch.randn(x.shape, generator=gen), y, 30, 0.2, "zero", "logit",
-                                    gen, 256)
+    rand = faithfulness_correlation(
+        model, x, torch.randn(x.shape, generator=gen), y, 30, 0.2, "zero", "logit", gen, 256
+    )
     assert rand.abs().mean() < 0.5
 
 
@@ -162,8 +186,10 @@ def test_bootstrap_mean_brackets_skewed_samples_and_covers_the_true_mean():
     for seed, v in enumerate(cases):
         r = stats.bootstrap_mean(v, 200, seed=seed)
         assert r["low"] <= r["mean"] <= r["high"]
-    covered = [(lambda r: r["low"] <= 1.0 <= r["high"])(stats.bootstrap_mean(rng.exponential(1.0, 40), 300, seed=i))
-               for i in range(200)]
+    covered = [
+        (lambda r: r["low"] <= 1.0 <= r["high"])(stats.bootstrap_mean(rng.exponential(1.0, 40), 300, seed=i))
+        for i in range(200)
+    ]
     assert 0.88 <= np.mean(covered) <= 0.99
     with pytest.raises(RobinterpError, match="rounds"):
         stats.bootstrap_mean(np.ones(5), 3, seed=0)
@@ -183,25 +209,76 @@ def test_interpretability_metrics_verb_writes_every_metric(tmp_path):
     model = build_model(arch["name"], 3, arch["mean"], arch["std"], arch["width"])
     save_checkpoint(tmp_path / "model.pt", model.eval(), arch, ["a", "b", "c"])
     x = images[:10].transpose(0, 3, 1, 2).astype(np.float32) / 255
-    np.savez(tmp_path / "ig.npz", images=x, attributions=rng.normal(size=x.shape).astype(np.float32),
-             labels=labels[:10], preds=labels[:10], indices=np.arange(10), output=np.array("probability"))
-    cfg = {"sample": 8, "steps": 5, "infidelity_samples": 3, "sensitivity_images": 3, "sensitivity_samples": 2,
-           "explainer": "saliency", "bootstrap": 50, "faithfulness_runs": 10, "lipschitz_samples": 2}
+    np.savez(
+        tmp_path / "ig.npz",
+        images=x,
+        attributions=rng.normal(size=x.shape).astype(np.float32),
+        labels=labels[:10],
+        preds=labels[:10],
+        indices=np.arange(10),
+        output=np.array("probability"),
+    )
+    cfg = {
+        "sample": 8,
+        "steps": 5,
+        "infidelity_samples": 3,
+        "sensitivity_images": 3,
+        "sensitivity_samples": 2,
+        "explainer": "saliency",
+        "bootstrap": 50,
+        "faithfulness_runs": 10,
+        "lipschitz_samples": 2,
+    }
     out = tmp_path / "metrics.json"
-    assert main(["interpretability-metrics", "--checkpoint", str(tmp_path / "model.pt"), "--test",
-                 str(tmp_path / "test"), "--attributions", f"ig={tmp_path / 'ig.npz'}", "--settings",
-                 json.dumps({"metrics.interpretability": cfg, "device": "cpu"}), "--variant", "v", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "interpretability-metrics",
+                "--checkpoint",
+                str(tmp_path / "model.pt"),
+                "--test",
+                str(tmp_path / "test"),
+                "--attributions",
+                f"ig={tmp_path / 'ig.npz'}",
+                "--settings",
+                json.dumps({"metrics.interpretability": cfg, "device": "cpu"}),
+                "--variant",
+                "v",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     got = {(e["metric"], e["method"]): e for e in res["metrics"]}
-    assert set(got) == {("gradient_alignment", "input_gradient"), ("gini", "ig"), ("deletion_auc", "ig"),
-                        ("insertion_auc", "ig"), ("infidelity", "ig"), ("sensitivity_max", "saliency"),
-                        ("faithfulness_correlation", "ig"), ("local_lipschitz", "saliency")}
+    assert set(got) == {
+        ("gradient_alignment", "input_gradient"),
+        ("gini", "ig"),
+        ("deletion_auc", "ig"),
+        ("insertion_auc", "ig"),
+        ("infidelity", "ig"),
+        ("sensitivity_max", "saliency"),
+        ("faithfulness_correlation", "ig"),
+        ("local_lipschitz", "saliency"),
+    }
     assert got["gradient_alignment", "input_gradient"]["n"] == 40 and got["gini", "ig"]["n"] == 8
     assert got["sensitivity_max", "saliency"]["n"] == 3
     assert all(e["direction"] in ("higher", "lower") for e in res["metrics"]) and "provenance" in res
     assert got["deletion_auc", "ig"]["output"] == "probability"  # what the file says IG explains
-    bad = main(["interpretability-metrics", "--checkpoint", str(tmp_path / "model.pt"), "--test",
-                str(tmp_path / "test"), "--attributions", "ig", "--out", str(tmp_path / "x.json")])
+    bad = main(
+        [
+            "interpretability-metrics",
+            "--checkpoint",
+            str(tmp_path / "model.pt"),
+            "--test",
+            str(tmp_path / "test"),
+            "--attributions",
+            "ig",
+            "--out",
+            str(tmp_path / "x.json"),
+        ]
+    )
     assert bad == 2 and not (tmp_path / "x.json").exists()
 
 
@@ -212,4 +289,6 @@ def test_the_paper_ig_explainer_seam_uses_the_analyses_ig():
     attr = attribution_metrics.explainer_of("paper_ig", mlp, "probability", 16, None)(x, y)
     prob = lambda z: torch.softmax(mlp(z), 1).gather(1, y[:, None]).squeeze(1)
     torch.testing.assert_close(attr.flatten(1).sum(1), prob(x) - prob(torch.zeros_like(x)), atol=1e-4, rtol=0)
-    assert torch.isfinite(attribution_metrics.sensitivity_max(mlp, x, y, "paper_ig", 16, radius=0.02, samples=2, output="probability")).all()
+    assert torch.isfinite(
+        attribution_metrics.sensitivity_max(mlp, x, y, "paper_ig", 16, radius=0.02, samples=2, output="probability")
+    ).all()

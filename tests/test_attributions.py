@@ -110,13 +110,17 @@ def test_shap_values_finite_shaped_and_sum_to_output_minus_background_mean():
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(3, 3, 4, 4, generator=gen)
     background = (0.5 + 0.05 * torch.randn(24, 3, 4, 4, generator=gen)).clamp(0, 1)
-    values, explained, check = explain_shap(model, x, background, ShapConfig.of(nsamples=300, batch_size=50, output="logit"))
+    values, explained, check = explain_shap(
+        model, x, background, ShapConfig.of(nsamples=300, batch_size=50, output="logit")
+    )
     assert values.shape == x.shape and torch.isfinite(values).all()
     with torch.no_grad():
         top = model(x).argmax(1)
         expected = model(x).gather(1, top[:, None]).squeeze(1) - model(background).mean(0)[top]
     assert torch.equal(explained, top)
-    np.testing.assert_allclose(values.flatten(1).sum(1).numpy(), expected.numpy(), atol=0.03 + 0.05 * expected.abs().max().item())
+    np.testing.assert_allclose(
+        values.flatten(1).sum(1).numpy(), expected.numpy(), atol=0.03 + 0.05 * expected.abs().max().item()
+    )
     assert max(map(abs, check["completeness_gap"])) < 0.03 + 0.05 * expected.abs().max().item()
     assert all(p.requires_grad and p.grad is None for p in model.parameters())  # restored, none accumulated
 

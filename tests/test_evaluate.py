@@ -16,9 +16,18 @@ def test_random_starts_depend_on_the_image_not_the_batch(trained_model, digits_d
     data = DeviceData(load_split(digits_dir / "test"), torch.device("cpu"))
     x, y = data.batch(torch.arange(12))
     whole = adversarial_examples(trained_model, x, y, ATTACK, generator=SampleNoise(sample_keys(3, range(12))))
-    parts = torch.cat([adversarial_examples(trained_model, x[s:s + 5], y[s:s + 5], ATTACK,
-                                            generator=SampleNoise(sample_keys(3, range(s, min(s + 5, 12)))))
-                       for s in range(0, 12, 5)])
+    parts = torch.cat(
+        [
+            adversarial_examples(
+                trained_model,
+                x[s : s + 5],
+                y[s : s + 5],
+                ATTACK,
+                generator=SampleNoise(sample_keys(3, range(s, min(s + 5, 12)))),
+            )
+            for s in range(0, 12, 5)
+        ]
+    )
     torch.testing.assert_close(whole, parts, rtol=0, atol=1e-5)
     other_seed = adversarial_examples(trained_model, x, y, ATTACK, generator=SampleNoise(sample_keys(4, range(12))))
     assert not torch.allclose(whole, other_seed)

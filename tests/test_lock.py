@@ -38,8 +38,10 @@ def test_conda_env_pins_the_locked_versions():
     env = yaml.safe_load((ROOT / "envs/robinterp.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     conda_pins = _pins(pip)
-    runtime = [canonicalize_name(Requirement(t).name)
-               for t in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    runtime = [
+        canonicalize_name(Requirement(t).name)
+        for t in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    ]
     assert set(runtime) <= set(conda_pins)
     for name, version in conda_pins.items():
         assert lock.get(name) == version, (name, version, lock.get(name))

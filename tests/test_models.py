@@ -7,9 +7,18 @@ from robinterp.errors import RobinterpError
 from robinterp.models import build_model
 
 # MadryLab robustness cifar_models/resnet.py ResNet18 names (first block, a shortcut, the head)
-MADRY_KEYS = ["conv1.weight", "bn1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer1.0.bn2.bias",
-              "layer2.0.shortcut.0.weight", "layer2.0.shortcut.1.running_var", "layer4.1.conv2.weight",
-              "linear.weight", "linear.bias"]
+MADRY_KEYS = [
+    "conv1.weight",
+    "bn1.weight",
+    "bn1.running_mean",
+    "layer1.0.conv1.weight",
+    "layer1.0.bn2.bias",
+    "layer2.0.shortcut.0.weight",
+    "layer2.0.shortcut.1.running_var",
+    "layer4.1.conv2.weight",
+    "linear.weight",
+    "linear.bias",
+]
 
 
 def test_resnet18_cifar_shapes_and_features():

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def snakemake(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def madrylab_tiny(path: Path) -> Path:
@@ -46,8 +47,11 @@ def tiny_config(tmp_path, variants) -> Path:
 
 
 def imported(path, **extra):
-    return {"name": "madry", "attack": {"norm": "l2", "eps": 0.5},
-            "checkpoint": {"format": "madrylab", "arch": "resnet18_cifar", "path": str(path), "width": 0.0625, **extra}}
+    return {
+        "name": "madry",
+        "attack": {"norm": "l2", "eps": 0.5},
+        "checkpoint": {"format": "madrylab", "arch": "resnet18_cifar", "path": str(path), "width": 0.0625, **extra},
+    }
 
 
 def test_config_checks_of_imported_variants():
@@ -58,7 +62,9 @@ def test_config_checks_of_imported_variants():
     bad = {"datasets": {"d": {**base, "variants": [{**imported("f.pt"), "train": {"epochs": 3}}]}}}
     with pytest.raises(RobinterpError, match=r"variants\[madry\]: \['train'\] set on an imported variant"):
         imported_variants(bad)
-    clash = {"datasets": {"a": {**base, "variants": [imported("f.pt")]}, "b": {**base, "variants": [{"name": "madry"}]}}}
+    clash = {
+        "datasets": {"a": {**base, "variants": [imported("f.pt")]}, "b": {**base, "variants": [{"name": "madry"}]}}
+    }
     with pytest.raises(RobinterpError, match="imported in one dataset and trained in another"):
         imported_variants(clash)
     subset = {"datasets": {"d": {**base, "variants": [imported("f.pt", class_subset="wnids")]}}}
@@ -73,7 +79,11 @@ def test_published_cifar10_config_is_valid_and_pins_nothing_unverified():
     check_config(cfg)
     variants = cfg["datasets"]["cifar10"]["variants"]
     assert {v["checkpoint"]["path"].rsplit("/", 1)[-1] for v in variants} == {
-        "cifar_nat.pt", "cifar_l2_0_25.pt", "cifar_l2_0_5.pt", "cifar_l2_1_0.pt"}
+        "cifar_nat.pt",
+        "cifar_l2_0_25.pt",
+        "cifar_l2_0_5.pt",
+        "cifar_l2_1_0.pt",
+    }
     assert all(v["checkpoint"]["sha256"] is None for v in variants)  # the user pins what they downloaded
     assert set(cfg["datasets"]["cifar10"]["reference"]) == {v["name"] for v in variants}
 
@@ -88,8 +98,19 @@ def test_trained_and_imported_variants_share_the_dag(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = dict(line.split() for line in r.stdout.split("Job stats:")[1].split("total")[0].splitlines()[3:] if line)
     assert jobs["import_checkpoint"] == "1" and jobs["train"] == "1"
-    assert all(jobs[rule] == "2" for rule in ("evaluate", "ig", "shap", "class_generation", "inversion", "feature_vis",
-                                              "interpretability_metrics", "fid_class_generation"))
+    assert all(
+        jobs[rule] == "2"
+        for rule in (
+            "evaluate",
+            "ig",
+            "shap",
+            "class_generation",
+            "inversion",
+            "feature_vis",
+            "interpretability_metrics",
+            "fid_class_generation",
+        )
+    )
 
 
 @pytest.mark.slow
@@ -101,8 +122,13 @@ def test_whole_dag_runs_on_an_imported_variant(tmp_path):
     acc = json.loads((results / "digits/eval/madry/accuracy.json").read_text())
     assert acc["variant"] == "madry" and 0 <= acc["adv_acc"] <= acc["clean_acc"]
     assert "madry" in (results / "digits/tables/accuracy.csv").read_text()
-    for out in ("ig/madry/attributions.npz", "interpretability/madry.json", "figures/robustness_curve.png",
-                "figures/feature_vis.png", "tables/fid.csv"):
+    for out in (
+        "ig/madry/attributions.npz",
+        "interpretability/madry.json",
+        "figures/robustness_curve.png",
+        "figures/feature_vis.png",
+        "tables/fid.csv",
+    ):
         assert (results / "digits" / out).is_file(), out
     assert not (results / "digits/models/madry/train_log.csv").exists()  # imported, not trained
     assert "sha256" in (results / "logs/import_checkpoint/digits/madry.log").read_text()

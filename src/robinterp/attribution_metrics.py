@@ -29,7 +29,6 @@ estimate: name -> builder(model, output, batch_size) -> explanation function; `i
 runs every metric on one model.
 """
 
-
 from __future__ import annotations
 
 from typing import Callable
@@ -40,9 +39,17 @@ from .attributions import OUTPUTS
 from .errors import RobinterpError
 from .stats import pearson_rows
 
-DIRECTION = {"gradient_alignment": "higher", "gini": "higher", "deletion_auc": "lower",
-             "insertion_auc": "higher", "infidelity": "lower", "sensitivity_max": "lower",
-             "faithfulness_correlation": "higher", "local_lipschitz": "lower", "randomisation_spearman": "lower"}
+DIRECTION = {
+    "gradient_alignment": "higher",
+    "gini": "higher",
+    "deletion_auc": "lower",
+    "insertion_auc": "higher",
+    "infidelity": "lower",
+    "sensitivity_max": "lower",
+    "faithfulness_correlation": "higher",
+    "local_lipschitz": "lower",
+    "randomisation_spearman": "lower",
+}
 
 
 RANKINGS = ("absolute", "signed")
@@ -59,6 +66,7 @@ def class_score(model: torch.nn.Module, output: str) -> Callable[[torch.Tensor],
 
 # --- gradient-image alignment -------------------------------------------------------------------
 
+
 def gradient_alignment(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-image |<x, d logit_y / dx>| / (||x|| ||grad||)."""
     x = x.detach().clone().requires_grad_(True)
@@ -69,6 +77,7 @@ def gradient_alignment(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor)
 
 
 # --- sparseness ----------------------------------------------------------------------------------
+
 
 def pixel_importance(attributions: torch.Tensor) -> torch.Tensor:
     """N x (H*W) per-pixel importance: |attribution| summed over channels."""
@@ -89,9 +98,18 @@ def gini(attributions: torch.Tensor) -> torch.Tensor:
 
 # --- deletion / insertion --------------------------------------------------------------------------
 
-def deletion_insertion(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor,
-                       steps: int, baseline: str, output: str, batch_size: int,
-                       ranking: str) -> tuple[torch.Tensor, torch.Tensor]:
+
+def deletion_insertion(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    attributions: torch.Tensor,
+    target: torch.Tensor,
+    steps: int,
+    baseline: str,
+    output: str,
+    batch_size: int,
+    ranking: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image (deletion AUC, insertion AUC) over steps + 1 equally spaced pixel fractions; pixels
     ranked by |attribution| (absolute) or by the signed attribution (signed), summed over channels."""
     if x.shape != attributions.shape:
@@ -111,8 +129,10 @@ def deletion_insertion(model: torch.nn.Module, x: torch.Tensor, attributions: to
     with torch.no_grad():
         for k in counts:
             changed = (rank < k).view(n, 1, h, w).to(x.dtype)  # the k most important pixels
-            for kind, img in (("deletion", x * (1 - changed) + base * changed),
-                              ("insertion", base * (1 - changed) + x * changed)):
+            for kind, img in (
+                ("deletion", x * (1 - changed) + base * changed),
+                ("insertion", base * (1 - changed) + x * changed),
+            ):
                 curves[kind].append(_batched_scores(score, img, target, batch_size))
     dx = 1.0 / steps
     auc = lambda ys: torch.trapezoid(torch.stack(ys, 1), dx=dx, dim=1)
@@ -133,15 +153,29 @@ def _baseline(x: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 def _batched_scores(score, x, target, batch_size):
-    return torch.cat([score(x[i:i + batch_size]).gather(1, target[i:i + batch_size, None]).squeeze(1)
-                      for i in range(0, len(x), batch_size)])
+    return torch.cat(
+        [
+            score(x[i : i + batch_size]).gather(1, target[i : i + batch_size, None]).squeeze(1)
+            for i in range(0, len(x), batch_size)
+        ]
+    )
 
 
 # --- captum's infidelity and sensitivity -----------------------------------------------------------
 
-def infidelity(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor,
-               noise_std: float, samples: int, output: str, generator: torch.Generator | None = None,
-               normalize: bool = True, batch_size: int | None = None) -> torch.Tensor:
+
+def infidelity(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    attributions: torch.Tensor,
+    target: torch.Tensor,
+    noise_std: float,
+    samples: int,
+    output: str,
+    generator: torch.Generator | None = None,
+    normalize: bool = True,
+    batch_size: int | None = None,
+) -> torch.Tensor:
     """captum infidelity with Gaussian perturbations I ~ N(0, noise_std^2) of the pixels.
 
     normalize=True fits the attribution scale (captum's beta): methods explaining logits and
@@ -155,9 +189,16 @@ def infidelity(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tens
         return noise, inputs - noise
 
     with torch.no_grad():
-        return captum_infidelity(class_score(model, output), perturb, x, attributions, target=target,
-                                 n_perturb_samples=samples, normalize=normalize,
-                                 max_examples_per_batch=_examples_per_batch(len(x), samples, batch_size)).detach()
+        return captum_infidelity(
+            class_score(model, output),
+            perturb,
+            x,
+            attributions,
+            target=target,
+            n_perturb_samples=samples,
+            normalize=normalize,
+            max_examples_per_batch=_examples_per_batch(len(x), samples, batch_size),
+        ).detach()
 
 
 def _examples_per_batch(n: int, samples: int, batch_size: int | None) -> int | None:
@@ -179,8 +220,9 @@ def integrated_gradients_explainer(model, output: str, steps: int, batch_size: i
     from captum.attr import IntegratedGradients
 
     ig = IntegratedGradients(class_score(model, output))
-    return lambda inputs, target: _contiguous(ig.attribute(inputs, target=target, n_steps=steps,
-                                                           internal_batch_size=batch_size))
+    return lambda inputs, target: _contiguous(
+        ig.attribute(inputs, target=target, n_steps=steps, internal_batch_size=batch_size)
+    )
 
 
 def _contiguous(attr):
@@ -193,22 +235,32 @@ def paper_ig_explainer(model, output: str, steps: int, batch_size: int | None):
     input moves."""
     from .attributions import IGConfig, explain_ig
 
-    cfg = IGConfig.from_dict({"steps": steps, "baseline": "black", "trials": 1,
-                              "output": output,
-                              **({"batch_size": batch_size} if batch_size else {})})
+    cfg = IGConfig.from_dict(
+        {
+            "steps": steps,
+            "baseline": "black",
+            "trials": 1,
+            "output": output,
+            **({"batch_size": batch_size} if batch_size else {}),
+        }
+    )
 
     def explain(x, target):
         with torch.enable_grad():  # captum's sensitivity_max calls explanations under no_grad
             return explain_ig(model, x, target, cfg)[0].contiguous()
 
-    return lambda inputs, target: (tuple(explain(x, target) for x in inputs) if isinstance(inputs, tuple)
-                                   else explain(inputs, target))
+    return lambda inputs, target: (
+        tuple(explain(x, target) for x in inputs) if isinstance(inputs, tuple) else explain(inputs, target)
+    )
 
 
 # name -> builder(model, output, steps, batch_size) -> fn(inputs, target) -> attributions: the seam for
 # sensitivity_max and the Lipschitz estimate. paper_ig is the analyses' own IG, integrated_gradients captum's.
-EXPLAINERS = {"saliency": saliency_explainer, "integrated_gradients": integrated_gradients_explainer,
-              "paper_ig": paper_ig_explainer}
+EXPLAINERS = {
+    "saliency": saliency_explainer,
+    "integrated_gradients": integrated_gradients_explainer,
+    "paper_ig": paper_ig_explainer,
+}
 
 
 def explainer_of(name: str, model, output: str, steps: int, batch_size: int | None):
@@ -218,8 +270,17 @@ def explainer_of(name: str, model, output: str, steps: int, batch_size: int | No
     return EXPLAINERS[name](model, output, steps, batch_size)
 
 
-def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, explainer: str, steps: int,
-                    radius: float, samples: int, output: str, batch_size: int | None = None) -> torch.Tensor:
+def sensitivity_max(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    explainer: str,
+    steps: int,
+    radius: float,
+    samples: int,
+    output: str,
+    batch_size: int | None = None,
+) -> torch.Tensor:
     """captum sensitivity_max: largest change of the explanation ||e(x) - e(x')|| / ||e(x)|| (Frobenius,
     relative: equal to Quantus's MaxSensitivity) under uniform L-inf noise of `radius` (pixel units),
     over `samples` draws, of `explainer` (`steps`: its path steps). Seed torch's global RNG first.
@@ -229,8 +290,14 @@ def sensitivity_max(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
 
     explain = explainer_of(explainer, model, output, steps, batch_size)
     x = x.contiguous()  # captum views the explanations flat
-    return captum_sensitivity(explain, x, perturb_radius=radius, n_perturb_samples=samples, target=target,
-                              max_examples_per_batch=_examples_per_batch(len(x), samples, batch_size)).detach()
+    return captum_sensitivity(
+        explain,
+        x,
+        perturb_radius=radius,
+        n_perturb_samples=samples,
+        target=target,
+        max_examples_per_batch=_examples_per_batch(len(x), samples, batch_size),
+    ).detach()
 
 
 # --- faithfulness correlation and local Lipschitz estimate ---------------------------------------
@@ -243,10 +310,19 @@ def random_pixel_subsets(n: int, runs: int, pixels: int, size: int, generator: t
     return torch.rand(n, runs, pixels, generator=generator).argsort(-1)[..., :size]
 
 
-def faithfulness_correlation(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor,
-                             target: torch.Tensor, runs: int, fraction: float, baseline: str, output: str,
-                             generator: torch.Generator | None, batch_size: int,
-                             subsets: torch.Tensor | None = None) -> torch.Tensor:
+def faithfulness_correlation(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    attributions: torch.Tensor,
+    target: torch.Tensor,
+    runs: int,
+    fraction: float,
+    baseline: str,
+    output: str,
+    generator: torch.Generator | None,
+    batch_size: int,
+    subsets: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Per-image faithfulness correlation; `subsets` (n x runs x size) overrides the seeded draw."""
     if x.shape != attributions.shape:
         raise RobinterpError(f"images {tuple(x.shape)} and attributions {tuple(attributions.shape)} differ")
@@ -259,14 +335,28 @@ def faithfulness_correlation(model: torch.nn.Module, x: torch.Tensor, attributio
     score, base = class_score(model, output), _baseline(x, baseline)
     with torch.no_grad():
         f_x = _batched_scores(score, x, target, batch_size)
-        drops = torch.stack([f_x - _batched_scores(score, x + (base - x) * m.view(n, 1, h, w), target, batch_size)
-                             for m in masks.unbind(1)], 1).double()
+        drops = torch.stack(
+            [
+                f_x - _batched_scores(score, x + (base - x) * m.view(n, 1, h, w), target, batch_size)
+                for m in masks.unbind(1)
+            ],
+            1,
+        ).double()
     return pearson_rows(attribution_sums, drops)
 
 
-def local_lipschitz_estimate(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, explainer: str,
-                             steps: int, noise_std: float, samples: int, output: str,
-                             generator: torch.Generator | None, batch_size: int | None = None) -> torch.Tensor:
+def local_lipschitz_estimate(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    explainer: str,
+    steps: int,
+    noise_std: float,
+    samples: int,
+    output: str,
+    generator: torch.Generator | None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
     """Per-image max over `samples` Gaussian neighbours of ||e(x) - e(x')||_2 / ||x - x'||_2 of
     `explainer` (`steps`: its path steps); `batch_size`: the explainer's images or path points per
     pass (None = all at once)."""

@@ -72,17 +72,27 @@ def load_attributions(path) -> dict:
 def explained_output(attributions: dict, method: str) -> str:
     """What an attributions file explains: probability or logit (the metrics score the same)."""
     if "output" not in attributions:
-        raise RobinterpError(f"{method} attributions do not say what they explain (array 'output', written since the "
-                             f"metrics score it): rerun the analysis, e.g. snakemake --forcerun ig shap")
+        raise RobinterpError(
+            f"{method} attributions do not say what they explain (array 'output', written since the "
+            f"metrics score it): rerun the analysis, e.g. snakemake --forcerun ig shap"
+        )
     output = str(attributions["output"])
     if output not in OUTPUTS:
-        raise RobinterpError(f"{method} attributions: output {output!r}, expected one of {list(OUTPUTS)}; rerun the "
-                             "analysis, e.g. snakemake --forcerun ig shap")
+        raise RobinterpError(
+            f"{method} attributions: output {output!r}, expected one of {list(OUTPUTS)}; rerun the "
+            "analysis, e.g. snakemake --forcerun ig shap"
+        )
     return output
 
 
-def evaluate_interpretability(model, test_x: torch.Tensor, test_y: torch.Tensor, attributions: dict[str, dict],
-                              cfg: InterpretabilityConfig, device) -> list[dict]:
+def evaluate_interpretability(
+    model,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    attributions: dict[str, dict],
+    cfg: InterpretabilityConfig,
+    device,
+) -> list[dict]:
     """Every metric for one model: a list of {metric, method, direction, values, mean, low, high}.
     The model's parameters are frozen and BatchNorm in eval mode meanwhile (restored after): the
     metrics differentiate with respect to the input only."""
@@ -104,48 +114,106 @@ def _metrics(model, test_x, test_y, attributions, cfg, device) -> list[dict]:
 def _entry(metric: str, method: str, output: str, values, cfg: InterpretabilityConfig) -> dict:
     """One metric's entry: its per-image values with their mean and bootstrap interval."""
     v = values.detach().cpu().double().numpy() if torch.is_tensor(values) else np.asarray(values)
-    return {"metric": metric, "method": method, "direction": DIRECTION[metric], "output": output,
-            **bootstrap_mean(v, cfg.bootstrap, cfg.seed), "values": v.tolist()}
+    return {
+        "metric": metric,
+        "method": method,
+        "direction": DIRECTION[metric],
+        "output": output,
+        **bootstrap_mean(v, cfg.bootstrap, cfg.seed),
+        "values": v.tolist(),
+    }
 
 
 def _alignment(model, test_x, test_y, cfg, device, gen) -> tuple:
     """The input gradient's alignment with the image, on a seeded sample of the test split."""
     n_align = len(test_x) if cfg.alignment_max_images is None else min(cfg.alignment_max_images, len(test_x))
     idx = torch.randperm(len(test_x), generator=gen)[:n_align].sort().values
-    return ("gradient_alignment", "input_gradient", "logit", torch.cat([
-        gradient_alignment(model, test_x[i].to(device), test_y[i].to(device))
-        for i in idx.split(cfg.batch_size)]))
+    return (
+        "gradient_alignment",
+        "input_gradient",
+        "logit",
+        torch.cat(
+            [gradient_alignment(model, test_x[i].to(device), test_y[i].to(device)) for i in idx.split(cfg.batch_size)]
+        ),
+    )
 
 
 def _attribution_scores(model, method: str, att: dict, cfg, device, gen) -> list[tuple]:
     """The metrics that score one attributions file, each on the score it explains."""
     output = explained_output(att, method)
-    x = torch.from_numpy(att["images"][:cfg.sample]).float().to(device)
-    a = torch.from_numpy(att["attributions"][:cfg.sample]).float().to(device)
-    t = torch.from_numpy(att["labels" if cfg.target == "label" else "preds"][:cfg.sample]).long().to(device)
-    deletion, insertion = deletion_insertion(model, x, a, t, cfg.steps, cfg.baseline, output, cfg.batch_size,
-                                             cfg.ranking)
-    infidelities = torch.cat([
-        infidelity(model, x[i:i + cfg.batch_size], a[i:i + cfg.batch_size], t[i:i + cfg.batch_size],
-                   cfg.infidelity_noise, cfg.infidelity_samples, output, gen, batch_size=cfg.batch_size)
-        for i in range(0, len(x), cfg.batch_size)])
-    faithfulness = faithfulness_correlation(model, x, a, t, cfg.faithfulness_runs, cfg.faithfulness_fraction,
-                                            cfg.baseline, output, gen, cfg.batch_size)
-    return [("gini", method, output, gini(a)), ("deletion_auc", method, output, deletion),
-            ("insertion_auc", method, output, insertion), ("infidelity", method, output, infidelities),
-            ("faithfulness_correlation", method, output, faithfulness)]
+    x = torch.from_numpy(att["images"][: cfg.sample]).float().to(device)
+    a = torch.from_numpy(att["attributions"][: cfg.sample]).float().to(device)
+    t = torch.from_numpy(att["labels" if cfg.target == "label" else "preds"][: cfg.sample]).long().to(device)
+    deletion, insertion = deletion_insertion(
+        model, x, a, t, cfg.steps, cfg.baseline, output, cfg.batch_size, cfg.ranking
+    )
+    infidelities = torch.cat(
+        [
+            infidelity(
+                model,
+                x[i : i + cfg.batch_size],
+                a[i : i + cfg.batch_size],
+                t[i : i + cfg.batch_size],
+                cfg.infidelity_noise,
+                cfg.infidelity_samples,
+                output,
+                gen,
+                batch_size=cfg.batch_size,
+            )
+            for i in range(0, len(x), cfg.batch_size)
+        ]
+    )
+    faithfulness = faithfulness_correlation(
+        model, x, a, t, cfg.faithfulness_runs, cfg.faithfulness_fraction, cfg.baseline, output, gen, cfg.batch_size
+    )
+    return [
+        ("gini", method, output, gini(a)),
+        ("deletion_auc", method, output, deletion),
+        ("insertion_auc", method, output, insertion),
+        ("infidelity", method, output, infidelities),
+        ("faithfulness_correlation", method, output, faithfulness),
+    ]
 
 
 def _explainer_scores(model, test_x, test_y, cfg, device, gen) -> list[tuple]:
     """How stable the explainer is: sensitivity_max and the local Lipschitz estimate, on the same images."""
     torch.manual_seed(cfg.seed)  # captum's sensitivity perturbations use the global generator
-    sidx = torch.randperm(len(test_x), generator=gen)[:cfg.sensitivity_images].sort().values
+    sidx = torch.randperm(len(test_x), generator=gen)[: cfg.sensitivity_images].sort().values
     batches = [(test_x[i].contiguous().to(device), test_y[i].to(device)) for i in sidx.split(cfg.batch_size)]
-    sensitivity = torch.cat([
-        sensitivity_max(model, x, y, cfg.explainer, cfg.explainer_steps, cfg.sensitivity_radius,
-                        cfg.sensitivity_samples, cfg.output, cfg.batch_size) for x, y in batches])
-    lipschitz = torch.cat([
-        local_lipschitz_estimate(model, x, y, cfg.explainer, cfg.explainer_steps, cfg.lipschitz_noise,
-                                 cfg.lipschitz_samples, cfg.output, gen, cfg.batch_size) for x, y in batches])
-    return [("sensitivity_max", cfg.explainer, cfg.output, sensitivity),
-            ("local_lipschitz", cfg.explainer, cfg.output, lipschitz)]
+    sensitivity = torch.cat(
+        [
+            sensitivity_max(
+                model,
+                x,
+                y,
+                cfg.explainer,
+                cfg.explainer_steps,
+                cfg.sensitivity_radius,
+                cfg.sensitivity_samples,
+                cfg.output,
+                cfg.batch_size,
+            )
+            for x, y in batches
+        ]
+    )
+    lipschitz = torch.cat(
+        [
+            local_lipschitz_estimate(
+                model,
+                x,
+                y,
+                cfg.explainer,
+                cfg.explainer_steps,
+                cfg.lipschitz_noise,
+                cfg.lipschitz_samples,
+                cfg.output,
+                gen,
+                cfg.batch_size,
+            )
+            for x, y in batches
+        ]
+    )
+    return [
+        ("sensitivity_max", cfg.explainer, cfg.output, sensitivity),
+        ("local_lipschitz", cfg.explainer, cfg.output, lipschitz),
+    ]

@@ -58,12 +58,14 @@ def state_dict_of(obj, path, keys: tuple[str, ...]) -> tuple[dict, list[str]]:
             return obj[k], ([f"{', '.join(others)}: training state, not the model"] if others else [])
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return obj, []
-    raise RobinterpError(f"{path}: no state dict found (looked for keys {list(keys)} or a dict of tensors; "
-                         f"top-level keys: {sorted(map(str, obj))[:10]}); is --format right?")
+    raise RobinterpError(
+        f"{path}: no state dict found (looked for keys {list(keys)} or a dict of tensors; "
+        f"top-level keys: {sorted(map(str, obj))[:10]}); is --format right?"
+    )
 
 
 def _strip(key: str, prefix: str) -> str:
-    return key[len(prefix):] if key.startswith(prefix) else key
+    return key[len(prefix) :] if key.startswith(prefix) else key
 
 
 def _stats(t: torch.Tensor) -> list[float]:
@@ -78,8 +80,10 @@ def read_madrylab(obj, path) -> Source:
     except RobinterpError as e:
         raise RobinterpError(f"{path}: {e}") from None
     if "normalizer.mean" not in ours or "normalizer.std" not in ours:
-        raise RobinterpError(f"{path}: no module.normalizer.new_mean/new_std; not a robustness checkpoint "
-                             "(try --format robustbench or torchvision)")
+        raise RobinterpError(
+            f"{path}: no module.normalizer.new_mean/new_std; not a robustness checkpoint "
+            "(try --format robustbench or torchvision)"
+        )
     net = {_strip(k, "model."): v for k, v in ours.items() if k.startswith("model.")}
     n_attacker = sum(1 for k in state if k.removeprefix("module.").startswith("attacker."))
     if n_attacker:
@@ -114,8 +118,7 @@ def _head_rows(net: dict, path) -> int:
     for key in ("linear.weight", "fc.weight"):
         if key in net:
             return int(net[key].shape[0])
-    raise RobinterpError(f"{path}: no classifier head (linear.weight or fc.weight) among the weights; "
-                         "is --arch right?")
+    raise RobinterpError(f"{path}: no classifier head (linear.weight or fc.weight) among the weights; is --arch right?")
 
 
 def imagenet_index(path: str | Path) -> list[str]:
@@ -123,25 +126,43 @@ def imagenet_index(path: str | Path) -> list[str]:
     from .small_imagenet import WNID, read_synset_mapping
 
     path = Path(path)
-    wnids = sorted(p.name for p in path.iterdir() if WNID.match(p.name)) if path.is_dir() \
+    wnids = (
+        sorted(p.name for p in path.iterdir() if WNID.match(p.name))
+        if path.is_dir()
         else sorted(read_synset_mapping(path))
+    )
     if len(wnids) != 1000:
-        raise RobinterpError(f"{path}: {len(wnids)} wnids, expected ILSVRC's 1000 (LOC_synset_mapping.txt or "
-                             "the ILSVRC train folder) to know which output is which class")
+        raise RobinterpError(
+            f"{path}: {len(wnids)} wnids, expected ILSVRC's 1000 (LOC_synset_mapping.txt or "
+            "the ILSVRC train folder) to know which output is which class"
+        )
     return wnids
 
 
-def import_published(fmt: str, arch: str, path: str | Path, out: str | Path, *, sha256: str | None,
-                     mean: list[float] | None, std: list[float] | None, num_classes: int | None, width: float,
-                     classes: list[str] | None = None, class_subset: list[str] | None = None,
-                     index_wnids: list[str] | None = None, log=print) -> dict:
+def import_published(
+    fmt: str,
+    arch: str,
+    path: str | Path,
+    out: str | Path,
+    *,
+    sha256: str | None,
+    mean: list[float] | None,
+    std: list[float] | None,
+    num_classes: int | None,
+    width: float,
+    classes: list[str] | None = None,
+    class_subset: list[str] | None = None,
+    index_wnids: list[str] | None = None,
+    log=print,
+) -> dict:
     """Convert one published file (`sha256`, `mean`, `std`, `num_classes`, `width`: the keys of its
     checkpoint block); return what was done (the checkpoint's `source` record)."""
     if fmt not in READERS:
         raise RobinterpError(f"--format {fmt!r}: choose one of {list(PUBLISHED_ARCHS)}")
     if arch not in PUBLISHED_ARCHS[fmt]:
-        raise RobinterpError(f"--arch {arch!r} is not published in the {fmt} format; choose one of "
-                             f"{list(PUBLISHED_ARCHS[fmt])}")
+        raise RobinterpError(
+            f"--arch {arch!r} is not published in the {fmt} format; choose one of {list(PUBLISHED_ARCHS[fmt])}"
+        )
     t0 = time.perf_counter()
     obj, digest = load_untrusted(path, sha256)
     log(f"import-checkpoint: {path} sha256 {digest}")
@@ -158,48 +179,75 @@ def import_published(fmt: str, arch: str, path: str | Path, out: str | Path, *, 
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise RobinterpError(f"{path}: its {fmt} weights do not fit --arch {arch} (width {width}): "
-                             f"{_short_mismatch(e)}") from None
+        raise RobinterpError(
+            f"{path}: its {fmt} weights do not fit --arch {arch} (width {width}): {_short_mismatch(e)}"
+        ) from None
     if class_subset is not None:
         model, n = _restrict(model, arch, n, class_subset, index_wnids, mean, std, width, path), len(class_subset)
         classes = list(class_subset)
     if classes is not None and len(classes) != n:
-        raise RobinterpError(f"{path}: the model has {n} classes but the dataset has {len(classes)}; "
-                             "for an ImageNet model on Small ImageNet set class_subset: wnids")
-    record = {"format": fmt, "arch": arch, "file": str(path), "sha256": digest, "dropped": src.dropped,
-              "classes_given": classes is not None,  # else numbered: evaluation compares no class names
-              "normalisation": "file" if src.mean is not None else "given", "class_subset": class_subset is not None,
-              "seconds": round(time.perf_counter() - t0, 2)}
-    _save_imported(out, model, {"name": arch, "width": width, "num_classes": n, "mean": mean, "std": std}, classes,
-                   n, record)
-    log(f"import-checkpoint: {fmt} {arch}, {n} classes, mean {mean} std {std} -> {out} "
-        f"({record['seconds']} s)")
+        raise RobinterpError(
+            f"{path}: the model has {n} classes but the dataset has {len(classes)}; "
+            "for an ImageNet model on Small ImageNet set class_subset: wnids"
+        )
+    record = {
+        "format": fmt,
+        "arch": arch,
+        "file": str(path),
+        "sha256": digest,
+        "dropped": src.dropped,
+        "classes_given": classes is not None,  # else numbered: evaluation compares no class names
+        "normalisation": "file" if src.mean is not None else "given",
+        "class_subset": class_subset is not None,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    _save_imported(
+        out, model, {"name": arch, "width": width, "num_classes": n, "mean": mean, "std": std}, classes, n, record
+    )
+    log(f"import-checkpoint: {fmt} {arch}, {n} classes, mean {mean} std {std} -> {out} ({record['seconds']} s)")
     return record
 
 
 def _save_imported(out, model: torch.nn.Module, arch: dict, classes: list[str] | None, n: int, record: dict) -> None:
     """The robinterp checkpoint of an imported model (classes numbered when not given): no training
     epoch or metrics; `record` says where it came from."""
-    save_checkpoint(out, model.eval(), arch, classes or [str(i) for i in range(n)], epoch=None, metrics={},
-                    config={"imported": record}, source=record, provenance=storage.provenance())
+    save_checkpoint(
+        out,
+        model.eval(),
+        arch,
+        classes or [str(i) for i in range(n)],
+        epoch=None,
+        metrics={},
+        config={"imported": record},
+        source=record,
+        provenance=storage.provenance(),
+    )
 
 
 def _normalisation(src: Source, mean, std, path) -> tuple[list[float], list[float]]:
     if (mean is None) != (std is None):
         raise RobinterpError("give --mean and --std together")
     if src.mean is not None and src.std is not None:
-        if mean is not None and not (torch.allclose(torch.tensor(mean), torch.tensor(src.mean), atol=1e-6)
-                                     and torch.allclose(torch.tensor(std), torch.tensor(src.std), atol=1e-6)):
-            raise RobinterpError(f"{path}: the file normalises with mean {src.mean} std {src.std}, "
-                                 f"but --mean {mean} --std {std} were given; drop the flags (the file's are used)")
+        if mean is not None and not (
+            torch.allclose(torch.tensor(mean), torch.tensor(src.mean), atol=1e-6)
+            and torch.allclose(torch.tensor(std), torch.tensor(src.std), atol=1e-6)
+        ):
+            raise RobinterpError(
+                f"{path}: the file normalises with mean {src.mean} std {src.std}, "
+                f"but --mean {mean} --std {std} were given; drop the flags (the file's are used)"
+            )
         return src.mean, src.std
     if mean is None:
-        raise RobinterpError(f"{path}: the file does not hold its input normalisation; give the publisher's "
-                             "--mean and --std (docs/published_models.md lists them per model)")
+        raise RobinterpError(
+            f"{path}: the file does not hold its input normalisation; give the publisher's "
+            "--mean and --std (docs/published_models.md lists them per model)"
+        )
     for flag, values in (("--mean", mean), ("--std", std)):
         if len(values) != 3:
-            raise RobinterpError(f"{flag} {' '.join(map(str, values))}: {len(values)} value(s); give one per RGB "
-                                 "channel (3 values), as the publisher lists them (docs/published_models.md)")
+            raise RobinterpError(
+                f"{flag} {' '.join(map(str, values))}: {len(values)} value(s); give one per RGB "
+                "channel (3 values), as the publisher lists them (docs/published_models.md)"
+            )
     return [float(m) for m in mean], [float(s) for s in std]
 
 
@@ -218,6 +266,7 @@ def _restrict(model, arch, n, wnids, index_wnids, mean, std, width, path):
     sub = build_model(arch, len(wnids), mean, std, width)
     sub.load_state_dict(state, strict=True)
     return sub
+
 
 # --- a RobustBench zoo entry's file -----------------------------------------------------------------
 # `import_zoo` reads a cached zoo file with the allow-list unpickler (robustbench's own loader calls
@@ -256,10 +305,15 @@ def fit_state_dict(obj, net: nn.Module, path) -> tuple[dict, list[str]]:
     kept = [k for k in missing if k in buffers and k.rsplit(".", 1)[-1] in NORMALISATION]
     absent = [k for k in missing if k not in kept]
     if unknown or absent:
-        problems = [f"{what} {keys[:5]}{' ...' if len(keys) > 5 else ''}"
-                    for what, keys in (("unknown keys", unknown), ("missing keys", absent)) if keys]
-        raise RobinterpError(f"{path}: does not fit {type(net).__name__}: {'; '.join(problems)}"
-                             + "; is it this entry's file (checkpoint.name, dataset, threat_model)?")
+        problems = [
+            f"{what} {keys[:5]}{' ...' if len(keys) > 5 else ''}"
+            for what, keys in (("unknown keys", unknown), ("missing keys", absent))
+            if keys
+        ]
+        raise RobinterpError(
+            f"{path}: does not fit {type(net).__name__}: {'; '.join(problems)}"
+            + "; is it this entry's file (checkpoint.name, dataset, threat_model)?"
+        )
     if kept:
         fitted.update({k: ours[k] for k in kept})
         notes.append(f"{', '.join(kept)}: not in the file; the constructor's normalisation, as robustbench loads it")
@@ -276,9 +330,11 @@ def _load(net: nn.Module, state: dict, path) -> None:
 def _subset_rows(classes, index_wnids, n, path) -> list[int]:
     """The head rows of the dataset's wnids, in its label order (class_subset: wnids)."""
     if classes is None or index_wnids is None or len(index_wnids) != n:
-        raise RobinterpError(f"{path}: class_subset needs the dataset's classes and the wnid of each of the "
-                             f"model's {n} outputs (--classes, --imagenet-index: LOC_synset_mapping.txt or the "
-                             "ILSVRC train folder)")
+        raise RobinterpError(
+            f"{path}: class_subset needs the dataset's classes and the wnid of each of the "
+            f"model's {n} outputs (--classes, --imagenet-index: LOC_synset_mapping.txt or the "
+            "ILSVRC train folder)"
+        )
     where = {w: i for i, w in enumerate(index_wnids)}
     missing = [w for w in classes if w not in where]
     if missing:
@@ -286,17 +342,27 @@ def _subset_rows(classes, index_wnids, n, path) -> list[int]:
     return [where[w] for w in classes]
 
 
-def import_zoo(block: ZooCheckpoint, path: str | Path, out: str | Path, *, sidecar: str | Path | None = None,
-               classes: list[str] | None = None, image_shape: tuple[int, int, int] | None = None,
-               index_wnids: list[str] | None = None, log=print) -> dict:
+def import_zoo(
+    block: ZooCheckpoint,
+    path: str | Path,
+    out: str | Path,
+    *,
+    sidecar: str | Path | None = None,
+    classes: list[str] | None = None,
+    image_shape: tuple[int, int, int] | None = None,
+    index_wnids: list[str] | None = None,
+    log=print,
+) -> dict:
     """Convert one cached zoo file into a robinterp checkpoint; return its `source` record."""
     t0 = time.perf_counter()
     entry = entry_of(block, len(classes) if classes else None)
     fetched = read_sidecar(sidecar, block) if sidecar else None
     obj, digest = load_untrusted(path, block.sha256)
     if fetched and fetched["sha256"] != digest:
-        raise RobinterpError(f"{path}: sha256 {digest} differs from {fetched['sha256']} recorded when it was fetched "
-                             f"({sidecar}); the file changed since: fetch it again")
+        raise RobinterpError(
+            f"{path}: sha256 {digest} differs from {fetched['sha256']} recorded when it was fetched "
+            f"({sidecar}); the file changed since: fetch it again"
+        )
     log(f"import-checkpoint: {path} sha256 {digest}")
     net = entry.build().eval()
     state, notes = fit_state_dict(obj, net, path)
@@ -307,17 +373,38 @@ def import_zoo(block: ZooCheckpoint, path: str | Path, out: str | Path, *, sidec
         keep_rows(net, head, _subset_rows(classes, index_wnids, n, path))
         n = len(classes)
     if classes is not None and len(classes) != n:
-        raise RobinterpError(f"{path}: {block.name} has {n} classes but the dataset has {len(classes)}; use a "
-                             f"{block.dataset} dataset (an ImageNet entry on Small ImageNet: class_subset: wnids)")
-    record = {"source": "robustbench", "name": block.name, "dataset": block.dataset, "threat_model": block.threat_model,
-              "stand_in": entry.stand_in, "file": str(path), "sha256": digest, "fetched": fetched,
-              "robustbench_version": robustbench_version(), "architecture": type(net).__name__, "head": head,
-              "normalisation": normalisation_of(net), "preprocessing": entry.preprocessing,
-              "class_subset": block.class_subset, "notes": notes,
-              "seconds": round(time.perf_counter() - t0, 2)}
-    arch = {"name": ZOO_ARCH, "zoo": {k: record[k] for k in ("name", "dataset", "threat_model", "stand_in")},
-            "head": head, "num_classes": n, "image_shape": list(shape)}
+        raise RobinterpError(
+            f"{path}: {block.name} has {n} classes but the dataset has {len(classes)}; use a "
+            f"{block.dataset} dataset (an ImageNet entry on Small ImageNet: class_subset: wnids)"
+        )
+    record = {
+        "source": "robustbench",
+        "name": block.name,
+        "dataset": block.dataset,
+        "threat_model": block.threat_model,
+        "stand_in": entry.stand_in,
+        "file": str(path),
+        "sha256": digest,
+        "fetched": fetched,
+        "robustbench_version": robustbench_version(),
+        "architecture": type(net).__name__,
+        "head": head,
+        "normalisation": normalisation_of(net),
+        "preprocessing": entry.preprocessing,
+        "class_subset": block.class_subset,
+        "notes": notes,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    arch = {
+        "name": ZOO_ARCH,
+        "zoo": {k: record[k] for k in ("name", "dataset", "threat_model", "stand_in")},
+        "head": head,
+        "num_classes": n,
+        "image_shape": list(shape),
+    }
     _save_imported(out, ZooClassifier(net, head, shape), arch, classes, n, record)
-    log(f"import-checkpoint: robustbench {block.dataset} {block.threat_model} {block.name} ({record['architecture']}, "
-        f"head {head}, {n} classes) -> {out} ({record['seconds']} s)")
+    log(
+        f"import-checkpoint: robustbench {block.dataset} {block.threat_model} {block.name} ({record['architecture']}, "
+        f"head {head}, {n} classes) -> {out} ({record['seconds']} s)"
+    )
     return record

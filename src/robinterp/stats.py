@@ -27,8 +27,10 @@ def bootstrap_mean(values, rounds: int, seed: int, level: float = 0.95) -> dict:
     FID's, see fid.fid_interval); too few rounds would make the percentiles single draws.
     """
     if 0 < rounds < MIN_BOOTSTRAP_ROUNDS:
-        raise RobinterpError(f"bootstrap rounds {rounds}: use 0 (no interval) or >= {MIN_BOOTSTRAP_ROUNDS} "
-                             f"so the 95% percentiles are not single draws")
+        raise RobinterpError(
+            f"bootstrap rounds {rounds}: use 0 (no interval) or >= {MIN_BOOTSTRAP_ROUNDS} "
+            f"so the 95% percentiles are not single draws"
+        )
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if len(v) == 0:

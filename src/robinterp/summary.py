@@ -12,9 +12,12 @@ from .curve import compare_ends
 from .errors import RobinterpError
 from .tables import to_markdown, without_empty_reference
 
-TITLES = {"accuracy": "Accuracy (%)", "fid": "FID of class generations (lower is better)",
-          "inversion_distance": "Inversion distance, 192-d Inception L2 (lower is better)",
-          "interpretability": "Quantitative interpretability (mean [95% CI])"}
+TITLES = {
+    "accuracy": "Accuracy (%)",
+    "fid": "FID of class generations (lower is better)",
+    "inversion_distance": "Inversion distance, 192-d Inception L2 (lower is better)",
+    "interpretability": "Quantitative interpretability (mean [95% CI])",
+}
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -42,11 +45,15 @@ def table_notes(path: Path) -> str:
 def summary_markdown(tables: list[tuple[str, Path]], curves: list[tuple[str, Path]], notes: list[Path]) -> str:
     """The page: per dataset, its tables (`tables`: (dataset, CSV), with `notes`: each one's notes
     JSON, in the same order) and the verdicts of its curves."""
-    lines = ["# robinterp: summary", "",
-             "Every number below comes from the tables in `<dataset>/tables/` (CSV and Markdown); each "
-             "table's notes follow it. The figures are in `<dataset>/figures/`; "
-             "a browsable report of both is a separate command that a plain run does not make: "
-             "`snakemake --report report.html` with the run's `--configfile`.", ""]
+    lines = [
+        "# robinterp: summary",
+        "",
+        "Every number below comes from the tables in `<dataset>/tables/` (CSV and Markdown); each "
+        "table's notes follow it. The figures are in `<dataset>/figures/`; "
+        "a browsable report of both is a separate command that a plain run does not make: "
+        "`snakemake --report report.html` with the run's `--configfile`.",
+        "",
+    ]
     datasets = list(dict.fromkeys([d for d, _ in tables] + [d for d, _ in curves]))
     for ds in datasets:
         lines += [f"## {ds}", ""]

@@ -22,16 +22,18 @@ def accuracy_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
     rows = []
     for r in results:
         ref = (reference or {}).get(r["variant"], {})
-        rows.append({
-            "variant": r["variant"],
-            "n": r["n"],
-            "clean_acc": round(100 * r["clean_acc"], 2),
-            "adv_acc": None if r["adv_acc"] is None else round(100 * r["adv_acc"], 2),
-            "attack": r.get("attack_label", ""),
-            **autoattack_columns(r),
-            "paper_clean_acc": ref.get("clean_acc"),
-            "paper_adv_acc": ref.get("adv_acc"),
-        })
+        rows.append(
+            {
+                "variant": r["variant"],
+                "n": r["n"],
+                "clean_acc": round(100 * r["clean_acc"], 2),
+                "adv_acc": None if r["adv_acc"] is None else round(100 * r["adv_acc"], 2),
+                "attack": r.get("attack_label", ""),
+                **autoattack_columns(r),
+                "paper_clean_acc": ref.get("clean_acc"),
+                "paper_adv_acc": ref.get("adv_acc"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -45,12 +47,16 @@ def autoattack_columns(r: dict) -> dict:
     """AutoAttack (%) with the PGD accuracy on the same images: equal ground even on a subset."""
     if "autoattack_acc" not in r:
         return {}
-    return {"autoattack_n": r["autoattack_n"], "pgd_acc_same_images": round(100 * r["autoattack_pgd_acc"], 2),
-            "autoattack_acc": round(100 * r["autoattack_acc"], 2)}
+    return {
+        "autoattack_n": r["autoattack_n"],
+        "pgd_acc_same_images": round(100 * r["autoattack_pgd_acc"], 2),
+        "autoattack_acc": round(100 * r["autoattack_acc"], 2),
+    }
 
 
-def write_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path, notes_path: str | Path, title: str,
-                notes: str) -> None:
+def write_table(
+    df: pd.DataFrame, csv_path: str | Path, md_path: str | Path, notes_path: str | Path, title: str, notes: str
+) -> None:
     """CSV with every column (stable for scripts); Markdown without empty reference columns, with the
     notes under it; the title and notes as data (JSON: what the summary reads)."""
     storage.write_text(csv_path, df.to_csv(index=False))
@@ -72,19 +78,23 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 # --- measured interpretability: FID, inversion distance, attribution metrics ---------------------
 
+
 def _round(v, digits=3):
     return None if v is None else round(float(v), digits)
 
 
-def _check_brackets(df: pd.DataFrame, estimate: str, table: str, low: str = "ci_low", high: str = "ci_high"
-                    ) -> pd.DataFrame:
+def _check_brackets(
+    df: pd.DataFrame, estimate: str, table: str, low: str = "ci_low", high: str = "ci_high"
+) -> pd.DataFrame:
     """Refuse a table in which a 95% interval does not hold its own estimate."""
     have = df[low].notna() & df[high].notna() & df[estimate].notna()
     bad = df[have & ((df[low] > df[estimate]) | (df[estimate] > df[high]))]
     if len(bad):
         rows = "; ".join(f"{r['variant']} {r[estimate]} [{r[low]}, {r[high]}]" for _, r in bad.iterrows())
-        raise RobinterpError(f"{table} table: interval(s) that miss their estimate: {rows}; recompute these "
-                             f"results with this version (docs/interpretability.md, intervals)")
+        raise RobinterpError(
+            f"{table} table: interval(s) that miss their estimate: {rows}; recompute these "
+            f"results with this version (docs/interpretability.md, intervals)"
+        )
     return df
 
 
@@ -96,19 +106,29 @@ def fid_table(results: list[dict], reference: dict | None) -> pd.DataFrame:
     sizes = {(r["n_real"], r["n_fake"]) for r in results}
     if len(sizes) > 1:
         rows = ", ".join(f"{r['variant']} ({r['n_real']} vs {r['n_fake']})" for r in results)
-        raise RobinterpError(f"FID rows at different n (real vs generated images): {rows}; FID falls with n, so "
-                             f"recompute them at one size (the fid rules match the baseline to the generated set; "
-                             f"metrics.fid.max_images caps both)")
+        raise RobinterpError(
+            f"FID rows at different n (real vs generated images): {rows}; FID falls with n, so "
+            f"recompute them at one size (the fid rules match the baseline to the generated set; "
+            f"metrics.fid.max_images caps both)"
+        )
     rows = []
     for r in results:
         ref = (reference or {}).get(r["variant"], {})
         b = r.get("interval") or {}
-        rows.append({
-            "variant": r["variant"], "fid": _round(r["fid"], 2), "ci_low": _round(b.get("low"), 2),
-            "ci_high": _round(b.get("high"), 2), "n_real": r["n_real"], "n_fake": r["n_fake"],
-            "kid": _round(r.get("kid"), 5), "kid_std": _round(r.get("kid_std"), 5), "better": "lower",
-            "paper_fid": ref.get("fid"),
-        })
+        rows.append(
+            {
+                "variant": r["variant"],
+                "fid": _round(r["fid"], 2),
+                "ci_low": _round(b.get("low"), 2),
+                "ci_high": _round(b.get("high"), 2),
+                "n_real": r["n_real"],
+                "n_fake": r["n_fake"],
+                "kid": _round(r.get("kid"), 5),
+                "kid_std": _round(r.get("kid_std"), 5),
+                "better": "lower",
+                "paper_fid": ref.get("fid"),
+            }
+        )
     return _check_brackets(pd.DataFrame(rows), "fid", "FID")
 
 
@@ -123,14 +143,31 @@ def inversion_table(results: list[dict], reference: dict | None) -> pd.DataFrame
     for r in results:
         ref = list((reference or {}).get(r["variant"], {}).get("inversion_distance") or [])
         src = r.get("source_distance") or {}
-        row = {"variant": r["variant"], "n": r["n"], "distance": _round(r["mean"]), "ci_low": _round(r["low"]),
-               "ci_high": _round(r["high"])}
+        row = {
+            "variant": r["variant"],
+            "n": r["n"],
+            "distance": _round(r["mean"]),
+            "ci_low": _round(r["low"]),
+            "ci_high": _round(r["high"]),
+        }
         for kind in START_KINDS:
             k = (r.get("by_start") or {}).get(kind) or {}
-            row.update({f"{kind}_distance": _round(k.get("mean")), f"{kind}_ci_low": _round(k.get("low")),
-                        f"{kind}_ci_high": _round(k.get("high"))})
-        rows.append({**row, "start_distance": _round(src.get("mean")), "better": "lower",
-                     "paper_inv1": ref[0] if len(ref) > 0 else None, "paper_inv2": ref[1] if len(ref) > 1 else None})
+            row.update(
+                {
+                    f"{kind}_distance": _round(k.get("mean")),
+                    f"{kind}_ci_low": _round(k.get("low")),
+                    f"{kind}_ci_high": _round(k.get("high")),
+                }
+            )
+        rows.append(
+            {
+                **row,
+                "start_distance": _round(src.get("mean")),
+                "better": "lower",
+                "paper_inv1": ref[0] if len(ref) > 0 else None,
+                "paper_inv2": ref[1] if len(ref) > 1 else None,
+            }
+        )
     df = pd.DataFrame(rows)
     for kind in START_KINDS:
         _check_brackets(df, f"{kind}_distance", f"inversion distance ({kind})", f"{kind}_ci_low", f"{kind}_ci_high")
@@ -139,30 +176,47 @@ def inversion_table(results: list[dict], reference: dict | None) -> pd.DataFrame
 
 def interpretability_table(results: list[dict]) -> pd.DataFrame:
     """One row per variant x metric x method: mean and 95% bootstrap interval over images."""
-    rows = [{"variant": r["variant"], "metric": e["metric"], "method": e["method"], "output": e.get("output"),
-             "better": e["direction"], "n": e["n"], "mean": _round(e["mean"], 4), "ci_low": _round(e["low"], 4),
-             "ci_high": _round(e["high"], 4)}
-            for r in results for e in r["metrics"]]
-    df = pd.DataFrame(rows).sort_values(["metric", "method"], kind="stable").reset_index(drop=True)  # variants in input order
+    rows = [
+        {
+            "variant": r["variant"],
+            "metric": e["metric"],
+            "method": e["method"],
+            "output": e.get("output"),
+            "better": e["direction"],
+            "n": e["n"],
+            "mean": _round(e["mean"], 4),
+            "ci_low": _round(e["low"], 4),
+            "ci_high": _round(e["high"], 4),
+        }
+        for r in results
+        for e in r["metrics"]
+    ]
+    df = (
+        pd.DataFrame(rows).sort_values(["metric", "method"], kind="stable").reset_index(drop=True)
+    )  # variants in input order
     return _check_brackets(df, "mean", "interpretability")
 
 
-FID_NOTES = ("FID (lower is better) with pytorch-fid's InceptionV3 (2048-d pool features). `real` = test vs train "
-             "split (the author's real-vs-real baseline); variants = generated class images vs the test split. "
-             "ci = 95% interval of FID at this N, centred on the estimate (estimate +- 1.96 sd; sd from half-samples "
-             "drawn without replacement; docs/interpretability.md). Every row has the same N (the real baseline "
-             "uses as many train images as each variant generated): FID falls with N, so the paper's 10k-image "
-             "values compare with ours only in ordering. paper_fid: Table 2 "
-             "(CIFAR-10, 10k images) / Table 5 (Small ImageNet 150, 9k).")
-INVERSION_NOTES = ("L2 distance between 192-d Inception features (pytorch-fid block 1, average-pooled: robinterp's "
-                   "reading of the paper's \"middle feature vector, containing 192 features\", so absolute values "
-                   "do not compare with the paper's, only the ordering of the variants) of each target image and "
-                   "its inversion; lower = the inversion looks more like the target to an independent network. "
-                   "distance: every inversion; image_distance / noise_distance: those started from a test image of "
-                   "another class / from uniform noise. start_distance: the same distance for the image the "
-                   "inversion started from. ci = 95% bootstrap interval of the mean. paper_inv1/2: Tables 3 / 6, "
-                   "the paper's two image sets (Figures 4 and 11 on CIFAR-10, 8 and 18 on Small ImageNet), whose "
-                   "start kinds it does not state.")
+FID_NOTES = (
+    "FID (lower is better) with pytorch-fid's InceptionV3 (2048-d pool features). `real` = test vs train "
+    "split (the author's real-vs-real baseline); variants = generated class images vs the test split. "
+    "ci = 95% interval of FID at this N, centred on the estimate (estimate +- 1.96 sd; sd from half-samples "
+    "drawn without replacement; docs/interpretability.md). Every row has the same N (the real baseline "
+    "uses as many train images as each variant generated): FID falls with N, so the paper's 10k-image "
+    "values compare with ours only in ordering. paper_fid: Table 2 "
+    "(CIFAR-10, 10k images) / Table 5 (Small ImageNet 150, 9k)."
+)
+INVERSION_NOTES = (
+    "L2 distance between 192-d Inception features (pytorch-fid block 1, average-pooled: robinterp's "
+    'reading of the paper\'s "middle feature vector, containing 192 features", so absolute values '
+    "do not compare with the paper's, only the ordering of the variants) of each target image and "
+    "its inversion; lower = the inversion looks more like the target to an independent network. "
+    "distance: every inversion; image_distance / noise_distance: those started from a test image of "
+    "another class / from uniform noise. start_distance: the same distance for the image the "
+    "inversion started from. ci = 95% bootstrap interval of the mean. paper_inv1/2: Tables 3 / 6, "
+    "the paper's two image sets (Figures 4 and 11 on CIFAR-10, 8 and 18 on Small ImageNet), whose "
+    "start kinds it does not state."
+)
 INTERPRETABILITY_NOTES = (
     "Per image, on a fixed seeded sample of test images; ci = 95% bootstrap interval of the mean. "
     "output: the class score a row's metric scores, which is the one its attribution explains (IG: the softmax "
@@ -183,12 +237,13 @@ INTERPRETABILITY_NOTES = (
     "the cascade is figures/parameter_randomisation.png): near 1 = the map does not depend on the weights. "
     "deletion/insertion AUC and infidelity "
     "degenerate for a near-constant classifier (flat scores): read them next to clean accuracy. "
-    "Not in the paper (no reference values).")
+    "Not in the paper (no reference values)."
+)
 RANKED = {
     "absolute": "ranked by |attribution| summed over channels (strongly negative pixels go early too; "
-                "metrics.interpretability.ranking: signed ranks the pixels that raise the score first)",
+    "metrics.interpretability.ranking: signed ranks the pixels that raise the score first)",
     "signed": "ranked by the attribution summed over channels, pixels that raise the score first "
-              "(metrics.interpretability.ranking: signed; the default, absolute, ranks by |attribution|)",
+    "(metrics.interpretability.ranking: signed; the default, absolute, ranks by |attribution|)",
 }
 
 

@@ -82,14 +82,21 @@ class TrainConfig:
         """From the verb's settings, validated and filled (robinterp.settings.check_settings)."""
         model, train = s["model"], s["train"]
         fields = {f.name for f in dataclasses.fields(cls)}
-        values = {**{k: v for k, v in train.items() if k in fields}, "arch": model["arch"], "width": model["width"],
-                  "mean": tuple(model["mean"]) if model.get("mean") else None,
-                  "std": tuple(model["std"]) if model.get("std") else None,
-                  "augment": AugmentConfig.from_block(train["augment"]),
-                  "attack": AttackConfig.from_block(s["variant.attack"]),
-                  "selection_attack": AttackConfig.from_block(train["selection_attack"]),
-                  "milestones": tuple(train["milestones"] or ()), "seed": s["variant.seed"],
-                  "eval_amp": s["evaluation.amp"], "device": s["device"], "results": result_settings(s)}
+        values = {
+            **{k: v for k, v in train.items() if k in fields},
+            "arch": model["arch"],
+            "width": model["width"],
+            "mean": tuple(model["mean"]) if model.get("mean") else None,
+            "std": tuple(model["std"]) if model.get("std") else None,
+            "augment": AugmentConfig.from_block(train["augment"]),
+            "attack": AttackConfig.from_block(s["variant.attack"]),
+            "selection_attack": AttackConfig.from_block(train["selection_attack"]),
+            "milestones": tuple(train["milestones"] or ()),
+            "seed": s["variant.seed"],
+            "eval_amp": s["evaluation.amp"],
+            "device": s["device"],
+            "results": result_settings(s),
+        }
         return cls(**values)
 
     @classmethod
@@ -122,8 +129,9 @@ class TrainConfig:
 def make_optimizer(cfg: TrainConfig, model, device: torch.device = torch.device("cpu")):
     fused = {"fused": True} if cfg.fused and device.type == "cuda" else {}
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay, **fused)
+        return torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fused
+        )
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
     raise RobinterpError(f"optimizer {cfg.optimizer!r}: choose sgd or adam")
@@ -144,8 +152,18 @@ def selection_score(metric: str, clean: float, adv: float | None) -> float:
     return {"mean": (clean + adv) / 2, "clean": clean, "adv": adv}[metric]
 
 
-def train_step(cfg: TrainConfig, model, step_model, attack_model, opt, x, y, mean_over: float,
-               noise: SampleNoise | None, sums: torch.Tensor) -> None:
+def train_step(
+    cfg: TrainConfig,
+    model,
+    step_model,
+    attack_model,
+    opt,
+    x,
+    y,
+    mean_over: float,
+    noise: SampleNoise | None,
+    sums: torch.Tensor,
+) -> None:
     """One optimiser step on (x, y), made adversarial when `cfg.attack` is set.
 
     `model` owns the weights, `step_model` runs the step (DDP and/or compiled), `attack_model`
@@ -174,8 +192,15 @@ def train_step(cfg: TrainConfig, model, step_model, attack_model, opt, x, y, mea
     sums[0] += loss_sum.detach().double()
 
 
-def train(cfg: TrainConfig, train_split: Split, val_split: Split, out: Path, state_dir: Path,
-          log_csv: Path, extra_meta: dict | None = None) -> dict:
+def train(
+    cfg: TrainConfig,
+    train_split: Split,
+    val_split: Split,
+    out: Path,
+    state_dir: Path,
+    log_csv: Path,
+    extra_meta: dict | None = None,
+) -> dict:
     """Train one variant; under torchrun every rank calls this and rank 0 writes the outputs."""
     ranks = distributed.ranks_from_env()
     device = distributed.setup(ranks, resolve_device(cfg.device))
@@ -186,8 +211,17 @@ def train(cfg: TrainConfig, train_split: Split, val_split: Split, out: Path, sta
     return meta
 
 
-def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Split, val_split: Split,
-           out: Path, state_dir: Path, log_csv: Path, extra_meta: dict | None) -> dict:
+def _train(
+    cfg: TrainConfig,
+    ranks: Ranks,
+    device: torch.device,
+    train_split: Split,
+    val_split: Split,
+    out: Path,
+    state_dir: Path,
+    log_csv: Path,
+    extra_meta: dict | None,
+) -> dict:
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model, arch = _model(cfg, ranks, device, train_split)
     opt = make_optimizer(cfg, model, device)
@@ -208,8 +242,16 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
         sched.step()
 
         # --- validate and select (clean accuracy, or the mean of clean and adversarial: cfg.selection) ---
-        val = accuracy(attack_model, val_data, selection_attack, cfg.eval_batch_size,
-                       cfg.selection_max_images, cfg.eval_amp, seed=cfg.seed, ranks=ranks)
+        val = accuracy(
+            attack_model,
+            val_data,
+            selection_attack,
+            cfg.eval_batch_size,
+            cfg.selection_max_images,
+            cfg.eval_amp,
+            seed=cfg.seed,
+            ranks=ranks,
+        )
         score = selection_score(cfg.selection, val["clean_acc"], val["adv_acc"])
         row = _log_row(epoch, lr, total, val, score, round(time.time() - t0, 3), cfg.attack is not None)
         rows.append(row)
@@ -218,15 +260,25 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
             best = {"score": score, "epoch": epoch + 1, "metrics": row}
         _say(ranks, _epoch_line(row, cfg.epochs, best["epoch"]))
         if ranks.is_main:  # every rank holds the same weights and metrics; rank 0 writes them
-            _save_state(state_path, best_path if improved else None, model, opt, sched,
-                        {"epoch": epoch + 1, "best": best, "log": rows, "resume_key": resume_key})
+            _save_state(
+                state_path,
+                best_path if improved else None,
+                model,
+                opt,
+                sched,
+                {"epoch": epoch + 1, "best": best, "log": rows, "resume_key": resume_key},
+            )
             _write_log(log_csv, rows)
 
     if best["epoch"] is None:
         raise RobinterpError("training ran no epoch (epochs must be >= 1)")
-    meta = {"config": cfg.to_dict(), "epoch": best["epoch"], "metrics": best["metrics"],
-            "data_sha256": {"train": train_split.sha256, "val": val_split.sha256},
-            "provenance": storage.provenance(world_size=ranks.world_size, device=describe(device), **(extra_meta or {}))}
+    meta = {
+        "config": cfg.to_dict(),
+        "epoch": best["epoch"],
+        "metrics": best["metrics"],
+        "data_sha256": {"train": train_split.sha256, "val": val_split.sha256},
+        "provenance": storage.provenance(world_size=ranks.world_size, device=describe(device), **(extra_meta or {})),
+    }
     if ranks.is_main:
         model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
         _write_log(log_csv, rows)
@@ -237,13 +289,22 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
 def _log_row(epoch: int, lr: float, total: dict, val: dict, score: float, seconds: float, adversarial: bool) -> dict:
     """One line of the training log: the epoch's training sums per image and its validation."""
     seen = max(total["seen"], 1)
-    return {"epoch": epoch + 1, "lr": lr, "train_loss": total["loss"] / seen, "train_clean_acc": total["clean"] / seen,
-            "train_adv_acc": total["adv"] / seen if adversarial else None, "val_clean_acc": val["clean_acc"],
-            "val_adv_acc": val["adv_acc"], "val_score": score, "seconds": seconds}
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "train_loss": total["loss"] / seen,
+        "train_clean_acc": total["clean"] / seen,
+        "train_adv_acc": total["adv"] / seen if adversarial else None,
+        "val_clean_acc": val["clean_acc"],
+        "val_adv_acc": val["adv_acc"],
+        "val_score": score,
+        "seconds": seconds,
+    }
 
 
-def train_epoch(cfg: TrainConfig, epoch: int, seed: int, ranks: Ranks, model, step_model, attack_model, opt,
-                train_data: DeviceData) -> dict:
+def train_epoch(
+    cfg: TrainConfig, epoch: int, seed: int, ranks: Ranks, model, step_model, attack_model, opt, train_data: DeviceData
+) -> dict:
     """One pass over the training split in a seeded order: each rank steps on its slice of every
     global batch. Returns the loss and accuracy sums over all ranks and the images seen."""
     n, device = len(train_data), next(model.parameters()).device
@@ -253,10 +314,11 @@ def train_epoch(cfg: TrainConfig, epoch: int, seed: int, ranks: Ranks, model, st
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, clean, adv: no sync per step
     first_bad = torch.tensor(-1, device=device)  # the first batch whose loss is not finite, found without a sync
     seen = 0
-    bar = progress(range(0, n, cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batches",
-                   silent=not ranks.is_main)
+    bar = progress(
+        range(0, n, cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batches", silent=not ranks.is_main
+    )
     for i in bar:
-        x, y = train_data.batch(perm[i:i + cfg.batch_size])
+        x, y = train_data.batch(perm[i : i + cfg.batch_size])
         x = augment(x, cfg.augment, gen)  # the global batch, so every rank draws the same numbers
         m = len(y)
         if m < ranks.world_size:
@@ -269,7 +331,8 @@ def train_epoch(cfg: TrainConfig, epoch: int, seed: int, ranks: Ranks, model, st
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(sums[0]), i // cfg.batch_size, first_bad)
         seen += len(y)
     total = distributed.all_reduce_sums(
-        {"loss": sums[0].item(), "clean": sums[1].item(), "adv": sums[2].item(), "seen": seen}, ranks, device)
+        {"loss": sums[0].item(), "clean": sums[1].item(), "adv": sums[2].item(), "seen": seen}, ranks, device
+    )
     if not math.isfinite(total["loss"]):  # on every rank: the sum is NaN wherever one rank's loss is
         raise RobinterpError(_diverged(cfg, total["loss"], epoch, int(first_bad), math.ceil(n / cfg.batch_size)))
     return total
@@ -283,11 +346,19 @@ def _model(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
     channels = train_split.image_shape[0]
     for key, values in (("model.mean", mean), ("model.std", std)):
         if len(values) != channels:
-            raise RobinterpError(f"train config: {key} {values} has {len(values)} value(s), the images of "
-                                 f"{train_split.path} have {channels} channels; give one per channel, or null for "
-                                 "the training split's statistics")
-    arch = {"name": cfg.arch, "width": cfg.width, "num_classes": train_split.num_classes,
-            "mean": mean, "std": std, "image_shape": list(train_split.image_shape)}
+            raise RobinterpError(
+                f"train config: {key} {values} has {len(values)} value(s), the images of "
+                f"{train_split.path} have {channels} channels; give one per channel, or null for "
+                "the training split's statistics"
+            )
+    arch = {
+        "name": cfg.arch,
+        "width": cfg.width,
+        "num_classes": train_split.num_classes,
+        "mean": mean,
+        "std": std,
+        "image_shape": list(train_split.image_shape),
+    }
     model = build_model(cfg.arch, train_split.num_classes, mean, std, cfg.width).to(device)
     if ranks.distributed and cfg.sync_batchnorm:
         model = distributed.convert_sync_batchnorm(model, device)
@@ -296,8 +367,9 @@ def _model(cfg: TrainConfig, ranks: Ranks, device: torch.device, train_split: Sp
     return model, arch
 
 
-def _resume(cfg: TrainConfig, ranks: Ranks, model, opt, sched, state_path: Path, resume_key: dict
-            ) -> tuple[int, dict, list[dict]]:
+def _resume(
+    cfg: TrainConfig, ranks: Ranks, model, opt, sched, state_path: Path, resume_key: dict
+) -> tuple[int, dict, list[dict]]:
     """(first epoch to run, best so far, log rows): from the last finished epoch where the saved
     state belongs to this config and data, else from the start."""
     start, best, rows = 0, {"score": -math.inf, "epoch": None, "metrics": None}, []
@@ -326,8 +398,8 @@ def _step_models(cfg: TrainConfig, ranks: Ranks, model, device: torch.device):
     step_model = model
     if ranks.distributed:
         step_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device] if device.type == "cuda" else None,
-            broadcast_buffers=not cfg.sync_batchnorm)
+            model, device_ids=[device] if device.type == "cuda" else None, broadcast_buffers=not cfg.sync_batchnorm
+        )
     attack_model = model
     if cfg.compile:
         step_model, attack_model = torch.compile(step_model), torch.compile(model)
@@ -341,23 +413,28 @@ def _save_state(state_path: Path, best_path: Path | None, model, opt, sched, pro
         with storage.atomic_path(best_path) as tmp:
             torch.save(weights, tmp)
     with storage.atomic_path(state_path) as tmp:
-        torch.save({"model": weights, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    **progress_so_far}, tmp)
+        torch.save(
+            {"model": weights, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), **progress_so_far}, tmp
+        )
 
 
 def _diverged(cfg: TrainConfig, loss: float, epoch: int, batch: int, batches: int) -> str:
     """One line: where the loss stopped being a number, and what usually makes it so."""
     where = f"batch {batch + 1} of {batches}" if batch >= 0 else f"one of its {batches} batches (on another rank)"
-    causes = [f"a learning rate too high (train.lr {cfg.lr}"
-              + ("; or clip gradients: train.grad_clip_value)" if cfg.grad_clip_value is None else ")")]
+    causes = [
+        f"a learning rate too high (train.lr {cfg.lr}"
+        + ("; or clip gradients: train.grad_clip_value)" if cfg.grad_clip_value is None else ")")
+    ]
     if cfg.std:
         causes.append(f"a tiny normalisation std (model.std {list(cfg.std)})")
     if cfg.attack:
         causes.append(f"the training attack's steps (attack.eps {cfg.attack.eps}, step_size {cfg.attack.step_size})")
     if cfg.amp:
         causes.append("bf16 overflow (train.amp: true)")
-    return (f"train: the loss is {loss} at epoch {epoch + 1}, {where}; stopped, nothing of this epoch is saved. "
-            f"Likely causes: {', '.join(causes)}")
+    return (
+        f"train: the loss is {loss} at epoch {epoch + 1}, {where}; stopped, nothing of this epoch is saved. "
+        f"Likely causes: {', '.join(causes)}"
+    )
 
 
 def _say(ranks: Ranks, line: str) -> None:
@@ -366,8 +443,10 @@ def _say(ranks: Ranks, line: str) -> None:
 
 
 def _epoch_line(row: dict, epochs: int, best_epoch) -> str:
-    return (f"epoch {row['epoch']:>3}/{epochs} loss {row['train_loss']:.4f} val clean {row['val_clean_acc']:.4f} "
-            f"adv {_fmt(row['val_adv_acc'])} best@{best_epoch} {row['seconds']:.1f}s")
+    return (
+        f"epoch {row['epoch']:>3}/{epochs} loss {row['train_loss']:.4f} val clean {row['val_clean_acc']:.4f} "
+        f"adv {_fmt(row['val_adv_acc'])} best@{best_epoch} {row['seconds']:.1f}s"
+    )
 
 
 def _fmt(v):

@@ -42,4 +42,6 @@ def table_flags(p) -> None:
     p.add_argument("--dataset", default="")
     p.add_argument("--out-csv", type=Path, required=True)
     p.add_argument("--out-md", type=Path, required=True)
-    p.add_argument("--out-notes", type=Path, required=True, help="the table's title and notes (.json; summary reads them)")
+    p.add_argument(
+        "--out-notes", type=Path, required=True, help="the table's title and notes (.json; summary reads them)"
+    )

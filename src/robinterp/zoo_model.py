@@ -54,12 +54,16 @@ class ZooClassifier(nn.Module):
         except RuntimeError as e:
             if not other:
                 raise
-            raise RobinterpError(f"{type(self.net).__name__} fails on {tuple(x.shape[1:])} images ({one_line(e)[:120]}); "
-                                 f"it was imported for {self.image_shape}: use its dataset's image size") from None
+            raise RobinterpError(
+                f"{type(self.net).__name__} fails on {tuple(x.shape[1:])} images ({one_line(e)[:120]}); "
+                f"it was imported for {self.image_shape}: use its dataset's image size"
+            ) from None
         if out.shape[0] != x.shape[0]:
-            raise RobinterpError(f"{type(self.net).__name__} returned {out.shape[0]} rows for {x.shape[0]} images of "
-                                 f"{tuple(x.shape[1:])}; it was imported for {self.image_shape}: use its dataset's "
-                                 "image size")
+            raise RobinterpError(
+                f"{type(self.net).__name__} returned {out.shape[0]} rows for {x.shape[0]} images of "
+                f"{tuple(x.shape[1:])}; it was imported for {self.image_shape}: use its dataset's "
+                "image size"
+            )
         return out
 
 
@@ -71,24 +75,33 @@ def find_head(net: nn.Module, image_shape: tuple[int, ...]) -> tuple[str, int]:
     """(name of the linear layer whose output is the network's output, number of outputs), from
     one pass of a blank image; refused where the output is not a linear layer's."""
     calls = []
-    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: calls.append((name, out)))
-             for name, m in net.named_modules() if isinstance(m, nn.Linear)]
+    hooks = [
+        m.register_forward_hook(lambda mod, args, out, name=name: calls.append((name, out)))
+        for name, m in net.named_modules()
+        if isinstance(m, nn.Linear)
+    ]
     x = torch.zeros(1, *image_shape)
     try:
         with torch.no_grad():
             out = net(x)
     except RuntimeError as e:  # a pooling window larger than the image, a wrong channel count
-        raise RobinterpError(f"{type(net).__name__} cannot take the dataset's {tuple(image_shape)} images "
-                             f"({one_line(e)[:160]}); CIFAR entries need 32 x 32") from None
+        raise RobinterpError(
+            f"{type(net).__name__} cannot take the dataset's {tuple(image_shape)} images "
+            f"({one_line(e)[:160]}); CIFAR entries need 32 x 32"
+        ) from None
     finally:
         for h in hooks:
             h.remove()
     if out.shape[0] != 1:
-        raise RobinterpError(f"{type(net).__name__} returned {out.shape[0]} rows for one {tuple(image_shape)} image: "
-                             "it pools with a fixed window; CIFAR entries need 32 x 32")
+        raise RobinterpError(
+            f"{type(net).__name__} returned {out.shape[0]} rows for one {tuple(image_shape)} image: "
+            "it pools with a fixed window; CIFAR entries need 32 x 32"
+        )
     if not calls or calls[-1][1] is not out:
-        raise RobinterpError(f"{type(net).__name__}: its output is not a linear layer's, so R(x) (the input of the "
-                             "final linear layer) is undefined; not supported")
+        raise RobinterpError(
+            f"{type(net).__name__}: its output is not a linear layer's, so R(x) (the input of the "
+            "final linear layer) is undefined; not supported"
+        )
     return calls[-1][0], int(out.shape[1])
 
 

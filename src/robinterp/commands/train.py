@@ -14,8 +14,9 @@ def train_verb(a):
     from ..train import TrainConfig, train
 
     cfg = TrainConfig.from_settings(a.settings)
-    meta = train(cfg, load_split(a.train), load_split(a.val), a.out, a.state_dir, a.log_csv,
-                 extra_meta={"variant": a.variant})
+    meta = train(
+        cfg, load_split(a.train), load_split(a.val), a.out, a.state_dir, a.log_csv, extra_meta={"variant": a.variant}
+    )
     print(f"train: best epoch {meta['epoch']} val score {meta['metrics']['val_score']:.4f} -> {a.out}")
 
 
