@@ -44,7 +44,9 @@ check-report:  # render the demo report in headless chromium; fails on a blank p
 test: install
 	$(BIN)/python -m pytest -q -ra
 
-lint: install
+lint: install  # ruff (lint rules and line length: pyproject.toml) and Snakemake's own lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/snakemake --lint --configfile $(DEMO_CONFIG)
 
 clean-demo:

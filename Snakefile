@@ -26,7 +26,9 @@ include: "workflow/rules/published.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyses.smk"
 include: "workflow/rules/figures.smk"
-include: "workflow/rules/metrics.smk"
+include: "workflow/rules/fid.smk"
+include: "workflow/rules/attribution_metrics.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:

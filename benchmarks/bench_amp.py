@@ -53,12 +53,26 @@ def data(root: Path, cifar_root: Path) -> str:
 
 
 def run(amp: bool, splits: dict, s: dict, device: torch.device, work: Path) -> dict:
-    cfg = TrainConfig.from_dict({
-        "arch": "resnet18_cifar", "width": s["width"], "epochs": s["epochs"], "batch_size": 128, "lr": 0.01,
-        "momentum": 0.9, "weight_decay": 5e-4, "augment": {"crop_padding": 4, "flip": True},
-        "attack": {"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": s["train_steps"]},
-        "selection_metric": "clean", "seed": 0, "amp": amp, "channels_last": device.type == "cuda",
-        "device": str(device), "mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]})
+    cfg = TrainConfig.from_dict(
+        {
+            "arch": "resnet18_cifar",
+            "width": s["width"],
+            "epochs": s["epochs"],
+            "batch_size": 128,
+            "lr": 0.01,
+            "momentum": 0.9,
+            "weight_decay": 5e-4,
+            "augment": {"crop_padding": 4, "flip": True},
+            "attack": {"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": s["train_steps"]},
+            "selection_metric": "clean",
+            "seed": 0,
+            "amp": amp,
+            "channels_last": device.type == "cuda",
+            "device": str(device),
+            "mean": [0.4914, 0.4822, 0.4465],
+            "std": [0.2023, 0.1994, 0.2010],
+        }
+    )
     out = work / ("bf16" if amp else "fp32")
     start = time.perf_counter()
     meta = train(cfg, splits["train"], splits["val"], out / "model.pt", out / "state", out / "log.csv")
@@ -66,10 +80,18 @@ def run(amp: bool, splits: dict, s: dict, device: torch.device, work: Path) -> d
     model, _ = load_model(out / "model.pt", device)
     attack = AttackConfig.of(**{**EVAL, "steps": s["eval_steps"]})
     res = accuracy(model, DeviceData(splits["test"], device), attack, 250, s["test_images"], amp=False, seed=0)
-    return {"precision": "bf16" if amp else "fp32", "amp": amp, "selected_epoch": meta["epoch"],
-            "train_seconds": seconds, "seconds_per_epoch": seconds / s["epochs"], "test_images": res["n"],
-            "clean_acc": res["clean_acc"], "pgd_acc": res["adv_acc"],
-            "val_clean_acc": meta["metrics"]["val_clean_acc"], "train_loss": meta["metrics"]["train_loss"]}
+    return {
+        "precision": "bf16" if amp else "fp32",
+        "amp": amp,
+        "selected_epoch": meta["epoch"],
+        "train_seconds": seconds,
+        "seconds_per_epoch": seconds / s["epochs"],
+        "test_images": res["n"],
+        "clean_acc": res["clean_acc"],
+        "pgd_acc": res["adv_acc"],
+        "val_clean_acc": meta["metrics"]["val_clean_acc"],
+        "train_loss": meta["metrics"]["train_loss"],
+    }
 
 
 def main(argv=None):
@@ -90,18 +112,30 @@ def main(argv=None):
         runs = [run(amp, splits, s, device, tmp) for amp in (True, False)]
         n_train = len(splits["train"].labels)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
-    result = {"device": str(device), "device_name": name, "threads": torch.get_num_threads(), "data": source,
-              "train_images": n_train, "settings": s, "eval_attack": {**EVAL, "steps": s["eval_steps"]},
-              "bf16_on_this_device": device.type == "cuda", "runs": runs,
-              "provenance": storage.provenance(argv=sys.argv[1:])}
+    result = {
+        "device": str(device),
+        "device_name": name,
+        "threads": torch.get_num_threads(),
+        "data": source,
+        "train_images": n_train,
+        "settings": s,
+        "eval_attack": {**EVAL, "steps": s["eval_steps"]},
+        "bf16_on_this_device": device.type == "cuda",
+        "runs": runs,
+        "provenance": storage.provenance(argv=sys.argv[1:]),
+    }
     out = a.out or RESULTS / f"amp_{device.type}.json"
     storage.write_json(out, result)
-    print(f"{name}: {source}, {n_train} training images, width {s['width']}, {s['epochs']} epochs, "
-          f"PGD-{s['train_steps']} training, PGD-{s['eval_steps']} evaluation (fp32) on {runs[0]['test_images']} images")
+    print(
+        f"{name}: {source}, {n_train} training images, width {s['width']}, {s['epochs']} epochs, "
+        f"PGD-{s['train_steps']} training, PGD-{s['eval_steps']} evaluation (fp32) on {runs[0]['test_images']} images"
+    )
     print(f"{'precision':<10}{'epoch':>6}{'clean %':>9}{'PGD %':>8}{'s/epoch':>9}")
     for r in runs:
-        print(f"{r['precision']:<10}{r['selected_epoch']:>6}{100 * r['clean_acc']:>9.2f}{100 * r['pgd_acc']:>8.2f}"
-              f"{r['seconds_per_epoch']:>9.1f}")
+        print(
+            f"{r['precision']:<10}{r['selected_epoch']:>6}{100 * r['clean_acc']:>9.2f}{100 * r['pgd_acc']:>8.2f}"
+            f"{r['seconds_per_epoch']:>9.1f}"
+        )
     print(f"-> {out}")
 
 

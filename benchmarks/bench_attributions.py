@@ -3,13 +3,13 @@
 Same model (CIFAR ResNet18 at --width, random weights or --checkpoint), same test-like images,
 same target; warmed up once, then timed alternately --repeats times (median). Prints a table, writes JSON.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_attributions.py --out benchmarks/results/attributions_cpu.json
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_attributions.py \
+        --out benchmarks/results/attributions_cpu.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -73,7 +73,7 @@ def main():
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(a.images, c, a.size, a.size, generator=gen).to(device)
     background = torch.rand(a.background, c, a.size, a.size, generator=gen).to(device)
-    prob = ScalarOutput(model, "prob")
+    prob = ScalarOutput(model, "probability")
     with torch.no_grad():
         target = model(x).argmax(1)
         expected = (prob(x) - prob(torch.zeros_like(x))).gather(1, target[:, None]).squeeze(1)
@@ -83,43 +83,90 @@ def main():
     # Integrated Gradients: black baseline, softmax probability of the predicted class, 50 steps
     ig = IntegratedGradients(prob)
     t_ours, t_cap, (ours, cap) = timed_pair(
-        lambda: integrated_gradients(model, x, target, torch.zeros_like(x), steps=a.steps, output="prob",
-                                     batch_size=a.ig_batch_size),
-        lambda: ig.attribute(x, baselines=0.0, target=target, n_steps=a.steps), a.repeats)
+        lambda: integrated_gradients(
+            model,
+            x,
+            target,
+            torch.zeros_like(x),
+            steps=a.steps,
+            output="probability",
+            batch_size=a.ig_batch_size,
+            delta_alpha="exact",
+        ),
+        lambda: ig.attribute(x, baselines=0.0, target=target, n_steps=a.steps),
+        a.repeats,
+    )
     gap = lambda attr: (attr.flatten(1).sum(1) - expected).abs().max().item()  # noqa: E731
-    rows.append({"method": "integrated_gradients", "ours_s": t_ours, "reference": f"captum {captum.__version__} "
-                 f"IntegratedGradients.attribute (defaults: gausslegendre, one batch), n_steps={a.steps}",
-                 "reference_s": t_cap, "ratio_reference_over_ours": t_cap / t_ours,
-                 "ours_max_completeness_gap": gap(ours), "reference_max_completeness_gap": gap(cap)})
+    rows.append(
+        {
+            "method": "integrated_gradients",
+            "ours_s": t_ours,
+            "reference": f"captum {captum.__version__} "
+            f"IntegratedGradients.attribute (defaults: gausslegendre, one batch), n_steps={a.steps}",
+            "reference_s": t_cap,
+            "ratio_reference_over_ours": t_cap / t_ours,
+            "ours_max_completeness_gap": gap(ours),
+            "reference_max_completeness_gap": gap(cap),
+        }
+    )
     # ours evaluates steps + 1 gradients (eq. 10); captum's n_steps = steps + 1 is the same work
     t_ours, t_cap, _ = timed_pair(
-        lambda: integrated_gradients(model, x, target, torch.zeros_like(x), steps=a.steps, output="prob",
-                                     batch_size=a.ig_batch_size),
-        lambda: ig.attribute(x, baselines=0.0, target=target, n_steps=a.steps + 1), a.repeats)
-    rows.append({"method": "integrated_gradients_equal_work", "ours_s": t_ours, "reference": f"captum, "
-                 f"n_steps={a.steps + 1} (as many gradients as ours)", "reference_s": t_cap,
-                 "ratio_reference_over_ours": t_cap / t_ours})
+        lambda: integrated_gradients(
+            model,
+            x,
+            target,
+            torch.zeros_like(x),
+            steps=a.steps,
+            output="probability",
+            batch_size=a.ig_batch_size,
+            delta_alpha="exact",
+        ),
+        lambda: ig.attribute(x, baselines=0.0, target=target, n_steps=a.steps + 1),
+        a.repeats,
+    )
+    rows.append(
+        {
+            "method": "integrated_gradients_equal_work",
+            "ours_s": t_ours,
+            "reference": f"captum, n_steps={a.steps + 1} (as many gradients as ours)",
+            "reference_s": t_cap,
+            "ratio_reference_over_ours": t_cap / t_ours,
+        }
+    )
 
     # SHAP: expected gradients over the same background, nsamples per image
     cfg = ShapConfig.of(num_images=a.images, background=a.background, nsamples=a.nsamples)
+
     def shap_defaults():
         return shap.GradientExplainer(model, background).shap_values(x, nsamples=a.nsamples)
 
     t_ours, t_ref, _ = timed_pair(lambda: explain_shap(model, x, background, cfg), shap_defaults, a.repeats)
-    rows.append({"method": "shap_expected_gradients", "ours_s": t_ours,
-                 "reference": f"shap {shap.__version__} GradientExplainer(model, background).shap_values "
-                 "(defaults: every class, background pass with autograd)", "reference_s": t_ref,
-                 "ratio_reference_over_ours": t_ref / t_ours})
+    rows.append(
+        {
+            "method": "shap_expected_gradients",
+            "ours_s": t_ours,
+            "reference": f"shap {shap.__version__} GradientExplainer(model, background).shap_values "
+            "(defaults: every class, background pass with autograd)",
+            "reference_s": t_ref,
+            "ratio_reference_over_ours": t_ref / t_ours,
+        }
+    )
 
-    result = {"settings": vars(a) | {"out": str(a.out), "checkpoint": str(a.checkpoint) if a.checkpoint else None},
-              "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-                         f"device {device}", "rows": rows, "provenance": storage.provenance(device=str(device))}
+    result = {
+        "settings": vars(a) | {"out": str(a.out), "checkpoint": str(a.checkpoint) if a.checkpoint else None},
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"device {device}",
+        "rows": rows,
+        "provenance": storage.provenance(device=str(device)),
+    }
     storage.write_json(a.out, result)
     print(f"{'method':32} {'ours (s)':>10} {'reference (s)':>14} {'reference/ours':>15}")
     for r in rows:
         print(f"{r['method']:32} {r['ours_s']:10.3f} {r['reference_s']:14.3f} {r['ratio_reference_over_ours']:15.2f}")
-    print(f"IG max |sum - (F(x) - F(0))|: ours {rows[0]['ours_max_completeness_gap']:.2e}, "
-          f"captum {rows[0]['reference_max_completeness_gap']:.2e}")
+    print(
+        f"IG max |sum - (F(x) - F(0))|: ours {rows[0]['ours_max_completeness_gap']:.2e}, "
+        f"captum {rows[0]['reference_max_completeness_gap']:.2e}"
+    )
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def train_model(train: DeviceData, split, adversarial: bool, epochs: int, device
     for _ in range(epochs):
         perm = torch.randperm(len(train), generator=gen)
         for i in range(0, len(train), 64):
-            x, y = train.batch(perm[i:i + 64])
+            x, y = train.batch(perm[i : i + 64])
             if adversarial:
                 x = adversarial_examples(model, x, y, TRAIN_ATTACK)
             model.train()
@@ -101,9 +101,14 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--models", nargs="+", choices=["standard", "robust_l2"], default=["standard", "robust_l2"])
     p.add_argument("--no-reference", action="store_true", help="robinterp only (size a subset)")
-    p.add_argument("--before", type=Path, default=None, help="JSON of this benchmark at an earlier commit: add its rows")
-    p.add_argument("--before-label", default=None,
-                   help="their method label (default: '<method> @ <commit>' from the JSON's provenance)")
+    p.add_argument(
+        "--before", type=Path, default=None, help="JSON of this benchmark at an earlier commit: add its rows"
+    )
+    p.add_argument(
+        "--before-label",
+        default=None,
+        help="their method label (default: '<method> @ <commit>' from the JSON's provenance)",
+    )
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     device = resolve_device(a.device)
@@ -114,7 +119,9 @@ def main(argv=None):
         test = DeviceData(load_split(Path(tmp) / "test"), device)
     x, y = test.batch(torch.arange(min(a.images, len(test))))
     rows = []
-    models = [(name, adversarial) for name, adversarial in [("standard", False), ("robust_l2", True)] if name in a.models]
+    models = [
+        (name, adversarial) for name, adversarial in [("standard", False), ("robust_l2", True)] if name in a.models
+    ]
     for i, (name, adversarial) in enumerate(models):
         model = train_model(train, split, adversarial, a.epochs, device)
         xp = adversarial_examples(model, x, y, PGD)
@@ -129,14 +136,32 @@ def main(argv=None):
             acc = runs[method](model, x, y)
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
             counter.handle.remove()
-            rows.append({"model": name, "method": method, "images": len(y), "seconds": seconds,
-                         "seconds_per_image": seconds / len(y), "cpu_seconds": cpu_seconds, "clean_acc": clean, "pgd10_acc": pgd,
-                         "autoattack_acc": acc, "forward_per_image": counter.forward / len(y),
-                         "forward_backward_per_image": counter.backward / len(y)})
-    result = {"device": str(device), "device_name": platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-              "norm": NORM, "eps": EPS, "train_epochs": a.epochs, "rows": rows,
-              "provenance": storage.provenance(argv=sys.argv[1:])}
+            rows.append(
+                {
+                    "model": name,
+                    "method": method,
+                    "images": len(y),
+                    "seconds": seconds,
+                    "seconds_per_image": seconds / len(y),
+                    "cpu_seconds": cpu_seconds,
+                    "clean_acc": clean,
+                    "pgd10_acc": pgd,
+                    "autoattack_acc": acc,
+                    "forward_per_image": counter.forward / len(y),
+                    "forward_backward_per_image": counter.backward / len(y),
+                }
+            )
+    result = {
+        "device": str(device),
+        "device_name": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "norm": NORM,
+        "eps": EPS,
+        "train_epochs": a.epochs,
+        "rows": rows,
+        "provenance": storage.provenance(argv=sys.argv[1:]),
+    }
     if a.before:
         before = storage.read_json(a.before)
         commit = (before["provenance"]["git"]["commit"] or "?")[:7]
@@ -145,13 +170,17 @@ def main(argv=None):
     out = a.out or RESULTS / f"autoattack_{device.type}.json"
     storage.write_json(out, result)
     print(f"device {result['device_name']}  threads {result['threads']}  L2 eps {EPS}")
-    print(f"{'model':<11}{'method':<30}{'images':>7}{'seconds':>9}{'CPU s':>8}{'s/image':>9}{'clean':>7}{'PGD-10':>8}"
-          f"{'AA':>7}{'fwd/img':>9}{'f+b/img':>9}")
+    print(
+        f"{'model':<11}{'method':<30}{'images':>7}{'seconds':>9}{'CPU s':>8}{'s/image':>9}{'clean':>7}{'PGD-10':>8}"
+        f"{'AA':>7}{'fwd/img':>9}{'f+b/img':>9}"
+    )
     for r in rows:
-        print(f"{r['model']:<11}{r['method']:<30}{r['images']:>7}{r['seconds']:>9.1f}{r.get('cpu_seconds', 0):>8.1f}"
-              f"{r['seconds_per_image']:>9.3f}"
-              f"{100 * r['clean_acc']:>7.1f}{100 * r['pgd10_acc']:>8.1f}{100 * r['autoattack_acc']:>7.1f}"
-              f"{r['forward_per_image']:>9.0f}{r['forward_backward_per_image']:>9.0f}")
+        print(
+            f"{r['model']:<11}{r['method']:<30}{r['images']:>7}{r['seconds']:>9.1f}{r.get('cpu_seconds', 0):>8.1f}"
+            f"{r['seconds_per_image']:>9.3f}"
+            f"{100 * r['clean_acc']:>7.1f}{100 * r['pgd10_acc']:>8.1f}{100 * r['autoattack_acc']:>7.1f}"
+            f"{r['forward_per_image']:>9.0f}{r['forward_backward_per_image']:>9.0f}"
+        )
     print(f"-> {out}")
 
 

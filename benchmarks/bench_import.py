@@ -12,7 +12,6 @@ unpickling + strict mapping + writing the robinterp checkpoint. Prints a table, 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile
@@ -33,12 +32,14 @@ def madrylab_layout(arch: str, classes: int, stats) -> dict:
     """{"model": DataParallel(AttackerModel).state_dict(), "optimizer" (with momentum), ...}."""
     import torch.nn.functional as F
 
-    model = build_model(arch, classes, *stats)
+    model = build_model(arch, classes, *stats, 1.0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     F.cross_entropy(model(torch.rand(2, 3, 32, 32)), torch.tensor([0, 1])).backward()
     opt.step()  # fills the momentum buffers, as a real checkpoint has them
-    state = {"module.normalizer.new_mean": torch.tensor(stats[0]).view(3, 1, 1),
-             "module.normalizer.new_std": torch.tensor(stats[1]).view(3, 1, 1)}
+    state = {
+        "module.normalizer.new_mean": torch.tensor(stats[0]).view(3, 1, 1),
+        "module.normalizer.new_std": torch.tensor(stats[1]).view(3, 1, 1),
+    }
     for key, value in model.model.state_dict().items():
         state[f"module.model.{key}"] = value
     state["module.attacker.normalize.new_mean"] = state["module.normalizer.new_mean"]
@@ -62,11 +63,30 @@ def main() -> None:
         tmp = Path(tmp)
         cases = [
             ("madrylab", "resnet50", "imagenet ResNet50 (zip)", madrylab_layout("resnet50", 1000, IMAGENET), True, {}),
-            ("madrylab", "resnet50", "imagenet ResNet50 (legacy)", madrylab_layout("resnet50", 1000, IMAGENET), False, {}),
-            ("madrylab", "resnet50_cifar", "CIFAR ResNet50 (legacy)", madrylab_layout("resnet50_cifar", 10, CIFAR),
-             False, {}),
-            ("torchvision", "resnet50", "torchvision ResNet50", build_model("resnet50", 1000, *IMAGENET).model.state_dict(),
-             True, {"mean": IMAGENET[0], "std": IMAGENET[1]}),
+            (
+                "madrylab",
+                "resnet50",
+                "imagenet ResNet50 (legacy)",
+                madrylab_layout("resnet50", 1000, IMAGENET),
+                False,
+                {},
+            ),
+            (
+                "madrylab",
+                "resnet50_cifar",
+                "CIFAR ResNet50 (legacy)",
+                madrylab_layout("resnet50_cifar", 10, CIFAR),
+                False,
+                {},
+            ),
+            (
+                "torchvision",
+                "resnet50",
+                "torchvision ResNet50",
+                build_model("resnet50", 1000, *IMAGENET, 1.0).model.state_dict(),
+                True,
+                {"mean": IMAGENET[0], "std": IMAGENET[1]},
+            ),
         ]
         for fmt, arch, label, payload, zipped, norm in cases:
             src = tmp / "src.pt"
@@ -74,13 +94,33 @@ def main() -> None:
             times = []
             for _ in range(a.repeats):
                 t0 = time.perf_counter()
-                import_published(fmt, arch, src, tmp / "model.pt", log=lambda s: None, **norm)
+                import_published(
+                    fmt,
+                    arch,
+                    src,
+                    tmp / "model.pt",
+                    log=lambda s: None,
+                    **{"sha256": None, "num_classes": None, "width": 1.0, "mean": None, "std": None, **norm},
+                )
                 times.append(time.perf_counter() - t0)
-            rows.append({"format": fmt, "arch": arch, "file": label, "mb": round(src.stat().st_size / 2**20, 1),
-                         "seconds_median": round(statistics.median(times), 2), "seconds": [round(t, 2) for t in times]})
+            rows.append(
+                {
+                    "format": fmt,
+                    "arch": arch,
+                    "file": label,
+                    "mb": round(src.stat().st_size / 2**20, 1),
+                    "seconds_median": round(statistics.median(times), 2),
+                    "seconds": [round(t, 2) for t in times],
+                }
+            )
             print(f"{label:32s} {rows[-1]['mb']:7.1f} MB  {rows[-1]['seconds_median']:6.2f} s")
-    out = {"rows": rows, "repeats": a.repeats, "threads": torch.get_num_threads(), "cpu": platform.processor(),
-           "provenance": storage.provenance()}
+    out = {
+        "rows": rows,
+        "repeats": a.repeats,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor(),
+        "provenance": storage.provenance(),
+    }
     if a.out:
         storage.write_json(a.out, out)
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robinterp import metrics, storage
-from robinterp.explanation_metrics import faithfulness_correlation, local_lipschitz_estimate
+from robinterp import attribution_metrics, storage
+from robinterp.attribution_metrics import faithfulness_correlation, local_lipschitz_estimate
 from robinterp.models import build_model
 
 
@@ -62,48 +62,76 @@ def main():
     common = dict(model=model, x_batch=x_np, y_batch=y_np, channel_first=True, device="cpu")
 
     def saliency(model, inputs, targets, **kw):
-        return metrics.EXPLAINERS["saliency"](model, "logit")(torch.as_tensor(inputs), torch.as_tensor(targets)).numpy()
+        return attribution_metrics.explainer_of("saliency", model, "logit", 16, None)(
+            torch.as_tensor(inputs), torch.as_tensor(targets)
+        ).numpy()
 
     q = dict(disable_warnings=True)
     pairs = {
         "gini vs Sparseness": (
-            lambda: metrics.gini(attr),
-            lambda: quantus.Sparseness(**q)(a_batch=a_np, **common)),
+            lambda: attribution_metrics.gini(attr),
+            lambda: quantus.Sparseness(**q)(a_batch=a_np, **common),
+        ),
         # Quantus wants features_in_step to divide H*W but steps over C*H*W values: 3x our steps
         "deletion+insertion (17 points each) vs PixelFlipping (48 steps)": (
-            lambda: metrics.deletion_insertion(model, x, attr, y, a.steps, "zero", "probability"),
+            lambda: attribution_metrics.deletion_insertion(
+                model, x, attr, y, a.steps, "zero", "probability", 256, "absolute"
+            ),
             lambda: quantus.PixelFlipping(features_in_step=pixels // a.steps, perturb_baseline=0.0, **q)(
-                a_batch=a_np, softmax=True, **common)),
+                a_batch=a_np, softmax=True, **common
+            ),
+        ),
         "sensitivity_max vs MaxSensitivity (saliency)": (
-            lambda: metrics.sensitivity_max(model, x, y, "saliency", 0.02, a.samples, "logit"),
+            lambda: attribution_metrics.sensitivity_max(model, x, y, "saliency", 16, 0.02, a.samples, "logit"),
             lambda: quantus.MaxSensitivity(nr_samples=a.samples, lower_bound=0.02, **q)(
-                a_batch=saliency(model, x_np, y_np), explain_func=saliency, **common)),
+                a_batch=saliency(model, x_np, y_np), explain_func=saliency, **common
+            ),
+        ),
         "infidelity vs Infidelity": (
-            lambda: metrics.infidelity(model, x, attr, y, 0.1, a.samples, "logit", normalize=False),
-            lambda: quantus.Infidelity(n_perturb_samples=a.samples, **q)(a_batch=a_np, softmax=False, **common)),
+            lambda: attribution_metrics.infidelity(model, x, attr, y, 0.1, a.samples, "logit", normalize=False),
+            lambda: quantus.Infidelity(n_perturb_samples=a.samples, **q)(a_batch=a_np, softmax=False, **common),
+        ),
         "faithfulness_correlation vs FaithfulnessCorrelation": (
-            lambda: faithfulness_correlation(model, x, attr, y, a.runs, 0.2, "zero", "logit", g),
-            lambda: quantus.FaithfulnessCorrelation(nr_runs=a.runs, subset_size=round(0.2 * 3 * pixels),
-                                                    perturb_baseline=0.0, return_aggregate=False, **q)(
-                a_batch=a_np, softmax=False, **common)),
+            lambda: faithfulness_correlation(model, x, attr, y, a.runs, 0.2, "zero", "logit", g, 256),
+            lambda: quantus.FaithfulnessCorrelation(
+                nr_runs=a.runs, subset_size=round(0.2 * 3 * pixels), perturb_baseline=0.0, return_aggregate=False, **q
+            )(a_batch=a_np, softmax=False, **common),
+        ),
         "local_lipschitz vs LocalLipschitzEstimate (saliency)": (
-            lambda: local_lipschitz_estimate(model, x, y, "saliency", 0.1, a.samples, "logit", g),
+            lambda: local_lipschitz_estimate(model, x, y, "saliency", 16, 0.1, a.samples, "logit", g),
             lambda: quantus.LocalLipschitzEstimate(nr_samples=a.samples, normalise=False, **q)(
-                a_batch=saliency(model, x_np, y_np), explain_func=saliency, **common)),
+                a_batch=saliency(model, x_np, y_np), explain_func=saliency, **common
+            ),
+        ),
     }
     rows = []
     print(f"{'pair':<55} {'ours s':>8} {'quantus s':>10} {'ratio':>6}")
     for name, (ours, ref) in pairs.items():
         t_ours, t_ref = timed_pair(ours, ref, a.repeats)
-        rows.append({"pair": name, "ours_s": round(t_ours, 4), "quantus_s": round(t_ref, 4),
-                     "quantus_over_ours": round(t_ref / t_ours, 2)})
+        rows.append(
+            {
+                "pair": name,
+                "ours_s": round(t_ours, 4),
+                "quantus_s": round(t_ref, 4),
+                "quantus_over_ours": round(t_ref / t_ours, 2),
+            }
+        )
         print(f"{name:<55} {t_ours:8.3f} {t_ref:10.3f} {t_ref / t_ours:6.1f}")
     if a.out:
-        storage.write_json(a.out, {"rows": rows, "settings": vars(a) | {"out": str(a.out)},
-                                   "torch_threads": torch.get_num_threads(), "cpu": platform.processor(),
-                                   "machine": platform.machine(), "torch": torch.__version__,
-                                   "quantus": quantus.__version__, "numpy": np.__version__,
-                                   "date": time.strftime("%Y-%m-%d")})
+        storage.write_json(
+            a.out,
+            {
+                "rows": rows,
+                "settings": vars(a) | {"out": str(a.out)},
+                "torch_threads": torch.get_num_threads(),
+                "cpu": platform.processor(),
+                "machine": platform.machine(),
+                "torch": torch.__version__,
+                "quantus": quantus.__version__,
+                "numpy": np.__version__,
+                "date": time.strftime("%Y-%m-%d"),
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import platform
 import sys
@@ -30,7 +29,6 @@ import types
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from robinterp import storage
@@ -67,7 +65,7 @@ def matmul_rate(device) -> dict:
             a @ b
         sync(device)
         best = min(best, (time.perf_counter() - t) / 4)
-    return {"dtype": str(dtype).removeprefix("torch."), "n": n, "flops_per_s": 2 * n ** 3 / best}
+    return {"dtype": str(dtype).removeprefix("torch."), "n": n, "flops_per_s": 2 * n**3 / best}
 
 
 def fastest(blocks: dict, repeats: int, device) -> dict:
@@ -78,7 +76,7 @@ def fastest(blocks: dict, repeats: int, device) -> dict:
     sync(device)
     best = {k: float("inf") for k in blocks}
     for r in range(repeats):
-        for k, fn in (list(blocks.items()) if r % 2 == 0 else list(blocks.items())[::-1]):
+        for k, fn in list(blocks.items()) if r % 2 == 0 else list(blocks.items())[::-1]:
             sync(device)
             t = time.perf_counter()
             fn()
@@ -122,14 +120,23 @@ def robustness_blocks(arch, width, x, y, eps, step, steps, iters, device):
     ds = types.SimpleNamespace(mean=torch.tensor(MEAN), std=torch.tensor(STD))
     model = AttackerModel(Backbone(net), ds).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    args = types.SimpleNamespace(eps=eps, constraint="2", attack_lr=step, attack_steps=steps, random_start=False,
-                                 random_restarts=0, use_best=False, custom_eps_multiplier=None,
-                                 mixed_precision=False)
+    args = types.SimpleNamespace(
+        eps=eps,
+        constraint="2",
+        attack_lr=step,
+        attack_steps=steps,
+        random_start=False,
+        random_restarts=0,
+        use_best=False,
+        custom_eps_multiplier=None,
+        mixed_precision=False,
+    )
     loader = [(x, y)] * iters
 
     def run(adv):
         with cpu_shim(device), contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar
             _model_loop(args, "train", loader, model, opt, 0, adv, None)
+
     return {"robustness standard": lambda: run(False), f"robustness PGD-{steps}": lambda: run(True)}
 
 
@@ -152,12 +159,12 @@ def ours_blocks(arch, width, x, y, eps, step, steps, iters, device, speed):
             train_step(cfg, model, model, model, opt, xs, y, len(y), None, sums)
         flops[name] = counter.get_total_flops()
         # as in train._train: the step and the attack each run a compiled wrapper of the model
-        step_model, attack_model = ((torch.compile(model), torch.compile(model)) if cfg.compile
-                                    else (model, model))
+        step_model, attack_model = (torch.compile(model), torch.compile(model)) if cfg.compile else (model, model)
 
         def run(cfg=cfg, model=model, step_model=step_model, attack_model=attack_model, opt=opt, sums=sums, xs=xs):
             for _ in range(iters):
                 train_step(cfg, model, step_model, attack_model, opt, xs, y, len(y), None, sums)
+
         out[f"robinterp {name}"] = run
     return out, flops
 
@@ -193,13 +200,29 @@ def bench_case(arch, size, eps, step, device, speed, repeats, settings, with_pee
     attack_seconds = fastest(attack, 2 * repeats, device)  # short blocks: more draws against noise
     rows = []
     for name, s in seconds.items():
-        rows.append({"case": f"{arch} {size}px", "method": name, "images_per_s": batch * iters / s,
-                     "seconds_per_step": s / iters})
+        rows.append(
+            {
+                "case": f"{arch} {size}px",
+                "method": name,
+                "images_per_s": batch * iters / s,
+                "seconds_per_step": s / iters,
+            }
+        )
     for name, s in attack_seconds.items():
         rows.append({"case": f"{arch} {size}px", "method": name, "images_per_s": batch / s, "seconds_per_step": s})
-    return {"arch": arch, "image_size": size, "width": width, "batch": batch, "pgd_steps": steps,
-            "eps": eps, "step_size": step, "timed_steps_per_block": iters, "flops_per_step": flops,
-            "rows": rows, **peers}
+    return {
+        "arch": arch,
+        "image_size": size,
+        "width": width,
+        "batch": batch,
+        "pgd_steps": steps,
+        "eps": eps,
+        "step_size": step,
+        "timed_steps_per_block": iters,
+        "flops_per_step": flops,
+        "rows": rows,
+        **peers,
+    }
 
 
 def main(argv=None):
@@ -215,12 +238,19 @@ def main(argv=None):
     a = p.parse_args(argv)
     device = resolve_device(a.device)
     cuda = device.type == "cuda"
-    speed = {"amp": cuda and not a.no_amp, "channels_last": cuda and not a.no_channels_last,
-             "fused": cuda, "compile": a.compile}
+    speed = {
+        "amp": cuda and not a.no_amp,
+        "channels_last": cuda and not a.no_channels_last,
+        "fused": cuda,
+        "compile": a.compile,
+    }
     settings = SETTINGS["cuda" if cuda else "cpu"]
     peak = matmul_rate(device)
-    cases = [bench_case(arch, size, eps, step, device, speed, a.repeats, settings, not a.no_peers)
-             for arch, size, eps, step in CASES if arch in a.cases]
+    cases = [
+        bench_case(arch, size, eps, step, device, speed, a.repeats, settings, not a.no_peers)
+        for arch, size, eps, step in CASES
+        if arch in a.cases
+    ]
     for case in cases:  # MFU of our steps
         for row in case["rows"]:
             kind = row["method"].removeprefix("robinterp ").removeprefix("robustness ")
@@ -230,25 +260,38 @@ def main(argv=None):
                 row["mfu"] = achieved / peak["flops_per_s"]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}"
     result = {
-        "device": str(device), "device_name": name, "threads": torch.get_num_threads(),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "amp_bf16": speed["amp"],
-        "channels_last": speed["channels_last"], "fused_optimizer": speed["fused"], "compile": speed["compile"], "matmul_peak": peak, "cases": cases,
-        "notes": ("CPU: width-reduced models, small batches, few PGD steps (see each case); robustness runs "
-                  "its unchanged training loop with `.cuda()` made the identity on CPU. robustness has no "
-                  "bf16 path (apex amp only), so on CUDA it runs fp32 while robinterp runs its defaults "
-                  "(bf16 autocast, channels_last, fused SGD); rerun with --no-amp for fp32 vs fp32. "
-                  "MFU counts FLOPs from torch.utils.flop_counter (conv/matmul only) and for peer rows "
-                  "uses the same FLOPs (same model and attack)."),
+        "device": str(device),
+        "device_name": name,
+        "threads": torch.get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "amp_bf16": speed["amp"],
+        "channels_last": speed["channels_last"],
+        "fused_optimizer": speed["fused"],
+        "compile": speed["compile"],
+        "matmul_peak": peak,
+        "cases": cases,
+        "notes": (
+            "CPU: width-reduced models, small batches, few PGD steps (see each case); robustness runs "
+            "its unchanged training loop with `.cuda()` made the identity on CPU. robustness has no "
+            "bf16 path (apex amp only), so on CUDA it runs fp32 while robinterp runs its defaults "
+            "(bf16 autocast, channels_last, fused SGD); rerun with --no-amp for fp32 vs fp32. "
+            "MFU counts FLOPs from torch.utils.flop_counter (conv/matmul only) and for peer rows "
+            "uses the same FLOPs (same model and attack)."
+        ),
         "provenance": storage.provenance(argv=sys.argv[1:]),
     }
     out = a.out or RESULTS / f"train_{device.type}.json"
     storage.write_json(out, result)
-    print(f"device {name}  threads {torch.get_num_threads()}  matmul {peak['dtype']} "
-          f"{peak['flops_per_s'] / 1e12:.3f} TFLOP/s")
+    print(
+        f"device {name}  threads {torch.get_num_threads()}  matmul {peak['dtype']} "
+        f"{peak['flops_per_s'] / 1e12:.3f} TFLOP/s"
+    )
     print(f"{'case':<22}{'method':<30}{'images/s':>12}{'s/step':>10}{'MFU':>8}")
     for case in cases:
-        print(f"# {case['arch']} width {case['width']} batch {case['batch']} PGD-{case['pgd_steps']} "
-              f"GFLOP/step {', '.join(f'{k} {v / 1e9:.2f}' for k, v in case['flops_per_step'].items())}")
+        print(
+            f"# {case['arch']} width {case['width']} batch {case['batch']} PGD-{case['pgd_steps']} "
+            f"GFLOP/step {', '.join(f'{k} {v / 1e9:.2f}' for k, v in case['flops_per_step'].items())}"
+        )
         for r in case["rows"]:
             mfu = f"{100 * r['mfu']:.1f}%" if "mfu" in r else ""
             print(f"{r['case']:<22}{r['method']:<30}{r['images_per_s']:>12.1f}{r['seconds_per_step']:>10.3f}{mfu:>8}")

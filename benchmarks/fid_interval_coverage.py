@@ -6,7 +6,8 @@ with its estimate and 95% interval (--rounds half-samples). Reports how often th
 its own estimate, E[FID_n] (what it targets: FID at this n) and the population FD (which it does
 not target: FID's bias pushes FID_n above FD when n is small against the dimension).
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/fid_interval_coverage.py --out benchmarks/results/fid_interval_coverage.json
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/fid_interval_coverage.py \
+        --out benchmarks/results/fid_interval_coverage.json
 """
 
 from __future__ import annotations
@@ -43,9 +44,17 @@ def regime(d, n1, n2, shift, same, reps, rounds, mc, seed):
         covers_expected += iv["low"] <= expected <= iv["high"]
         covers_fd += iv["low"] <= fd <= iv["high"]
         widths.append(iv["high"] - iv["low"])
-    return {"dims": d, "n1": n1, "n2": n2, "population_fd": round(fd, 4), "expected_fid_n": round(expected, 4),
-            "estimate_inside": inside / reps, "coverage_expected_fid_n": covers_expected / reps,
-            "coverage_population_fd": covers_fd / reps, "mean_width": round(float(np.mean(widths)), 4)}
+    return {
+        "dims": d,
+        "n1": n1,
+        "n2": n2,
+        "population_fd": round(fd, 4),
+        "expected_fid_n": round(expected, 4),
+        "estimate_inside": inside / reps,
+        "coverage_expected_fid_n": covers_expected / reps,
+        "coverage_population_fd": covers_fd / reps,
+        "mean_width": round(float(np.mean(widths)), 4),
+    }
 
 
 def main():
@@ -60,12 +69,23 @@ def main():
     for i, r in enumerate(REGIMES):
         row = regime(*r, a.reps, a.rounds, a.mc, seed=i)
         rows.append(row)
-        print(f"{row['dims']:4d} {row['n1']:4d} {row['n2']:4d} {row['population_fd']:8.3f} {row['expected_fid_n']:9.3f} "
-              f"{row['estimate_inside']:7.3f} {row['coverage_expected_fid_n']:6.3f} {row['coverage_population_fd']:7.3f}")
+        print(
+            f"{row['dims']:4d} {row['n1']:4d} {row['n2']:4d} {row['population_fd']:8.3f} {row['expected_fid_n']:9.3f} "
+            f"{row['estimate_inside']:7.3f} {row['coverage_expected_fid_n']:6.3f} {row['coverage_population_fd']:7.3f}"
+        )
     if a.out:
-        storage.write_json(a.out, {"level": 0.95, "rows": rows, "settings": vars(a) | {"out": str(a.out)},
-                                   "seconds": round(time.time() - start, 1), "machine": platform.machine(),
-                                   "numpy": np.__version__, "date": time.strftime("%Y-%m-%d")})
+        storage.write_json(
+            a.out,
+            {
+                "level": 0.95,
+                "rows": rows,
+                "settings": vars(a) | {"out": str(a.out)},
+                "seconds": round(time.time() - start, 1),
+                "machine": platform.machine(),
+                "numpy": np.__version__,
+                "date": time.strftime("%Y-%m-%d"),
+            },
+        )
 
 
 if __name__ == "__main__":

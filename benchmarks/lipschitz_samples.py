@@ -6,7 +6,7 @@ default of `metrics.interpretability.lipschitz_samples`.
                       robust_l2=results/demo/digits/models/robust_l2/model.pt
 
 The estimate is a maximum over k Gaussian neighbours x' = x + N(0, sigma^2) of
-||e(x) - e(x')|| / ||x - x'|| (`explanation_metrics.local_lipschitz_estimate`), so it grows with
+||e(x) - e(x')|| / ||x - x'|| (`attribution_metrics.local_lipschitz_estimate`), so it grows with
 k and a small k is biased low and noisy. For each model it draws `--max-samples` neighbours per
 image once (the pool; Quantus uses 200), then for each k in `--counts` takes `--rounds` random
 k-subsets of the pool and reports, averaged over the images: the estimate (the mean of the
@@ -30,20 +30,30 @@ import torch
 
 from robinterp import storage
 from robinterp.attacks import attack_mode
+from robinterp.attribution_metrics import explainer_of
 from robinterp.checkpoints import load_model
 from robinterp.config import default
 from robinterp.data import load_split
 from robinterp.device import resolve_device
-from robinterp.metrics import EXPLAINERS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEY = "dataset.metrics.interpretability"
 
 
-def ratio_pool(model, x, y, explainer: str, output: str, noise_std: float, samples: int, batch: int,
-               gen: torch.Generator) -> np.ndarray:
+def ratio_pool(
+    model,
+    x,
+    y,
+    explainer: str,
+    steps: int,
+    output: str,
+    noise_std: float,
+    samples: int,
+    batch: int,
+    gen: torch.Generator,
+) -> np.ndarray:
     """images x samples of ||e(x) - e(x')|| / ||x - x'||, each column one Gaussian neighbour per image."""
-    explain = EXPLAINERS[explainer](model, output, batch_size=batch)
+    explain = explainer_of(explainer, model, output, steps, batch)
     with attack_mode(model):
         a = explain(x.contiguous(), y).detach().flatten(1).double()
         cols = []
@@ -70,8 +80,14 @@ def settle(pools: dict[str, np.ndarray], counts: list[int], rounds: int, seed: i
             n, size = pool.shape
             picks = np.argsort(rng.random((rounds, n, size)), axis=2)[..., :k]  # k of the pool, per round and image
             est[name] = np.take_along_axis(pool[None].repeat(rounds, 0), picks, 2).max(2).mean(1)  # rounds
-            out["models"][name].append({"k": k, "mean": float(est[name].mean()), "sd": float(est[name].std()),
-                                        "share_of_pool": float(est[name].mean() / full[name])})
+            out["models"][name].append(
+                {
+                    "k": k,
+                    "mean": float(est[name].mean()),
+                    "sd": float(est[name].std()),
+                    "share_of_pool": float(est[name].mean() / full[name]),
+                }
+            )
         stacked = np.stack([est[name] for name in order], 1)  # rounds x models, in the pool's order
         out["order_agreement"].append({"k": k, "share": float((np.diff(stacked, axis=1) > 0).all(1).mean())})
     out["pool_estimate"] = {name: float(v) for name, v in full.items()}
@@ -95,32 +111,58 @@ def main(argv=None):
         p.error("--counts above --max-samples")
     device = resolve_device(a.device)
     explainer, output = default(f"{KEY}.explainer"), default(f"{KEY}.output")
+    steps = default(f"{KEY}.explainer_steps")
     noise_std = default(f"{KEY}.lipschitz_noise")
     split = load_split(a.test)
-    idx = np.sort(np.random.default_rng(a.seed).permutation(len(split.labels))[:a.images])
+    idx = np.sort(np.random.default_rng(a.seed).permutation(len(split.labels))[: a.images])
     x, y = (t.to(device) for t in split.tensors(idx))
     pools, seconds = {}, {}
     for item in a.checkpoints:
         name, _, path = item.partition("=")
         model, _ = load_model(Path(path), device)
         start = time.perf_counter()
-        pools[name] = ratio_pool(model, x, y, explainer, output, noise_std, a.max_samples, a.batch_size,
-                                 torch.Generator().manual_seed(a.seed))
+        pools[name] = ratio_pool(
+            model,
+            x,
+            y,
+            explainer,
+            steps,
+            output,
+            noise_std,
+            a.max_samples,
+            a.batch_size,
+            torch.Generator().manual_seed(a.seed),
+        )
         seconds[name] = time.perf_counter() - start
-    result = {"device": str(device), "device_name": platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "test": str(a.test), "checkpoints": a.checkpoints,
-              "images": len(idx), "explainer": explainer, "output": output, "noise_std": noise_std,
-              "max_samples": a.max_samples, "rounds": a.rounds, "seconds_for_pool": seconds,
-              **settle(pools, a.counts, a.rounds, a.seed), "provenance": storage.provenance(argv=sys.argv[1:])}
+    result = {
+        "device": str(device),
+        "device_name": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "test": str(a.test),
+        "checkpoints": a.checkpoints,
+        "images": len(idx),
+        "explainer": explainer,
+        "output": output,
+        "noise_std": noise_std,
+        "max_samples": a.max_samples,
+        "rounds": a.rounds,
+        "seconds_for_pool": seconds,
+        **settle(pools, a.counts, a.rounds, a.seed),
+        "provenance": storage.provenance(argv=sys.argv[1:]),
+    }
     out = a.out or RESULTS / f"lipschitz_samples_{device.type}.json"
     storage.write_json(out, result)
     names = list(pools)
-    print(f"{len(idx)} images, {explainer} on the {output}, noise sd {noise_std}, pool {a.max_samples} neighbours, "
-          f"{a.rounds} rounds per k; order at the pool: {' < '.join(result['order_at_pool'])}")
+    print(
+        f"{len(idx)} images, {explainer} on the {output}, noise sd {noise_std}, pool {a.max_samples} neighbours, "
+        f"{a.rounds} rounds per k; order at the pool: {' < '.join(result['order_at_pool'])}"
+    )
     print(f"{'k':>5}" + "".join(f"{n + ' mean (sd, % of pool)':>38}" for n in names) + f"{'order kept':>12}")
     for i, k in enumerate(a.counts):
-        cells = "".join(f"{r['mean']:>18.4f} ({r['sd']:.4f}, {100 * r['share_of_pool']:5.1f}%)"
-                        for r in (result["models"][n][i] for n in names))
+        cells = "".join(
+            f"{r['mean']:>18.4f} ({r['sd']:.4f}, {100 * r['share_of_pool']:5.1f}%)"
+            for r in (result["models"][n][i] for n in names)
+        )
         print(f"{k:>5}{cells}{100 * result['order_agreement'][i]['share']:>11.1f}%")
     print(f"-> {out}")
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-MB = 2 ** 20
+MB = 2**20
 
 # verb -> what scales with N (documentation for the table; the settings are in `verb_argv`)
 SCALED = {
@@ -69,15 +69,32 @@ def make_inputs(root: Path, n: int, *, arch: str, width: float, size: int, class
     torch.manual_seed(seed)
     mean, std = [0.5] * 3, [0.25] * 3
     model = build_model(arch, classes, mean, std, width).eval()
-    save_checkpoint(root / "model.pt", model, {"name": arch, "width": width, "num_classes": classes,
-                                               "mean": mean, "std": std}, names, epoch=0, metrics={})
+    save_checkpoint(
+        root / "model.pt",
+        model,
+        {"name": arch, "width": width, "num_classes": classes, "mean": mean, "std": std},
+        names,
+        epoch=0,
+        metrics={},
+    )
     images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
     np.save(root / "images.npy", images)
     x = images.transpose(0, 3, 1, 2).astype(np.float32) / 255
-    np.savez(root / "attributions.npz", images=x, attributions=rng.normal(size=x.shape).astype(np.float32),
-             labels=np.arange(n) % classes, preds=np.arange(n) % classes, output=np.array("prob"))
-    np.savez(root / "features.npz", features=rng.normal(size=(n, 2048)), index=np.arange(n),
-             images_sha256="synthetic", source="synthetic")
+    np.savez(
+        root / "attributions.npz",
+        images=x,
+        attributions=rng.normal(size=x.shape).astype(np.float32),
+        labels=np.arange(n) % classes,
+        preds=np.arange(n) % classes,
+        output=np.array("probability"),
+    )
+    np.savez(
+        root / "features.npz",
+        features=rng.normal(size=(n, 2048)),
+        index=np.arange(n),
+        images_sha256="synthetic",
+        source="synthetic",
+    )
     return root
 
 
@@ -90,43 +107,124 @@ def verb_argv(verb: str, inputs: Path, out: Path, n: int, classes: int, batch_si
     analysis = [*model, "--data", str(i / "test"), "--meta", str(out / "meta.json")]
     if verb == "evaluate":
         # PGD's memory; AutoAttack's batches are the same (its host copies: docs/scale.md)
-        return [*model, "--data", str(i / "test"), "--out", str(out / "accuracy.json"), "--settings", json.dumps({
-            "eval_attack": {"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": steps},
-            "evaluation": {"batch_size": b, "autoattack": False}, "device": "cpu"})]
+        return [
+            *model,
+            "--data",
+            str(i / "test"),
+            "--out",
+            str(out / "accuracy.json"),
+            "--settings",
+            json.dumps(
+                {
+                    "eval_attack": {"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": steps},
+                    "evaluation": {"batch_size": b, "autoattack": False},
+                    "device": "cpu",
+                }
+            ),
+        ]
     if verb == "ig":
-        return [*analysis, *settings("analyses.ig", {"num_images": n, "steps": 1, "trials": 1, "batch_size": b}),
-                "--out", str(out / "attributions.npz")]
+        return [
+            *analysis,
+            *settings("analyses.ig", {"num_images": n, "steps": 1, "trials": 1, "batch_size": b}),
+            "--out",
+            str(out / "attributions.npz"),
+        ]
     if verb == "shap":
-        return [*analysis, "--train", str(i / "train"), "--out", str(out / "attributions.npz"),
-                *settings("analyses.shap", {"num_images": n, "background": n, "nsamples": 1, "batch_size": b})]
+        return [
+            *analysis,
+            "--train",
+            str(i / "train"),
+            "--out",
+            str(out / "attributions.npz"),
+            *settings("analyses.shap", {"num_images": n, "background": n, "nsamples": 1, "batch_size": b}),
+        ]
     if verb == "class-generation":
-        return [*analysis, *settings("analyses.class_generation", {
-            "per_class": max(1, n // classes), "downsample": 4, "eps": 30, "step_size": 0.5, "steps": steps,
-            "batch_size": b}),
-                *(x for name in ("images", "seeds", "labels") for x in (f"--out-{name}", str(out / f"{name}.npy")))]
+        return [
+            *analysis,
+            *settings(
+                "analyses.class_generation",
+                {
+                    "per_class": max(1, n // classes),
+                    "downsample": 4,
+                    "eps": 30,
+                    "step_size": 0.5,
+                    "steps": steps,
+                    "batch_size": b,
+                },
+            ),
+            *(x for name in ("images", "seeds", "labels") for x in (f"--out-{name}", str(out / f"{name}.npy"))),
+        ]
     if verb == "inversion":
-        return [*analysis, *settings("analyses.inversion", {"num_images": max(1, n // 2), "steps": steps, "batch_size": b}),
-                *(x for name in ("targets", "sources", "inverted") for x in (f"--out-{name}", str(out / f"{name}.npy")))]
+        return [
+            *analysis,
+            *settings("analyses.inversion", {"num_images": max(1, n // 2), "steps": steps, "batch_size": b}),
+            *(x for name in ("targets", "sources", "inverted") for x in (f"--out-{name}", str(out / f"{name}.npy"))),
+        ]
     if verb == "feature-vis":
-        return [*analysis, *settings("analyses.feature_vis", {"num_neurons": 2, "steps": steps, "top_k": 2, "batch_size": b}),
-                "--out", str(out / "features.npz")]
+        return [
+            *analysis,
+            *settings("analyses.feature_vis", {"num_neurons": 2, "steps": steps, "top_k": 2, "batch_size": b}),
+            "--out",
+            str(out / "features.npz"),
+        ]
     if verb == "interpretability-metrics":
-        return [*model, "--test", str(i / "test"), "--attributions", f"ig={i / 'attributions.npz'}",
-                "--out", str(out / "metrics.json"),
-                *settings("metrics.interpretability", {
-                    "sample": n, "steps": 1, "infidelity_samples": 2, "sensitivity_images": n, "sensitivity_samples": 2,
-                    "explainer": "saliency", "batch_size": b, "bootstrap": 20, "faithfulness_runs": 4,
-                    "lipschitz_samples": 2})]
+        return [
+            *model,
+            "--test",
+            str(i / "test"),
+            "--attributions",
+            f"ig={i / 'attributions.npz'}",
+            "--out",
+            str(out / "metrics.json"),
+            *settings(
+                "metrics.interpretability",
+                {
+                    "sample": n,
+                    "steps": 1,
+                    "infidelity_samples": 2,
+                    "sensitivity_images": n,
+                    "sensitivity_samples": 2,
+                    "explainer": "saliency",
+                    "batch_size": b,
+                    "bootstrap": 20,
+                    "faithfulness_runs": 4,
+                    "lipschitz_samples": 2,
+                },
+            ),
+        ]
     if verb == "inception-features":
-        return ["--images", str(i / "test"), "--set", f"metrics.fid.batch_size={b}", "--set", "device=cpu",
-                "--out", str(out / "features.npz")]
+        return [
+            "--images",
+            str(i / "test"),
+            "--set",
+            f"metrics.fid.batch_size={b}",
+            "--set",
+            "device=cpu",
+            "--out",
+            str(out / "features.npz"),
+        ]
     if verb == "fid":
-        return ["--real", str(i / "features.npz"), "--fake", str(i / "images.npy"),
-                *settings("metrics.fid", {"batch_size": b, "interval_rounds": 0}), "--out", str(out / "fid.json")]
+        return [
+            "--real",
+            str(i / "features.npz"),
+            "--fake",
+            str(i / "images.npy"),
+            *settings("metrics.fid", {"batch_size": b, "interval_rounds": 0}),
+            "--out",
+            str(out / "fid.json"),
+        ]
     if verb == "inversion-distance":
-        return ["--targets", str(i / "images.npy"), "--inverted", str(i / "images.npy"), "--sources",
-                str(i / "images.npy"), *settings("metrics.inversion", {"batch_size": b, "bootstrap": 20}),
-                "--out", str(out / "distance.json")]
+        return [
+            "--targets",
+            str(i / "images.npy"),
+            "--inverted",
+            str(i / "images.npy"),
+            "--sources",
+            str(i / "images.npy"),
+            *settings("metrics.inversion", {"batch_size": b, "bootstrap": 20}),
+            "--out",
+            str(out / "distance.json"),
+        ]
     raise ValueError(f"unknown verb {verb!r}; choose from {sorted(SCALED)}")
 
 
@@ -156,23 +254,42 @@ def peak_rss(argv: list[str], env: dict | None = None) -> tuple[float, float, fl
     import tempfile
 
     with tempfile.NamedTemporaryFile(suffix=".peak") as mark:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), "PEAK_RSS_FILE": mark.name,
-               **(env or {})}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(ROOT / "src"),
+            "PEAK_RSS_FILE": mark.name,
+            **(env or {}),
+        }
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", _RUNNER, *argv], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _RUNNER, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         output = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"robinterp {argv[0]} exited {os.waitstatus_to_exitcode(status)}:\n"
-                               f"{output.decode()[-3000:]}")
+            raise RuntimeError(
+                f"robinterp {argv[0]} exited {os.waitstatus_to_exitcode(status)}:\n{output.decode()[-3000:]}"
+            )
         verb_kb = int(Path(mark.name).read_text())
     return verb_kb / 1024, usage.ru_maxrss / 1024, time.perf_counter() - start  # both kB on Linux
 
 
-def measure(verbs, counts, root: Path, *, arch: str, width: float, size: int, classes: int, batch_size: int,
-            torch_home: Path | None = None, mmap_threshold: int | None = None, steps: int = 1,
-            batch_is_n: bool = False) -> dict:
+def measure(
+    verbs,
+    counts,
+    root: Path,
+    *,
+    arch: str,
+    width: float,
+    size: int,
+    classes: int,
+    batch_size: int,
+    torch_home: Path | None = None,
+    mmap_threshold: int | None = None,
+    steps: int = 1,
+    batch_is_n: bool = False,
+) -> dict:
     """{verb: {n: {"peak_rss_mb", "process_peak_rss_mb", "seconds"}}} for every verb at every count.
 
     `mmap_threshold` (bytes) fixes glibc's mmap threshold in the verbs: freed batch buffers then
@@ -189,8 +306,11 @@ def measure(verbs, counts, root: Path, *, arch: str, width: float, size: int, cl
             out.mkdir(parents=True, exist_ok=True)
             b = n if batch_is_n else batch_size
             mb, process_mb, sec = peak_rss([v, *verb_argv(v, inputs, out, n, classes, b, steps)], env)
-            results[v][n] = {"peak_rss_mb": round(mb, 1), "process_peak_rss_mb": round(process_mb, 1),
-                             "seconds": round(sec, 1)}
+            results[v][n] = {
+                "peak_rss_mb": round(mb, 1),
+                "process_peak_rss_mb": round(process_mb, 1),
+                "seconds": round(sec, 1),
+            }
     return results
 
 
@@ -217,8 +337,11 @@ def main():
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--verbs", nargs="+", default=list(SCALED))
     p.add_argument("--torch-home", type=Path, default=None, help="holds pytorch-fid's weights (hub/checkpoints)")
-    p.add_argument("--batch-is-n", action="store_true",
-                   help="batch size = N: one batch per run, so the growth is the activations of one batch")
+    p.add_argument(
+        "--batch-is-n",
+        action="store_true",
+        help="batch size = N: one batch per run, so the growth is the activations of one batch",
+    )
     p.add_argument("--steps", type=int, default=1, help="PGD iterations of evaluate and the visualisations")
     p.add_argument("--mmap-threshold", type=int, default=None, help="fix glibc's mmap threshold (bytes)")
     p.add_argument("--work", type=Path, default=Path("/tmp/robinterp_peak_memory"))
@@ -226,9 +349,20 @@ def main():
     a = p.parse_args()
     verbs = [v for v in a.verbs if v not in INCEPTION_VERBS or fid_weights_ready(a.torch_home)]
     skipped = sorted(set(a.verbs) - set(verbs))
-    res = measure(verbs, a.n, a.work, arch=a.arch, width=a.width, size=a.size, classes=a.classes,
-                  batch_size=a.batch_size, torch_home=a.torch_home, mmap_threshold=a.mmap_threshold, steps=a.steps,
-                  batch_is_n=a.batch_is_n)
+    res = measure(
+        verbs,
+        a.n,
+        a.work,
+        arch=a.arch,
+        width=a.width,
+        size=a.size,
+        classes=a.classes,
+        batch_size=a.batch_size,
+        torch_home=a.torch_home,
+        mmap_threshold=a.mmap_threshold,
+        steps=a.steps,
+        batch_is_n=a.batch_is_n,
+    )
     n0, n1 = min(a.n), max(a.n)
     batch = "batch = N" if a.batch_is_n else f"batch {a.batch_size}"
     print(f"{a.arch} width {a.width} at {a.size} px, {batch}; the verb's peak RSS (MB) at N = {a.n}")
@@ -243,11 +377,30 @@ def main():
         import torch
 
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps({
-            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} {os.cpu_count()} cores",
-            "torch": torch.__version__, "arch": a.arch, "width": a.width, "size": a.size, "classes": a.classes,
-            "batch_size": a.batch_size, "counts": a.n, "mmap_threshold": a.mmap_threshold, "steps": a.steps, "batch_is_n": a.batch_is_n, "float32_image_mb": image_mb(1, a.size),
-            "scaled": {v: SCALED[v] for v in res}, "results": res, "skipped": skipped}, indent=1) + "\n")
+        a.out.write_text(
+            json.dumps(
+                {
+                    "date": time.strftime("%Y-%m-%d"),
+                    "machine": f"{platform.machine()} {os.cpu_count()} cores",
+                    "torch": torch.__version__,
+                    "arch": a.arch,
+                    "width": a.width,
+                    "size": a.size,
+                    "classes": a.classes,
+                    "batch_size": a.batch_size,
+                    "counts": a.n,
+                    "mmap_threshold": a.mmap_threshold,
+                    "steps": a.steps,
+                    "batch_is_n": a.batch_is_n,
+                    "float32_image_mb": image_mb(1, a.size),
+                    "scaled": {v: SCALED[v] for v in res},
+                    "results": res,
+                    "skipped": skipped,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

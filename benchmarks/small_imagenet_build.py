@@ -73,9 +73,16 @@ def main() -> None:
         make_tree(tmp / "ilsvrc", classes, per_class, val_per_class)
         files = list((tmp / "ilsvrc").rglob("*.JPEG"))
         mean_kb = sum(f.stat().st_size for f in files) / len(files) / 1024
-        cfg = BuildConfig.of(train_dir=str(tmp / "ilsvrc/train"), val_dir=str(tmp / "ilsvrc/val"), classes=classes,
-                          train_per_class=per_class - 4, val_per_class=4, test_per_class=val_per_class,
-                          imagenetv2_per_class=0, image_size=128)
+        cfg = BuildConfig.of(
+            train_dir=str(tmp / "ilsvrc/train"),
+            val_dir=str(tmp / "ilsvrc/val"),
+            classes=classes,
+            train_per_class=per_class - 4,
+            val_per_class=4,
+            test_per_class=val_per_class,
+            imagenetv2_per_class=0,
+            image_size=128,
+        )
         n = classes * (per_class + val_per_class)
         t0 = time.perf_counter()  # one process, no pool: the cost of one image on one core
         for f in files[:50]:
@@ -96,15 +103,22 @@ def main() -> None:
     rate = n / decode_s
     decode_min = {f"{k}_cores": round(PAPER_IMAGES * ms_per_image_core / k / 60_000, 1) for k in (2, 8, 16)}
     result = {
-        "images": n, "workers": a.workers, "source_jpeg_kb_mean": round(mean_kb, 1), "source_size": [500, 375],
-        "image_size": 128, "ms_per_image_one_core": round(ms_per_image_core, 2),
-        "seconds_total": round(seconds, 2), "seconds_decoding": round(decode_s, 2), "images_per_s": round(rate, 1),
+        "images": n,
+        "workers": a.workers,
+        "source_jpeg_kb_mean": round(mean_kb, 1),
+        "source_size": [500, 375],
+        "image_size": 128,
+        "ms_per_image_one_core": round(ms_per_image_core, 2),
+        "seconds_total": round(seconds, 2),
+        "seconds_decoding": round(decode_s, 2),
+        "images_per_s": round(rate, 1),
         "seconds_writing": round(seconds - decode_s, 2),  # mostly fixed: git for provenance, 3 splits
         "write_ms_per_image": round(write_s_per_image * 1000, 3),
         "extrapolated_minutes_for_paper_at_this_rate": round(PAPER_IMAGES * (1 / rate + write_s_per_image) / 60, 1),
         "extrapolated_decode_minutes_for_paper_on_idle_cores": decode_min,
         "extrapolated_write_minutes_for_paper": round(PAPER_IMAGES * write_s_per_image / 60, 1),
-        "paper_images_decoded": PAPER_IMAGES, "paper_output_gb": round(PAPER_BYTES / 1e9, 2),
+        "paper_images_decoded": PAPER_IMAGES,
+        "paper_output_gb": round(PAPER_BYTES / 1e9, 2),
         "output_bytes_per_image": out_bytes / n,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
         "provenance": storage.provenance(),

@@ -23,8 +23,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--mute-audio"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
 
@@ -73,19 +82,25 @@ def embedded_images(report_html: str) -> dict[str, str]:
     if found is None:
         return {}
     results, _ = json.JSONDecoder().raw_decode(report_html, found.end())
-    return {name: r["data_uri"] for name, r in results.items()
-            if str(r.get("mime_type", "")).startswith("image/") and r.get("data_uri")}
+    return {
+        name: r["data_uri"]
+        for name, r in results.items()
+        if str(r.get("mime_type", "")).startswith("image/") and r.get("data_uri")
+    }
 
 
 def broken_images(browser: str, images: dict[str, str], timeout: float = 120) -> list[str]:
     """Names of images the browser cannot decode (checked on one generated page)."""
     if not images:
         return []
-    tags = "\n".join(f'<img id="i{i}" data-name="{html.escape(name)}" src="{uri}">'
-                     for i, (name, uri) in enumerate(images.items()))
-    script = ("<script>window.addEventListener('load', () => { for (const img of document.images) "
-              "img.setAttribute('data-ok', img.complete && img.naturalWidth > 0 ? 'yes' : 'no'); "
-              "document.body.setAttribute('data-done', 'yes'); });</script>")
+    tags = "\n".join(
+        f'<img id="i{i}" data-name="{html.escape(name)}" src="{uri}">' for i, (name, uri) in enumerate(images.items())
+    )
+    script = (
+        "<script>window.addEventListener('load', () => { for (const img of document.images) "
+        "img.setAttribute('data-ok', img.complete && img.naturalWidth > 0 ? 'yes' : 'no'); "
+        "document.body.setAttribute('data-done', 'yes'); });</script>"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "images.html"
         page.write_text(f"<!doctype html><html><body>{tags}{script}</body></html>")
@@ -100,8 +115,9 @@ def check_report(path: Path, expect: list[str] = (), browser: str | None = None)
     """Run every check; raise ReportError on the first failure, else return what was seen."""
     browser = browser or find_chromium()
     if browser is None:
-        raise FileNotFoundError(f"no chromium found (looked for {', '.join(CHROMIUM_NAMES)}); "
-                                "install it with `apt-get install -y chromium`")
+        raise FileNotFoundError(
+            f"no chromium found (looked for {', '.join(CHROMIUM_NAMES)}); install it with `apt-get install -y chromium`"
+        )
     report_html = Path(path).read_text(errors="replace")
     text = visible_text(rendered_dom(browser, Path(path)))
     if len(text) < 20:
@@ -137,8 +153,10 @@ def main(argv=None) -> int:
     except (ReportError, subprocess.TimeoutExpired) as e:
         print(f"report check FAILED: {e}", file=sys.stderr)
         return 1
-    print(f"report check ok: {a.report} ({seen['text_chars']} characters of text, "
-          f"{seen['screenshot_colours']} colours on screen, {seen['images']} images decode)")
+    print(
+        f"report check ok: {a.report} ({seen['text_chars']} characters of text, "
+        f"{seen['screenshot_colours']} colours on screen, {seen['images']} images decode)"
+    )
     return 0
 
 

@@ -8,10 +8,10 @@ Run by `make lock` in a freshly built venv; `make install` then installs from th
 from __future__ import annotations
 
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -59,13 +59,16 @@ def main() -> None:
     dists = installed()
     pins = {name: dists[name].version for name in sorted(dists)}
     python = ".".join(map(str, sys.version_info[:2]))
-    LOCK.write_text(HEADER.format(python=sys.version.split()[0]) +
-                    "".join(f"{dists[n].metadata['Name']}=={v}\n" for n, v in pins.items()))
+    LOCK.write_text(
+        HEADER.format(python=sys.version.split()[0])
+        + "".join(f"{dists[n].metadata['Name']}=={v}\n" for n, v in pins.items())
+    )
     runtime = sorted(closure(project["dependencies"], dists))
     text = CONDA.read_text()
-    head = text[:text.index("dependencies:")]
-    body = (f"dependencies:\n  - python={python}\n  - pip\n  - pip:\n" +
-            "".join(f"      - {dists[n].metadata['Name']}=={pins[n]}\n" for n in runtime))
+    head = text[: text.index("dependencies:")]
+    body = f"dependencies:\n  - python={python}\n  - pip\n  - pip:\n" + "".join(
+        f"      - {dists[n].metadata['Name']}=={pins[n]}\n" for n in runtime
+    )
     CONDA.write_text(head + body)
     print(f"lock: {len(pins)} packages -> {LOCK.name}; {len(runtime)} runtime packages -> {CONDA.relative_to(ROOT)}")
 

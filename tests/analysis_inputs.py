@@ -20,10 +20,14 @@ CLASSES = ["zero", "one", "two", "three"]
 COMPUTE = {
     "ig": ({"num_images": 3, "steps": 4, "trials": 2}, {"--out": "attributions.npz"}),
     "shap": ({"num_images": 3, "background": 8, "nsamples": 8}, {"--out": "attributions.npz"}),
-    "class-generation": ({"per_class": 2, "downsample": 2, "eps": 3, "step_size": 0.5, "steps": 3},
-                         {"--out-images": "images.npy", "--out-seeds": "seeds.npy", "--out-labels": "labels.npy"}),
-    "inversion": ({"num_images": 2, "steps": 3, "step_size": 0.2},
-                  {"--out-targets": "targets.npy", "--out-sources": "sources.npy", "--out-inverted": "inverted.npy"}),
+    "class-generation": (
+        {"per_class": 2, "downsample": 2, "eps": 3, "step_size": 0.5, "steps": 3},
+        {"--out-images": "images.npy", "--out-seeds": "seeds.npy", "--out-labels": "labels.npy"},
+    ),
+    "inversion": (
+        {"num_images": 2, "steps": 3, "step_size": 0.2},
+        {"--out-targets": "targets.npy", "--out-sources": "sources.npy", "--out-inverted": "inverted.npy"},
+    ),
     "feature-vis": ({"num_neurons": 2, "steps": 3, "step_size": 0.2, "top_k": 2}, {"--out": "features.npz"}),
 }
 
@@ -45,9 +49,19 @@ def make_inputs(root: Path) -> Path:
 def run_verb(method: str, inputs: Path, out: Path, variant: str = "v", device: str = "cpu") -> int:
     """`robinterp <method>` on the inputs, every output into `out`; returns the exit status."""
     cfg, outs = COMPUTE[method]
-    argv = [method, "--checkpoint", str(inputs / "model.pt"), "--data", str(inputs / "test"),
-            "--settings", json.dumps({f"analyses.{method.replace('-', '_')}": cfg, "device": device}), "--variant", variant,
-            "--meta", str(out / "meta.json")]
+    argv = [
+        method,
+        "--checkpoint",
+        str(inputs / "model.pt"),
+        "--data",
+        str(inputs / "test"),
+        "--settings",
+        json.dumps({f"analyses.{method.replace('-', '_')}": cfg, "device": device}),
+        "--variant",
+        variant,
+        "--meta",
+        str(out / "meta.json"),
+    ]
     argv += ["--train", str(inputs / "train")] if method == "shap" else []
     for flag, name in outs.items():
         argv += [flag, str(out / name)]

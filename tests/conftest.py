@@ -48,7 +48,7 @@ def _trained_once(digits_dir):
     for _ in range(6):
         perm = torch.randperm(len(data), generator=gen)
         for i in range(0, len(data), 64):
-            x, y = data.batch(perm[i:i + 64])
+            x, y = data.batch(perm[i : i + 64])
             loss = torch.nn.functional.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()

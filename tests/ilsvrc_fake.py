@@ -41,8 +41,15 @@ def write_corrupt(path: Path, kind: int) -> None:
         buf.unlink()
 
 
-def make_ilsvrc(root: Path, n_classes: int = 160, train_images: int = 8, val_images: int = 3,
-                v2_images: int = 2, corrupt_train: int = 1, seed: int = 0) -> dict:
+def make_ilsvrc(
+    root: Path,
+    n_classes: int = 160,
+    train_images: int = 8,
+    val_images: int = 3,
+    v2_images: int = 2,
+    corrupt_train: int = 1,
+    seed: int = 0,
+) -> dict:
     """Write the tree under `root`; return the paths a source block needs."""
     rng = np.random.default_rng(seed)
     train, val_folders, val_flat = root / "train", root / "val_folders", root / "val_flat"
@@ -67,6 +74,11 @@ def make_ilsvrc(root: Path, n_classes: int = 160, train_images: int = 8, val_ima
             write_image(v2 / str(c) / f"{i:040x}.jpeg", rng, k := k + 1)
     (root / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
     (root / "LOC_synset_mapping.txt").write_text("".join(f"{wnid(c)} class {c}, fake\n" for c in range(n_classes)))
-    return {"train_dir": str(train), "val_dir": str(val_folders), "val_flat": str(val_flat),
-            "val_labels": str(root / "LOC_val_solution.csv"), "imagenetv2_dir": str(v2),
-            "synset_mapping": str(root / "LOC_synset_mapping.txt")}
+    return {
+        "train_dir": str(train),
+        "val_dir": str(val_folders),
+        "val_flat": str(val_flat),
+        "val_labels": str(root / "LOC_val_solution.csv"),
+        "imagenetv2_dir": str(v2),
+        "synset_mapping": str(root / "LOC_synset_mapping.txt"),
+    }

@@ -30,7 +30,12 @@ def write_cifar10(root: Path, n_train: int = 100, n_test: int = 20, seed: int = 
         tint = np.array([[(40 * c) % 256, (90 * c) % 256, (150 * c) % 256] for c in labels], dtype=np.int64)
         noise = rng.integers(0, 120, (n, 3, 1024))
         data = np.clip(noise + tint[:, :, None], 0, 255).astype(np.uint8).reshape(n, 3072)
-        return {"batch_label": "fake", "labels": labels, "data": data, "filenames": [f"{offset + j}.png" for j in range(n)]}
+        return {
+            "batch_label": "fake",
+            "labels": labels,
+            "data": data,
+            "filenames": [f"{offset + j}.png" for j in range(n)],
+        }
 
     per = n_train // 5
     for i in range(1, 6):

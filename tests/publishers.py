@@ -29,7 +29,8 @@ IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 def import_publishers():
     if "torchvision.models.utils" not in sys.modules:
         sys.modules["torchvision.models.utils"] = types.SimpleNamespace(
-            load_state_dict_from_url=torch.hub.load_state_dict_from_url)
+            load_state_dict_from_url=torch.hub.load_state_dict_from_url
+        )
     pytest.importorskip("robustness.attacker", reason="test dependency: pip install -e '.[dev]'")
     from robinterp.zoo import import_robustbench
 
@@ -41,6 +42,15 @@ def checkpoint_settings(**block) -> list[str]:
     import json
 
     return ["--settings", json.dumps({"variant.checkpoint": block})]
+
+
+def import_file(fmt: str, arch: str, path, out, **given) -> dict:
+    """`published.import_published` with the checkpoint block's schema defaults for the keys a test leaves out."""
+    from robinterp.published import import_published
+    from robinterp.settings import default
+
+    block = {key: default(f"checkpoint.{key}") for key in ("sha256", "mean", "std", "num_classes", "width")}
+    return import_published(fmt, arch, path, out, **{**block, **given})
 
 
 def perturb(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -73,9 +83,13 @@ def madrylab_file(path: Path, kind: str, arch: str, key: str = "model", schedule
     ds = _robustness_dataset(kind)
     model = AttackerModel(perturb(ds.get_model(arch, False)), ds)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    sd_info = {key: torch.nn.DataParallel(model).state_dict(), "optimizer": opt.state_dict(),
-               "schedule": schedule if schedule is not None else torch.optim.lr_scheduler.StepLR(opt, 50).state_dict(),
-               "epoch": 150, "amp": None}
+    sd_info = {
+        key: torch.nn.DataParallel(model).state_dict(),
+        "optimizer": opt.state_dict(),
+        "schedule": schedule if schedule is not None else torch.optim.lr_scheduler.StepLR(opt, 50).state_dict(),
+        "epoch": 150,
+        "amp": None,
+    }
     torch.save(sd_info, path, pickle_module=dill, _use_new_zipfile_serialization=not legacy)
     return path
 
@@ -90,15 +104,27 @@ def madrylab_reference(path: Path, kind: str, arch: str, monkeypatch):
     return lambda x: model(x, with_image=False)
 
 
-def robustbench_file(model_dir: Path, name: str, net: torch.nn.Module, wrap: bool, keep_norm: bool,
-                     dataset: str = "cifar10", threat: str = "L2") -> Path:
+def robustbench_file(
+    model_dir: Path,
+    name: str,
+    net: torch.nn.Module,
+    wrap: bool,
+    keep_norm: bool,
+    dataset: str = "cifar10",
+    threat: str = "L2",
+) -> Path:
     """A RobustBench model-zoo file where robustbench's load_model looks for it."""
     path = model_dir / dataset / threat / f"{name}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     state = torch.nn.DataParallel(net).state_dict()
-    if not keep_norm:  # Engstrom2019Robustness / Rice2020Overfitting files lack mu/sigma (robustbench loads them non-strictly)
-        state = {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in ("mu", "sigma")
-                 and not k.startswith("module.normalize.")}
+    if (
+        not keep_norm
+    ):  # Engstrom2019Robustness / Rice2020Overfitting files lack mu/sigma (robustbench loads them non-strictly)
+        state = {
+            k: v
+            for k, v in state.items()
+            if k.rsplit(".", 1)[-1] not in ("mu", "sigma") and not k.startswith("module.normalize.")
+        }
     torch.save({"state_dict": state} if wrap else state, path)
     return path
 
@@ -120,23 +146,38 @@ ZOO_LAYOUTS = {  # how the zoo's files hold a network's tensors; robustbench.uti
 }
 
 
-def zoo_file(cache: Path, name: str, net: torch.nn.Module, layout: str, dataset: str = "cifar10",
-             threat: str = "L2", drop_normalisation: bool = False) -> Path:
+def zoo_file(
+    cache: Path,
+    name: str,
+    net: torch.nn.Module,
+    layout: str,
+    dataset: str = "cifar10",
+    threat: str = "L2",
+    drop_normalisation: bool = False,
+) -> Path:
     """`net`'s tensors in one of the zoo's layouts, at cache/<dataset>/<threat>/<name>.pt, where both
     robustbench's load_model and robinterp's cache look. `drop_normalisation`: without the mu/sigma
     buffers (the Engstrom2019Robustness / Rice2020Overfitting files lack them)."""
     path = cache / dataset / threat / f"{name}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v for k, v in net.state_dict().items()
-             if not (drop_normalisation and k.rsplit(".", 1)[-1] in ("mu", "sigma"))}
+    state = {
+        k: v
+        for k, v in net.state_dict().items()
+        if not (drop_normalisation and k.rsplit(".", 1)[-1] in ("mu", "sigma"))
+    }
     torch.save(ZOO_LAYOUTS[layout](state), path)
     return path
 
 
 def stand_in_block(name: str, architecture: str, **spec) -> dict:
     """A variant's checkpoint block for a tiny stand-in of a zoo architecture family."""
-    return {"source": "robustbench", "name": name, "dataset": "cifar10", "threat_model": "L2",
-            "stand_in": {"architecture": architecture, **spec}}
+    return {
+        "source": "robustbench",
+        "name": name,
+        "dataset": "cifar10",
+        "threat_model": "L2",
+        "stand_in": {"architecture": architecture, **spec},
+    }
 
 
 def stand_in_file(cache: Path, block: dict, num_classes: int = 10, seed: int = 0) -> tuple[Path, Path]:

@@ -70,9 +70,18 @@ def _patch(local_calls: Path) -> None:
         from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
         with open(local_calls, "a") as f:
-            f.write(json.dumps({"rule": job.name, "wildcards": dict(job.wildcards), "threads": job.threads,
-                                "resources": {k: v for k, v in job.resources.items() if not k.startswith("_")}},
-                               default=str) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "rule": job.name,
+                        "wildcards": dict(job.wildcards),
+                        "threads": job.threads,
+                        "resources": {k: v for k, v in job.resources.items() if not k.startswith("_")},
+                    },
+                    default=str,
+                )
+                + "\n"
+            )
         _complete(job)
         info = SubmittedJobInfo(job=job)
         self.report_job_submission(info)
@@ -83,7 +92,7 @@ def _patch(local_calls: Path) -> None:
 
 def main(argv: list[str]) -> int:
     calls = Path(argv[0]).resolve()
-    snakemake_args = argv[argv.index("--") + 1:]
+    snakemake_args = argv[argv.index("--") + 1 :]
     bin_dir = Path(tempfile.mkdtemp(prefix="fake-slurm-"))
     _fake_bin(bin_dir, calls)
     os.environ["PATH"] = f"{bin_dir}:{os.environ['PATH']}"

@@ -11,9 +11,21 @@ from robinterp.across_models import correlation_lines, rank_correlations, robust
 
 
 def _frame(robust: list[float], metric: list[float], better: str = "higher") -> pd.DataFrame:
-    rows = [{"variant": f"m{i}", "quantity": "alignment (ig)", "better": better, "mean": m, "low": m - 1,
-             "high": m + 1, "robust_acc": r, "robust_low": r - 2, "robust_high": r + 2, "robust_attack": "AutoAttack"}
-            for i, (r, m) in enumerate(zip(robust, metric))]
+    rows = [
+        {
+            "variant": f"m{i}",
+            "quantity": "alignment (ig)",
+            "better": better,
+            "mean": m,
+            "low": m - 1,
+            "high": m + 1,
+            "robust_acc": r,
+            "robust_low": r - 2,
+            "robust_high": r + 2,
+            "robust_attack": "AutoAttack",
+        }
+        for i, (r, m) in enumerate(zip(robust, metric))
+    ]
     return pd.DataFrame(rows)
 
 
@@ -29,14 +41,20 @@ def test_a_monotone_relation_is_found_and_a_flat_one_is_not():
     assert flat["ci_low"] <= 0 <= flat["ci_high"] and flat["verdict"].startswith("no clear relation")
     two = rank_correlations(_frame(robust[:2], [0.1, 0.2]), 200, 0).iloc[0]
     assert np.isnan(two["ci_low"]) and two["verdict"] == "not estimated (2 models; 3 needed)"
-    assert "Spearman 1.00 [1.00, 1.00] over 6 models -> robustness predicts better" in correlation_lines(
-        rank_correlations(_frame(robust, robust), 100, 0))[0]
+    assert (
+        "Spearman 1.00 [1.00, 1.00] over 6 models -> robustness predicts better"
+        in correlation_lines(rank_correlations(_frame(robust, robust), 100, 0))[0]
+    )
 
 
 def test_robust_accuracy_prefers_autoattack_and_has_a_wilson_interval():
     low, high = wilson(0.5, 100)
     assert (round(low, 1), round(high, 1)) == (40.4, 59.6) and wilson(0.0, 50)[0] == 0.0
     placed = robust_accuracy({"variant": "v", "n": 1000, "adv_acc": 0.7, "autoattack_acc": 0.6, "autoattack_n": 100})
-    assert placed["robust_acc"] == pytest.approx(60.0) and placed["robust_n"] == 100 and placed["robust_attack"] == "AutoAttack"
+    assert (
+        placed["robust_acc"] == pytest.approx(60.0)
+        and placed["robust_n"] == 100
+        and placed["robust_attack"] == "AutoAttack"
+    )
     assert robust_accuracy({"variant": "v", "n": 10, "adv_acc": 0.3})["robust_attack"] == "PGD"
     assert verdict(0.9, 0.5, 1.0, "lower", 5) == "robustness predicts worse values, strongly"

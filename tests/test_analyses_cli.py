@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from analysis_inputs import CLASSES, COMPUTE, make_inputs, run_verb
+
 from robinterp.cli import main
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -49,7 +49,7 @@ def test_output_contract(arrays):
         assert f["attributions"].shape == f["images"].shape and f["attributions"].dtype == np.float32
         assert f["labels"].dtype == f["preds"].dtype == f["indices"].dtype == np.int64
         assert 0 <= f["images"].min() and f["images"].max() <= 1
-        assert str(f["output"]) == "prob"  # what the metrics score it on (the analyses' default for IG)
+        assert str(f["output"]) == "probability"  # what the metrics score it on (the analyses' default for IG)
     with np.load(arrays / "shap" / "standard" / "attributions.npz") as f:
         assert str(f["output"]) == "logit"
     for name in ("images", "seeds"):
@@ -74,23 +74,63 @@ def test_plot_verbs_run_from_arrays_alone(arrays, inputs, tmp_path):
     shutil.move(str(inputs), gone)
     try:
         v = ["--variants", "standard", "robust"]
-        small = ["--settings", json.dumps({"analyses.plots": {"dpi": 50, "grid_columns": 3, "class_generation_samples": 2}})]
+        small = [
+            "--settings",
+            json.dumps({"analyses.plots": {"dpi": 50, "grid_columns": 3, "class_generation_samples": 2}}),
+        ]
         d = lambda m, name: [str(arrays / m / s / name) for s in ("standard", "robust")]  # noqa: E731
         for method in ("ig", "shap"):
             for layout in ("compare", "grid"):
                 out = tmp_path / f"{method}_{layout}"
                 out.mkdir()
-                _plot(["plot-attributions", *v, "--inputs", *d(method, "attributions.npz"), "--meta",
-                       *d(method, "meta.json"), "--method", method, "--layout", layout, *small], out)
+                _plot(
+                    [
+                        "plot-attributions",
+                        *v,
+                        "--inputs",
+                        *d(method, "attributions.npz"),
+                        "--meta",
+                        *d(method, "meta.json"),
+                        "--method",
+                        method,
+                        "--layout",
+                        layout,
+                        *small,
+                    ],
+                    out,
+                )
         for name, argv in {
-            "cg": ["plot-class-generation", "--images", *d("class-generation", "images.npy"), "--seeds",
-                   *d("class-generation", "seeds.npy"), "--labels", *d("class-generation", "labels.npy"),
-                   "--meta", *d("class-generation", "meta.json")],
-            "inv": ["plot-inversion", "--targets", *d("inversion", "targets.npy"), "--sources",
-                    *d("inversion", "sources.npy"), "--inverted", *d("inversion", "inverted.npy"),
-                    "--meta", *d("inversion", "meta.json")],
-            "fv": ["plot-feature-vis", "--inputs", *d("feature-vis", "features.npz"), "--meta",
-                   *d("feature-vis", "meta.json"), "--set", "analyses.plots.dpi=60"],
+            "cg": [
+                "plot-class-generation",
+                "--images",
+                *d("class-generation", "images.npy"),
+                "--seeds",
+                *d("class-generation", "seeds.npy"),
+                "--labels",
+                *d("class-generation", "labels.npy"),
+                "--meta",
+                *d("class-generation", "meta.json"),
+            ],
+            "inv": [
+                "plot-inversion",
+                "--targets",
+                *d("inversion", "targets.npy"),
+                "--sources",
+                *d("inversion", "sources.npy"),
+                "--inverted",
+                *d("inversion", "inverted.npy"),
+                "--meta",
+                *d("inversion", "meta.json"),
+            ],
+            "fv": [
+                "plot-feature-vis",
+                "--inputs",
+                *d("feature-vis", "features.npz"),
+                "--meta",
+                *d("feature-vis", "meta.json"),
+                "--set",
+                "analyses.plots.dpi=60",
+            ],
         }.items():
             out = tmp_path / name
             out.mkdir()
@@ -100,16 +140,28 @@ def test_plot_verbs_run_from_arrays_alone(arrays, inputs, tmp_path):
 
 
 def test_plot_verb_rejects_misaligned_inputs(arrays, tmp_path, capsys):
-    argv = ["plot-feature-vis", "--variants", "standard", "robust", "--inputs",
-            str(arrays / "feature-vis" / "standard" / "features.npz"), "--meta",
-            str(arrays / "feature-vis" / "standard" / "meta.json"), "--out-png", str(tmp_path / "f.png"),
-            "--out-pdf", str(tmp_path / "f.pdf")]
+    argv = [
+        "plot-feature-vis",
+        "--variants",
+        "standard",
+        "robust",
+        "--inputs",
+        str(arrays / "feature-vis" / "standard" / "features.npz"),
+        "--meta",
+        str(arrays / "feature-vis" / "standard" / "meta.json"),
+        "--out-png",
+        str(tmp_path / "f.png"),
+        "--out-pdf",
+        str(tmp_path / "f.pdf"),
+    ]
     assert main(argv) == 2
     assert "one per variant" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
 def test_plot_module_does_not_import_torch():
-    code = "import sys, robinterp.figures, robinterp.commands.figures; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys, robinterp.figures, robinterp.commands.figures; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     env = {**os.environ, "PYTHONPATH": SRC}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

@@ -12,8 +12,14 @@ from robinterp.figures import PlotConfig
 from robinterp.synthesis import ClassGenerationConfig, FeatureVisConfig, InversionConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKS = {"ig": IGConfig, "shap": ShapConfig, "class_generation": ClassGenerationConfig,
-          "inversion": InversionConfig, "feature_vis": FeatureVisConfig, "plots": PlotConfig}
+BLOCKS = {
+    "ig": IGConfig,
+    "shap": ShapConfig,
+    "class_generation": ClassGenerationConfig,
+    "inversion": InversionConfig,
+    "feature_vis": FeatureVisConfig,
+    "plots": PlotConfig,
+}
 
 
 @pytest.mark.parametrize("block", list(BLOCKS))
@@ -31,6 +37,6 @@ def test_each_analyses_block_is_one_settings_class(block):
 @pytest.mark.parametrize("config", ["config.yaml", "workflow/configs/demo.yaml", "workflow/configs/tiny.yaml"])
 def test_config_files_analyses_blocks_parse(config):
     cfg = yaml.safe_load((ROOT / config).read_text())
-    for name, ds in cfg["datasets"].items():
+    for ds in cfg["datasets"].values():
         for block, cls in BLOCKS.items():
             cls.from_dict(ds.get("analyses", {}).get(block))

@@ -20,8 +20,18 @@ def _snakemake(workdir, config, *args):
     cfg_path = workdir / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile", str(cfg_path),
-           "--cores", "2", *args]
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(cfg_path),
+        "--cores",
+        "2",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
 
 
@@ -51,23 +61,49 @@ def test_tiny_dag_figures_and_config_change_reruns(tmp_path):
     plots_changed = yaml.safe_load(yaml.safe_dump(config))
     plots_changed["datasets"]["digits"]["analyses"]["plots"] = {**analyses["plots"], "percentile": 95}
     planned = _planned_rules(tmp_path, plots_changed)
-    assert planned and planned <= {"plot_attributions", "plot_class_generation", "plot_inversion",
-                                   "plot_feature_vis", "all"}, planned
+    assert planned and planned <= {
+        "plot_attributions",
+        "plot_class_generation",
+        "plot_inversion",
+        "plot_feature_vis",
+        "all",
+    }, planned
 
     ig_changed = yaml.safe_load(yaml.safe_dump(config))
     ig_changed["datasets"]["digits"]["analyses"]["ig"] = {**analyses["ig"], "steps": analyses["ig"]["steps"] + 1}
     # IG and what reads IG (its figures; the attribution metrics and the randomisation check, which
     # explains with IG's settings, their table and figure, the curve, the summary)
     planned = _planned_rules(tmp_path, ig_changed)
-    assert {"ig", "plot_attributions"} <= planned <= {"ig", "plot_attributions", "interpretability_metrics",
-                                                      "parameter_randomisation", "randomisation_figure",
-                                                      "interpretability_table", "robustness_curve", "summary",
-                                                      "all"}, planned
+    assert (
+        {"ig", "plot_attributions"}
+        <= planned
+        <= {
+            "ig",
+            "plot_attributions",
+            "interpretability_metrics",
+            "parameter_randomisation",
+            "randomisation_figure",
+            "interpretability_table",
+            "robustness_curve",
+            "summary",
+            "all",
+        }
+    ), planned
 
     inv_changed = yaml.safe_load(yaml.safe_dump(config))
     inv_changed["datasets"]["digits"]["analyses"]["inversion"] = {**analyses["inversion"], "steps": 11}
     planned = _planned_rules(tmp_path, inv_changed)
-    assert {"inversion", "plot_inversion"} <= planned <= {"inversion", "plot_inversion", "inversion_distance",
-                                                          "inversion_table", "robustness_curve", "summary",
-                                                          "all"}, planned
+    assert (
+        {"inversion", "plot_inversion"}
+        <= planned
+        <= {
+            "inversion",
+            "plot_inversion",
+            "inversion_distance",
+            "inversion_table",
+            "robustness_curve",
+            "summary",
+            "all",
+        }
+    ), planned
     assert "train" not in planned and "prepare_data" not in planned

@@ -4,8 +4,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robinterp.attacks import (THREAT_MODELS, AttackConfig, BatchNoise, SampleNoise, adversarial_examples, attack_mode,
-                               pgd, sample_keys)
+from robinterp.attacks import (
+    THREAT_MODELS,
+    AttackConfig,
+    BatchNoise,
+    SampleNoise,
+    adversarial_examples,
+    attack_mode,
+    pgd,
+    sample_keys,
+)
 
 
 def _batch(digits_dir, n=64):

@@ -5,8 +5,18 @@ import pytest
 import torch
 from torch import nn
 
-from robinterp.attributions import (IGConfig, ScalarOutput, ShapConfig, choose_images, explain_ig, explain_shap,
-                                    gaussian_blur, integrated_gradients, make_baselines, trapezoid_weights)
+from robinterp.attributions import (
+    IGConfig,
+    ScalarOutput,
+    ShapConfig,
+    choose_images,
+    explain_ig,
+    explain_shap,
+    gaussian_blur,
+    integrated_gradients,
+    make_baselines,
+    trapezoid_weights,
+)
 from robinterp.errors import RobinterpError
 from robinterp.models import build_model
 
@@ -26,11 +36,11 @@ class SmoothNet(nn.Module):
 
 def test_trapezoid_weights_sum_to_one_or_the_papers_m_over_m_plus_1():
     for m in (1, 7, 50):
-        assert trapezoid_weights(m).sum().item() == pytest.approx(1.0)
+        assert trapezoid_weights(m, "exact").sum().item() == pytest.approx(1.0)
         assert trapezoid_weights(m, "paper").sum().item() == pytest.approx(m / (m + 1))
 
 
-@pytest.mark.parametrize("output", ["prob", "logit"])
+@pytest.mark.parametrize("output", ["probability", "logit"])
 def test_ig_completeness_gap_shrinks_with_steps(output):
     model = SmoothNet().eval()
     gen = torch.Generator().manual_seed(1)
@@ -42,7 +52,7 @@ def test_ig_completeness_gap_shrinks_with_steps(output):
         expected = (f(x) - f(base)).gather(1, target[:, None]).squeeze(1)
     gaps = []
     for m in (2, 8, 32, 128):
-        attr = integrated_gradients(model, x, target, base, steps=m, output=output, batch_size=37)
+        attr = integrated_gradients(model, x, target, base, steps=m, output=output, batch_size=37, delta_alpha="exact")
         gaps.append((attr.flatten(1).sum(1) - expected).abs().max().item())
     assert gaps[0] > gaps[1] > gaps[2] > gaps[3]
     assert gaps[3] < 1e-3 * expected.abs().max().item() + 1e-6
@@ -52,9 +62,9 @@ def test_ig_completeness_gap_shrinks_with_steps(output):
 def test_ig_does_not_depend_on_batch_size_and_paper_delta_alpha_scales():
     model = SmoothNet().eval()
     x, base, t = torch.rand(2, 3, 6, 6), torch.zeros(2, 3, 6, 6), torch.tensor([1, 3])
-    a = integrated_gradients(model, x, t, base, steps=10, batch_size=1)
-    b = integrated_gradients(model, x, t, base, steps=10, batch_size=1000)
-    c = integrated_gradients(model, x, t, base, steps=10, batch_size=1000, delta_alpha="paper")
+    a = integrated_gradients(model, x, t, base, steps=10, output="probability", batch_size=1, delta_alpha="exact")
+    b = integrated_gradients(model, x, t, base, steps=10, output="probability", batch_size=1000, delta_alpha="exact")
+    c = integrated_gradients(model, x, t, base, steps=10, output="probability", batch_size=1000, delta_alpha="paper")
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(c, a * 10 / 11, rtol=1e-4, atol=1e-7)
 
@@ -62,7 +72,7 @@ def test_ig_does_not_depend_on_batch_size_and_paper_delta_alpha_scales():
 def test_explain_ig_averages_noise_baselines_and_reports_completeness():
     model = SmoothNet().eval()
     x, t = torch.rand(2, 3, 6, 6), torch.tensor([0, 1])
-    cfg = IGConfig.of(steps=64, trials=3, baseline="uniform", output="prob")
+    cfg = IGConfig.of(steps=64, trials=3, baseline="uniform", output="probability")
     attr, check = explain_ig(model, x, t, cfg, torch.Generator().manual_seed(0))
     assert attr.shape == x.shape and torch.isfinite(attr).all()
     assert check["num_baselines"] == 3
@@ -100,13 +110,17 @@ def test_shap_values_finite_shaped_and_sum_to_output_minus_background_mean():
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(3, 3, 4, 4, generator=gen)
     background = (0.5 + 0.05 * torch.randn(24, 3, 4, 4, generator=gen)).clamp(0, 1)
-    values, explained, check = explain_shap(model, x, background, ShapConfig.of(nsamples=300, batch_size=50, output="logit"))
+    values, explained, check = explain_shap(
+        model, x, background, ShapConfig.of(nsamples=300, batch_size=50, output="logit")
+    )
     assert values.shape == x.shape and torch.isfinite(values).all()
     with torch.no_grad():
         top = model(x).argmax(1)
         expected = model(x).gather(1, top[:, None]).squeeze(1) - model(background).mean(0)[top]
     assert torch.equal(explained, top)
-    np.testing.assert_allclose(values.flatten(1).sum(1).numpy(), expected.numpy(), atol=0.03 + 0.05 * expected.abs().max().item())
+    np.testing.assert_allclose(
+        values.flatten(1).sum(1).numpy(), expected.numpy(), atol=0.03 + 0.05 * expected.abs().max().item()
+    )
     assert max(map(abs, check["completeness_gap"])) < 0.03 + 0.05 * expected.abs().max().item()
     assert all(p.requires_grad and p.grad is None for p in model.parameters())  # restored, none accumulated
 

@@ -82,7 +82,7 @@ def test_one_attack_at_a_time_is_one_reference_call_and_every_point_is_valid(mlp
     assert all((later <= earlier).all() for earlier, later in itertools.pairwise(flags))  # only ever shrinks
     assert res.clean.sum() > res.robust.sum() > 0  # some broken, some left for the later attacks
     fooled = res.clean & ~res.robust
-    valid, _ = broken(model, x[fooled], res.x_adv[fooled], y[fooled], "l2", 1.0)
+    valid, _ = broken(model, x[fooled], res.x_adv[fooled], y[fooled], "l2", 1.0, 250)
     assert valid.all()
     assert torch.equal(res.x_adv[~fooled], x[~fooled])
 
@@ -109,9 +109,9 @@ def test_a_point_the_check_refuses_leaves_the_image_robust(mlp, monkeypatch):
             return (xs + 2.0 * d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).clamp(0, 1), ys
 
     monkeypatch.setattr(aa_mod, "reference", lambda *a, **k: OutsideTheBall())
-    res = autoattack(model, x, y, "l2", 0.5, batch_size=40)
+    res = autoattack(model, x, y, "l2", 0.5, seed=0, batch_size=40)
     assert res.rejected > 0 and torch.equal(res.robust, res.clean)
-    valid, claimed = broken(model, x, x, y, "l2", 0.5)  # at distance 0: broken exactly where misclassified
+    valid, claimed = broken(model, x, x, y, "l2", 0.5, 250)  # at distance 0: broken exactly where misclassified
     assert torch.equal(valid, ~res.clean) and torch.equal(claimed, ~res.clean)
 
 
@@ -121,7 +121,7 @@ def test_three_classes_run_without_the_targeted_dlr_loss(fast_reference):
     x = torch.rand(10, 3, 8, 8)
     with torch.no_grad():
         y = model(x).argmax(1)  # every image starts correct
-    res = autoattack(model, x, y, "l2", 0.3, batch_size=10)
+    res = autoattack(model, x, y, "l2", 0.3, seed=0, batch_size=10)
     assert list(res.after) == ["apgd-ce", "fab-t", "square"] and res.targets == 2
     assert res.version == "standard-fitted"
 
@@ -135,21 +135,48 @@ def test_subset_is_seeded_sorted_and_validated():
         subset_indices(100, 0, seed=0)
 
 
-def test_evaluate_verb_reports_autoattack_beside_pgd_on_the_same_images(trained_model, digits_dir, tmp_path,
-                                                                         fast_reference):
+def test_evaluate_verb_reports_autoattack_beside_pgd_on_the_same_images(
+    trained_model, digits_dir, tmp_path, fast_reference
+):
     from robinterp.checkpoints import save_checkpoint
     from robinterp.cli import main
     from robinterp.data import load_split
 
     split = load_split(digits_dir / "train")
-    arch = {"name": "resnet18_cifar", "width": 0.0625, "num_classes": 10, "mean": split.manifest["mean"],
-            "std": split.manifest["std"]}
+    arch = {
+        "name": "resnet18_cifar",
+        "width": 0.0625,
+        "num_classes": 10,
+        "mean": split.manifest["mean"],
+        "std": split.manifest["std"],
+    }
     save_checkpoint(tmp_path / "m.pt", trained_model, arch, [str(i) for i in range(10)], epoch=0, metrics={})
     attack = {"norm": "l2", "eps": 0.75, "step_size": 0.2, "steps": 5}
-    base = ["evaluate", "--checkpoint", str(tmp_path / "m.pt"), "--data", str(digits_dir / "test"), "--variant", "v",
-            "--settings", json.dumps({"eval_attack": attack, "evaluation": {"batch_size": 7}, "device": "cpu"})]
-    assert main([*base, "--set", "evaluation.max_images=60", "--set", "evaluation.autoattack_max_images=12",
-                 "--out", str(tmp_path / "a.json")]) == 0
+    base = [
+        "evaluate",
+        "--checkpoint",
+        str(tmp_path / "m.pt"),
+        "--data",
+        str(digits_dir / "test"),
+        "--variant",
+        "v",
+        "--settings",
+        json.dumps({"eval_attack": attack, "evaluation": {"batch_size": 7}, "device": "cpu"}),
+    ]
+    assert (
+        main(
+            [
+                *base,
+                "--set",
+                "evaluation.max_images=60",
+                "--set",
+                "evaluation.autoattack_max_images=12",
+                "--out",
+                str(tmp_path / "a.json"),
+            ]
+        )
+        == 0
+    )
     acc = json.loads((tmp_path / "a.json").read_text())
     assert acc["autoattack_n"] == 12 and len(acc["autoattack_indices"]) == 12
     assert all(0 <= i < 60 for i in acc["autoattack_indices"])
@@ -162,12 +189,39 @@ def test_evaluate_verb_reports_autoattack_beside_pgd_on_the_same_images(trained_
     assert main([*base, "--set", "evaluation.max_images=20", "--out", str(tmp_path / "all.json")]) == 0
     every = json.loads((tmp_path / "all.json").read_text())
     assert every["autoattack_n"] == every["n"] == 20 and every["autoattack_pgd_acc"] == every["adv_acc"]
-    assert main([*base, "--set", "evaluation.max_images=20", "--set", "evaluation.autoattack=false",
-                 "--out", str(tmp_path / "b.json")]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--set",
+                "evaluation.max_images=20",
+                "--set",
+                "evaluation.autoattack=false",
+                "--out",
+                str(tmp_path / "b.json"),
+            ]
+        )
+        == 0
+    )
     assert "autoattack_acc" not in json.loads((tmp_path / "b.json").read_text())
     t = tmp_path / "t"
-    assert main(["accuracy-table", "--inputs", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
-                 "--out-csv", str(t / "a.csv"), "--out-md", str(t / "a.md")]) == 0
+    assert (
+        main(
+            [
+                "accuracy-table",
+                "--inputs",
+                str(tmp_path / "a.json"),
+                str(tmp_path / "b.json"),
+                "--out-csv",
+                str(t / "a.csv"),
+                "--out-md",
+                str(t / "a.md"),
+                "--out-notes",
+                str(t / "a.notes.json"),
+            ]
+        )
+        == 0
+    )
     import pandas as pd
 
     table = pd.read_csv(t / "a.csv")

@@ -1,7 +1,5 @@
 """Checkpoints round-trip bit-exactly; corrupt, foreign or mismatched files give clear errors."""
 
-import pickle
-
 import pytest
 import torch
 
@@ -21,8 +19,9 @@ def _model():
 
 def test_round_trip_is_bit_exact(tmp_path):
     m = _model()
-    save_checkpoint(tmp_path / "m.pt", m, ARCH, [str(i) for i in range(10)], epoch=3, metrics={"a": 1.0},
-                    config={"lr": 0.1})
+    save_checkpoint(
+        tmp_path / "m.pt", m, ARCH, [str(i) for i in range(10)], epoch=3, metrics={"a": 1.0}, config={"lr": 0.1}
+    )
     loaded, meta = load_model(tmp_path / "m.pt")
     ref = m.state_dict()
     assert all(torch.equal(v, ref[k]) for k, v in loaded.state_dict().items())
@@ -68,8 +67,10 @@ def test_architecture_mismatch_is_reported(tmp_path):
 
 def test_madry_robustness_state_dict_remaps_onto_ours():
     m = _model()
-    madry = {"module.normalizer.new_mean": torch.tensor([0.5] * 3).view(3, 1, 1),
-             "module.normalizer.new_std": torch.tensor([0.25] * 3).view(3, 1, 1)}
+    madry = {
+        "module.normalizer.new_mean": torch.tensor([0.5] * 3).view(3, 1, 1),
+        "module.normalizer.new_std": torch.tensor([0.25] * 3).view(3, 1, 1),
+    }
     for k, v in m.state_dict().items():
         if k.startswith("model."):
             madry[f"module.{k}"] = v
@@ -87,11 +88,18 @@ def test_nan_weights_and_a_zero_std_are_refused(tmp_path):
     with torch.no_grad():
         m.model.linear.weight[0, 0] = float("nan")
     save_checkpoint(tmp_path / "nan.pt", m, ARCH, [str(i) for i in range(10)])
-    with pytest.raises(RobinterpError, match=r"nan.pt: 1 weight tensor\(s\) hold NaN or infinite values "
-                                             r"\(model.linear.weight\).*retrain"):
+    with pytest.raises(
+        RobinterpError,
+        match=r"nan.pt: 1 weight tensor\(s\) hold NaN or infinite values "
+        r"\(model.linear.weight\).*retrain",
+    ):
         load_model(tmp_path / "nan.pt")
-    save_checkpoint(tmp_path / "std.pt", build_model("resnet18_cifar", 10, [0.5] * 3, [0.25, 0.0, 0.25], 0.125),
-                    ARCH, [str(i) for i in range(10)])
+    save_checkpoint(
+        tmp_path / "std.pt",
+        build_model("resnet18_cifar", 10, [0.5] * 3, [0.25, 0.0, 0.25], 0.125),
+        ARCH,
+        [str(i) for i in range(10)],
+    )
     with pytest.raises(RobinterpError, match=r"std.pt: input normalisation std \[0.25, 0.0, 0.25\] has a value <= 0"):
         load_model(tmp_path / "std.pt")
 
@@ -107,15 +115,20 @@ def _zip_bomb(path, unpacked=8 << 20):
 
 def test_a_zip_bomb_is_refused_before_reading(tmp_path, monkeypatch):
     """A 4 MB .pt that unpacks to 4 GiB peaked at 8.9 GB of memory before it was refused."""
-    from robinterp.published import import_published
+    from publishers import import_file
 
     bomb = _zip_bomb(tmp_path / "bomb.pt")
     assert bomb.stat().st_size < 64 << 10
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load reached"))
-    for load in (lambda: load_model(bomb), lambda: import_published("torchvision", "resnet18", bomb, tmp_path / "m.pt",
-                                                                    log=lambda s: None)):
-        with pytest.raises(RobinterpError, match=r"bomb.pt: a zip of 0.0 MiB whose members unpack to 8.0 MiB: a zip "
-                                                 r"bomb.*refused before reading"):
+    for load in (
+        lambda: load_model(bomb),
+        lambda: import_file("torchvision", "resnet18", bomb, tmp_path / "m.pt", log=lambda s: None),
+    ):
+        with pytest.raises(
+            RobinterpError,
+            match=r"bomb.pt: a zip of 0.0 MiB whose members unpack to 8.0 MiB: a zip "
+            r"bomb.*refused before reading",
+        ):
             load()
 
 
@@ -131,13 +144,27 @@ def test_a_model_and_data_that_do_not_fit_are_refused(tmp_path, digits_dir, caps
     arch = {**ARCH, "image_shape": [3, 16, 16]}
     save_checkpoint(tmp_path / "m.pt", _model(), arch, digits.classes)
     _, meta = load_model(tmp_path / "m.pt")
-    with pytest.raises(RobinterpError, match=r"m.pt does not fit .*test: the model was trained on 3x16x16 images, "
-                                             r"the data is 3x8x8"):
+    with pytest.raises(
+        RobinterpError,
+        match=r"m.pt does not fit .*test: the model was trained on 3x16x16 images, "
+        r"the data is 3x8x8",
+    ):
         check_fits(meta, digits, tmp_path / "m.pt")
     check_fits({**meta, "arch": ARCH}, digits, tmp_path / "m.pt")  # an imported model takes any image size
     write_split(tmp_path / "abc", np.zeros((6, 8, 8, 3), np.uint8), np.arange(6) % 3, ["a", "b", "c"], {})
-    rc = main(["evaluate", "--checkpoint", str(tmp_path / "m.pt"), "--data", str(tmp_path / "abc"),
-               "--set", "device=cpu", "--out", str(tmp_path / "acc.json")])
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tmp_path / "m.pt"),
+            "--data",
+            str(tmp_path / "abc"),
+            "--set",
+            "device=cpu",
+            "--out",
+            str(tmp_path / "acc.json"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and _error_lines(err) == 1 and not (tmp_path / "acc.json").exists()
     assert "the model has 10 classes, the data 3" in err

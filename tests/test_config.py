@@ -1,6 +1,5 @@
 """Config validation: defaults from the schema, typos and bad values named before any job runs."""
 
-import copy
 import re
 import subprocess
 import sys
@@ -10,8 +9,8 @@ import pytest
 import yaml
 
 from robinterp.config import check_config, settings_value
-from robinterp.settings import schema
 from robinterp.errors import RobinterpError
+from robinterp.settings import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,14 +27,18 @@ def test_shipped_configs_are_valid(path):
 def test_typo_names_the_key_and_the_allowed_keys():
     cfg = _demo()
     cfg["datasets"]["digits"]["train"]["epochz"] = 3
-    with pytest.raises(RobinterpError, match=r"datasets.digits.train: unknown key\(s\) \['epochz'\]; allowed: .*'epochs'"):
+    with pytest.raises(
+        RobinterpError, match=r"datasets.digits.train: unknown key\(s\) \['epochz'\]; allowed: .*'epochs'"
+    ):
         check_config(cfg)
 
 
 def test_bad_enum_names_the_choices():
     cfg = _demo()
     cfg["datasets"]["digits"]["variants"][1]["attack"]["norm"] = "l3"
-    with pytest.raises(RobinterpError, match=r"variants\[1\]\.attack.*'l3' is not allowed; choose one of \['l2', 'linf'\]"):
+    with pytest.raises(
+        RobinterpError, match=r"variants\[1\]\.attack.*'l3' is not allowed; choose one of \['l2', 'linf'\]"
+    ):
         check_config(cfg)
     cfg = _demo()
     cfg["datasets"]["digits"]["model"]["arch"] = "vgg"
@@ -46,11 +49,15 @@ def test_bad_enum_names_the_choices():
 def test_variant_overrides_merge_over_dataset_defaults():
     cfg = _demo()
     cfg["datasets"]["digits"]["variants"].append(
-        {"name": "robust_eps1", "attack": {"eps": 1.0}, "train": {"epochs": 3, "augment": {"flip": True}}})
+        {"name": "robust_eps1", "attack": {"eps": 1.0}, "train": {"epochs": 3, "augment": {"flip": True}}}
+    )
     check_config(cfg)
     train = settings_value(cfg, "digits", "robust_eps1", "train")
-    assert train["epochs"] == 3 and train["lr"] == 0.05 and train["augment"] == {
-        "crop_padding": 2, "flip": True, "random_resized_crop": False, "rotation": 0}
+    assert (
+        train["epochs"] == 3
+        and train["lr"] == 0.05
+        and train["augment"] == {"crop_padding": 2, "flip": True, "random_resized_crop": False, "rotation": 0}
+    )
     attack = settings_value(cfg, "digits", "robust_eps1", "variant.attack")
     assert attack["eps"] == 1.0 and attack["steps"] == 20  # schema default
     assert settings_value(cfg, "digits", "robust_eps1", "model") == {**cfg["datasets"]["digits"]["model"]}
@@ -64,8 +71,13 @@ def test_variant_overrides_merge_over_dataset_defaults():
 def _dry_run(tmp_path, cfg):
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_snakemake_refuses_a_bad_config_before_any_job(tmp_path):
@@ -75,7 +87,10 @@ def test_snakemake_refuses_a_bad_config_before_any_job(tmp_path):
     cfg["datasets"]["digits"]["variants"].append({"name": "standard"})
     out = _dry_run(tmp_path, cfg)
     assert out.returncode != 0
-    assert "datasets.digits.train.optimizer: 'rmsprop' is not allowed; choose one of ['sgd', 'adam']" in out.stderr + out.stdout
+    assert (
+        "datasets.digits.train.optimizer: 'rmsprop' is not allowed; choose one of ['sgd', 'adam']"
+        in out.stderr + out.stdout
+    )
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "results").exists()
 
@@ -100,21 +115,28 @@ def test_missing_imagenet_path_is_a_clear_message(tmp_path):
 def test_paper_config_dry_run_plans_both_cifar_variants(tmp_path):
     out = _dry_run(tmp_path, yaml.safe_load((ROOT / "config.yaml").read_text()))
     assert out.returncode == 0, out.stderr[-2000:]
-    for target in ("results/cifar10/models/standard/model.pt", "results/cifar10/models/robust_l2/model.pt",
-                   "results/cifar10/tables/accuracy.csv"):
+    for target in (
+        "results/cifar10/models/standard/model.pt",
+        "results/cifar10/models/robust_l2/model.pt",
+        "results/cifar10/tables/accuracy.csv",
+    ):
         assert target in out.stdout
     assert "small_imagenet150" not in out.stdout  # disabled until the user points it at ILSVRC
 
 
 def test_source_keys_are_checked_per_kind_and_defaults_filled():
     cfg = _demo()
-    cfg["datasets"]["mine"] = {"source": {"kind": "image_folder", "rooot": "/data/mine", "imagesize": 48},
-                               "variants": [{"name": "standard"}]}
+    cfg["datasets"]["mine"] = {
+        "source": {"kind": "image_folder", "rooot": "/data/mine", "imagesize": 48},
+        "variants": [{"name": "standard"}],
+    }
     with pytest.raises(RobinterpError) as e:
         check_config(cfg)
     lines = str(e.value).splitlines()[1:]
-    assert "  datasets.mine.source: unknown key(s) ['imagesize', 'rooot']; allowed: ['image_size', 'kind', 'root', " \
-           "'seed', 'test_fraction', 'val_fraction']" in lines
+    assert (
+        "  datasets.mine.source: unknown key(s) ['imagesize', 'rooot']; allowed: ['image_size', 'kind', 'root', "
+        "'seed', 'test_fraction', 'val_fraction']" in lines
+    )
     assert "  datasets.mine.source: 'root' is a required property" in lines
     cfg["datasets"]["mine"]["source"] = {"kind": "image_folder", "root": "/data/mine", "val_fraction": 0}
     with pytest.raises(RobinterpError, match=r"datasets.mine.source.val_fraction: 0 is less than or equal"):
@@ -124,12 +146,29 @@ def test_source_keys_are_checked_per_kind_and_defaults_filled():
     cfg["datasets"]["digits"]["source"] = {"kind": "digits"}
     check_config(cfg)  # fills every default in place
     ds = cfg["datasets"]
-    assert ds["mine"]["source"] == {"kind": "image_folder", "root": "/data/mine", "image_size": 64,
-                                    "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0}
-    assert ds["c10"]["source"] == {"kind": "cifar10", "root": "data/cifar10", "download": False, "val_size": 5000,
-                                   "seed": 0, "verify_md5": True}
-    assert ds["digits"]["source"] == {"kind": "digits", "image_size": 16, "val_fraction": 0.1,
-                                      "test_fraction": 0.2, "seed": 0}
+    assert ds["mine"]["source"] == {
+        "kind": "image_folder",
+        "root": "/data/mine",
+        "image_size": 64,
+        "val_fraction": 0.1,
+        "test_fraction": 0.2,
+        "seed": 0,
+    }
+    assert ds["c10"]["source"] == {
+        "kind": "cifar10",
+        "root": "data/cifar10",
+        "download": False,
+        "val_size": 5000,
+        "seed": 0,
+        "verify_md5": True,
+    }
+    assert ds["digits"]["source"] == {
+        "kind": "digits",
+        "image_size": 16,
+        "val_fraction": 0.1,
+        "test_fraction": 0.2,
+        "seed": 0,
+    }
 
 
 def test_source_keys_are_the_writers_and_the_docs():
@@ -153,8 +192,11 @@ def test_source_keys_are_the_writers_and_the_docs():
 def test_variant_override_typo_names_the_key(tmp_path):
     cfg = _demo()
     cfg["datasets"]["digits"]["variants"][1]["train"] = {"epoch": 3}
-    with pytest.raises(RobinterpError, match=r"datasets.digits.variants\[robust_l2\]\.train: unknown key\(s\) "
-                                             r"\['epoch'\]; allowed: .*'epochs'"):
+    with pytest.raises(
+        RobinterpError,
+        match=r"datasets.digits.variants\[robust_l2\]\.train: unknown key\(s\) "
+        r"\['epoch'\]; allowed: .*'epochs'",
+    ):
         check_config(cfg)  # the override block is free-form; merged over the dataset's block, it is checked
     cfg["results"] = str(tmp_path / "results")
     out = _dry_run(tmp_path, cfg)
@@ -174,9 +216,26 @@ def test_plain_dry_run_uses_the_default_profile(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Using workflow specific profile profiles/default for setting default command line arguments." in out.stderr
     assert "python -m robinterp prepare-data" in out.stdout  # printshellcmds is on
-    elsewhere = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "-s", str(ROOT / "Snakefile"),
-                                "-d", str(ROOT), "--configfile", str(tmp_path / "cfg.yaml")],
-                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    elsewhere = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "1",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(ROOT),
+            "--configfile",
+            str(tmp_path / "cfg.yaml"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert elsewhere.returncode == 0 and "workflow specific profile" in elsewhere.stderr
 
 
@@ -259,8 +318,13 @@ def test_paths_with_a_space_reach_their_jobs_whole(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     target = runs / "victim run" / "digits" / "data" / "test" / "manifest.json"
-    done = subprocess.run([sys.executable, "-m", "snakemake", str(target), "--cores", "1", "--configfile", str(path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", str(target), "--cores", "1", "--configfile", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (runs / "victim").read_text() == "a file of the user's" and target.is_file()
     assert (runs / "victim run" / "logs" / "prepare_data" / "digits.log").is_file()
@@ -268,15 +332,46 @@ def test_paths_with_a_space_reach_their_jobs_whole(tmp_path):
 
 def test_the_zoo_study_plans_every_model(tmp_path):
     """The RobustBench study config plans the download, import and every analysis of each model."""
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile",
-                          str(ROOT / "workflow/configs/robustbench_cifar10_l2.yaml"), "--config",
-                          f"results={tmp_path / 'results'}", f"robustbench_cache={tmp_path / 'rb'}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "1",
+            "--configfile",
+            str(ROOT / "workflow/configs/robustbench_cifar10_l2.yaml"),
+            "--config",
+            f"results={tmp_path / 'results'}",
+            f"robustbench_cache={tmp_path / 'rb'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    models = len(yaml.safe_load((ROOT / "workflow/configs/robustbench_cifar10_l2.yaml").read_text())
-                 ["datasets"]["cifar10"]["variants"])
+    models = len(
+        yaml.safe_load((ROOT / "workflow/configs/robustbench_cifar10_l2.yaml").read_text())["datasets"]["cifar10"][
+            "variants"
+        ]
+    )
     jobs = dict(line.split() for line in out.stdout.split("Job stats:")[1].split("total")[0].splitlines()[3:] if line)
-    assert models == 21 and all(jobs[rule] == str(models) for rule in (
-        "download_robustbench", "import_checkpoint", "evaluate", "ig", "shap", "class_generation", "inversion",
-        "feature_vis", "interpretability_metrics", "parameter_randomisation", "fid_class_generation"))
+    assert models == 21 and all(
+        jobs[rule] == str(models)
+        for rule in (
+            "download_robustbench",
+            "import_checkpoint",
+            "evaluate",
+            "ig",
+            "shap",
+            "class_generation",
+            "inversion",
+            "feature_vis",
+            "interpretability_metrics",
+            "parameter_randomisation",
+            "fid_class_generation",
+        )
+    )
     assert "train" not in jobs and jobs["robustness_curve"] == "1"

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from analysis_inputs import COMPUTE, make_inputs, run_verb
+
 from robinterp.attacks import AttackConfig, SampleNoise, adversarial_examples, sample_keys
 from robinterp.augment import AugmentConfig, augment
 from robinterp.checkpoints import load_model
@@ -31,14 +31,24 @@ from robinterp.train import TrainConfig, train
 
 DEVICE = torch.device(os.environ.get("ROBINTERP_TEST_DEVICE", "cuda"))
 CPU = torch.device("cpu")
-pytestmark = pytest.mark.skipif(DEVICE.type == "cuda" and not torch.cuda.is_available(),
-                                reason="no CUDA device (run on a GPU, e.g. benchmarks/gpu_session.sh)")
+pytestmark = pytest.mark.skipif(
+    DEVICE.type == "cuda" and not torch.cuda.is_available(),
+    reason="no CUDA device (run on a GPU, e.g. benchmarks/gpu_session.sh)",
+)
 
-TRAIN = {"arch": "resnet18_cifar", "width": 0.0625, "epochs": 2, "batch_size": 256, "lr": 0.01,
-         "augment": {"crop_padding": 1, "flip": True},
-         "attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 2},
-         "selection_attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 2},
-         "selection_max_images": 64, "eval_batch_size": 256, "seed": 3}
+TRAIN = {
+    "arch": "resnet18_cifar",
+    "width": 0.0625,
+    "epochs": 2,
+    "batch_size": 256,
+    "lr": 0.01,
+    "augment": {"crop_padding": 1, "flip": True},
+    "attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 2},
+    "selection_attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 2},
+    "selection_max_images": 64,
+    "eval_batch_size": 256,
+    "seed": 3,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -51,8 +61,14 @@ def full_fp32():
 
 def _train(digits_dir, out: Path, **overrides) -> dict:
     cfg = TrainConfig.from_dict({**TRAIN, **overrides})
-    return train(cfg, load_split(digits_dir / "train"), load_split(digits_dir / "val"), out / "model.pt",
-                 out / "state", out / "log.csv")
+    return train(
+        cfg,
+        load_split(digits_dir / "train"),
+        load_split(digits_dir / "val"),
+        out / "model.pt",
+        out / "state",
+        out / "log.csv",
+    )
 
 
 def _weights(path: Path) -> dict:
@@ -66,8 +82,10 @@ def test_device_batches_and_augmentation_match_cpu(digits_dir):
     x_dev, y_dev = DeviceData(split, DEVICE, channels_last=True).batch(idx)
     assert x_dev.device.type == DEVICE.type and x_dev.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(x_dev.cpu(), x_cpu) and torch.equal(y_dev.cpu(), y_cpu)
-    for cfg, atol in ((AugmentConfig.of(crop_padding=2, flip=True), 0.0),
-                      (AugmentConfig.of(random_resized_crop=True, rotation=15, flip=True), 1e-5)):
+    for cfg, atol in (
+        (AugmentConfig.of(crop_padding=2, flip=True), 0.0),
+        (AugmentConfig.of(random_resized_crop=True, rotation=15, flip=True), 1e-5),
+    ):
         a = augment(x_cpu, cfg, torch.Generator().manual_seed(1))
         b = augment(x_dev, cfg, torch.Generator().manual_seed(1)).cpu()
         assert not torch.equal(a, x_cpu)  # it did augment
@@ -78,11 +96,14 @@ def test_attack_matches_cpu_and_keeps_its_contract(trained_model, digits_dir):
     split = load_split(digits_dir / "test")
     x, y = DeviceData(split, CPU).batch(torch.arange(64))
     model_dev = copy.deepcopy(trained_model).to(DEVICE)
-    for cfg in (AttackConfig.of(eps=1.0, step_size=0.25, steps=5),
-                AttackConfig.of(eps=1.0, step_size=0.25, steps=5, random_start=True, best=True)):
+    for cfg in (
+        AttackConfig.of(eps=1.0, step_size=0.25, steps=5),
+        AttackConfig.of(eps=1.0, step_size=0.25, steps=5, random_start=True, best=True),
+    ):
         a = adversarial_examples(trained_model, x, y, cfg, generator=SampleNoise(sample_keys(0, range(64))))
-        b = adversarial_examples(model_dev, x.to(DEVICE), y.to(DEVICE), cfg,
-                                 generator=SampleNoise(sample_keys(0, range(64))))  # pinned, asynchronous copy
+        b = adversarial_examples(
+            model_dev, x.to(DEVICE), y.to(DEVICE), cfg, generator=SampleNoise(sample_keys(0, range(64)))
+        )  # pinned, asynchronous copy
         assert b.device.type == DEVICE.type
         assert (a - b.cpu()).abs().max() < 1e-3
         d = (b - x.to(DEVICE)).flatten(1).norm(dim=1)
@@ -114,8 +135,8 @@ def test_bf16_attack_is_not_weaker_than_fp32_beyond_tolerance(trained_model, dig
     data = DeviceData(load_split(digits_dir / "test"), DEVICE)
     model = copy.deepcopy(trained_model).to(DEVICE)
     cfg = AttackConfig.of(eps=1.0, step_size=0.25, steps=10, random_start=True)
-    fp32 = accuracy(model, data, cfg, 128, amp=False, seed=0)
-    bf16 = accuracy(model, data, cfg, 128, amp=True, seed=0)
+    fp32 = accuracy(model, data, cfg, 128, None, amp=False, seed=0)
+    bf16 = accuracy(model, data, cfg, 128, None, amp=True, seed=0)
     assert fp32["adv_acc"] < fp32["clean_acc"]
     assert bf16["adv_acc"] <= fp32["adv_acc"] + BF16_TOLERANCE, (bf16, fp32)
 
@@ -124,8 +145,10 @@ def test_evaluation_on_device_matches_cpu_at_any_batch_size(trained_model, digit
     """Device and batch size only change how evaluation runs: random starts are drawn per image."""
     split = load_split(digits_dir / "test")
     cfg = AttackConfig.of(eps=1.0, step_size=0.25, steps=5, random_start=True)
-    ref = accuracy(trained_model, DeviceData(split, CPU), cfg, 64, max_images=256, seed=2)
-    dev = accuracy(copy.deepcopy(trained_model).to(DEVICE), DeviceData(split, DEVICE), cfg, 100, max_images=256, seed=2)
+    ref = accuracy(trained_model, DeviceData(split, CPU), cfg, 64, max_images=256, amp=False, seed=2)
+    dev = accuracy(
+        copy.deepcopy(trained_model).to(DEVICE), DeviceData(split, DEVICE), cfg, 100, max_images=256, amp=False, seed=2
+    )
     assert abs(ref["clean_acc"] - dev["clean_acc"]) <= 1 / 256 and abs(ref["adv_acc"] - dev["adv_acc"]) <= 2 / 256
 
 
@@ -139,12 +162,24 @@ def test_fp32_training_on_device_matches_cpu(digits_dir, tmp_path):
 
 
 def test_fast_switches_learn_and_their_checkpoint_evaluates_the_same_on_cpu(digits_dir, tmp_path):
-    fast = {"device": str(DEVICE), "amp": True, "channels_last": True, "fused": True, "epochs": 10, "lr": 0.1,
-            "batch_size": 128, "attack": {"norm": "l2", "eps": 0.25, "step_size": 0.1, "steps": 2}}
+    fast = {
+        "device": str(DEVICE),
+        "amp": True,
+        "channels_last": True,
+        "fused": True,
+        "epochs": 10,
+        "lr": 0.1,
+        "batch_size": 128,
+        "attack": {"norm": "l2", "eps": 0.25, "step_size": 0.1, "steps": 2},
+    }
     _train(digits_dir, tmp_path, **fast)
     test = load_split(digits_dir / "test")
-    on_cpu = accuracy(load_model(tmp_path / "model.pt", device=CPU)[0], DeviceData(test, CPU), None, 512)
-    on_dev = accuracy(load_model(tmp_path / "model.pt", device=DEVICE)[0], DeviceData(test, DEVICE), None, 512)
+    on_cpu = accuracy(
+        load_model(tmp_path / "model.pt", device=CPU)[0], DeviceData(test, CPU), None, 512, None, False, 0
+    )
+    on_dev = accuracy(
+        load_model(tmp_path / "model.pt", device=DEVICE)[0], DeviceData(test, DEVICE), None, 512, None, False, 0
+    )
     assert on_cpu["clean_acc"] > 0.5, on_cpu
     assert abs(on_cpu["clean_acc"] - on_dev["clean_acc"]) <= 2 / len(test.labels)
 

@@ -1,6 +1,5 @@
 """Packed format round trip, every source writer, and clear errors on bad input."""
 
-import json
 import os
 import pickle
 
@@ -124,19 +123,27 @@ def _fake_cifar(root, n_train=20, n_test=10):
     d.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(1, 6):
-        pickle.dump({"data": rng.integers(0, 256, (n_train // 5, 3072), dtype=np.uint8),
-                     "labels": [(i * n_train // 5 + j) % 10 for j in range(n_train // 5)]},
-                    open(d / f"data_batch_{i}", "wb"))
-    pickle.dump({"data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8), "labels": list(range(n_test))},
-                open(d / "test_batch", "wb"))
+        pickle.dump(
+            {
+                "data": rng.integers(0, 256, (n_train // 5, 3072), dtype=np.uint8),
+                "labels": [(i * n_train // 5 + j) % 10 for j in range(n_train // 5)],
+            },
+            open(d / f"data_batch_{i}", "wb"),
+        )
+    pickle.dump(
+        {"data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8), "labels": list(range(n_test))},
+        open(d / "test_batch", "wb"),
+    )
     pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, open(d / "batches.meta", "wb"))
 
 
 def test_cifar10_source_holds_out_validation(tmp_path):
     _fake_cifar(tmp_path / "raw", n_train=40, n_test=10)
     # files in CIFAR-10's format made here cannot carry the published md5s: verify_md5 off
-    prepare({"kind": "cifar10", "root": str(tmp_path / "raw"), "val_size": 10, "seed": 0, "verify_md5": False},
-            tmp_path / "out")
+    prepare(
+        {"kind": "cifar10", "root": str(tmp_path / "raw"), "val_size": 10, "seed": 0, "verify_md5": False},
+        tmp_path / "out",
+    )
     tr, va, te = (load_split(tmp_path / "out" / k) for k in ("train", "val", "test"))
     assert (len(tr), len(va), len(te)) == (30, 10, 10)
     assert va.manifest["counts_per_class"] == [1] * 10 and tr.classes[0] == "c0"
@@ -194,7 +201,9 @@ def test_image_folder_bad_input(tmp_path):
         prepare({"kind": "image_folder", "root": str(tmp_path / "e")}, tmp_path / "o")
     _folder(tmp_path / "bad", n=4)
     (tmp_path / "bad" / "cat" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(RobinterpError, match="broken.jpg: cannot identify image file\n|broken.jpg: cannot identify image file$"):
+    with pytest.raises(
+        RobinterpError, match="broken.jpg: cannot identify image file\n|broken.jpg: cannot identify image file$"
+    ):
         prepare({"kind": "image_folder", "root": str(tmp_path / "bad")}, tmp_path / "o")
 
 
@@ -238,9 +247,13 @@ def test_validation_split_is_never_empty_and_small_ones_are_reported(tmp_path, c
         with pytest.raises(RobinterpError, match=r"source.val_fraction: .* (minimum|maximum) of"):
             prepare({"kind": "image_folder", "root": str(tmp_path / "f"), "val_fraction": bad}, tmp_path / "o")
     with pytest.raises(RobinterpError, match="leave images for training"):
-        prepare({"kind": "image_folder", "root": str(tmp_path / "f"), "val_fraction": 0.5, "test_fraction": 0.5},
-                tmp_path / "o")
-    prepare({"kind": "image_folder", "root": str(tmp_path / "f"), "val_fraction": 0.01, "image_size": 8}, tmp_path / "o")
+        prepare(
+            {"kind": "image_folder", "root": str(tmp_path / "f"), "val_fraction": 0.5, "test_fraction": 0.5},
+            tmp_path / "o",
+        )
+    prepare(
+        {"kind": "image_folder", "root": str(tmp_path / "f"), "val_fraction": 0.01, "image_size": 8}, tmp_path / "o"
+    )
     assert load_split(tmp_path / "o" / "val").manifest["counts_per_class"] == [1, 1]
     out = capsys.readouterr().out
     assert "validation has only 1 image(s)" in out and "noisy" in out
@@ -248,7 +261,9 @@ def test_validation_split_is_never_empty_and_small_ones_are_reported(tmp_path, c
 
 def test_unknown_or_missing_source_keys_are_named(tmp_path):
     _folder(tmp_path / "f", n=4)
-    with pytest.raises(RobinterpError, match=r"source: unknown key\(s\) \['imagesize'\]; allowed: \['image_size', 'kind'"):
+    with pytest.raises(
+        RobinterpError, match=r"source: unknown key\(s\) \['imagesize'\]; allowed: \['image_size', 'kind'"
+    ):
         prepare({"kind": "image_folder", "root": str(tmp_path / "f"), "imagesize": 48}, tmp_path / "o")
     with pytest.raises(RobinterpError, match=r"source: 'root' is a required property"):
         prepare({"kind": "image_folder"}, tmp_path / "o")
@@ -317,8 +332,12 @@ def _png_header(width, height):
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_16_bit_and_float_images_are_scaled_and_exif_orientation_applied(tmp_path):

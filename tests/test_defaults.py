@@ -70,11 +70,14 @@ def test_settings_take_the_schema_defaults():
     assert tc.augment.crop_padding == config.default("augment.crop_padding") and tc.attack is None
 
 
-@pytest.mark.parametrize("block, where", [
-    ({"steps": 0}, "analyses.ig.steps"),
-    ({"baseline": "grey"}, "analyses.ig.baseline"),
-    ({"stepz": 3}, "analyses.ig"),
-])
+@pytest.mark.parametrize(
+    "block, where",
+    [
+        ({"steps": 0}, "analyses.ig.steps"),
+        ({"baseline": "grey"}, "analyses.ig.baseline"),
+        ({"stepz": 3}, "analyses.ig"),
+    ],
+)
 def test_bad_settings_name_the_key_not_a_dataclass(block, where):
     from robinterp.attributions import IGConfig
 

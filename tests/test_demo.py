@@ -19,11 +19,18 @@ def test_demo_accuracy_pattern(tmp_path):
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(cfg))
     table = tmp_path / "results/digits/tables/accuracy.csv"
-    r = subprocess.run([sys.executable, "-m", "snakemake", str(table), "--cores", "2", "--configfile", str(path)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", str(table), "--cores", "2", "--configfile", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert r.returncode == 0, r.stderr[-4000:]
-    acc = {v: json.loads((tmp_path / f"results/digits/eval/{v}/accuracy.json").read_text())
-           for v in ("standard", "robust_l2")}
+    acc = {
+        v: json.loads((tmp_path / f"results/digits/eval/{v}/accuracy.json").read_text())
+        for v in ("standard", "robust_l2")
+    }
     assert acc["standard"]["clean_acc"] >= 0.90
     assert acc["robust_l2"]["adv_acc"] >= acc["standard"]["adv_acc"] + 0.30
     for a in acc.values():  # AutoAttack, on the seeded subset, never above PGD on the same images

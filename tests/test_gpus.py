@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -33,8 +32,12 @@ def fake_box(tmp_path, monkeypatch):
     rows = "\\n".join(f"{g.index}, {g.uuid}, {g.name}, {g.driver}, {g.capability}" for g in FAKE)
     (bin_dir / "nvidia-smi").write_text(f"#!/bin/sh\nprintf '{rows}\\n'\n")
     (bin_dir / "nvidia-smi").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", gpus.LOCK_DIR_ENV: str(tmp_path / "locks"),
-           "PYTHONPATH": str(ROOT / "src")}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        gpus.LOCK_DIR_ENV: str(tmp_path / "locks"),
+        "PYTHONPATH": str(ROOT / "src"),
+    }
     env.pop("CUDA_VISIBLE_DEVICES", None)
     env.pop("SLURM_JOB_ID", None)
     for k, v in env.items():
@@ -76,19 +79,30 @@ def test_a_killed_job_gives_its_gpus_back(fake_box, tmp_path):
     holder = _launch(fake_box, 4, "sleep", "60", stderr=subprocess.PIPE, text=True)
     assert "this job holds GPU 0" in holder.stderr.readline()
     with pytest.raises(subprocess.TimeoutExpired):  # every GPU is taken: a second job waits
-        subprocess.run([sys.executable, "-m", "robinterp.gpus", "1", "--", "true"], env=fake_box, timeout=3,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "robinterp.gpus", "1", "--", "true"], env=fake_box, timeout=3, capture_output=True
+        )
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    done = subprocess.run([sys.executable, "-m", "robinterp.gpus", "4", "--", "sh", "-c", "echo $CUDA_VISIBLE_DEVICES"],
-                          env=fake_box, timeout=20, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "robinterp.gpus", "4", "--", "sh", "-c", "echo $CUDA_VISIBLE_DEVICES"],
+        env=fake_box,
+        timeout=20,
+        capture_output=True,
+        text=True,
+    )
     assert done.stdout.strip() == ",".join(g.uuid for g in FAKE)
 
 
 def test_the_launcher_steps_aside_for_cpu_jobs_slurm_and_machines_without_gpus(fake_box):
     show = ["sh", "-c", "echo ${CUDA_VISIBLE_DEVICES-unset}"]
-    run = lambda count, **env: subprocess.run([sys.executable, "-m", "robinterp.gpus", str(count), "--", *show],
-                                              env={**fake_box, **env}, capture_output=True, text=True, timeout=20)
+    run = lambda count, **env: subprocess.run(
+        [sys.executable, "-m", "robinterp.gpus", str(count), "--", *show],
+        env={**fake_box, **env},
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert run(0).stdout.strip() == "unset"
     assert run(1, SLURM_JOB_ID="7", CUDA_VISIBLE_DEVICES="0").stdout.strip() == "0"
     assert run(1, ROBINTERP_GPU_SLOTS="off").stdout.strip() == "unset"
@@ -126,9 +140,13 @@ def _workflow(folder: Path, jobs: dict, sleep: float = 2) -> Path:
 
 
 def _snakemake(folder: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "8", "-d", str(folder),
-                             "-s", str(folder / "Snakefile")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "8", "-d", str(folder), "-s", str(folder / "Snakefile")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _records(folder: Path, jobs: dict) -> dict:
@@ -145,11 +163,11 @@ def _run_together(env, *runs):
         out, _ = p.communicate(timeout=180)
         assert p.returncode == 0, out[-3000:]
     records = {f"{folder.name}/{name}": r for folder, jobs in runs for name, r in _records(folder, jobs).items()}
-    for (folder, jobs) in runs:
+    for folder, jobs in runs:
         assert all(len(records[f"{folder.name}/{n}"]["gpus"]) == k for n, k in jobs.items())
     names = sorted(records)
     for i, a in enumerate(names):  # no two jobs that ran at the same time shared a GPU
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             if _overlap(records[a], records[b]):
                 assert not set(records[a]["gpus"]) & set(records[b]["gpus"]), (a, b, records[a], records[b])
     return records

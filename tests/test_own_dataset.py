@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def snakemake(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def job_counts(out: str) -> dict:
@@ -37,10 +38,17 @@ def own_folder(tmp_path):
     for c, cls in enumerate(("h_stripes", "v_stripes")):
         for i in range(6):
             _image(tmp_path / "images" / cls / f"img_{i}.png", 40 * i + c)
-    cfg = {"results": str(tmp_path / "results"),
-           "datasets": {"mine": {"source": {"kind": "image_folder", "root": str(tmp_path / "images"), "image_size": 8},
-                                 "model": {"width": 0.0625}, "train": {"epochs": 1},
-                                 "variants": [{"name": "standard"}, {"name": "robust", "attack": {"eps": 0.5}}]}}}
+    cfg = {
+        "results": str(tmp_path / "results"),
+        "datasets": {
+            "mine": {
+                "source": {"kind": "image_folder", "root": str(tmp_path / "images"), "image_size": 8},
+                "model": {"width": 0.0625},
+                "train": {"epochs": 1},
+                "variants": [{"name": "standard"}, {"name": "robust", "attack": {"eps": 0.5}}],
+            }
+        },
+    }
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(cfg))
     return tmp_path
 

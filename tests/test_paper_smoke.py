@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from paper_inputs import write_paper_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +29,13 @@ def smoke_run(tmp_path_factory):
         src[key] = inputs[key]
     path = out / "paper_smoke.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(path)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=40 * 60)
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=40 * 60,
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
     return out / "results", cfg
 
@@ -55,7 +59,15 @@ def test_paper_shapes_run_through_every_stage(smoke_run, dataset):
         assert (results / dataset / "inversion_distance" / f"{variant}.json").is_file()
     for name in ("accuracy", "fid", "inversion_distance", "interpretability"):
         assert (results / dataset / "tables" / f"{name}.md").read_text().strip()
-    for fig in ("ig_compare", "ig_grid", "shap_compare", "shap_grid", "class_generation", "inversion", "feature_vis",
-                "robustness_curve"):
+    for fig in (
+        "ig_compare",
+        "ig_grid",
+        "shap_compare",
+        "shap_grid",
+        "class_generation",
+        "inversion",
+        "feature_vis",
+        "robustness_curve",
+    ):
         assert (results / dataset / "figures" / f"{fig}.png").stat().st_size > 1000
     assert dataset in (results / "summary.md").read_text()

@@ -60,11 +60,14 @@ def test_peak_rss_grows_with_the_images_not_their_activations(verb, inputs, torc
     def verb_peak(count):  # the verb's own peak, in a fresh process
         out = tmp_path / str(count)
         out.mkdir()
-        return pm.peak_rss([verb, *pm.verb_argv(verb, inputs[count], out, count, MODEL["classes"], batch, steps)], env)[0]
+        return pm.peak_rss([verb, *pm.verb_argv(verb, inputs[count], out, count, MODEL["classes"], batch, steps)], env)[
+            0
+        ]
 
     with ThreadPoolExecutor(2) as pool:  # both processes at once: each one's peak is its own
         peak = dict(zip((n, 8 * n), pool.map(verb_peak, (n, 8 * n))))
     growth = peak[8 * n] - peak[n]
     assert growth <= _allowed_mb(n), (
         f"{verb}: peak RSS {peak[n]:.0f} MB at {n} images, {peak[8 * n]:.0f} MB at {8 * n} (batch {batch}): "
-        f"+{growth:.0f} MB, more than {_allowed_mb(n):.0f} MB; some step holds activations for every image")
+        f"+{growth:.0f} MB, more than {_allowed_mb(n):.0f} MB; some step holds activations for every image"
+    )

@@ -10,14 +10,27 @@ from robinterp.figures import PlotConfig, attribution_grid, feature_vis_grid, in
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 FOLDER = ["h_stripes", "v_stripes", "checkers", "diagonal_stripes"]
 # among the longest ILSVRC class names (LOC_synset_mapping.txt), as Small ImageNet 150 may draw them
-WORDNET = ["American Staffordshire terrier, Staffordshire terrier, American pit bull terrier, pit bull",
-           "Staffordshire bullterrier, Staffordshire bull terrier", "German short-haired pointer",
-           "black-and-tan coonhound", "Greater Swiss Mountain dog", "soft-coated wheaten terrier",
-           "three-toed sloth, ai, Bradypus tridactylus", "African hunting dog, hyena dog, Cape hunting dog",
-           "West Highland white terrier", "Brabancon griffon", "crane", "ox"]
+WORDNET = [
+    "American Staffordshire terrier, Staffordshire terrier, American pit bull terrier, pit bull",
+    "Staffordshire bullterrier, Staffordshire bull terrier",
+    "German short-haired pointer",
+    "black-and-tan coonhound",
+    "Greater Swiss Mountain dog",
+    "soft-coated wheaten terrier",
+    "three-toed sloth, ai, Bradypus tridactylus",
+    "African hunting dog, hyena dog, Cape hunting dog",
+    "West Highland white terrier",
+    "Brabancon griffon",
+    "crane",
+    "ox",
+]
 SMALL_IMAGENET = (WORDNET * 13)[:150]
-CLASS_SETS = {"digits": [str(i) for i in range(10)], "cifar10": CIFAR10, "folder": FOLDER,
-              "small_imagenet": SMALL_IMAGENET}
+CLASS_SETS = {
+    "digits": [str(i) for i in range(10)],
+    "cifar10": CIFAR10,
+    "folder": FOLDER,
+    "small_imagenet": SMALL_IMAGENET,
+}
 
 
 def _labels(fig):
@@ -34,7 +47,7 @@ def assert_no_overlap(fig):
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
     labels = [(ax, t, t.get_window_extent(r)) for ax, t in _labels(fig)]
-    for (a1, t1, b1), (a2, t2, b2) in itertools.combinations(labels, 2):
+    for (_, t1, b1), (_, t2, b2) in itertools.combinations(labels, 2):
         assert not b1.overlaps(b2), f"{t1.get_text()!r} overlaps {t2.get_text()!r}"
     images = [ax for ax in fig.axes if ax.images]
     for ax, t, b in labels:
@@ -47,9 +60,15 @@ def _attr_runs(classes, n, variants=("standard", "robust_l2")):
     rng = np.random.default_rng(0)
     order = np.argsort([-len(c) for c in classes])  # the longest names, true and predicted
     labels = order[np.arange(n) % len(classes)]
-    return {v: {"images": rng.random((n, 3, 8, 8)).astype(np.float32),
-                "attributions": rng.standard_normal((n, 3, 8, 8)).astype(np.float32),
-                "labels": labels, "preds": np.roll(labels, i + 1)} for i, v in enumerate(variants)}
+    return {
+        v: {
+            "images": rng.random((n, 3, 8, 8)).astype(np.float32),
+            "attributions": rng.standard_normal((n, 3, 8, 8)).astype(np.float32),
+            "labels": labels,
+            "preds": np.roll(labels, i + 1),
+        }
+        for i, v in enumerate(variants)
+    }
 
 
 @pytest.mark.parametrize("name", list(CLASS_SETS))
@@ -76,12 +95,21 @@ def test_feature_vis_titles_do_not_overlap(name):
     classes = CLASS_SETS[name]
     rng = np.random.default_rng(0)
     longest = int(np.argmax([len(c) for c in classes]))
-    runs = {v: {"neurons": np.array([3, 17, 250]), "visualisations": rng.random((3, 3, 8, 8)),
-                "activation_before": rng.random(3), "activation_after": 100 * rng.random(3),
-                "top_images": rng.random((3, 3, 3, 8, 8)), "bottom_images": rng.random((3, 3, 3, 8, 8)),
-                "top_labels": np.full((3, 3), longest), "bottom_labels": (np.arange(9).reshape(3, 3) % len(classes)),
-                "top_activations": 10 * rng.random((3, 3)), "bottom_activations": -rng.random((3, 3))}
-            for v in ("standard", "robust_l2_eps1.5")}
+    runs = {
+        v: {
+            "neurons": np.array([3, 17, 250]),
+            "visualisations": rng.random((3, 3, 8, 8)),
+            "activation_before": rng.random(3),
+            "activation_after": 100 * rng.random(3),
+            "top_images": rng.random((3, 3, 3, 8, 8)),
+            "bottom_images": rng.random((3, 3, 3, 8, 8)),
+            "top_labels": np.full((3, 3), longest),
+            "bottom_labels": (np.arange(9).reshape(3, 3) % len(classes)),
+            "top_activations": 10 * rng.random((3, 3)),
+            "bottom_activations": -rng.random((3, 3)),
+        }
+        for v in ("standard", "robust_l2_eps1.5")
+    }
     fig = feature_vis_grid(runs, classes, PlotConfig.of())
     assert_no_overlap(fig)
     plt.close(fig)
@@ -94,9 +122,16 @@ def test_inversion_titles_do_not_overlap(name):
     classes = CLASS_SETS[name]
     rng = np.random.default_rng(0)
     order = [int(i) for i in np.argsort([-len(c) for c in classes])[:4]]  # the longest names
-    meta = {v: {"source_kind": ["image"] * 4 + ["noise"] * 4, "target_labels": order * 2,
-                "source_labels": order[1:] + order[:1] + order, "distance_before": rng.random(8).tolist(),
-                "distance_after": rng.random(8).tolist()} for v in ("standard", "robust_l2_eps1.5")}
+    meta = {
+        v: {
+            "source_kind": ["image"] * 4 + ["noise"] * 4,
+            "target_labels": order * 2,
+            "source_labels": order[1:] + order[:1] + order,
+            "distance_before": rng.random(8).tolist(),
+            "distance_after": rng.random(8).tolist(),
+        }
+        for v in ("standard", "robust_l2_eps1.5")
+    }
     runs = {v: {k: rng.random((8, 3, 8, 8)) for k in ("targets", "sources", "inverted")} for v in meta}
     fig = inversion_grid(runs, meta, classes, PlotConfig.of())
     assert_no_overlap(fig)
@@ -116,9 +151,19 @@ def test_figures_name_small_imagenet_classes_by_their_wordnet_names(tmp_path):
     from robinterp.data import load_split, write_split
 
     x, y = np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1])
-    write_split(tmp_path / "s", x, y, ["n01440764", "n02093256"], {},
-                extra={"classes": [{"index": 0, "wnid": "n01440764", "name": "tench, Tinca tinca"},
-                                   {"index": 1, "wnid": "n02093256", "name": "Staffordshire bullterrier"}]})
+    write_split(
+        tmp_path / "s",
+        x,
+        y,
+        ["n01440764", "n02093256"],
+        {},
+        extra={
+            "classes": [
+                {"index": 0, "wnid": "n01440764", "name": "tench, Tinca tinca"},
+                {"index": 1, "wnid": "n02093256", "name": "Staffordshire bullterrier"},
+            ]
+        },
+    )
     assert load_split(tmp_path / "s").class_names == ["tench, Tinca tinca", "Staffordshire bullterrier"]
     write_split(tmp_path / "f", x, y, ["cat", "dog"], {})
     assert load_split(tmp_path / "f").class_names == ["cat", "dog"]

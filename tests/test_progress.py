@@ -12,8 +12,10 @@ import torch
 from robinterp.errors import RobinterpError
 from robinterp.progress import INTERVAL_ENV, LogProgress, progress
 
-LINE = re.compile(r"^(?P<desc>.+): (?P<done>\d+)/(?P<total>\d+) (?P<unit>\S+) \((?P<pct>\d+)%\), "
-                  r"(?P<rate>[\d.e+-]+) (?P=unit)/s, eta (?P<eta>\d+:\d\d:\d\d)$")
+LINE = re.compile(
+    r"^(?P<desc>.+): (?P<done>\d+)/(?P<total>\d+) (?P<unit>\S+) \((?P<pct>\d+)%\), "
+    r"(?P<rate>[\d.e+-]+) (?P=unit)/s, eta (?P<eta>\d+:\d\d:\d\d)$"
+)
 
 
 class FakeClock:
@@ -141,11 +143,15 @@ def test_every_long_loop_counts_to_its_total(tiny, monkeypatch, capsys):
     fid_interval(feats, feats[::-1], rounds=4, seed=0)
     kid(feats, feats[::-1], subsets=3, subset_size=5, seed=0)
     last = _last_lines(capsys.readouterr().err)
-    expected = {"class generation": ("4", "steps"),  # 2 x 3 images: 2 batches of <= 4, 2 steps each
-                "feature visualisation": ("8", "steps"),  # 3 neurons: 2 batches, 4 steps each
-                "ig path": ("4", "batches"),  # 3 images x 5 path points, 4 points per batch
-                "ig baselines": ("3", "baselines"), "shap": ("10", "batches"),  # 1 ranking pass + 3 x ceil(5 / 2)
-                "fid interval": ("4", "rounds"), "kid": ("3", "subsets")}
+    expected = {
+        "class generation": ("4", "steps"),  # 2 x 3 images: 2 batches of <= 4, 2 steps each
+        "feature visualisation": ("8", "steps"),  # 3 neurons: 2 batches, 4 steps each
+        "ig path": ("4", "batches"),  # 3 images x 5 path points, 4 points per batch
+        "ig baselines": ("3", "baselines"),
+        "shap": ("10", "batches"),  # 1 ranking pass + 3 x ceil(5 / 2)
+        "fid interval": ("4", "rounds"),
+        "kid": ("3", "subsets"),
+    }
     assert set(last) == set(expected)
     for desc, (total, unit) in expected.items():
         assert (last[desc]["done"], last[desc]["total"], last[desc]["unit"]) == (total, total, unit), desc

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from publishers import import_publishers, perturb
+
 from robinterp.config import check_config, imported_variants
 from robinterp.errors import RobinterpError
 
@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def snakemake(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def madrylab_tiny(path: Path) -> Path:
@@ -47,8 +48,11 @@ def tiny_config(tmp_path, variants) -> Path:
 
 
 def imported(path, **extra):
-    return {"name": "madry", "attack": {"norm": "l2", "eps": 0.5},
-            "checkpoint": {"format": "madrylab", "arch": "resnet18_cifar", "path": str(path), "width": 0.0625, **extra}}
+    return {
+        "name": "madry",
+        "attack": {"norm": "l2", "eps": 0.5},
+        "checkpoint": {"format": "madrylab", "arch": "resnet18_cifar", "path": str(path), "width": 0.0625, **extra},
+    }
 
 
 def test_config_checks_of_imported_variants():
@@ -59,7 +63,9 @@ def test_config_checks_of_imported_variants():
     bad = {"datasets": {"d": {**base, "variants": [{**imported("f.pt"), "train": {"epochs": 3}}]}}}
     with pytest.raises(RobinterpError, match=r"variants\[madry\]: \['train'\] set on an imported variant"):
         imported_variants(bad)
-    clash = {"datasets": {"a": {**base, "variants": [imported("f.pt")]}, "b": {**base, "variants": [{"name": "madry"}]}}}
+    clash = {
+        "datasets": {"a": {**base, "variants": [imported("f.pt")]}, "b": {**base, "variants": [{"name": "madry"}]}}
+    }
     with pytest.raises(RobinterpError, match="imported in one dataset and trained in another"):
         imported_variants(clash)
     subset = {"datasets": {"d": {**base, "variants": [imported("f.pt", class_subset="wnids")]}}}
@@ -74,7 +80,11 @@ def test_published_cifar10_config_is_valid_and_pins_nothing_unverified():
     check_config(cfg)
     variants = cfg["datasets"]["cifar10"]["variants"]
     assert {v["checkpoint"]["path"].rsplit("/", 1)[-1] for v in variants} == {
-        "cifar_nat.pt", "cifar_l2_0_25.pt", "cifar_l2_0_5.pt", "cifar_l2_1_0.pt"}
+        "cifar_nat.pt",
+        "cifar_l2_0_25.pt",
+        "cifar_l2_0_5.pt",
+        "cifar_l2_1_0.pt",
+    }
     assert all(v["checkpoint"]["sha256"] is None for v in variants)  # the user pins what they downloaded
     assert set(cfg["datasets"]["cifar10"]["reference"]) == {v["name"] for v in variants}
 
@@ -89,8 +99,19 @@ def test_trained_and_imported_variants_share_the_dag(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = dict(line.split() for line in r.stdout.split("Job stats:")[1].split("total")[0].splitlines()[3:] if line)
     assert jobs["import_checkpoint"] == "1" and jobs["train"] == "1"
-    assert all(jobs[rule] == "2" for rule in ("evaluate", "ig", "shap", "class_generation", "inversion", "feature_vis",
-                                              "interpretability_metrics", "fid_class_generation"))
+    assert all(
+        jobs[rule] == "2"
+        for rule in (
+            "evaluate",
+            "ig",
+            "shap",
+            "class_generation",
+            "inversion",
+            "feature_vis",
+            "interpretability_metrics",
+            "fid_class_generation",
+        )
+    )
 
 
 @pytest.mark.slow
@@ -106,13 +127,16 @@ def test_whole_dag_runs_on_imported_and_zoo_variants(tmp_path):
     for block in zoo.values():
         stand_in_file(cache, block)
     variants = [imported(madrylab_tiny(tmp_path / "madry.pt"))] + [
-        {"name": name, "checkpoint": block} for name, block in zoo.items()]
+        {"name": name, "checkpoint": block} for name, block in zoo.items()
+    ]
     cfg = yaml.safe_load(tiny_config(tmp_path, variants).read_text())
     cfg["robustbench_cache"] = str(cache)
     digits = cfg["datasets"]["digits"]
     digits["source"]["image_size"] = 32
-    digits["reference"] = {name: {"clean_acc": 90.0, "autoattack_acc": 70.0 - 10 * i, "source": "a leaderboard"}
-                           for i, name in enumerate(zoo)}
+    digits["reference"] = {
+        name: {"clean_acc": 90.0, "autoattack_acc": 70.0 - 10 * i, "source": "a leaderboard"}
+        for i, name in enumerate(zoo)
+    }
     path = tmp_path / "zoo.yaml"
     path.write_text(yaml.safe_dump(cfg))
     r = snakemake("--cores", "2", "--configfile", str(path))
@@ -127,7 +151,10 @@ def test_whole_dag_runs_on_imported_and_zoo_variants(tmp_path):
     assert not (results / "models/madry/train_log.csv").exists()  # imported, not trained
     assert "sha256" in (tmp_path / "results/logs/import_checkpoint/digits/madry.log").read_text()
     accuracy = pd.read_csv(results / "tables/accuracy.csv").set_index("variant")
-    assert accuracy.loc["dmwrn", "reference_autoattack_acc"] == 60.0 and accuracy.loc["wrn", "reference_source"] == "a leaderboard"
+    assert (
+        accuracy.loc["dmwrn", "reference_autoattack_acc"] == 60.0
+        and accuracy.loc["wrn", "reference_source"] == "a leaderboard"
+    )
     curve = pd.read_csv(results / "tables/robustness_curve.csv")
     assert set(curve["placed_by"]) == {"robust_accuracy"} and curve["robust_acc"].notna().all()
     correlation = pd.read_csv(results / "tables/robustness_correlation.csv")

@@ -3,12 +3,12 @@
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from robinterp.cli import main
 from robinterp.models import build_model
-from robinterp.randomisation import cascade_stages, randomisation_cascade, reinitialise, spearman_rows
+from robinterp.randomisation import cascade_stages, randomisation_cascade, reinitialise
+from robinterp.stats import spearman_rows
 
 
 def _resnet(classes=3, seed=0):
@@ -78,20 +78,56 @@ def test_parameter_randomisation_and_plot_verbs(tmp_path):
     paths = []
     for v in ("standard", "robust"):
         paths.append(tmp_path / f"{v}.json")
-        assert main(["parameter-randomisation", "--checkpoint", str(tmp_path / "model.pt"), "--attributions",
-                     f"ig={tmp_path / 'ig.npz'}", f"shap={tmp_path / 'shap.npz'}", "--train", str(tmp_path / "train"),
-                     "--settings", json.dumps({"analyses.ig": {"steps": 4, "trials": 2},
-                                               "analyses.shap": {"background": 8, "nsamples": 8},
-                                               "metrics.randomisation": {"images": 3, "bootstrap": 20}, "device": "cpu"}),
-                     "--variant", v, "--out", str(paths[-1])]) == 0
+        assert (
+            main(
+                [
+                    "parameter-randomisation",
+                    "--checkpoint",
+                    str(tmp_path / "model.pt"),
+                    "--attributions",
+                    f"ig={tmp_path / 'ig.npz'}",
+                    f"shap={tmp_path / 'shap.npz'}",
+                    "--train",
+                    str(tmp_path / "train"),
+                    "--settings",
+                    json.dumps(
+                        {
+                            "analyses.ig": {"steps": 4, "trials": 2},
+                            "analyses.shap": {"background": 8, "nsamples": 8},
+                            "metrics.randomisation": {"images": 3, "bootstrap": 20},
+                            "device": "cpu",
+                        }
+                    ),
+                    "--variant",
+                    v,
+                    "--out",
+                    str(paths[-1]),
+                ]
+            )
+            == 0
+        )
     res = json.loads(paths[0].read_text())
     assert {e["method"] for e in res["metrics"]} == {"ig", "shap"}
-    assert all(e["metric"] == "randomisation_spearman" and e["n"] == 3 and e["low"] <= e["mean"] <= e["high"]
-               for e in res["metrics"])
+    assert all(
+        e["metric"] == "randomisation_spearman" and e["n"] == 3 and e["low"] <= e["mean"] <= e["high"]
+        for e in res["metrics"]
+    )
     assert res["cascade"]["shap"]["stages"][0] == "linear" and len(res["cascade"]["ig"]["mean"]) == 7
     png = tmp_path / "fig" / "cascade.png"
     assert main(["randomisation-plot", "--inputs", *map(str, paths), "--dataset", "d", "--out", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["parameter-randomisation", "--checkpoint", str(tmp_path / "model.pt"), "--attributions",
-                 f"shap={tmp_path / 'shap.npz'}", "--out", str(tmp_path / "x.json")]) == 2  # no --train
+    assert (
+        main(
+            [
+                "parameter-randomisation",
+                "--checkpoint",
+                str(tmp_path / "model.pt"),
+                "--attributions",
+                f"shap={tmp_path / 'shap.npz'}",
+                "--out",
+                str(tmp_path / "x.json"),
+            ]
+        )
+        == 2
+    )  # no --train
     assert not (tmp_path / "x.json").exists()

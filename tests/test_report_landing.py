@@ -44,14 +44,25 @@ rule table:
 def landing_page(tmp_path: Path, with_summary: bool) -> str:
     """Run a two-rule workflow with the real landing page, build its report, return the page's HTML."""
     targets = ['"results/digits/tables/accuracy.csv"'] + (['"results/summary.md"'] if with_summary else [])
-    (tmp_path / "Snakefile").write_text(SNAKEFILE.format(landing=ROOT / "workflow/report/workflow.rst",
-                                                         targets=", ".join(targets)))
+    (tmp_path / "Snakefile").write_text(
+        SNAKEFILE.format(landing=ROOT / "workflow/report/workflow.rst", targets=", ".join(targets))
+    )
     (tmp_path / "summary_source.md").write_text(SUMMARY)
-    snakemake = [sys.executable, "-m", "snakemake", "--cores", "1", "--directory", str(tmp_path), "-s",
-                 str(tmp_path / "Snakefile")]
+    snakemake = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "1",
+        "--directory",
+        str(tmp_path),
+        "-s",
+        str(tmp_path / "Snakefile"),
+    ]
     subprocess.run(snakemake + ["-q"], check=True, capture_output=True, timeout=300)
-    subprocess.run(snakemake + ["--report", str(tmp_path / "report.html")], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        snakemake + ["--report", str(tmp_path / "report.html")], check=True, capture_output=True, timeout=300
+    )
     page = (tmp_path / "report.html").read_text()
     return json.loads(re.search(r"var workflow_desc = (\".*?\");\n", page, re.S).group(1))
 

@@ -13,10 +13,15 @@ spec = importlib.util.spec_from_file_location("check_report", ROOT / "scripts" /
 check_report = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(check_report)
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(check_report.find_chromium() is None,
-                                reason="chromium not installed (apt-get install -y chromium); report render not checked")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        check_report.find_chromium() is None,
+        reason="chromium not installed (apt-get install -y chromium); report render not checked",
+    ),
+]
 
-SNAKEFILE = '''
+SNAKEFILE = """
 rule all:
     input: "curve.png", "table.csv"
 rule curve:
@@ -25,7 +30,7 @@ rule curve:
 rule table:
     output: report("table.csv", caption="caption.rst", category="digits", subcategory="table")
     shell: "printf 'variant,fid\\\\nstandard,1.0\\\\n' > {{output}}"
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +39,17 @@ def report(tmp_path_factory):
     work = tmp_path_factory.mktemp("report")
     (work / "Snakefile").write_text(SNAKEFILE.format(python=sys.executable))
     (work / "caption.rst").write_text("What to look for: *nothing* in particular.\n")
-    snakemake = [sys.executable, "-m", "snakemake", "--cores", "1", "--directory", str(work), "-s", str(work / "Snakefile")]
+    snakemake = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "1",
+        "--directory",
+        str(work),
+        "-s",
+        str(work / "Snakefile"),
+    ]
     subprocess.run(snakemake + ["-q"], check=True, capture_output=True, timeout=300)
     subprocess.run(snakemake + ["--report", str(work / "report.html")], check=True, capture_output=True, timeout=300)
     return work / "report.html"

@@ -24,8 +24,14 @@ def _filled(name: str) -> dict:
 
 
 def test_the_table_in_docs_is_what_the_rules_compute():
-    out = subprocess.run([sys.executable, "-m", "robinterp.resources", "config.yaml", "workflow/configs/demo.yaml"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-m", "robinterp.resources", "config.yaml", "workflow/configs/demo.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
     assert out in (ROOT / "docs" / "scale.md").read_text(), "regenerate the table in docs/scale.md:\n" + out
 
 
@@ -35,11 +41,22 @@ def test_resources_grow_with_the_data_and_the_attack():
     robust = lambda d: next(v for v in d["variants"] if v.get("attack"))
     standard = lambda d: next(v for v in d["variants"] if not v.get("attack"))
     for rule in ("train", "evaluate", "inception_features", "class_generation"):
-        small, big = job_resources(rule, digits, robust(digits)), job_resources(rule, cifar, robust(cifar))
+        small, big = (
+            job_resources(rule, digits, robust(digits), "auto", 1),
+            job_resources(rule, cifar, robust(cifar), "auto", 1),
+        )
         assert small["runtime"] <= big["runtime"] and _memory(small) <= _memory(big), rule
-    assert job_resources("train", cifar, robust(cifar))["runtime"] > 5 * job_resources("train", cifar, standard(cifar))["runtime"]
-    assert job_resources("train", imagenet, robust(imagenet))["runtime"] > job_resources("train", cifar, robust(cifar))["runtime"]
-    assert all(_memory(job_resources(r, digits, robust(digits))) <= 8000 for r in ("train", "evaluate", "ig"))
+    assert (
+        job_resources("train", cifar, robust(cifar), "auto", 1)["runtime"]
+        > 5 * job_resources("train", cifar, standard(cifar), "auto", 1)["runtime"]
+    )
+    assert (
+        job_resources("train", imagenet, robust(imagenet), "auto", 1)["runtime"]
+        > job_resources("train", cifar, robust(cifar), "auto", 1)["runtime"]
+    )
+    assert all(
+        _memory(job_resources(r, digits, robust(digits), "auto", 1)) <= 8000 for r in ("train", "evaluate", "ig")
+    )
 
 
 def _memory(res: dict) -> int:
@@ -48,7 +65,7 @@ def _memory(res: dict) -> int:
 
 def test_every_rule_declares_memory_and_runtime_and_cpu_jobs_no_gpu():
     digits = _filled("workflow/configs/demo.yaml")["datasets"]["digits"]
-    assert job_resources("evaluate", digits, device="cpu")["gpu"] == 0
+    assert job_resources("evaluate", digits, None, "cpu", 1)["gpu"] == 0
     assert resource_keys("train", "auto") == ("gpu", "cpus_per_gpu", "mem_mb_per_cpu", "runtime")
     assert resource_keys("train", "cpu") == ("gpu", "cpus_per_gpu", "mem_mb", "runtime")
     assert set(resource_keys("accuracy_table", "auto")) == {"mem_mb", "runtime"}
@@ -62,12 +79,14 @@ def test_the_macs_table_matches_the_networks(arch, px):
     """Multiply-accumulates of one image counted on the real network, within 5% of the table."""
     from robinterp.models import build_model
 
-    model = build_model(arch, 10 if px == 32 else 1000, [0.5] * 3, [0.25] * 3).eval()
+    model = build_model(arch, 10 if px == 32 else 1000, [0.5] * 3, [0.25] * 3, 1.0).eval()
     macs = []
 
     def count(module, inputs, output):
         if isinstance(module, torch.nn.Conv2d):
-            macs.append(output.numel() * module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1])
+            macs.append(
+                output.numel() * module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            )
         elif isinstance(module, torch.nn.Linear):
             macs.append(module.in_features * module.out_features)
 

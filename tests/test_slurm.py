@@ -40,8 +40,10 @@ def _need_slurm():
     if not shutil.which("apt-get"):
         pytest.skip(f"SLURM binaries {missing} missing and apt-get is unavailable")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd, limit in ((["apt-get", "update", "-q"], 180),
-                       (["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES], 300)):
+    for cmd, limit in (
+        (["apt-get", "update", "-q"], 180),
+        (["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES], 300),
+    ):
         try:
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=limit)
         except subprocess.TimeoutExpired:
@@ -74,24 +76,41 @@ def _wait(what: str, check, timeout: float, logs=()):
 
 
 def _slurm_conf(d: Path, host: str, cpus: int, mem_mb: int) -> str:
-    return "\n".join([
-        "ClusterName=robinterp-test",
-        f"SlurmctldHost={host}(127.0.0.1)",
-        f"SlurmctldPort={_free_port()}", f"SlurmdPort={_free_port()}",
-        "SlurmUser=root", "SlurmdUser=root",
-        "AuthType=auth/munge", f"AuthInfo=socket={d}/munge/munge.socket",
-        "CredType=cred/munge",
-        f"StateSaveLocation={d}/state", f"SlurmdSpoolDir={d}/spool",
-        f"SlurmctldPidFile={d}/slurmctld.pid", f"SlurmdPidFile={d}/slurmd.pid",
-        f"SlurmctldLogFile={d}/slurmctld.log", f"SlurmdLogFile={d}/slurmd.log",
-        "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU_Memory",
-        "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "MpiDefault=none",
-        "AccountingStorageType=accounting_storage/none", "JobAcctGatherType=jobacct_gather/none",
-        "MinJobAge=300", "ReturnToService=2", "SchedulerType=sched/builtin",
-        "GresTypes=gpu",
-        f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} Gres=gpu:1 State=UNKNOWN",
-        f"PartitionName=test Nodes={host} Default=YES MaxTime=60 State=UP",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "ClusterName=robinterp-test",
+                f"SlurmctldHost={host}(127.0.0.1)",
+                f"SlurmctldPort={_free_port()}",
+                f"SlurmdPort={_free_port()}",
+                "SlurmUser=root",
+                "SlurmdUser=root",
+                "AuthType=auth/munge",
+                f"AuthInfo=socket={d}/munge/munge.socket",
+                "CredType=cred/munge",
+                f"StateSaveLocation={d}/state",
+                f"SlurmdSpoolDir={d}/spool",
+                f"SlurmctldPidFile={d}/slurmctld.pid",
+                f"SlurmdPidFile={d}/slurmd.pid",
+                f"SlurmctldLogFile={d}/slurmctld.log",
+                f"SlurmdLogFile={d}/slurmd.log",
+                "SelectType=select/cons_tres",
+                "SelectTypeParameters=CR_CPU_Memory",
+                "ProctrackType=proctrack/linuxproc",
+                "TaskPlugin=task/none",
+                "MpiDefault=none",
+                "AccountingStorageType=accounting_storage/none",
+                "JobAcctGatherType=jobacct_gather/none",
+                "MinJobAge=300",
+                "ReturnToService=2",
+                "SchedulerType=sched/builtin",
+                "GresTypes=gpu",
+                f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} Gres=gpu:1 State=UNKNOWN",
+                f"PartitionName=test Nodes={host} Default=YES MaxTime=60 State=UP",
+            ]
+        )
+        + "\n"
+    )
 
 
 @pytest.fixture
@@ -109,7 +128,7 @@ def slurm_cluster(tmp_path):
     (d / "gres.conf").write_text(f"NodeName={host} Name=gpu File=/dev/null\n")
     # the executor plugin strips SLURM_CONF inside jobs; srun there must still find ours
     srun = d / "bin" / "srun"
-    srun.write_text(f"#!/bin/sh\nexport SLURM_CONF={conf}\nexec {_which('srun')} \"$@\"\n")
+    srun.write_text(f'#!/bin/sh\nexport SLURM_CONF={conf}\nexec {_which("srun")} "$@"\n')
     srun.chmod(0o755)
     env = {**os.environ, "SLURM_CONF": str(conf), "PATH": f"{d / 'bin'}:{os.environ['PATH']}:/usr/sbin"}
     subprocess.run([_which("mungekey"), "-c", "-k", str(d / "munge.key")], check=True, timeout=30)
@@ -117,15 +136,33 @@ def slurm_cluster(tmp_path):
 
     procs = []
     try:
-        procs.append(subprocess.Popen(
-            [_which("munged"), "-F", "-f", f"--key-file={d}/munge.key", f"--socket={d}/munge/munge.socket",
-             f"--pid-file={d}/munged.pid", f"--log-file={d}/munged.log", f"--seed-file={d}/munged.seed"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [
+                    _which("munged"),
+                    "-F",
+                    "-f",
+                    f"--key-file={d}/munge.key",
+                    f"--socket={d}/munge/munge.socket",
+                    f"--pid-file={d}/munged.pid",
+                    f"--log-file={d}/munged.log",
+                    f"--seed-file={d}/munged.seed",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+        )
         _wait("the munge socket", (d / "munge" / "munge.socket").exists, 20, [d / "munged.log"])
         # -D: stay in the foreground, so the PID we hold is the daemon's
         for daemon in ("slurmctld", "slurmd"):
-            procs.append(subprocess.Popen([_which(daemon), "-D", "-f", str(conf)], env=env,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [_which(daemon), "-D", "-f", str(conf)],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.STDOUT,
+                )
+            )
             time.sleep(1)
         logs = [d / "slurmctld.log", d / "slurmd.log"]
 
@@ -133,6 +170,7 @@ def slurm_cluster(tmp_path):
             assert all(p.poll() is None for p in procs), "a SLURM daemon exited early"
             out = subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True, timeout=10)
             return out.stdout.strip() == "idle"
+
         _wait("the node to come up idle", node_idle, 60, logs)
         yield env, d
     finally:
@@ -153,22 +191,55 @@ def test_tiny_dag_through_the_slurm_profile(slurm_cluster, tmp_path):
     results = work / "results"
     target = results / "digits" / "models" / "standard" / "model.pt"
     env = {**env, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "snakemake", str(target), "-s", str(ROOT / "Snakefile"), "--directory", str(work),
-           "--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"),
-           "--configfile", str(ROOT / "workflow" / "configs" / "tiny.yaml"),
-           # device auto: the job runs on whatever the node has; the profile's gpu=1 gets the fake GPU
-           "--config", f"results={results}", "device=auto",
-           "--jobs", "2", "--latency-wait", "5", "--retries", "0", "--seconds-between-status-checks", "2",
-           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-           "--slurm-no-account", "--slurm-logdir", str(work / "slurm_logs"),
-           # a 2-CPU test node: the profile's cluster-sized requests would never be scheduled
-           "--default-resources", "mem_mb=1000", "runtime=10",
-           "--set-resources", "train:gpu=1", "train:mem_mb=2000", "train:cpus_per_gpu=1", "train:runtime=10",
-           "prepare_data:mem_mb=1000", "prepare_data:cpus_per_task=1", "prepare_data:runtime=10"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        str(target),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--workflow-profile",
+        str(ROOT / "workflow" / "profiles" / "slurm"),
+        "--configfile",
+        str(ROOT / "workflow" / "configs" / "tiny.yaml"),
+        # device auto: the job runs on whatever the node has; the profile's gpu=1 gets the fake GPU
+        "--config",
+        f"results={results}",
+        "device=auto",
+        "--jobs",
+        "2",
+        "--latency-wait",
+        "5",
+        "--retries",
+        "0",
+        "--seconds-between-status-checks",
+        "2",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--slurm-no-account",
+        "--slurm-logdir",
+        str(work / "slurm_logs"),
+        # a 2-CPU test node: the profile's cluster-sized requests would never be scheduled
+        "--default-resources",
+        "mem_mb=1000",
+        "runtime=10",
+        "--set-resources",
+        "train:gpu=1",
+        "train:mem_mb=2000",
+        "train:cpus_per_gpu=1",
+        "train:runtime=10",
+        "prepare_data:mem_mb=1000",
+        "prepare_data:cpus_per_task=1",
+        "prepare_data:runtime=10",
+    ]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=work)
     except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"snakemake through SLURM did not finish in 600 s:\n{(e.stdout or '')[-3000:]}")
+        raise AssertionError(f"snakemake through SLURM did not finish in 600 s:\n{(e.stdout or '')[-3000:]}") from None
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
     # --- the outputs: packed data and a loadable checkpoint from the train job ---
@@ -181,8 +252,9 @@ def test_tiny_dag_through_the_slurm_profile(slurm_cluster, tmp_path):
     assert "train: best epoch" in (results / "logs" / "train" / "digits" / "standard.log").read_text()
 
     # --- SLURM ran both jobs, and the train job held the (fake) GPU ---
-    jobs = subprocess.run(["scontrol", "show", "job", "-o"], env=env, capture_output=True, text=True,
-                          timeout=20).stdout.splitlines()
+    jobs = subprocess.run(
+        ["scontrol", "show", "job", "-o"], env=env, capture_output=True, text=True, timeout=20
+    ).stdout.splitlines()
     by_rule = {rule: [j for j in jobs if f"/rule_{rule}/" in j] for rule in ("prepare_data", "train")}
     assert all(len(found) == 1 for found in by_rule.values()), jobs
     assert all("JobState=COMPLETED" in found[0] for found in by_rule.values()), jobs

@@ -21,7 +21,8 @@ from robinterp.resources import GPU_RULES, job_resources
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import snakemake_executor_plugin_slurm"]).returncode != 0,
-    reason="test dependency: pip install -e '.[dev]' (snakemake-executor-plugin-slurm)")
+    reason="test dependency: pip install -e '.[dev]' (snakemake-executor-plugin-slurm)",
+)
 
 
 def _filled(configfile: Path) -> dict:
@@ -36,11 +37,29 @@ def _submit(tmp_path: Path, configfile: Path, *extra: str) -> tuple[dict, list[d
     """{(rule, wildcards): sbatch flags} of every submitted job, and the jobs kept on this node."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     calls = tmp_path / "calls.jsonl"
-    cmd = [sys.executable, str(ROOT / "tests" / "slurm_capture.py"), str(calls), "--", "-s", str(ROOT / "Snakefile"),
-           "-d", str(tmp_path), "--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"),
-           "--configfile", str(configfile), "--config", f"results={tmp_path / 'results'}",
-           "--seconds-between-status-checks", "1", "--slurm-init-seconds-before-status-checks", "1",
-           "--latency-wait", "1", *extra]
+    cmd = [
+        sys.executable,
+        str(ROOT / "tests" / "slurm_capture.py"),
+        str(calls),
+        "--",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--workflow-profile",
+        str(ROOT / "workflow" / "profiles" / "slurm"),
+        "--configfile",
+        str(configfile),
+        "--config",
+        f"results={tmp_path / 'results'}",
+        "--seconds-between-status-checks",
+        "1",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--latency-wait",
+        "1",
+        *extra,
+    ]
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"), "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -76,7 +95,9 @@ def _expected(cfg: dict, rule: str, wildcards: str, threads: int) -> dict:
         flags.update({"gpus": str(res["gpu"]), "cpus-per-gpu": str(res["cpus_per_gpu"])})
     else:
         flags["cpus-per-task"] = str(threads)
-    flags.update({"--mem-per-cpu": str(res["mem_mb_per_cpu"])} if "mem_mb_per_cpu" in res else {"--mem": str(res["mem_mb"])})
+    flags.update(
+        {"--mem-per-cpu": str(res["mem_mb_per_cpu"])} if "mem_mb_per_cpu" in res else {"--mem": str(res["mem_mb"])}
+    )
     return flags
 
 
@@ -117,8 +138,15 @@ def test_config_yaml_and_its_overrides_keep_every_other_key(tmp_path):
     assert "download_data" not in {r for r, _ in plain} and "download_data" in {j["rule"] for j in local}
     assert ("prepare_data", "cifar10") in plain
 
-    over, _ = _submit(tmp_path / "over", paper, "--set-resources", "train:gpu=4",
-                      "--default-resources", "slurm_partition=gpu", "slurm_account=x")
+    over, _ = _submit(
+        tmp_path / "over",
+        paper,
+        "--set-resources",
+        "train:gpu=4",
+        "--default-resources",
+        "slurm_partition=gpu",
+        "slurm_account=x",
+    )
     assert over.keys() == plain.keys()
     for key, flags in over.items():
         want = {**plain[key], "-p": "gpu", "-A": "x", **({"gpus": "4"} if key[0] == "train" else {})}

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from ilsvrc_fake import make_ilsvrc, wnid
+
 from robinterp.data import load_split
 from robinterp.errors import RobinterpError
 from robinterp.small_imagenet import BuildConfig, build, check_splits_disjoint, decode_image, read_val_labels
@@ -31,8 +31,13 @@ def tree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cfg(tree):
-    return BuildConfig.of(train_dir=tree["train_dir"], val_dir=tree["val_dir"], imagenetv2_dir=tree["imagenetv2_dir"],
-                       synset_mapping=tree["synset_mapping"], **SIZES)
+    return BuildConfig.of(
+        train_dir=tree["train_dir"],
+        val_dir=tree["val_dir"],
+        imagenetv2_dir=tree["imagenetv2_dir"],
+        synset_mapping=tree["synset_mapping"],
+        **SIZES,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +157,7 @@ def test_decode_handles_every_mode_and_format(tree):
 
 # --- bad input: each names the class or folder and the expected layout ------------------------------
 
+
 def _bad_layouts(tree, tmp):
     flat_train = Path(tree["train_dir"]) / wnid(0)
     tars = tmp / "tars"
@@ -180,8 +186,11 @@ def _bad_layouts(tree, tmp):
         ({"class_list": str(class_list)}, r"\['n99999999'\] not found as folders of train_dir"),
         ({"class_list": str(repeated)}, rf"\['{wnid(0)}'\] listed more than once"),
         # the test split would hold training images: the same folder, or the same files through a link
-        ({"val_dir": tree["train_dir"]}, r"train_dir .* and val_dir .* hold the same image files .* point val_dir at "
-                                         r"the ILSVRC validation images"),
+        (
+            {"val_dir": tree["train_dir"]},
+            r"train_dir .* and val_dir .* hold the same image files .* point val_dir at "
+            r"the ILSVRC validation images",
+        ),
         ({"val_dir": str(tmp / "train_link")}, r"train_dir .* and val_dir .*train_link hold the same image files"),
         ({"val_dir": str(tmp / "val_hard")}, r"train_dir .* and val_dir .*val_hard hold the same image files"),
         ({"train_per_class": 10}, r"class n\d{8} \(class \d+, fake\): 9 image\(s\) in .*needs 12"),
@@ -201,11 +210,23 @@ def test_bad_layouts_and_counts_fail_with_a_clear_message(cfg, tree, tmp_path):
 def test_cli_bad_numbers_give_one_line_errors(tree, tmp_path, capsys):
     from robinterp.cli import main
 
-    base = ["build-small-imagenet", "--set", f"source.train_dir={tree['train_dir']}", "--set",
-            f"source.val_dir={tree['val_dir']}", "--set", "source.kind=small_imagenet150", "--out-dir", str(tmp_path / "out")]
-    for key, value, problem in (("seed", "-1", "less than the minimum of 0"), ("classes", "0", "less than the minimum of 1"),
-                                ("train_per_class", "-1", "less than the minimum of 1"),
-                                ("image_size", "0", "less than the minimum of 8")):
+    base = [
+        "build-small-imagenet",
+        "--set",
+        f"source.train_dir={tree['train_dir']}",
+        "--set",
+        f"source.val_dir={tree['val_dir']}",
+        "--set",
+        "source.kind=small_imagenet150",
+        "--out-dir",
+        str(tmp_path / "out"),
+    ]
+    for key, value, problem in (
+        ("seed", "-1", "less than the minimum of 0"),
+        ("classes", "0", "less than the minimum of 1"),
+        ("train_per_class", "-1", "less than the minimum of 1"),
+        ("image_size", "0", "less than the minimum of 8"),
+    ):
         assert main(base + ["--set", f"source.{key}={value}"]) == 2
         err = capsys.readouterr().err
         assert f"settings.source.{key}: {value} is {problem}" in err and err.count("\n") == 2, err
@@ -242,8 +263,14 @@ def test_dot_files_and_folders_are_not_data(tmp_path):
     """A macOS copy (._<name> AppleDouble files, .DS_Store, __MACOSX) or a Jupyter folder
     (.ipynb_checkpoints) builds the same bytes as a clean copy with the same seed."""
     small = make_ilsvrc(tmp_path / "ilsvrc", n_classes=6)
-    cfg = BuildConfig.of(train_dir=small["train_dir"], val_dir=small["val_flat"], val_labels=small["val_labels"],
-                      imagenetv2_dir=small["imagenetv2_dir"], synset_mapping=small["synset_mapping"], **SIZES)
+    cfg = BuildConfig.of(
+        train_dir=small["train_dir"],
+        val_dir=small["val_flat"],
+        val_labels=small["val_labels"],
+        imagenetv2_dir=small["imagenetv2_dir"],
+        synset_mapping=small["synset_mapping"],
+        **SIZES,
+    )
     build(cfg, tmp_path / "clean", log=lambda _: None)
     for image in [p for p in (tmp_path / "ilsvrc").rglob("*") if p.is_file() and p.parent != tmp_path / "ilsvrc"]:
         (image.parent / f"._{image.name}").write_bytes(b"\x00\x05\x16\x07" + bytes(60))  # AppleDouble header
@@ -263,10 +290,12 @@ def test_dot_files_and_folders_are_not_data(tmp_path):
 def test_no_source_file_may_fill_two_rows():
     check_splits_disjoint({"train": ["a/1", "a/2"], "val": ["a/3"], "test": ["b/1", "b/2"]}, "train_holdout")
     check_splits_disjoint({"train": ["a/1"], "val": ["b/1"], "test": ["b/1", "c/1"]}, "ilsvrc_val")  # val = test's part
-    for files, validation in (({"train": ["a/1"], "val": ["a/1"], "test": []}, "train_holdout"),
-                              ({"train": ["a/1"], "val": [], "test": ["a/../a/1"]}, "ilsvrc_val"),
-                              ({"train": ["a/1", "a/1"], "val": [], "test": []}, "ilsvrc_val"),
-                              ({"train": [], "val": ["b/1"], "test": ["b/1"]}, "train_holdout")):
+    for files, validation in (
+        ({"train": ["a/1"], "val": ["a/1"], "test": []}, "train_holdout"),
+        ({"train": ["a/1"], "val": [], "test": ["a/../a/1"]}, "ilsvrc_val"),
+        ({"train": ["a/1", "a/1"], "val": [], "test": []}, "ilsvrc_val"),
+        ({"train": [], "val": ["b/1"], "test": ["b/1"]}, "train_holdout"),
+    ):
         with pytest.raises(RobinterpError, match="would fill a row of"):
             check_splits_disjoint(files, validation)
 
@@ -275,11 +304,14 @@ def test_cli_reports_errors_without_a_traceback(tree, tmp_path, capsys):
     from robinterp.cli import main
 
     source = {"kind": "small_imagenet150", "train_dir": str(tmp_path / "nope"), "val_dir": tree["val_dir"]}
-    rc = main(["build-small-imagenet", "--settings", json.dumps({"source": source}), "--out-dir", str(tmp_path / "out")])
+    rc = main(
+        ["build-small-imagenet", "--settings", json.dumps({"source": source}), "--out-dir", str(tmp_path / "out")]
+    )
     assert rc == 2 and "error: train_dir" in capsys.readouterr().err
 
 
 # --- the ResNet50 path and the author's settings -----------------------------------------------
+
 
 def test_resnet50_has_torchvision_names_and_shapes():
     import torch
@@ -288,7 +320,7 @@ def test_resnet50_has_torchvision_names_and_shapes():
     from robinterp.models import build_model
 
     with torch.device("meta"):  # shapes only: no 2 x 25M-parameter initialisation on the CPU
-        ours = build_model("resnet50", 150, [0.5] * 3, [0.25] * 3).model.state_dict()
+        ours = build_model("resnet50", 150, [0.5] * 3, [0.25] * 3, 1.0).model.state_dict()
         ref = torchvision.models.resnet50(num_classes=150).state_dict()
     assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in ref.items()}
 
@@ -316,9 +348,19 @@ def test_config_yaml_author_variant_validates_when_uncommented():
     check_config(config)
     attack = settings_value(config, "small_imagenet150", "robust_l2_author", "variant.attack")
     assert {k: attack[k] for k in ("norm", "eps", "step_size", "steps", "bn_mode")} == {
-        "norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": 20, "bn_mode": "train"}
+        "norm": "l2",
+        "eps": 0.5,
+        "step_size": 0.1,
+        "steps": 20,
+        "bn_mode": "train",
+    }
     author = settings_value(config, "small_imagenet150", "robust_l2_author", "train")
-    assert (author["optimizer"], author["lr"], author["weight_decay"], author["batch_size"]) == ("adam", 1e-4, 5e-4, 200)
+    assert (author["optimizer"], author["lr"], author["weight_decay"], author["batch_size"]) == (
+        "adam",
+        1e-4,
+        5e-4,
+        200,
+    )
     assert author["augment"] == {"random_resized_crop": True, "flip": True, "rotation": 20, "crop_padding": 0}
     ds = raw["datasets"]["small_imagenet150"]
     with pytest.raises(RobinterpError, match="val_per_clas"):
@@ -327,30 +369,64 @@ def test_config_yaml_author_variant_validates_when_uncommented():
 
 # --- the DAG ---------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_snakemake_builds_trains_and_evaluates_small_imagenet(tree, tmp_path):
     config = {
-        "results": "results", "device": "cpu", "threads": {"train": 1, "analysis": 1, "data": 2},
-        "datasets": {"small_imagenet150": {
-            "source": {"kind": "small_imagenet150", "train_dir": tree["train_dir"], "val_dir": tree["val_flat"],
-                       "val_labels": tree["val_labels"], "imagenetv2_dir": tree["imagenetv2_dir"],
-                       "synset_mapping": tree["synset_mapping"], **SIZES, "image_size": 32},
-            "model": {"arch": "resnet50", "width": 0.0625},
-            "train": {"epochs": 1, "batch_size": 10, "optimizer": "adam", "lr": 1e-3,
-                      "augment": {"random_resized_crop": True, "flip": True, "rotation": 20},
-                      "selection_attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 1}},
-            "eval_attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 2},
-            "variants": [{"name": "robust_l2", "attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 1}}],
-        }},
+        "results": "results",
+        "device": "cpu",
+        "threads": {"train": 1, "analysis": 1, "data": 2},
+        "datasets": {
+            "small_imagenet150": {
+                "source": {
+                    "kind": "small_imagenet150",
+                    "train_dir": tree["train_dir"],
+                    "val_dir": tree["val_flat"],
+                    "val_labels": tree["val_labels"],
+                    "imagenetv2_dir": tree["imagenetv2_dir"],
+                    "synset_mapping": tree["synset_mapping"],
+                    **SIZES,
+                    "image_size": 32,
+                },
+                "model": {"arch": "resnet50", "width": 0.0625},
+                "train": {
+                    "epochs": 1,
+                    "batch_size": 10,
+                    "optimizer": "adam",
+                    "lr": 1e-3,
+                    "augment": {"random_resized_crop": True, "flip": True, "rotation": 20},
+                    "selection_attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 1},
+                },
+                "eval_attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 2},
+                "variants": [
+                    {"name": "robust_l2", "attack": {"norm": "l2", "eps": 0.5, "step_size": 0.25, "steps": 1}}
+                ],
+            }
+        },
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake = Path(sys.executable).parent / "snakemake"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # the target first: --configfile and --quiet take several values; the analyses are tested elsewhere
-    run = subprocess.run([str(snakemake), "results/small_imagenet150/tables/accuracy.csv",
-                          "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-                          "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", "--quiet"],
-                         capture_output=True, text=True, env=env, timeout=300)
+    run = subprocess.run(
+        [
+            str(snakemake),
+            "results/small_imagenet150/tables/accuracy.csv",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--cores",
+            "2",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     res = tmp_path / "results" / "small_imagenet150"
     table = (res / "tables" / "accuracy.csv").read_text()

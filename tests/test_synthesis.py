@@ -6,10 +6,21 @@ import torch
 
 from robinterp.errors import RobinterpError
 from robinterp.models import build_model
-from robinterp.synthesis import (ClassGenerationConfig, FeatureVisConfig, InversionConfig, choose_neurons,
-                                 class_conditional_seeds, extreme_activations, generate_classes,
-                                 invert_representation, inversion_pairs, normalised_distance, representations,
-                                 to_uint8, visualise_features)
+from robinterp.synthesis import (
+    ClassGenerationConfig,
+    FeatureVisConfig,
+    InversionConfig,
+    choose_neurons,
+    class_conditional_seeds,
+    extreme_activations,
+    generate_classes,
+    inversion_pairs,
+    invert_representation,
+    normalised_distance,
+    representations,
+    to_uint8,
+    visualise_features,
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +96,9 @@ def test_feature_visualisation_raises_the_activation(model, data):
     feats = representations(model, images, batch_size=16)
     neurons = [i for i in range(feats.shape[1]) if feats[:, i].max() > 0][:3]  # alive on the test images
     top, bottom = extreme_activations(feats, neurons, 2)
-    start, result, before, after = visualise_features(model, neurons, (3, 8, 8), cfg,
-                                                      fallback=images[torch.as_tensor(top[:, 0])])
+    start, result, before, after = visualise_features(
+        model, neurons, (3, 8, 8), cfg, fallback=images[torch.as_tensor(top[:, 0])]
+    )
     assert (after > before).all() and result.min() >= 0 and result.max() <= 1
     assert (before > 0).all()  # neurons dead on noise start from their top activating image
     for j, n in enumerate(neurons):
@@ -109,8 +121,13 @@ def test_representations_of_device_data_equal_those_of_float_images(model, tmp_p
     from robinterp.device import DeviceData
 
     rng = np.random.default_rng(0)
-    write_split(tmp_path, rng.integers(0, 256, (37, 8, 8, 3), dtype=np.uint8), np.arange(37) % 4,
-                ["a", "b", "c", "d"], {"kind": "synthetic"})
+    write_split(
+        tmp_path,
+        rng.integers(0, 256, (37, 8, 8, 3), dtype=np.uint8),
+        np.arange(37) % 4,
+        ["a", "b", "c", "d"],
+        {"kind": "synthetic"},
+    )
     split = load_split(tmp_path)
     from_floats = representations(model, split.tensors()[0], batch_size=16)
     from_device = representations(model, DeviceData(split, torch.device("cpu")), batch_size=16)

@@ -17,11 +17,20 @@ from robinterp.checkpoints import load_model, read_checkpoint
 from robinterp.errors import RobinterpError
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = {"arch": "resnet18_cifar", "width": 0.0625, "epochs": 6, "batch_size": 128, "lr": 0.05,
-          "augment": {"crop_padding": 1, "flip": True},
-          "attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 3, "random_start": True},
-          "selection_attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 2},
-          "selection_max_images": 64, "eval_batch_size": 256, "seed": 7, "device": "cpu"}
+CONFIG = {
+    "arch": "resnet18_cifar",
+    "width": 0.0625,
+    "epochs": 6,
+    "batch_size": 128,
+    "lr": 0.05,
+    "augment": {"crop_padding": 1, "flip": True},
+    "attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 3, "random_start": True},
+    "selection_attack": {"norm": "l2", "eps": 1.0, "step_size": 0.25, "steps": 2},
+    "selection_max_images": 64,
+    "eval_batch_size": 256,
+    "seed": 7,
+    "device": "cpu",
+}
 
 
 def settings(cfg: dict) -> dict:
@@ -34,10 +43,26 @@ def settings(cfg: dict) -> dict:
 
 
 def _cmd(digits_dir, out: Path, cfg=CONFIG):
-    return [sys.executable, "-m", "robinterp", "train", "--train", str(digits_dir / "train"),
-            "--val", str(digits_dir / "val"), "--settings", json.dumps(settings(cfg)), "--variant", "v",
-            "--out", str(out / "model.pt"), "--log-csv", str(out / "train_log.csv"),
-            "--state-dir", str(out / "state")]
+    return [
+        sys.executable,
+        "-m",
+        "robinterp",
+        "train",
+        "--train",
+        str(digits_dir / "train"),
+        "--val",
+        str(digits_dir / "val"),
+        "--settings",
+        json.dumps(settings(cfg)),
+        "--variant",
+        "v",
+        "--out",
+        str(out / "model.pt"),
+        "--log-csv",
+        str(out / "train_log.csv"),
+        "--state-dir",
+        str(out / "state"),
+    ]
 
 
 def _env():
@@ -56,8 +81,9 @@ def test_killed_run_resumes_to_identical_weights(digits_dir, tmp_path):
     ref = subprocess.run(_cmd(digits_dir, tmp_path / "ref"), env=_env(), capture_output=True, text=True, timeout=300)
     assert ref.returncode == 0, ref.stderr
 
-    proc = subprocess.Popen(_cmd(digits_dir, tmp_path / "run"), env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        _cmd(digits_dir, tmp_path / "run"), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     state = tmp_path / "run" / "state" / "state.pt"
     deadline = time.time() + 240
     while time.time() < deadline and _epoch_of(state) < 2 and proc.poll() is None:
@@ -68,15 +94,16 @@ def test_killed_run_resumes_to_identical_weights(digits_dir, tmp_path):
     assert 2 <= killed_at < CONFIG["epochs"], "the run must be killed mid-way"
     assert not (tmp_path / "run" / "model.pt").exists()
 
-    resumed = subprocess.run(_cmd(digits_dir, tmp_path / "run"), env=_env(), capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(
+        _cmd(digits_dir, tmp_path / "run"), env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed at epoch {killed_at}/{CONFIG['epochs']}" in resumed.stdout
     # the job log holds every epoch: the earlier ones replayed from the state, then the resume line
     untimed = lambda out: [line.rsplit(" ", 1)[0] for line in out.splitlines() if line.startswith(("epoch", "resumed"))]
     lines = untimed(resumed.stdout)
     assert lines[killed_at].startswith(f"resumed at epoch {killed_at}/")
-    assert lines[:killed_at] + lines[killed_at + 1:] == untimed(ref.stdout)
+    assert lines[:killed_at] + lines[killed_at + 1 :] == untimed(ref.stdout)
     a, b = read_checkpoint(tmp_path / "ref" / "model.pt"), read_checkpoint(tmp_path / "run" / "model.pt")
     assert a["model"].keys() == b["model"].keys()
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
@@ -102,12 +129,28 @@ def test_selection_logs_and_metadata(digits_dir, tmp_path):
     from robinterp.train import TrainConfig, train
 
     cfg = TrainConfig.from_dict({**CONFIG, "epochs": 3, "attack": None})
-    meta = train(cfg, load_split(digits_dir / "train"), load_split(digits_dir / "val"), tmp_path / "m.pt",
-                 tmp_path / "state", tmp_path / "log.csv", extra_meta={"variant": "s"})
+    meta = train(
+        cfg,
+        load_split(digits_dir / "train"),
+        load_split(digits_dir / "val"),
+        tmp_path / "m.pt",
+        tmp_path / "state",
+        tmp_path / "log.csv",
+        extra_meta={"variant": "s"},
+    )
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
     assert len(rows) == 3
-    assert {"epoch", "lr", "train_loss", "train_clean_acc", "train_adv_acc", "val_clean_acc", "val_adv_acc",
-            "val_score", "seconds"} <= set(rows[0])
+    assert {
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_clean_acc",
+        "train_adv_acc",
+        "val_clean_acc",
+        "val_adv_acc",
+        "val_score",
+        "seconds",
+    } <= set(rows[0])
     scores = [float(r["val_score"]) for r in rows]
     best = max(range(3), key=lambda i: scores[i]) + 1
     assert meta["epoch"] == best  # selected = best clean accuracy on validation (standard training, auto)
@@ -193,8 +236,11 @@ def test_a_non_finite_loss_stops_training_with_one_line(digits_dir, tmp_path, ca
     rc = main(_cmd(digits_dir, tmp_path, cfg)[3:])
     err = capsys.readouterr().err
     assert rc == 2 and [x for x in err.splitlines() if not x.startswith("device: ")] == [err.splitlines()[-1]], err
-    assert re.search(r"error: train: the loss is (nan|inf) at epoch 1, batch \d+ of \d+; stopped.* "
-                     r"a learning rate too high \(train.lr 10000.0", err), err
+    assert re.search(
+        r"error: train: the loss is (nan|inf) at epoch 1, batch \d+ of \d+; stopped.* "
+        r"a learning rate too high \(train.lr 10000.0",
+        err,
+    ), err
     assert not (tmp_path / "model.pt").exists()
 
 
@@ -204,7 +250,16 @@ def test_mean_and_std_need_one_value_per_channel(digits_dir, tmp_path):
 
     gray = load_split(digits_dir / "train")
     write_split(tmp_path / "gray", gray.images[..., :1], gray.labels, gray.classes, {})  # 1-channel packed data
-    with pytest.raises(RobinterpError, match=r"train config: model.mean \[.*\] has 3 value\(s\), the images of .*gray "
-                                             r"have 1 channels"):
-        train(TrainConfig.from_dict({**CONFIG, "mean": [0.5] * 3, "std": [0.2] * 3}), load_split(tmp_path / "gray"),
-              load_split(tmp_path / "gray"), tmp_path / "m.pt", tmp_path / "state", tmp_path / "log.csv")
+    with pytest.raises(
+        RobinterpError,
+        match=r"train config: model.mean \[.*\] has 3 value\(s\), the images of .*gray "
+        r"have 1 channels",
+    ):
+        train(
+            TrainConfig.from_dict({**CONFIG, "mean": [0.5] * 3, "std": [0.2] * 3}),
+            load_split(tmp_path / "gray"),
+            load_split(tmp_path / "gray"),
+            tmp_path / "m.pt",
+            tmp_path / "state",
+            tmp_path / "log.csv",
+        )

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def snakemake(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +113,14 @@ def test_jobs_import_this_checkouts_src_not_an_installed_copy(tmp_path):
     cfg = yaml.safe_load((ROOT / "workflow/configs/tiny.yaml").read_text())
     (copy / "c.yaml").write_text(yaml.safe_dump(cfg))
     target = "results/tiny/digits/data/test/manifest.json"
-    r = subprocess.run([sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", "c.yaml"],
-                       cwd=copy, capture_output=True, text=True, timeout=300,
-                       env={k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"})
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", "c.yaml"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     manifest = json.loads((copy / target).read_text())
     assert manifest["provenance"]["code"] == str((copy / "src" / "robinterp").resolve())
@@ -128,4 +134,6 @@ def test_the_documented_rerun_of_one_figure_reruns_only_that_figure(tiny_run):
     assert r.returncode == 0, r.stderr[-2000:]
     stats = r.stdout.split("Job stats:")[1].split("Reasons:")[0]
     assert [line.split() for line in stats.splitlines() if line.split()[:1] in (["plot_attributions"], ["total"])] == [
-        ["plot_attributions", "1"], ["total", "1"]]
+        ["plot_attributions", "1"],
+        ["total", "1"],
+    ]

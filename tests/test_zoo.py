@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from publishers import import_publishers, perturb, robustbench_reference, stand_in_block, stand_in_file, zoo_file
 
-from publishers import (import_publishers, perturb, robustbench_reference, stand_in_block, stand_in_file,
-                        zoo_file)
 from robinterp import download, zoo
 from robinterp.checkpoints import load_model
 from robinterp.cli import main
@@ -32,27 +31,33 @@ def robustbench():
 
 
 def _block(name, dataset="cifar10", threat="L2", **extra):
-    return zoo.ZooCheckpoint.from_dict({"source": "robustbench", "name": name, "dataset": dataset, "threat_model": threat,
-                                    **extra}, "checkpoint")
+    return zoo.ZooCheckpoint.from_dict(
+        {"source": "robustbench", "name": name, "dataset": dataset, "threat_model": threat, **extra}, "checkpoint"
+    )
 
 
 # --- zoo files import as robustbench loads them ----------------------------------------------------
 
-@pytest.mark.parametrize("name,dataset,threat,layout,drop_normalisation,size", [
-    ("Standard", "cifar10", "L2", "state_dict_module", False, 32),  # WideResNet-28-10, no normalisation
-    ("Rebuffi2021Fixing_28_10_cutmix_ddpm", "cifar10", "L2", "module", False, 32),  # DMWideResNet, Swish
-    ("Rice2020Overfitting", "cifar10", "L2", "state_dict", True, 32),  # PreActResNet18, mu/sigma from the class
-    ("Engstrom2019Robustness", "cifar10", "L2", "plain", True, 32),  # ResNet50
-    ("Sehwag2021Proxy_R18", "cifar10", "L2", "module_model", False, 32),  # ResNet18
-    ("Salman2020Do_R18", "imagenet", "Linf", "module", False, 64),  # torchvision ResNet18 + normaliser
-])
+
+@pytest.mark.parametrize(
+    "name,dataset,threat,layout,drop_normalisation,size",
+    [
+        ("Standard", "cifar10", "L2", "state_dict_module", False, 32),  # WideResNet-28-10, no normalisation
+        ("Rebuffi2021Fixing_28_10_cutmix_ddpm", "cifar10", "L2", "module", False, 32),  # DMWideResNet, Swish
+        ("Rice2020Overfitting", "cifar10", "L2", "state_dict", True, 32),  # PreActResNet18, mu/sigma from the class
+        ("Engstrom2019Robustness", "cifar10", "L2", "plain", True, 32),  # ResNet50
+        ("Sehwag2021Proxy_R18", "cifar10", "L2", "module_model", False, 32),  # ResNet18
+        ("Salman2020Do_R18", "imagenet", "Linf", "module", False, 64),  # torchvision ResNet18 + normaliser
+    ],
+)
 def test_zoo_files_import_as_robustbench_loads_them(tmp_path, name, dataset, threat, layout, drop_normalisation, size):
     entry = zoo.lookup(name, dataset, threat)
     net = perturb(entry.build())
     # ImageNet files hold the bare torchvision network; robustbench adds the normaliser (`model.`)
-    src = zoo_file(tmp_path, name, net.model if dataset == "imagenet" else net, layout, dataset, threat,
-                   drop_normalisation)
-    from robinterp.zoo_model import import_zoo
+    src = zoo_file(
+        tmp_path, name, net.model if dataset == "imagenet" else net, layout, dataset, threat, drop_normalisation
+    )
+    from robinterp.published import import_zoo
 
     record = import_zoo(_block(name, dataset, threat), src, tmp_path / "model.pt", log=lambda s: None)
     ours, meta = load_model(tmp_path / "model.pt")
@@ -67,30 +72,46 @@ def test_zoo_files_import_as_robustbench_loads_them(tmp_path, name, dataset, thr
 
 
 def test_an_imagenet_entry_on_a_class_subset_keeps_exactly_those_logits(tmp_path):
-    from robinterp.zoo_model import import_zoo
+    from robinterp.published import import_zoo
 
     name, index, subset = "Salman2020Do_R18", [f"n{i:08d}" for i in range(1000)], ["n00000417", "n00000003"]
     net = perturb(zoo.lookup(name, "imagenet", "Linf").build())
     src = zoo_file(tmp_path, name, net.model, "plain", "imagenet", "Linf")
-    import_zoo(_block(name, "imagenet", "Linf", class_subset="wnids"), src, tmp_path / "model.pt", classes=subset,
-               image_shape=(3, 64, 64), index_wnids=index, log=lambda s: None)
+    import_zoo(
+        _block(name, "imagenet", "Linf", class_subset="wnids"),
+        src,
+        tmp_path / "model.pt",
+        classes=subset,
+        image_shape=(3, 64, 64),
+        index_wnids=index,
+        log=lambda s: None,
+    )
     ours, meta = load_model(tmp_path / "model.pt")
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         a, b = ours(x), robustbench_reference(tmp_path, name, "imagenet", "Linf")(x)[:, [417, 3]]
     assert a.shape == (2, 2) and (a - b).abs().max() < TOL and meta["classes"] == subset
     with pytest.raises(RobinterpError, match=r"class\(es\) \['n99999999'\] are not among"):
-        import_zoo(_block(name, "imagenet", "Linf", class_subset="wnids"), src, tmp_path / "m.pt",
-                   classes=["n99999999"], image_shape=(3, 64, 64), index_wnids=index, log=lambda s: None)
+        import_zoo(
+            _block(name, "imagenet", "Linf", class_subset="wnids"),
+            src,
+            tmp_path / "m.pt",
+            classes=["n99999999"],
+            image_shape=(3, 64, 64),
+            index_wnids=index,
+            log=lambda s: None,
+        )
 
 
 def test_unknown_names_and_unsupported_entries_are_one_line_errors():
-    cases = {("Rebufi2021Fixing_28_10_cutmix_ddpm", "cifar10", "L2"): "close matches: ['Rebuffi2021Fixing_28_10",
-             ("Gowal2020Uncovering_70_16", "cifar10", "L2"): "it is in the cifar10 Linf track",
-             ("Debenedetti2022Light_XCiT-S12", "cifar10", "Linf"): "Hugging Face hub through timm",
-             ("Chen2020Adversarial", "cifar10", "Linf"): "an ensemble of 3 files",
-             ("Standard_R50", "imagenet", "Linf"): "format: torchvision",
-             ("Standard", "imagenet", "L2"): "no imagenet L2 track"}
+    cases = {
+        ("Rebufi2021Fixing_28_10_cutmix_ddpm", "cifar10", "L2"): "close matches: ['Rebuffi2021Fixing_28_10",
+        ("Gowal2020Uncovering_70_16", "cifar10", "L2"): "it is in the cifar10 Linf track",
+        ("Debenedetti2022Light_XCiT-S12", "cifar10", "Linf"): "Hugging Face hub through timm",
+        ("Chen2020Adversarial", "cifar10", "Linf"): "an ensemble of 3 files",
+        ("Standard_R50", "imagenet", "Linf"): "format: torchvision",
+        ("Standard", "imagenet", "L2"): "no imagenet L2 track",
+    }
     for args, says in cases.items():
         with pytest.raises(RobinterpError, match=says.replace("[", r"\[")) as e:
             zoo.lookup(*args)
@@ -99,8 +120,10 @@ def test_unknown_names_and_unsupported_entries_are_one_line_errors():
 
 # --- tiny stand-ins: the same import and load code, every analysis-facing method -------------------
 
-STAND_INS = {"WideResNet": ["fc", "bn1", "block3", "block2", "block1", "conv1"],
-             "DMWideResNet": ["logits", "batchnorm", "layer.2", "layer.1", "layer.0", "init_conv"]}
+STAND_INS = {
+    "WideResNet": ["fc", "bn1", "block3", "block2", "block1", "conv1"],
+    "DMWideResNet": ["logits", "batchnorm", "layer.2", "layer.1", "layer.0", "init_conv"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +133,13 @@ def classes(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("split")
     rng = np.random.default_rng(0)
-    write_split(out, rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), np.arange(20) % 10,
-                [str(i) for i in range(10)], {"kind": "test"})
+    write_split(
+        out,
+        rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
+        np.arange(20) % 10,
+        [str(i) for i in range(10)],
+        {"kind": "test"},
+    )
     return out
 
 
@@ -123,11 +151,38 @@ def test_stand_ins_import_through_the_cli_and_serve_every_analysis(tmp_path, cla
     src, sidecar = stand_in_file(tmp_path / "cache", block)
     out = tmp_path / "model.pt"
     settings = ["--settings", json.dumps({"variant.checkpoint": block})]
-    assert main(["import-checkpoint", *settings, "--input", str(src), "--sidecar", str(sidecar),
-                 "--classes", str(classes / "manifest.json"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "import-checkpoint",
+                *settings,
+                "--input",
+                str(src),
+                "--sidecar",
+                str(sidecar),
+                "--classes",
+                str(classes / "manifest.json"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "model.pt"]
-    assert main(["import-checkpoint", "--settings", json.dumps({"variant.checkpoint": {**block, "arch": "resnet50"}}),
-                 "--input", str(src), "--out", str(tmp_path / "other.pt")]) == 2  # a file's keys: refused
+    assert (
+        main(
+            [
+                "import-checkpoint",
+                "--settings",
+                json.dumps({"variant.checkpoint": {**block, "arch": "resnet50"}}),
+                "--input",
+                str(src),
+                "--out",
+                str(tmp_path / "other.pt"),
+            ]
+        )
+        == 2
+    )  # a file's keys: refused
     model, meta = load_model(out)
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1), requires_grad=True)
     logits, r = model(x), model.features(x)
@@ -147,7 +202,7 @@ def test_stand_ins_import_through_the_cli_and_serve_every_analysis(tmp_path, cla
 
 def test_a_file_that_is_not_the_entry_or_changed_since_its_download_is_refused(tmp_path, classes):
     from robinterp.data import load_split
-    from robinterp.zoo_model import import_zoo
+    from robinterp.published import import_zoo
 
     names = load_split(classes).classes
     wide = stand_in_block("tiny", "WideResNet")
@@ -253,8 +308,24 @@ def test_fetch_follows_the_drive_confirmation_and_records_the_sha256(tmp_path, s
     srv, base = server
     monkeypatch.setattr(zoo, "GDRIVE_URL", base + "/drive?id={id}")
     out, sidecar = tmp_path / "cifar10" / "L2" / "Standard.pt", tmp_path / "cifar10" / "L2" / "Standard.pt.json"
-    assert main(["download-robustbench", "--name", "Standard", "--dataset", "cifar10", "--threat-model", "L2",
-                 "--out", str(out), "--sidecar", str(sidecar)]) == 0
+    assert (
+        main(
+            [
+                "download-robustbench",
+                "--name",
+                "Standard",
+                "--dataset",
+                "cifar10",
+                "--threat-model",
+                "L2",
+                "--out",
+                str(out),
+                "--sidecar",
+                str(sidecar),
+            ]
+        )
+        == 0
+    )
     assert srv.requests[-1][:2] == ("/file", {"id": "abc", "export": "download", "confirm": "t", "uuid": "u-1"})
     record = json.loads(sidecar.read_text())
     assert record["sha256"] == hashlib.sha256(srv.payload).hexdigest() and out.read_bytes() == srv.payload
@@ -267,8 +338,24 @@ def test_fetch_refuses_an_html_page_in_one_line_naming_the_url_and_the_fix(tmp_p
     srv, base = server
     monkeypatch.setattr(zoo, "GDRIVE_URL", base + "/quota?id={id}")
     out = tmp_path / "Standard.pt"
-    assert main(["download-robustbench", "--name", "Standard", "--dataset", "cifar10", "--threat-model", "L2",
-                 "--out", str(out), "--sidecar", str(tmp_path / "s.json")]) == 2
+    assert (
+        main(
+            [
+                "download-robustbench",
+                "--name",
+                "Standard",
+                "--dataset",
+                "cifar10",
+                "--threat-model",
+                "L2",
+                "--out",
+                str(out),
+                "--sidecar",
+                str(tmp_path / "s.json"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Quota exceeded" in err and "Too many users" in err
     assert f"{base}/quota?id=" in err and "--from-file <that file>" in err
@@ -276,12 +363,31 @@ def test_fetch_refuses_an_html_page_in_one_line_naming_the_url_and_the_fix(tmp_p
     # the manual fix: a copy downloaded by hand is taken as is
     by_hand = tmp_path.parent / "by_hand.pt"
     by_hand.write_bytes(srv.payload)
-    assert main(["download-robustbench", "--name", "Standard", "--dataset", "cifar10", "--threat-model", "L2",
-                 "--out", str(out), "--sidecar", str(tmp_path / "s.json"), "--from-file", str(by_hand)]) == 0
+    assert (
+        main(
+            [
+                "download-robustbench",
+                "--name",
+                "Standard",
+                "--dataset",
+                "cifar10",
+                "--threat-model",
+                "L2",
+                "--out",
+                str(out),
+                "--sidecar",
+                str(tmp_path / "s.json"),
+                "--from-file",
+                str(by_hand),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "s.json").read_text())["sha256"] == hashlib.sha256(srv.payload).hexdigest()
 
 
 # --- config --------------------------------------------------------------------------------------
+
 
 def test_the_study_config_names_every_l2_entry_with_robustbenchs_numbers():
     from robustbench.model_zoo.cifar10 import l2
@@ -304,10 +410,25 @@ def test_the_study_config_names_every_l2_entry_with_robustbenchs_numbers():
 def test_schema_refuses_a_misspelt_zoo_block_naming_the_key():
     from robinterp.config import check_config
 
-    cfg = {"datasets": {"d": {"source": {"kind": "digits"}, "variants": [
-        {"name": "a", "checkpoint": {"source": "robustbench", "name": "Standard", "dataset": "cifar10",
-                                     "threat": "L2"}},
-        {"name": "b", "checkpoint": {**stand_in_block("b", "ResNet")}}]}}}
+    cfg = {
+        "datasets": {
+            "d": {
+                "source": {"kind": "digits"},
+                "variants": [
+                    {
+                        "name": "a",
+                        "checkpoint": {
+                            "source": "robustbench",
+                            "name": "Standard",
+                            "dataset": "cifar10",
+                            "threat": "L2",
+                        },
+                    },
+                    {"name": "b", "checkpoint": {**stand_in_block("b", "ResNet")}},
+                ],
+            }
+        }
+    }
     with pytest.raises(RobinterpError) as e:
         check_config(cfg)
     text = str(e.value)

@@ -32,8 +32,10 @@ def robust_accuracy(result: dict) -> dict:
     elif result.get("adv_acc") is not None:
         p, n, attack = result["adv_acc"], result["n"], "PGD"
     else:
-        raise RobinterpError(f"accuracy of {result.get('variant')!r}: no adversarial accuracy to place it by "
-                             "(evaluation without an eval_attack)")
+        raise RobinterpError(
+            f"accuracy of {result.get('variant')!r}: no adversarial accuracy to place it by "
+            "(evaluation without an eval_attack)"
+        )
     low, high = wilson(p, n)
     return {"robust_acc": 100 * p, "robust_low": low, "robust_high": high, "robust_n": n, "robust_attack": attack}
 
@@ -58,7 +60,7 @@ def rank_correlations(frame: pd.DataFrame, rounds: int, seed: int, level: float 
     bootstrap interval (`rounds` resamples of the models; none below MIN_MODELS models), n."""
     from scipy.stats import spearmanr
 
-    from .metrics import MIN_BOOTSTRAP_ROUNDS
+    from .stats import MIN_BOOTSTRAP_ROUNDS
 
     if 0 < rounds < MIN_BOOTSTRAP_ROUNDS:
         raise RobinterpError(f"metrics.curve.bootstrap {rounds}: use 0 (no interval) or >= {MIN_BOOTSTRAP_ROUNDS}")
@@ -75,8 +77,17 @@ def rank_correlations(frame: pd.DataFrame, rounds: int, seed: int, level: float 
             if np.isfinite(boot).any():
                 low, high = np.nanpercentile(boot, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
         better = d["better"].iloc[0] if len(d) else ""
-        rows.append({"quantity": quantity, "better": better, "models": len(d), "spearman": rho, "ci_low": low,
-                     "ci_high": high, "verdict": verdict(rho, low, high, better, len(d))})
+        rows.append(
+            {
+                "quantity": quantity,
+                "better": better,
+                "models": len(d),
+                "spearman": rho,
+                "ci_low": low,
+                "ci_high": high,
+                "verdict": verdict(rho, low, high, better, len(d)),
+            }
+        )
     return pd.DataFrame(rows, columns=["quantity", "better", "models", "spearman", "ci_low", "ci_high", "verdict"])
 
 
@@ -105,7 +116,9 @@ def correlation_lines(table: pd.DataFrame) -> list[str]:
     for r in table.itertuples(index=False):
         interval = "" if pd.isna(r.ci_low) else f" [{r.ci_low:.2f}, {r.ci_high:.2f}]"
         rho = "n/a" if pd.isna(r.spearman) else f"{r.spearman:.2f}"
-        lines.append(f"{r.quantity} ({r.better} better): Spearman {rho}{interval} over {r.models} models -> {r.verdict}")
+        lines.append(
+            f"{r.quantity} ({r.better} better): Spearman {rho}{interval} over {r.models} models -> {r.verdict}"
+        )
     return lines
 
 
@@ -132,17 +145,31 @@ def plot_models(frame: pd.DataFrame, table: pd.DataFrame, path, title: str = "")
         xerr = [d["robust_acc"] - d["robust_low"], d["robust_high"] - d["robust_acc"]]
         has = d["low"].notna() & d["high"].notna()
         yerr = [(d["mean"] - d["low"]).where(has, 0), (d["high"] - d["mean"]).where(has, 0)]
-        ax.errorbar(d["robust_acc"], d["mean"], xerr=xerr, yerr=yerr, fmt="o", color="C0", ecolor="C0",
-                    alpha=0.8, capsize=2, markersize=4)
+        ax.errorbar(
+            d["robust_acc"],
+            d["mean"],
+            xerr=xerr,
+            yerr=yerr,
+            fmt="o",
+            color="C0",
+            ecolor="C0",
+            alpha=0.8,
+            capsize=2,
+            markersize=4,
+        )
         for r in d.itertuples(index=False):
             ax.annotate(r.variant, (r.robust_acc, r.mean), fontsize=6, xytext=(3, 3), textcoords="offset points")
         s = rho.loc[q] if q in rho.index else None
-        stat = "" if s is None or pd.isna(s["spearman"]) else f", Spearman {s['spearman']:.2f}" + (
-            "" if pd.isna(s["ci_low"]) else f" [{s['ci_low']:.2f}, {s['ci_high']:.2f}]")
+        stat = (
+            ""
+            if s is None or pd.isna(s["spearman"])
+            else f", Spearman {s['spearman']:.2f}"
+            + ("" if pd.isna(s["ci_low"]) else f" [{s['ci_low']:.2f}, {s['ci_high']:.2f}]")
+        )
         ax.set_title(f"{q}\n({d['better'].iloc[0]} is better{stat})", fontsize=8)
         ax.set_xlabel(f"robust accuracy (%, {d['robust_attack'].iloc[0]})", fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(quantities):]:
+    for ax in list(axes.flat)[len(quantities) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title)

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .settings import Settings
 from .errors import RobinterpError
+from .settings import Settings
 
 _TINY = 1e-12
 
@@ -82,8 +82,9 @@ def sample_keys(seed: int, indices) -> list[int]:
     torch's CPU generator keeps 32 bits of a seed, so (seed, index) pairs are hashed into 32
     bits rather than packed side by side (which would give every seed the same streams).
     """
-    return [int.from_bytes(hashlib.blake2b(f"{seed}:{int(i)}".encode(), digest_size=4).digest(), "little")
-            for i in indices]
+    return [
+        int.from_bytes(hashlib.blake2b(f"{seed}:{int(i)}".encode(), digest_size=4).digest(), "little") for i in indices
+    ]
 
 
 def _noise(source) -> "BatchNoise | SampleNoise":
@@ -154,9 +155,18 @@ def attack_mode(model: nn.Module, bn_mode: str = "eval"):
             model.train(was_training)
 
 
-def pgd(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, norm: str, eps: float,
-        step_size: float, steps: int, random_start: bool = False, best: bool = False,
-        generator: "torch.Generator | SampleNoise | None" = None) -> torch.Tensor:
+def pgd(
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    norm: str,
+    eps: float,
+    step_size: float,
+    steps: int,
+    random_start: bool = False,
+    best: bool = False,
+    generator: "torch.Generator | SampleNoise | None" = None,
+) -> torch.Tensor:
     """Maximise `objective(x_adv)` (one value per sample) over x_adv in the eps-ball around x.
 
     The caller puts the model into attack mode (`attack_mode`). With `best`, each sample keeps
@@ -224,10 +234,23 @@ class AttackConfig(Settings):
         return super().from_block(d, where) if d else None
 
 
-def adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: AttackConfig,
-                         generator: "torch.Generator | SampleNoise | None" = None) -> torch.Tensor:
+def adversarial_examples(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: AttackConfig,
+    generator: "torch.Generator | SampleNoise | None" = None,
+) -> torch.Tensor:
     """Untargeted PGD on the cross-entropy loss: the attack used for training and evaluation."""
     with attack_mode(model, cfg.bn_mode):
-        return pgd(lambda xa: F.cross_entropy(model(xa), y, reduction="none"), x, norm=cfg.norm,
-                   eps=cfg.eps, step_size=cfg.step_size, steps=cfg.steps,
-                   random_start=cfg.random_start, best=cfg.best, generator=generator)
+        return pgd(
+            lambda xa: F.cross_entropy(model(xa), y, reduction="none"),
+            x,
+            norm=cfg.norm,
+            eps=cfg.eps,
+            step_size=cfg.step_size,
+            steps=cfg.steps,
+            random_start=cfg.random_start,
+            best=cfg.best,
+            generator=generator,
+        )

@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import attack_mode
-from .settings import Settings
 from .errors import RobinterpError
 from .progress import progress
+from .settings import Settings
 
-OUTPUTS = ("prob", "logit")
+OUTPUTS = ("probability", "logit")  # the explained score of a class: softmax probability or logit
 BASELINES = ("black", "uniform", "blur")
 
 
@@ -43,7 +43,7 @@ class IGConfig(Settings):
     baseline: str  # black | uniform (noise, averaged over `trials`) | blur
     trials: int  # uniform-noise baselines averaged (author: 10)
     blur_sigma: float  # Gaussian blur baseline, pixels
-    output: str  # prob (paper) | logit
+    output: str  # probability (paper) | logit
     target: str  # pred | true class
     delta_alpha: str  # exact: 1/m (completeness holds); paper: eq. 9's 1/(m+1)
     batch_size: int  # path points per forward/backward pass (memory bound)
@@ -75,7 +75,7 @@ class ScalarOutput(nn.Module):
 
     def forward(self, x):
         logits = self.model(x)
-        return logits.softmax(1) if self.output == "prob" else logits
+        return logits.softmax(1) if self.output == "probability" else logits
 
 
 class NoGradChunks(nn.Module):
@@ -98,11 +98,15 @@ class NoGradChunks(nn.Module):
 def scores(f: nn.Module, x: torch.Tensor, target: torch.Tensor, batch_size: int) -> torch.Tensor:
     """f(x)[i, target[i]] in float64 without autograd, `batch_size` images per forward pass."""
     with torch.inference_mode():
-        return torch.cat([f(xb).gather(1, tb[:, None]).squeeze(1).double()
-                          for xb, tb in zip(x.split(batch_size), target.split(batch_size))])
+        return torch.cat(
+            [
+                f(xb).gather(1, tb[:, None]).squeeze(1).double()
+                for xb, tb in zip(x.split(batch_size), target.split(batch_size))
+            ]
+        )
 
 
-def trapezoid_weights(steps: int, delta_alpha: str = "exact") -> torch.Tensor:
+def trapezoid_weights(steps: int, delta_alpha: str) -> torch.Tensor:
     """Weights of g_0..g_m in eq. 11: IG = da/2 * sum_i (g_i + g_{i-1}), points alpha_i = i/m.
 
     exact: da = 1/m, so the weights sum to 1 and sum(IG) = F(x) - F(x') up to quadrature error.
@@ -114,9 +118,17 @@ def trapezoid_weights(steps: int, delta_alpha: str = "exact") -> torch.Tensor:
     return w
 
 
-def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor, *,
-                         steps: int = 50, output: str = "prob", batch_size: int = 256,
-                         delta_alpha: str = "exact") -> torch.Tensor:
+def integrated_gradients(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    baseline: torch.Tensor,
+    *,
+    steps: int,
+    output: str,
+    batch_size: int,
+    delta_alpha: str,
+) -> torch.Tensor:
     """IG of F_target along the straight path baseline -> x (eq. 12), trapezoid rule (eq. 9-11).
 
     `baseline` is one image per input (N x C x H x W). Path points of all images are batched
@@ -132,7 +144,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor
     delta = x - baseline
     with attack_mode(model):
         for start in progress(range(0, len(img), batch_size), "ig path", unit="batches"):
-            i, p = img[start:start + batch_size], point[start:start + batch_size]
+            i, p = img[start : start + batch_size], point[start : start + batch_size]
             a = alphas[p].view(-1, *([1] * (x.dim() - 1)))
             path = (baseline[i] + a * delta[i]).requires_grad_(True)
             score = f(path).gather(1, target[i, None]).sum()
@@ -141,8 +153,9 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor
     return delta * total
 
 
-def make_baselines(x: torch.Tensor, kind: str, trials: int, blur_sigma: float,
-                   generator: torch.Generator | None) -> list[torch.Tensor]:
+def make_baselines(
+    x: torch.Tensor, kind: str, trials: int, blur_sigma: float, generator: torch.Generator | None
+) -> list[torch.Tensor]:
     """The baselines IG is averaged over: black (1), uniform noise (`trials`), blurred x (1)."""
     if kind == "black":
         return [torch.zeros_like(x)]
@@ -163,8 +176,9 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), k.transpose(2, 3), groups=x.shape[1])
 
 
-def explain_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, cfg: IGConfig,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+def explain_ig(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, cfg: IGConfig, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, dict]:
     """IG averaged over the configured baselines, plus the completeness check per image."""
     baselines = make_baselines(x, cfg.baseline, cfg.trials, cfg.blur_sigma, generator)
     f = ScalarOutput(model, cfg.output)
@@ -172,19 +186,32 @@ def explain_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, cfg: IGC
     f_base = torch.zeros(x.shape[0], device=x.device, dtype=torch.float64)
     with attack_mode(model):  # eval-mode BatchNorm, frozen parameters; the caller's mode comes back
         for b in progress(baselines, "ig baselines", unit="baselines"):
-            attr += integrated_gradients(model, x, target, b, steps=cfg.steps, output=cfg.output,
-                                         batch_size=cfg.batch_size, delta_alpha=cfg.delta_alpha)
+            attr += integrated_gradients(
+                model,
+                x,
+                target,
+                b,
+                steps=cfg.steps,
+                output=cfg.output,
+                batch_size=cfg.batch_size,
+                delta_alpha=cfg.delta_alpha,
+            )
             f_base += scores(f, b, target, cfg.batch_size)
         attr /= len(baselines)
         f_x = scores(f, x, target, cfg.batch_size)
     expected = f_x - f_base / len(baselines)
     gap = attr.flatten(1).sum(1).double() - expected
-    return attr, {"f_x": f_x.tolist(), "f_x_minus_f_baseline": expected.tolist(),
-                  "completeness_gap": gap.tolist(), "num_baselines": len(baselines)}
+    return attr, {
+        "f_x": f_x.tolist(),
+        "f_x_minus_f_baseline": expected.tolist(),
+        "completeness_gap": gap.tolist(),
+        "num_baselines": len(baselines),
+    }
 
 
-def explain_shap(model: nn.Module, x: torch.Tensor, background: torch.Tensor, cfg: ShapConfig
-                 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+def explain_shap(
+    model: nn.Module, x: torch.Tensor, background: torch.Tensor, cfg: ShapConfig
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """shap.GradientExplainer (expected gradients) for the top class of each image.
 
     Returns (values N x C x H x W, explained class N, check). The explainer's background pass
@@ -210,8 +237,11 @@ def explain_shap(model: nn.Module, x: torch.Tensor, background: torch.Tensor, cf
         f_bg = torch.cat([f(b).double() for b in background.split(cfg.batch_size)]).mean(0)[explained.to(x.device)]
     values = torch.as_tensor(values, dtype=torch.float32)
     gap = values.flatten(1).sum(1).double() - (f_x - f_bg).cpu()
-    return values, explained, {"f_x": f_x.tolist(), "f_x_minus_mean_f_background": (f_x - f_bg).tolist(),
-                               "completeness_gap": gap.tolist()}
+    return (
+        values,
+        explained,
+        {"f_x": f_x.tolist(), "f_x_minus_mean_f_background": (f_x - f_bg).tolist(), "completeness_gap": gap.tolist()},
+    )
 
 
 def host_array(a) -> np.ndarray:
@@ -227,15 +257,15 @@ def choose_images(num_images: int, labels: np.ndarray, seed: int) -> np.ndarray:
     if num_images < 1:
         raise RobinterpError("analyses: num_images must be >= 1")
     rng = np.random.default_rng(seed)
-    return np.sort(rng.permutation(len(labels))[:min(num_images, len(labels))]).astype(np.int64)
+    return np.sort(rng.permutation(len(labels))[: min(num_images, len(labels))]).astype(np.int64)
 
 
 def shap_background(train, cfg: ShapConfig) -> tuple[np.ndarray, torch.Tensor]:
     """The `cfg.background` training images of SHAP's expectation (seeded; sorted indices, CPU floats)."""
-    idx = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[:cfg.background])
+    idx = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.background])
     return idx, train.tensors(idx)[0]
 
 
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     with torch.inference_mode():
-        return torch.cat([model(x[s:s + batch_size]).argmax(1) for s in range(0, len(x), batch_size)])
+        return torch.cat([model(x[s : s + batch_size]).argmax(1) for s in range(0, len(x), batch_size)])

@@ -39,8 +39,12 @@ def crop_flip(x: torch.Tensor, padding: int, flip: bool, gen: torch.Generator) -
         dx = torch.randint(0, 2 * padding + 1, (n,), generator=gen).to(x.device)
         iy = (torch.arange(h, device=x.device)[None, :] + dy[:, None])[:, None, :, None]
         ix = (torch.arange(w, device=x.device)[None, :] + dx[:, None])[:, None, None, :]
-        x = xp[torch.arange(n, device=x.device)[:, None, None, None],
-               torch.arange(c, device=x.device)[None, :, None, None], iy, ix]
+        x = xp[
+            torch.arange(n, device=x.device)[:, None, None, None],
+            torch.arange(c, device=x.device)[None, :, None, None],
+            iy,
+            ix,
+        ]
     if flip:
         mask = (_rand(n, gen, x.device) < 0.5).view(-1, 1, 1, 1)
         x = torch.where(mask, x.flip(3), x)
@@ -63,10 +67,13 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     angle = (2 * _rand(n, gen, dev) - 1) * math.radians(cfg.rotation)
     flip = torch.where(_rand(n, gen, dev) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(n, device=dev)
     cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack([
-        torch.stack([sw * cos * flip, -sh * sin, tx], 1),
-        torch.stack([sw * sin * flip, sh * cos, ty], 1),
-    ], 1)
+    theta = torch.stack(
+        [
+            torch.stack([sw * cos * flip, -sh * sin, tx], 1),
+            torch.stack([sw * sin * flip, sh * cos, ty], 1),
+        ],
+        1,
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

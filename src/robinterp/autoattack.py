@@ -66,7 +66,7 @@ class AutoAttackResult:
 
     @property
     def version(self) -> str:
-        """"standard", or "standard-fitted" where the class count changed the attacks or targets."""
+        """ "standard", or "standard-fitted" where the class count changed the attacks or targets."""
         return "standard" if attacks_for(self.num_classes) == (STANDARD, TARGETS) else "standard-fitted"
 
     @property
@@ -82,12 +82,17 @@ def predictions(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Ten
         return torch.cat([model(c.to(device)).to(x.device) for c in x.split(batch_size)])
 
 
-def broken(model: nn.Module, x: torch.Tensor, xa: torch.Tensor, y: torch.Tensor, norm: str, eps: float,
-           batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
+def broken(
+    model: nn.Module, x: torch.Tensor, xa: torch.Tensor, y: torch.Tensor, norm: str, eps: float, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(valid, claimed): claimed = misclassified; valid = claimed, in [0, 1] and within eps
     (relative float slack 1e-5)."""
-    size = torch.cat([(b - a).flatten(1).abs().amax(1) if norm == "linf" else (b - a).flatten(1).norm(dim=1)
-                      for a, b in zip(x.split(batch_size), xa.split(batch_size))])  # no full-size difference
+    size = torch.cat(
+        [
+            (b - a).flatten(1).abs().amax(1) if norm == "linf" else (b - a).flatten(1).norm(dim=1)
+            for a, b in zip(x.split(batch_size), xa.split(batch_size))
+        ]
+    )  # no full-size difference
     claimed = predictions(model, xa, batch_size).argmax(1) != y
     inside = (size <= eps * (1 + 1e-5) + 1e-7) & (xa.flatten(1).amin(1) >= 0) & (xa.flatten(1).amax(1) <= 1)
     return claimed & inside, claimed
@@ -109,15 +114,24 @@ def reference(model: nn.Module, norm: str, eps: float, seed: int, num_classes: i
     if norm not in NORMS:
         raise RobinterpError(f"AutoAttack: norm must be one of {sorted(NORMS)}, got {norm!r}")
     attacks, targets = attacks_for(num_classes)
-    aa = AutoAttack(model, norm=NORMS[norm], eps=eps, version="standard", seed=seed,
-                    device=next(model.parameters()).device)
+    aa = AutoAttack(
+        model, norm=NORMS[norm], eps=eps, version="standard", seed=seed, device=next(model.parameters()).device
+    )
     aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = targets
     aa.attacks_to_run = list(attacks)
     return aa
 
 
-def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, eps: float, seed: int = 0,
-               batch_size: int = 250, keep_points: bool = False) -> AutoAttackResult:
+def autoattack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    norm: str,
+    eps: float,
+    seed: int,
+    batch_size: int,
+    keep_points: bool = False,
+) -> AutoAttackResult:
     """AutoAttack on (x, y), `batch_size` images per pass on the model's device (x, y may stay on
     the host), the model in eval mode with frozen parameters; torch's global random state is left
     as it was. `keep_points`: also return the adversarial points (one more copy of x)."""
@@ -126,8 +140,9 @@ def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, ep
         logits = predictions(model, x, batch_size)
     robust = logits.argmax(1) == y
     num_classes = logits.shape[1]
-    res = AutoAttackResult(robust.clone(), {}, x.clone() if keep_points else None, num_classes,
-                           attacks_for(num_classes)[1], 0, [])
+    res = AutoAttackResult(
+        robust.clone(), {}, x.clone() if keep_points else None, num_classes, attacks_for(num_classes)[1], 0, []
+    )
     aa = reference(model, norm, eps, seed, num_classes)
     log = logging.getLogger("auto-attack")
     handler, level = _Warnings(), log.level
@@ -166,8 +181,9 @@ def subset_indices(n: int, max_images: int | None, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_images].sort().values
 
 
-def evaluate_autoattack(model: nn.Module, data: DeviceData, indices: torch.Tensor, pgd: AttackConfig,
-                        batch_size: int, seed: int = 0, amp: bool = False) -> dict:
+def evaluate_autoattack(
+    model: nn.Module, data: DeviceData, indices: torch.Tensor, pgd: AttackConfig, batch_size: int, seed: int, amp: bool
+) -> dict:
     """AutoAttack at the threat model of `pgd` on data[indices], beside the clean accuracy and the
     PGD accuracy on the same images (each image's PGD start as in the headline adv_acc); the
     fields `robinterp evaluate` writes to accuracy.json."""
@@ -178,17 +194,31 @@ def evaluate_autoattack(model: nn.Module, data: DeviceData, indices: torch.Tenso
     x, y = (t.cpu() for t in data.batch(indices))  # on the host: the reference moves each batch
     res = autoattack(model, x, y, pgd.norm, pgd.eps, seed, batch_size)
     seconds = time.perf_counter() - start
-    pgd_ok = torch.cat([pgd_correct(model, *data.batch(chunk), chunk, pgd, seed, amp)
-                        for chunk in indices.split(batch_size)])
+    pgd_ok = torch.cat(
+        [pgd_correct(model, *data.batch(chunk), chunk, pgd, seed, amp) for chunk in indices.split(batch_size)]
+    )
     n = max(len(indices), 1)
     for w in res.warnings:
         print(f"autoattack: reference check: {w}", flush=True)
-    return {"autoattack": {"implementation": IMPLEMENTATION, "implementation_version": package_version(IMPLEMENTATION),
-                           "version": res.version, "norm": pgd.norm, "eps": pgd.eps, "seed": seed,
-                           "attacks": list(res.after), "target_classes": res.targets, "num_classes": res.num_classes},
-            "autoattack_n": len(indices), "autoattack_indices": [int(i) for i in indices],
-            "autoattack_acc": int(res.robust.sum()) / n, "autoattack_clean_acc": int(res.clean.sum()) / n,
-            "autoattack_pgd_acc": int(pgd_ok.sum()) / n,
-            "autoattack_after": {k: int(v.sum()) / n for k, v in res.after.items()},
-            "autoattack_rejected": res.rejected, "autoattack_warnings": res.warnings,
-            "autoattack_seconds": seconds}
+    return {
+        "autoattack": {
+            "implementation": IMPLEMENTATION,
+            "implementation_version": package_version(IMPLEMENTATION),
+            "version": res.version,
+            "norm": pgd.norm,
+            "eps": pgd.eps,
+            "seed": seed,
+            "attacks": list(res.after),
+            "target_classes": res.targets,
+            "num_classes": res.num_classes,
+        },
+        "autoattack_n": len(indices),
+        "autoattack_indices": [int(i) for i in indices],
+        "autoattack_acc": int(res.robust.sum()) / n,
+        "autoattack_clean_acc": int(res.clean.sum()) / n,
+        "autoattack_pgd_acc": int(pgd_ok.sum()) / n,
+        "autoattack_after": {k: int(v.sum()) / n for k, v in res.after.items()},
+        "autoattack_rejected": res.rejected,
+        "autoattack_warnings": res.warnings,
+        "autoattack_seconds": seconds,
+    }

@@ -40,27 +40,38 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise RobinterpError(f"{path}: checkpoint not found; train it first (rule train)")
     if is_safetensors(path):
-        raise RobinterpError(f"{path}: a safetensors file (weights only, without robinterp's record of the "
-                             "architecture and classes); import it first: robinterp import-checkpoint --format "
-                             "robustbench|torchvision|madrylab --arch ... --input FILE --out model.pt "
-                             "(docs/published_models.md)")
+        raise RobinterpError(
+            f"{path}: a safetensors file (weights only, without robinterp's record of the "
+            "architecture and classes); import it first: robinterp import-checkpoint --format "
+            "robustbench|torchvision|madrylab --arch ... --input FILE --out model.pt "
+            "(docs/published_models.md)"
+        )
     refuse_zip_bomb(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # torch's weights_only loader refused it before calling anything
         called = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
         reason = re.search(r"WeightsUnpickler error: ([^\n]*)", str(e))  # not its advice to load it unsafely
-        what = (f"calls {printable(called.group(1))}" if called else
-                f"holds more than tensors and plain data ({printable(reason.group(1) if reason else '')[:120]})")
-        raise RobinterpError(f"{path}: refused: the pickle {what}, which a robinterp checkpoint never holds; nothing "
-                             "was run. A published checkpoint is read by robinterp import-checkpoint "
-                             "(docs/published_models.md)") from None
+        what = (
+            f"calls {printable(called.group(1))}"
+            if called
+            else f"holds more than tensors and plain data ({printable(reason.group(1) if reason else '')[:120]})"
+        )
+        raise RobinterpError(
+            f"{path}: refused: the pickle {what}, which a robinterp checkpoint never holds; nothing "
+            "was run. A published checkpoint is read by robinterp import-checkpoint "
+            "(docs/published_models.md)"
+        ) from None
     except Exception as e:  # truncated zip, wrong file type
-        raise RobinterpError(f"{path}: cannot read checkpoint ({type(e).__name__}: {printable(str(e))[:200]}); "
-                             "it is corrupt or not a robinterp checkpoint: delete it and retrain") from e
+        raise RobinterpError(
+            f"{path}: cannot read checkpoint ({type(e).__name__}: {printable(str(e))[:200]}); "
+            "it is corrupt or not a robinterp checkpoint: delete it and retrain"
+        ) from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise RobinterpError(f"{path}: not a robinterp checkpoint (no format {FORMAT!r}); "
-                             "import published ones first: robinterp import-checkpoint (docs/published_models.md)")
+        raise RobinterpError(
+            f"{path}: not a robinterp checkpoint (no format {FORMAT!r}); "
+            "import published ones first: robinterp import-checkpoint (docs/published_models.md)"
+        )
     return payload
 
 
@@ -72,11 +83,24 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Cl
     try:
         model.load_state_dict(payload["model"], strict=True)
     except RuntimeError as e:
-        raise RobinterpError(f"{path}: weights do not match architecture {arch['name']} "
-                             f"({arch.get('zoo') or 'width ' + str(arch.get('width', 1.0))}): {str(e)[:400]}") from e
+        raise RobinterpError(
+            f"{path}: weights do not match architecture {arch['name']} "
+            f"({arch.get('zoo') or 'width ' + str(arch.get('width', 1.0))}): {str(e)[:400]}"
+        ) from e
     check_weights(payload["model"], path)
     meta = {k: v for k, v in payload.items() if k != "model"}
     return model.to(device).eval(), meta
+
+
+def load_fitting(path: str | Path, device: str | torch.device, *split_paths) -> tuple[Classifier, dict, list]:
+    """The model of a checkpoint (`load_model`) and the packed splits it runs on, each checked to fit it."""
+    from .data import load_split
+
+    model, meta = load_model(path, device)
+    splits = [load_split(p) for p in split_paths]
+    for split in splits:
+        check_fits(meta, split, path)
+    return model, meta, splits
 
 
 def _untrained(arch: dict) -> torch.nn.Module:
@@ -94,13 +118,17 @@ def check_weights(state: dict, where) -> None:
     such a model evaluates to chance accuracy without a word."""
     bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise RobinterpError(f"{where}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
-                             f"{', ...' if len(bad) > 3 else ''}): a diverged training run or a damaged file; "
-                             "retrain it, or download it again")
+        raise RobinterpError(
+            f"{where}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}): a diverged training run or a damaged file; "
+            "retrain it, or download it again"
+        )
     std = state.get("normalizer.std")
     if std is not None and not bool((std > 0).all()):
-        raise RobinterpError(f"{where}: input normalisation std {[round(float(v), 6) for v in std.reshape(-1)]} has a "
-                             "value <= 0 (division by zero); give the std of each channel (model.std, --std)")
+        raise RobinterpError(
+            f"{where}: input normalisation std {[round(float(v), 6) for v in std.reshape(-1)]} has a "
+            "value <= 0 (division by zero); give the std of each channel (model.std, --std)"
+        )
 
 
 def check_fits(meta: dict, split, checkpoint) -> None:
@@ -125,8 +153,10 @@ def check_fits(meta: dict, split, checkpoint) -> None:
     elif trained_shape and list(trained_shape) != list(split.image_shape):
         problems.append(f"the model was trained on {size(trained_shape)} images, the data is {size(split.image_shape)}")
     if problems:
-        raise RobinterpError(f"{checkpoint} does not fit {split.path}: {'; '.join(problems)}. Give the split of the "
-                             "dataset the model was made for, or the model of this dataset")
+        raise RobinterpError(
+            f"{checkpoint} does not fit {split.path}: {'; '.join(problems)}. Give the split of the "
+            "dataset the model was made for, or the model of this dataset"
+        )
 
 
 def remap_madry_state_dict(state: dict) -> dict:
@@ -148,12 +178,16 @@ def remap_madry_state_dict(state: dict) -> dict:
         elif key.startswith("model."):
             out[key] = value
         else:
-            raise RobinterpError(f"MadryLab state dict: unexpected key {key!r}; expected module.model.*, "
-                                 "module.normalizer.new_mean/new_std and the module.attacker.* copy")
+            raise RobinterpError(
+                f"MadryLab state dict: unexpected key {key!r}; expected module.model.*, "
+                "module.normalizer.new_mean/new_std and the module.attacker.* copy"
+            )
     for key, value in attacker.items():
         mine = "normalizer." + key.removeprefix("normalizer.new_") if key.startswith("normalizer.new_") else key
         if mine not in out or not torch.equal(value.reshape(out[mine].shape), out[mine]):
-            raise RobinterpError(f"MadryLab state dict: module.attacker.{key} "
-                                 f"{'has no model copy' if mine not in out else 'differs from the model copy'}; "
-                                 "the attacker duplicate must equal the model (is the file edited or corrupt?)")
+            raise RobinterpError(
+                f"MadryLab state dict: module.attacker.{key} "
+                f"{'has no model copy' if mine not in out else 'differs from the model copy'}; "
+                "the attacker duplicate must equal the model (is the file edited or corrupt?)"
+            )
     return out

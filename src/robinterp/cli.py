@@ -16,17 +16,7 @@ import sys
 from pathlib import Path
 
 from .errors import RobinterpError
-
-VERBS = {}
-
-
-def verb(name: str, help: str, settings: tuple[str, ...] = ()):
-    """Register `fn(args)` as a verb; `fn.flags(parser)` declares its path flags, and `settings`
-    the config sections it reads (robinterp.settings keys), which arrive as `args.settings`."""
-    def wrap(fn):
-        VERBS[name] = (fn, help, tuple(settings))
-        return fn
-    return wrap
+from .verbs import VERBS
 
 
 def verb_settings(name: str) -> tuple[str, ...]:
@@ -40,12 +30,21 @@ def _settings_flags(p: argparse.ArgumentParser, sections: tuple[str, ...]) -> No
     from .settings import section_node
 
     described = "; ".join(f"{s}: {section_node(s).get('description', s).split(';')[0].strip()}" for s in sections)
-    p.add_argument("--settings", default=None, metavar="JSON|FILE",
-                   help=f"the job's settings: a JSON object, or a .json/.yaml file, with the sections {list(sections)} "
-                        f"(config keys and defaults: robinterp/config.schema.yaml; {described}); sections left out "
-                        "take their defaults".replace("%", "%%"))
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="one setting, over --settings (VALUE as YAML: 8, true, null, [1, 2]); repeatable")
+    p.add_argument(
+        "--settings",
+        default=None,
+        metavar="JSON|FILE",
+        help=f"the job's settings: a JSON object, or a .json/.yaml file, with the sections {list(sections)} "
+        f"(config keys and defaults: robinterp/config.schema.yaml; {described}); sections left out "
+        "take their defaults".replace("%", "%%"),
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="one setting, over --settings (VALUE as YAML: 8, true, null, [1, 2]); repeatable",
+    )
 
 
 def read_settings(text: str | None, sets: list[str], sections: tuple[str, ...]) -> dict:
@@ -58,21 +57,21 @@ def read_settings(text: str | None, sets: list[str], sections: tuple[str, ...]) 
             try:
                 raw = json.loads(text)
             except json.JSONDecodeError as e:
-                raise RobinterpError(f"--settings: not valid JSON ({e})")
+                raise RobinterpError(f"--settings: not valid JSON ({e})") from None
         else:
             path = Path(text)
             if not path.is_file():
                 raise RobinterpError(f"--settings {text}: no such file (give a JSON object or a .json/.yaml file)")
             raw = yaml.safe_load(path.read_text()) or {}  # YAML reads JSON too
         if not isinstance(raw, dict):
-            raise RobinterpError("--settings: expected an object of sections, e.g. {\"device\": \"cpu\"}")
+            raise RobinterpError('--settings: expected an object of sections, e.g. {"device": "cpu"}')
     for item in sets:
         key, sep, value = item.partition("=")
         section = max((s for s in sections if key == s or key.startswith(s + ".")), key=len, default=None)
         if not sep or section is None:
             raise RobinterpError(f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION one of {list(sections)}")
         target = raw.setdefault(section, {}) if key != section else None
-        rest = key[len(section) + 1:].split(".") if key != section else []
+        rest = key[len(section) + 1 :].split(".") if key != section else []
         if target is None:
             raw[section] = yaml.safe_load(value)
             continue
@@ -92,9 +91,14 @@ STAGES = {
     "evaluate": ["evaluate", "accuracy-table"],
     "analyses": ["ig", "shap", "class-generation", "inversion", "feature-vis"],
     "figures": ["plot-attributions", "plot-class-generation", "plot-inversion", "plot-feature-vis"],
-    "metrics": ["install-fid-weights", "inception-features", "fid", "fid-table", "inversion-distance",
-                "inversion-table", "interpretability-metrics", "parameter-randomisation", "randomisation-plot",
-                "interpretability-table", "robustness-curve", "summary"],
+    "fid": ["install-fid-weights", "inception-features", "fid", "fid-table", "inversion-distance", "inversion-table"],
+    "attribution_metrics": [
+        "interpretability-metrics",
+        "parameter-randomisation",
+        "randomisation-plot",
+        "interpretability-table",
+    ],
+    "summary": ["robustness-curve", "summary"],
 }
 
 # Flags that mean the same in every verb, documented once; a verb's own help text wins.
@@ -114,18 +118,22 @@ SHARED_HELP = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    from . import commands  # noqa: F401  (imports every module in commands/, registering its verbs)
+    from . import (
+        __version__,
+        commands,  # noqa: F401  (imports every module in commands/, registering its verbs)
+    )
 
     order = [v for verbs in STAGES.values() for v in verbs]
     unplaced = sorted(set(VERBS) - set(order))
     if unplaced:
         raise RuntimeError(f"verbs {unplaced} are in no stage of cli.STAGES")
-    stages = "\n".join(f"  {stage:<15} {', '.join(verbs)}" for stage, verbs in STAGES.items())
-    parser = argparse.ArgumentParser(prog="robinterp", description=__doc__.split("\n\n")[0],
-                                     epilog=f"verbs by workflow stage, in pipeline order:\n{stages}",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    stages = "\n".join(f"  {stage:<20} {', '.join(verbs)}" for stage, verbs in STAGES.items())
+    parser = argparse.ArgumentParser(
+        prog="robinterp",
+        description=__doc__.split("\n\n")[0],
+        epilog=f"verbs by workflow stage, in pipeline order:\n{stages}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"robinterp {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="<verb>")
     for name in order:

@@ -23,8 +23,15 @@ def check_config(config: dict) -> None:
     across keys. Raises RobinterpError with one line per problem."""
     raise_problems(problems(config, schema(), ""), "invalid config")
     check_variant_names(config)
-    raise_problems([line for ds, dcfg in config["datasets"].items() for name in variant_names(dcfg)
-                    for line in merged_variant(dcfg, name, f"datasets.{ds}.")[2]], "invalid config")
+    raise_problems(
+        [
+            line
+            for ds, dcfg in config["datasets"].items()
+            for name in variant_names(dcfg)
+            for line in merged_variant(dcfg, name, f"datasets.{ds}.")[2]
+        ],
+        "invalid config",
+    )
     check_run(config)
     imported_variants(config)
 
@@ -52,8 +59,11 @@ def merged_variant(dataset_cfg: dict, name: str, where: str = "") -> tuple[dict,
     filled) and what is wrong with them."""
     v = get_variant(dataset_cfg, name)
     blocks = {block: deep_merge(dataset_cfg.get(block) or {}, v.get(block) or {}) for block in ("model", "train")}
-    lines = [line for block, value in blocks.items()
-             for line in problems(value, schema()["$defs"][block], f"{where}variants[{name}].{block}")]
+    lines = [
+        line
+        for block, value in blocks.items()
+        for line in problems(value, schema()["$defs"][block], f"{where}variants[{name}].{block}")
+    ]
     return blocks["model"], blocks["train"], lines
 
 
@@ -95,22 +105,30 @@ def check_run(config: dict) -> None:
     variants of the datasets that run, at least one of each (else their tables have no rows)."""
     results = str(config.get("results", ""))
     if not results.strip() or Path(results).resolve() == Path(Path(results).resolve().anchor):
-        raise RobinterpError(f"results: {results!r} puts every output at the top of the filesystem; name the "
-                             "output folder (e.g. results: results)")
+        raise RobinterpError(
+            f"results: {results!r} puts every output at the top of the filesystem; name the "
+            "output folder (e.g. results: results)"
+        )
     wanted = config.get("run_variants") or []
     if not wanted:
         return
-    names = {ds: variant_names(c) for ds, c in config["datasets"].items()
-             if c.get("enabled", True) and ds in (config.get("run_datasets") or [ds])}
+    names = {
+        ds: variant_names(c)
+        for ds, c in config["datasets"].items()
+        if c.get("enabled", True) and ds in (config.get("run_datasets") or [ds])
+    }
     known = sorted({n for ns in names.values() for n in ns})
     unknown = [n for n in wanted if n not in known]
     if unknown:
-        raise RobinterpError(f"run_variants: {unknown} name no variant of the datasets that run "
-                             f"({sorted(names)}); known: {known}")
+        raise RobinterpError(
+            f"run_variants: {unknown} name no variant of the datasets that run ({sorted(names)}); known: {known}"
+        )
     unselected = [ds for ds, ns in names.items() if not set(wanted) & set(ns)]
     if unselected:
-        raise RobinterpError(f"run_variants: {wanted} selects no variant of dataset(s) {unselected}; add one of "
-                             "theirs, or leave those datasets out with run_datasets")
+        raise RobinterpError(
+            f"run_variants: {wanted} selects no variant of dataset(s) {unselected}; add one of "
+            "theirs, or leave those datasets out with run_datasets"
+        )
 
 
 def imported_variants(config: dict) -> dict[str, dict]:
@@ -131,18 +149,24 @@ def imported_variants(config: dict) -> dict[str, dict]:
                 continue
             extra = sorted(k for k in ("model", "train") if v.get(k))
             if extra:
-                raise RobinterpError(f"{where}: {extra} set on an imported variant (it has `checkpoint:`, so it is "
-                                     "not trained); remove them, or set width/mean/std in its checkpoint block")
+                raise RobinterpError(
+                    f"{where}: {extra} set on an imported variant (it has `checkpoint:`, so it is "
+                    "not trained); remove them, or set width/mean/std in its checkpoint block"
+                )
             if block.get("class_subset") == "wnids":
                 src = dcfg["source"]
                 if src["kind"] != "small_imagenet150":
-                    raise RobinterpError(f"{where}.checkpoint.class_subset: wnids needs a small_imagenet150 dataset "
-                                         f"(this one is {src['kind']!r}); remove class_subset")
+                    raise RobinterpError(
+                        f"{where}.checkpoint.class_subset: wnids needs a small_imagenet150 dataset "
+                        f"(this one is {src['kind']!r}); remove class_subset"
+                    )
             out.setdefault(v["name"], where)
     clash = sorted(set(out) & set(trained))
     if clash:
-        raise RobinterpError(f"variant name(s) {clash} are imported in one dataset and trained in another "
-                             f"({out[clash[0]]}, {trained[clash[0]]}); give them different names")
+        raise RobinterpError(
+            f"variant name(s) {clash} are imported in one dataset and trained in another "
+            f"({out[clash[0]]}, {trained[clash[0]]}); give them different names"
+        )
     return out
 
 

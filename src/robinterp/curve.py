@@ -35,8 +35,17 @@ def curve_frame(eps: dict[str, float], accuracy: list[dict], fid: list[dict], me
     def add(variant, quantity, better, mean, low=None, high=None):
         if variant not in eps:
             raise RobinterpError(f"result for variant {variant!r} but no eps given for it; eps known for {sorted(eps)}")
-        rows.append({"variant": variant, "eps": float(eps[variant]), "quantity": quantity, "better": better,
-                     "mean": mean, "low": low, "high": high})
+        rows.append(
+            {
+                "variant": variant,
+                "eps": float(eps[variant]),
+                "quantity": quantity,
+                "better": better,
+                "mean": mean,
+                "low": low,
+                "high": high,
+            }
+        )
 
     for r in accuracy:
         add(r["variant"], "clean accuracy (%)", "higher", 100 * r["clean_acc"])
@@ -77,7 +86,7 @@ def plot_curve(df: pd.DataFrame, path, title: str = "") -> None:
         ax.set_title(f"{q}\n({d['better'].iloc[0]} is better)", fontsize=9)
         ax.set_xlabel("training eps (L2)")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(quantities):]:
+    for ax in list(axes.flat)[len(quantities) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title)
@@ -103,7 +112,10 @@ def compare_ends(df: pd.DataFrame, by: str = "eps") -> list[str]:
         tie = f"{hi['mean']:.4g}" == f"{lo['mean']:.4g}"  # equal at the precision shown
         sep = pd.notna(lo["low"]) and pd.notna(hi["low"]) and (hi["low"] > lo["high"] or lo["low"] > hi["high"])
         verdict = ("a tie" if tie else f"{place(hi)} " + ("better" if better else "worse")) + (
-            "" if pd.isna(lo["low"]) else (", intervals disjoint" if sep else ", intervals overlap"))
-        lines.append(f"{q} ({lo['better']} better): {lo['variant']} ({place(lo)}) {fmt(lo)} vs "
-                     f"{hi['variant']} ({place(hi)}) {fmt(hi)} -> {verdict}")
+            "" if pd.isna(lo["low"]) else (", intervals disjoint" if sep else ", intervals overlap")
+        )
+        lines.append(
+            f"{q} ({lo['better']} better): {lo['variant']} ({place(lo)}) {fmt(lo)} vs "
+            f"{hi['variant']} ({place(hi)}) {fmt(hi)} -> {verdict}"
+        )
     return lines

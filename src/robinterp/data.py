@@ -55,7 +55,11 @@ class Split:
         """Names for figures: the manifest's class entries where it has them (Small ImageNet:
         WordNet names such as 'tench, Tinca tinca'), else the class list itself."""
         entries = self.manifest.get("classes")
-        if isinstance(entries, list) and len(entries) == len(self.classes) and all(isinstance(e, dict) for e in entries):
+        if (
+            isinstance(entries, list)
+            and len(entries) == len(self.classes)
+            and all(isinstance(e, dict) for e in entries)
+        ):
             return [e.get("name") or c for e, c in zip(entries, self.classes)]
         return list(self.classes)
 
@@ -73,8 +77,14 @@ class Split:
         return x, y
 
 
-def write_split(out_dir: str | Path, images: np.ndarray, labels: np.ndarray, classes: list[str],
-                source: dict, extra: dict | None = None) -> dict:
+def write_split(
+    out_dir: str | Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    source: dict,
+    extra: dict | None = None,
+) -> dict:
     """Validate and write one split in the packed format; return its manifest."""
     out_dir = Path(out_dir)
     images = np.ascontiguousarray(images)
@@ -123,8 +133,10 @@ def load_split(path: str | Path, verify: bool = False) -> Split:
         path = path.parent
     missing = [f for f in FILES if not (path / f).is_file()]
     if missing:
-        raise RobinterpError(f"{path}: not a packed split, missing {', '.join(missing)}; "
-                             "create it with `robinterp prepare-data` (rule prepare_data)")
+        raise RobinterpError(
+            f"{path}: not a packed split, missing {', '.join(missing)}; "
+            "create it with `robinterp prepare-data` (rule prepare_data)"
+        )
     manifest = storage.read_json(path / "manifest.json")
     if manifest.get("format") != FORMAT:
         raise RobinterpError(f"{path}/manifest.json: format {manifest.get('format')!r}, expected {FORMAT!r}")
@@ -135,15 +147,19 @@ def load_split(path: str | Path, verify: bool = False) -> Split:
     except (ValueError, OSError, json.JSONDecodeError) as e:
         raise RobinterpError(f"{path}: cannot read packed arrays ({e}); rebuild the split") from e
     if list(images.shape) != manifest["shape"]:
-        raise RobinterpError(f"{path}/images.npy: shape {list(images.shape)} does not match manifest "
-                             f"{manifest['shape']}; the split is corrupt, rebuild it")
+        raise RobinterpError(
+            f"{path}/images.npy: shape {list(images.shape)} does not match manifest "
+            f"{manifest['shape']}; the split is corrupt, rebuild it"
+        )
     _check_arrays(path, images, labels, classes)
     for name, arr in (("images", images), ("labels", labels)):
         checked = verify or _worth_hashing(path / f"{name}.npy", manifest)
         if checked and storage.sha256_array(np.asarray(arr)) != manifest[f"{name}_sha256"]:
-            raise RobinterpError(f"{path}/{name}.npy: sha256 differs from the manifest's: the file was changed after "
-                                 "it was written (or is damaged); rebuild the split (delete the folder and rerun rule "
-                                 "prepare_data)")
+            raise RobinterpError(
+                f"{path}/{name}.npy: sha256 differs from the manifest's: the file was changed after "
+                "it was written (or is damaged); rebuild the split (delete the folder and rerun rule "
+                "prepare_data)"
+            )
     return Split(path, images, labels, list(classes), manifest)
 
 
@@ -155,16 +171,20 @@ def _worth_hashing(path: Path, manifest: dict) -> bool:
 
 def _check_arrays(where: Path, images: np.ndarray, labels: np.ndarray, classes: list) -> None:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise RobinterpError(f"{where}/images.npy: expected uint8 N x H x W x C with C in (1, 3), "
-                             f"got {images.dtype} {tuple(images.shape)}")
+        raise RobinterpError(
+            f"{where}/images.npy: expected uint8 N x H x W x C with C in (1, 3), "
+            f"got {images.dtype} {tuple(images.shape)}"
+        )
     if labels.ndim != 1 or len(labels) != len(images):
         raise RobinterpError(f"{where}/labels.npy: expected {len(images)} labels, got shape {labels.shape}")
     if not classes or not all(isinstance(c, str) for c in classes):
         raise RobinterpError(f"{where}/classes.json: expected a non-empty list of class names")
     if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise RobinterpError(f"{where}/labels.npy: labels must lie in [0, {len(classes) - 1}], "
-                             f"found [{labels.min()}, {labels.max()}]")
+        raise RobinterpError(
+            f"{where}/labels.npy: labels must lie in [0, {len(classes) - 1}], found [{labels.min()}, {labels.max()}]"
+        )
     empty = [classes[i] for i, n in enumerate(np.bincount(labels, minlength=len(classes))) if n == 0]
     if empty:
-        raise RobinterpError(f"{where}: class(es) with no images: {', '.join(empty[:10])}; "
-                             "remove them from classes.json or add images")
+        raise RobinterpError(
+            f"{where}: class(es) with no images: {', '.join(empty[:10])}; remove them from classes.json or add images"
+        )

@@ -23,14 +23,15 @@ from .errors import RobinterpError
 
 # Oldest Linux driver each CUDA major version of torch's wheels needs (NVIDIA's release notes).
 MIN_DRIVER = {13: "580", 12: "525", 11: "450"}
-FIX = "docs/scale.md, \"GPU drivers and torch builds\""
+FIX = 'docs/scale.md, "GPU drivers and torch builds"'
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str) -> torch.device:
     """The torch device of `name` (auto | cpu | cuda | cuda:N); RobinterpError where it cannot run."""
     if name not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", str(name)):
-        raise RobinterpError(f"device {name!r} is not supported; choose auto, cpu or cuda "
-                             "(config key `device`, flag --device)")
+        raise RobinterpError(
+            f"device {name!r} is not supported; choose auto, cpu or cuda (config key `device`, flag --device)"
+        )
     if name == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
@@ -41,9 +42,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     if smi:
         raise RobinterpError(_unusable(smi))
     if name != "auto":
-        raise RobinterpError(f"device: {name}, but this machine shows no GPU torch can use (nvidia-smi "
-                             f"{'finds none' if gpus.query_nvidia_smi() is not None else 'is not installed'}); "
-                             "set device: auto or cpu, or run on a GPU machine")
+        raise RobinterpError(
+            f"device: {name}, but this machine shows no GPU torch can use (nvidia-smi "
+            f"{'finds none' if gpus.query_nvidia_smi() is not None else 'is not installed'}); "
+            "set device: auto or cpu, or run on a GPU machine"
+        )
     return torch.device("cpu")
 
 
@@ -55,10 +58,15 @@ def _unusable(smi: list) -> str:
         why = f"the installed torch {torch.__version__} is a CPU-only build"
     else:
         need = MIN_DRIVER.get(int(built.split(".")[0]))
-        why = (f"the installed torch {torch.__version__} is built for CUDA {built}"
-               + (f", which needs NVIDIA driver >= {need}" if need else "") + f"; this machine has driver {g.driver}")
-    return (f"nvidia-smi shows {len(smi)} GPU(s) ({g.name}) but torch cannot use them: {why}. Update the "
-            f"driver or install a torch built for an older CUDA ({FIX}); device: cpu runs on the CPU on purpose")
+        why = (
+            f"the installed torch {torch.__version__} is built for CUDA {built}"
+            + (f", which needs NVIDIA driver >= {need}" if need else "")
+            + f"; this machine has driver {g.driver}"
+        )
+    return (
+        f"nvidia-smi shows {len(smi)} GPU(s) ({g.name}) but torch cannot use them: {why}. Update the "
+        f"driver or install a torch built for an older CUDA ({FIX}); device: cpu runs on the CPU on purpose"
+    )
 
 
 def _check_kernels(device: torch.device) -> None:
@@ -73,14 +81,16 @@ def _check_kernels(device: torch.device) -> None:
     native = any(a.startswith(f"sm_{major}") and _arch_number(a, "sm_") <= cap for a in archs)
     ptx = any(a.startswith("compute_") and _arch_number(a, "compute_") <= cap for a in archs)
     if not (native or ptx):
-        raise RobinterpError(f"GPU {torch.cuda.get_device_name(index)} has compute capability {major}.{minor} "
-                             f"(sm_{cap}); the installed torch {torch.__version__} (CUDA {torch.version.cuda}) has "
-                             f"kernels for {', '.join(archs)} only. Install a torch built for it ({FIX}), or set "
-                             "device: cpu")
+        raise RobinterpError(
+            f"GPU {torch.cuda.get_device_name(index)} has compute capability {major}.{minor} "
+            f"(sm_{cap}); the installed torch {torch.__version__} (CUDA {torch.version.cuda}) has "
+            f"kernels for {', '.join(archs)} only. Install a torch built for it ({FIX}), or set "
+            "device: cpu"
+        )
 
 
 def _arch_number(arch: str, prefix: str) -> int:
-    digits = arch[len(prefix):].rstrip("af")  # sm_90a, sm_100f: arch-specific variants
+    digits = arch[len(prefix) :].rstrip("af")  # sm_90a, sm_100f: arch-specific variants
     return int(digits) if digits.isdigit() else 10**6
 
 
@@ -90,8 +100,14 @@ def describe(device: torch.device) -> dict:
         return {"type": "cpu", "name": _cpu_name(), "torch": str(torch.__version__)}
     index = device.index if device.index is not None else torch.cuda.current_device()
     major, minor = torch.cuda.get_device_capability(index)
-    return {"type": "cuda", "name": torch.cuda.get_device_name(index), "capability": f"{major}.{minor}",
-            "index": index, "torch": str(torch.__version__), "cuda": torch.version.cuda}
+    return {
+        "type": "cuda",
+        "name": torch.cuda.get_device_name(index),
+        "capability": f"{major}.{minor}",
+        "index": index,
+        "torch": str(torch.__version__),
+        "cuda": torch.version.cuda,
+    }
 
 
 def _cpu_name() -> str:
@@ -107,14 +123,16 @@ def _cpu_name() -> str:
 def announce(record: dict) -> None:
     """The job's log line about where it runs."""
     if record["type"] == "cuda":
-        where = (f"cuda:{record['index']} = {record['name']} (compute capability {record['capability']}), "
-                 f"torch {record['torch']}, CUDA {record['cuda']}")
+        where = (
+            f"cuda:{record['index']} = {record['name']} (compute capability {record['capability']}), "
+            f"torch {record['torch']}, CUDA {record['cuda']}"
+        )
     else:
         where = f"cpu ({record['name']}), torch {record['torch']}"
     print(f"device: {where}", file=sys.stderr, flush=True)
 
 
-def select(name: str = "auto") -> tuple[torch.device, dict]:
+def select(name: str) -> tuple[torch.device, dict]:
     """resolve_device + describe + announce: the device of a verb, and its provenance record."""
     device = resolve_device(name)
     record = describe(device)

@@ -55,13 +55,16 @@ def setup(ranks: Ranks, device: torch.device) -> torch.device:
         return device
     if device.type == "cuda":
         if torch.cuda.device_count() < ranks.world_size:
-            raise RobinterpError(f"torchrun started {ranks.world_size} ranks but only "
-                                 f"{torch.cuda.device_count()} GPU(s) are visible; lower resources.gpu")
+            raise RobinterpError(
+                f"torchrun started {ranks.world_size} ranks but only "
+                f"{torch.cuda.device_count()} GPU(s) are visible; lower resources.gpu"
+            )
         device = torch.device("cuda", ranks.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                **process_group_options(device, dist.init_process_group))
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo", **process_group_options(device, dist.init_process_group)
+        )
     return device
 
 
@@ -124,8 +127,9 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for name, child in model.named_children():
         if type(child) is nn.BatchNorm2d:
-            new = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
-                                    child.track_running_stats).to(child.weight.device)
+            new = GlobalBatchNorm2d(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            ).to(child.weight.device)
             new.load_state_dict(child.state_dict())
             setattr(model, name, new)
         else:

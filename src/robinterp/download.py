@@ -110,8 +110,7 @@ def _open(session, url: str, have: int, fix: str):
     """(response, its first chunk, the rest of its chunks) of the file, from byte `have` where the
     server resumes, after following Google Drive's confirmation pages; refuses any other HTML page."""
     for _ in range(MAX_HOPS):
-        response = session.get(url, headers={"Range": f"bytes={have}-"} if have else {}, stream=True,
-                               timeout=TIMEOUT)
+        response = session.get(url, headers={"Range": f"bytes={have}-"} if have else {}, stream=True, timeout=TIMEOUT)
         if response.status_code == 416:  # nothing after byte `have`: the .part may be the whole file
             return response, b"", iter(())
         if response.status_code >= 400:
@@ -130,8 +129,10 @@ def _open(session, url: str, have: int, fix: str):
         nxt, error = confirmation_url(page, response.url)
         if nxt is None or error:
             what = f" ({error})" if error else ""
-            raise RobinterpError(f"{url}: answered with an HTML page{_title(page)}{what}, not the file (Google Drive "
-                                 f"shows one when the file's download quota is used up or it needs a sign-in); {fix}")
+            raise RobinterpError(
+                f"{url}: answered with an HTML page{_title(page)}{what}, not the file (Google Drive "
+                f"shows one when the file's download quota is used up or it needs a sign-in); {fix}"
+            )
         url = nxt
     raise RobinterpError(f"{url}: still an HTML page after {MAX_HOPS} confirmations; {fix}")
 
@@ -152,14 +153,18 @@ def download_file(url: str, out: str | Path, *, fix: str = "download it again", 
             size = _transfer(session, url, part, have, fix, log)
         except requests.RequestException as e:  # connection dropped, reset or silent for TIMEOUT s
             got = part.stat().st_size if part.is_file() else 0
-            raise RobinterpError(f"{url}: the transfer broke off after {got} bytes ({type(e).__name__}); run the "
-                                 f"download again: it resumes from {part}") from None
+            raise RobinterpError(
+                f"{url}: the transfer broke off after {got} bytes ({type(e).__name__}); run the "
+                f"download again: it resumes from {part}"
+            ) from None
     with open(part, "rb") as f:
         head = f.read(len(LEGACY_MAGIC))
     if not head.startswith((ZIP_MAGIC, LEGACY_MAGIC[:1])):
         part.unlink()
-        raise RobinterpError(f"{url}: the file starts with {head[:8]!r}, not as a torch.save file (zip PK\\x03\\x04 or "
-                             f"a pickle's \\x80); it was deleted; {fix}")
+        raise RobinterpError(
+            f"{url}: the file starts with {head[:8]!r}, not as a torch.save file (zip PK\\x03\\x04 or "
+            f"a pickle's \\x80); it was deleted; {fix}"
+        )
     part.replace(out)
     return size
 
@@ -183,13 +188,17 @@ def _transfer(session, url: str, part: Path, have: int, fix: str, log) -> int:
     resumed = response.status_code == 206
     if have and not resumed:
         log(f"download: the server ignores Range requests; fetching all of {url} again")
-    log(f"download: {url} -> {part} ({'resuming at byte ' + str(have) if resumed else 'from the start'}"
-        f"{', ' + str(total) + ' bytes in all' if total else ''})")
+    log(
+        f"download: {url} -> {part} ({'resuming at byte ' + str(have) if resumed else 'from the start'}"
+        f"{', ' + str(total) + ' bytes in all' if total else ''})"
+    )
     with open(part, "ab" if resumed else "wb") as f:
         f.write(first)
         f.writelines(chunks)
     size = part.stat().st_size
     if total is not None and size != total:
-        raise RobinterpError(f"{url}: the transfer broke off after {size} of {total} bytes; run the download "
-                             f"again: it resumes from {part}")
+        raise RobinterpError(
+            f"{url}: the transfer broke off after {size} of {total} bytes; run the download "
+            f"again: it resumes from {part}"
+        )
     return size

@@ -15,8 +15,16 @@ from .distributed import Ranks, all_reduce_sums
 from .progress import progress
 
 
-def accuracy(model: torch.nn.Module, data: DeviceData, attack: AttackConfig | None, batch_size: int,
-             max_images: int | None = None, amp: bool = False, seed: int = 0, ranks: Ranks = Ranks()) -> dict:
+def accuracy(
+    model: torch.nn.Module,
+    data: DeviceData,
+    attack: AttackConfig | None,
+    batch_size: int,
+    max_images: int | None,
+    amp: bool,
+    seed: int,
+    ranks: Ranks = Ranks(),
+) -> dict:
     """Clean and adversarial accuracy (fractions) over the first `max_images` of `data`.
 
     Each image's random start is drawn from (seed, its index), so the result does not depend on
@@ -43,12 +51,18 @@ def accuracy(model: torch.nn.Module, data: DeviceData, attack: AttackConfig | No
             if attack is not None:
                 counts[1] += pgd_correct(model, x, y, idx, attack, seed)[:counted].sum()
     total = all_reduce_sums({"clean": int(counts[0]), "adv": int(counts[1])}, ranks, device)
-    return {"n": n, "clean_acc": total["clean"] / max(n, 1),
-            "adv_acc": total["adv"] / max(n, 1) if attack else None}
+    return {"n": n, "clean_acc": total["clean"] / max(n, 1), "adv_acc": total["adv"] / max(n, 1) if attack else None}
 
 
-def pgd_correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor,
-                attack: AttackConfig, seed: int, amp: bool | None = None) -> torch.Tensor:
+def pgd_correct(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    indices: torch.Tensor,
+    attack: AttackConfig,
+    seed: int,
+    amp: bool | None = None,
+) -> torch.Tensor:
     """Per image: still classified correctly after PGD from the random start keyed by (seed, its
     index in the split), so an image meets the same start in every batch that holds it. `amp`:
     bf16 autocast on CUDA; None = the caller's autocast state."""

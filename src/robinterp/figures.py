@@ -19,8 +19,8 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
 from . import storage  # noqa: E402
-from .settings import Settings  # noqa: E402
 from .errors import RobinterpError  # noqa: E402
+from .settings import Settings  # noqa: E402
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -102,7 +102,7 @@ def short_name(name: str, width: int = NAME_WIDTH) -> str:
     lines.append(line.rstrip())
     if len(lines) > 2:
         lines = [lines[0], " ".join(lines[1:]) + " "]
-    cut = lambda s: s.rstrip() if len(s.rstrip()) <= width else s[:width - 1].rstrip() + "\u2026"
+    cut = lambda s: s.rstrip() if len(s.rstrip()) <= width else s[: width - 1].rstrip() + "\u2026"
     return "\n".join(cut(s) for s in lines)
 
 
@@ -121,15 +121,30 @@ def line_height(fontsize: float) -> float:
     return 1.3 * fontsize / 72  # inches
 
 
-def cell_figure(nrows: int, ncols: int, side: float, gap_w: float, gap_h: float,
-                left: float, right: float, top: float, bottom: float):
+def cell_figure(
+    nrows: int,
+    ncols: int,
+    side: float,
+    gap_w: float,
+    gap_h: float,
+    left: float,
+    right: float,
+    top: float,
+    bottom: float,
+):
     """A grid of square image cells with margins and gaps given in inches, so that titles
     measured beforehand fit between the cells instead of running into their neighbours."""
     width = left + ncols * side + (ncols - 1) * gap_w + right
     height = top + nrows * side + (nrows - 1) * gap_h + bottom
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
-    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
-                        wspace=gap_w / side, hspace=gap_h / side)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=gap_w / side,
+        hspace=gap_h / side,
+    )
     return fig, axes
 
 
@@ -162,7 +177,7 @@ def attribution_compare(runs: dict, classes: list[str], method: str, cfg: PlotCo
         img = first["images"][r]
         axes[r, 0].imshow(as_hwc(img))
         axes[r, 0].set_ylabel(f"true: {classes[first['labels'][r]]}", fontsize=8)
-        for j, (variant, run) in enumerate(runs.items()):
+        for j, run in enumerate(runs.values()):
             maps, _ = attribution_maps(run["attributions"][:n], cfg.scale, cfg.percentile, shared)
             pred = classes[run["preds"][r]]
             axes[r, 1 + 2 * j].imshow(maps[r], cmap=cmap, vmin=-1, vmax=1)
@@ -190,8 +205,11 @@ def attribution_grid(runs: dict, classes: list[str], method: str, cfg: PlotConfi
     rows = -(-n // cols)
     names = [short_name(c) for c in classes]
     cell = lambda k: LETTERS[k % cols] + (str(k // cols + 1) if rows > 1 else "")
-    titles = {(v, k): (f"{cell(k)} t: {names[run['labels'][k]]}", names[run["preds"][k]])
-              for v, run in runs.items() for k in range(n)}
+    titles = {
+        (v, k): (f"{cell(k)} t: {names[run['labels'][k]]}", names[run["preds"][k]])
+        for v, run in runs.items()
+        for k in range(n)
+    }
     fs = 6
     tw, tl = text_size([t for t, _ in titles.values()], fs)
     pw, pl = text_size([p for _, p in titles.values()], fs)
@@ -200,9 +218,17 @@ def attribution_grid(runs: dict, classes: list[str], method: str, cfg: PlotConfi
     lw, _ = text_size(ylabels, 7)
     pad = 0.1
     title_h, pred_h = tl * line_height(fs) + 0.1, pl * line_height(fs) + 0.06
-    fig, axes = cell_figure(rows * len(runs), cols, side, gap_w=max(0.12, max(tw, pw) - side + 0.12),
-                            gap_h=title_h + pred_h + pad, left=lw + 0.25, right=1.4, top=title_h + 0.55,
-                            bottom=pred_h + 0.1)
+    fig, axes = cell_figure(
+        rows * len(runs),
+        cols,
+        side,
+        gap_w=max(0.12, max(tw, pw) - side + 0.12),
+        gap_h=title_h + pred_h + pad,
+        left=lw + 0.25,
+        right=1.4,
+        top=title_h + 0.55,
+        bottom=pred_h + 0.1,
+    )
     shared = _shared_scale(runs, cfg)
     cmap = plt.get_cmap(cfg.cmap)
     for j, (variant, run) in enumerate(runs.items()):
@@ -223,8 +249,11 @@ def attribution_grid(runs: dict, classes: list[str], method: str, cfg: PlotConfi
     right = axes[0, -1].get_position()
     cax = fig.add_axes([right.x1 + 0.25 / fig.get_figwidth(), 0.15, 0.12 / fig.get_figwidth(), 0.7])
     _colourbar(fig, axes, cmap, cfg, method, cax=cax)
-    fig.suptitle(f"{_METHOD_NAMES[method]} overlays (t = true, p = predicted class; red label = wrong). "
-                 f"Red = supports the {_explained(method)}, blue = against it", fontsize=8)
+    fig.suptitle(
+        f"{_METHOD_NAMES[method]} overlays (t = true, p = predicted class; red label = wrong). "
+        f"Red = supports the {_explained(method)}, blue = against it",
+        fontsize=8,
+    )
     return fig
 
 
@@ -251,14 +280,18 @@ def class_generation_grid(runs: dict, classes: list[str], cfg: PlotConfig):
     classes = [short_name(c, 24) for c in classes]
     first = next(iter(runs.values()))
     k = cfg.class_generation_samples
-    shown = [c for c in range(len(classes)) if (first["labels"] == c).any()][:cfg.max_classes]
+    shown = [c for c in range(len(classes)) if (first["labels"] == c).any()][: cfg.max_classes]
     same_seeds = all(np.array_equal(r["seeds"], first["seeds"]) for r in runs.values())
-    groups = ([("seeds", first["seeds"], first["labels"])] if same_seeds else
-              [(f"{v}: seeds", r["seeds"], r["labels"]) for v, r in runs.items()])
+    groups = (
+        [("seeds", first["seeds"], first["labels"])]
+        if same_seeds
+        else [(f"{v}: seeds", r["seeds"], r["labels"]) for v, r in runs.items()]
+    )
     groups += [(f"{v}: generated", r["images"], r["labels"]) for v, r in runs.items()]
     k = min(k, min(int((first["labels"] == c).sum()) for c in shown))
-    fig, axes = plt.subplots(len(shown), k * len(groups), figsize=(0.8 * k * len(groups) + 0.8, 0.85 * len(shown) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(shown), k * len(groups), figsize=(0.8 * k * len(groups) + 0.8, 0.85 * len(shown) + 0.6), squeeze=False
+    )
     for g, (title, imgs, labels) in enumerate(groups):
         for r, c in enumerate(shown):
             own = imgs[labels == c]
@@ -278,7 +311,7 @@ def inversion_grid(runs: dict, meta: dict, classes: list[str], cfg: PlotConfig):
     names = [short_name(c) for c in classes]
     first_v = next(iter(runs))
     first, kinds = runs[first_v], np.asarray(meta[first_v]["source_kind"])
-    rows = [i for kind in dict.fromkeys(kinds) for i in np.flatnonzero(kinds == kind)[:cfg.inversion_rows]]
+    rows = [i for kind in dict.fromkeys(kinds) for i in np.flatnonzero(kinds == kind)[: cfg.inversion_rows]]
     cols = 2 + len(runs)
     t_labels = meta[first_v]["target_labels"]
     s_labels = meta[first_v]["source_labels"]
@@ -294,14 +327,22 @@ def inversion_grid(runs: dict, meta: dict, classes: list[str], cfg: PlotConfig):
     lines = max(t.count("\n") + 1 for (r, _), t in titles.items() if r > 0) if len(rows) > 1 else 0
     first_lines = max(t.count("\n") + 1 for (r, _), t in titles.items() if r == 0)
     lw, _ = text_size([f"{k} source" for k in kinds], fs)
-    fig, axes = cell_figure(len(rows), cols, side, gap_w=max(0.12, width - side + 0.12),
-                            gap_h=lines * line_height(fs) + 0.12, left=lw + 0.2, right=0.1,
-                            top=first_lines * line_height(fs) + 0.45, bottom=0.1)
+    fig, axes = cell_figure(
+        len(rows),
+        cols,
+        side,
+        gap_w=max(0.12, width - side + 0.12),
+        gap_h=lines * line_height(fs) + 0.12,
+        left=lw + 0.2,
+        right=0.1,
+        top=first_lines * line_height(fs) + 0.45,
+        bottom=0.1,
+    )
     for r, i in enumerate(rows):
         axes[r, 0].imshow(as_hwc(first["targets"][i]))
         axes[r, 1].imshow(as_hwc(first["sources"][i]))
         axes[r, 0].set_ylabel(f"{kinds[i]} source", fontsize=fs)
-        for j, (variant, run) in enumerate(runs.items()):
+        for j, run in enumerate(runs.values()):
             axes[r, 2 + j].imshow(as_hwc(run["inverted"][i]))
     for (r, c), t in titles.items():
         axes[r, c].set_title(t, fontsize=fs, pad=3)
@@ -329,8 +370,9 @@ def feature_vis_grid(runs: dict, classes: list[str], cfg: PlotConfig):
             titles[r, base] = f"n{neuron}:\n{run['activation_before'][r]:.1f} -> {run['activation_after'][r]:.1f}"
             for i in range(k):
                 for off, key in ((1, "top"), (1 + k, "bottom")):
-                    titles[r, base + off + i] = (f"{names[run[f'{key}_labels'][r, i]]}\n"
-                                                 f"({run[f'{key}_activations'][r, i]:.1f})")
+                    titles[r, base + off + i] = (
+                        f"{names[run[f'{key}_labels'][r, i]]}\n({run[f'{key}_activations'][r, i]:.1f})"
+                    )
         titles[0, base] = f"{variant}\nmaximised\n" + titles[0, base]
         titles[0, base + 1] = f"top {k}\n" + titles[0, base + 1]
         titles[0, base + 1 + k] = f"bottom {k}\n" + titles[0, base + 1 + k]
@@ -339,10 +381,18 @@ def feature_vis_grid(runs: dict, classes: list[str], cfg: PlotConfig):
     lines = max(t.count("\n") + 1 for (r, _), t in titles.items() if r > 0) if n > 1 else 0
     first_lines = max(t.count("\n") + 1 for (r, _), t in titles.items() if r == 0)
     lw, _ = text_size([f"neuron {nr}" for nr in first["neurons"]], 7)
-    fig, axes = cell_figure(n, per * len(runs), side, gap_w=max(0.1, width - side + 0.1),
-                            gap_h=lines * line_height(fs) + 0.12, left=lw + 0.2, right=0.1,
-                            top=first_lines * line_height(fs) + 0.45, bottom=0.1)
-    for j, (variant, run) in enumerate(runs.items()):
+    fig, axes = cell_figure(
+        n,
+        per * len(runs),
+        side,
+        gap_w=max(0.1, width - side + 0.1),
+        gap_h=lines * line_height(fs) + 0.12,
+        left=lw + 0.2,
+        right=0.1,
+        top=first_lines * line_height(fs) + 0.45,
+        bottom=0.1,
+    )
+    for j, run in enumerate(runs.values()):
         for r, neuron in enumerate(run["neurons"]):
             base = j * per
             axes[r, base].imshow(as_hwc(run["visualisations"][r]))
@@ -355,8 +405,11 @@ def feature_vis_grid(runs: dict, classes: list[str], cfg: PlotConfig):
         axes[r, c].set_title(t, fontsize=fs, pad=3)
     for ax in axes.ravel():
         _blank(ax)
-    fig.suptitle("Direct feature visualisation: maximise R(x)[neuron] (activation start -> end); test images with "
-                 "the highest / lowest activation (class, activation)", fontsize=8)
+    fig.suptitle(
+        "Direct feature visualisation: maximise R(x)[neuron] (activation start -> end); test images with "
+        "the highest / lowest activation (class, activation)",
+        fontsize=8,
+    )
     return fig
 
 
@@ -373,8 +426,9 @@ def plot_randomisation_cascade(results: list[dict], png: str | Path, title: str 
             steps = np.arange(len(c["stages"]) + 1)  # 0 = the trained model (correlation 1)
             mean = np.r_[1.0, np.asarray(c["mean"], float)]
             ax.plot(steps, mean, "o-", ms=3, color=f"C{i}", label=r["variant"])
-            ax.fill_between(steps[1:], np.asarray(c["low"], float), np.asarray(c["high"], float), color=f"C{i}",
-                            alpha=0.2)
+            ax.fill_between(
+                steps[1:], np.asarray(c["low"], float), np.asarray(c["high"], float), color=f"C{i}", alpha=0.2
+            )
         ax.set_xticks(steps, ["trained"] + [f"+{s}" for s in c["stages"]], rotation=60, ha="right", fontsize=7)
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_ylim(-0.2, 1.05)

@@ -57,8 +57,12 @@ def query_nvidia_smi(timeout: float = 30) -> list[Gpu] | None:
     fields = ["index", "uuid", "name", "driver_version", "compute_cap"]
     for query in (fields, fields[:-1]):  # drivers before R510 cannot report compute_cap
         try:
-            out = subprocess.run([exe, f"--query-gpu={','.join(query)}", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=timeout)
+            out = subprocess.run(
+                [exe, f"--query-gpu={','.join(query)}", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         if out.returncode == 0:
@@ -87,8 +91,11 @@ def visible_gpus(env: dict | None = None, smi: list[Gpu] | None = None) -> list[
         return list(gpus)
     out = []
     for token in (t.strip() for t in wanted.split(",")):
-        match = [g for g in gpus if (token.isdigit() and g.index == int(token))
-                 or (token.startswith("GPU-") and g.uuid.startswith(token))]
+        match = [
+            g
+            for g in gpus
+            if (token.isdigit() and g.index == int(token)) or (token.startswith("GPU-") and g.uuid.startswith(token))
+        ]
         if not match or match[0] in out:
             break
         out.append(match[0])
@@ -129,14 +136,21 @@ def _holder(fd: int) -> str:
         return "another job"
 
 
-def acquire(count: int, gpus: list[Gpu], directory: Path | None = None, poll: float = 1.0,
-            log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
-            sleep: Callable[[float], None] = time.sleep) -> list[tuple[Gpu, int]]:
+def acquire(
+    count: int,
+    gpus: list[Gpu],
+    directory: Path | None = None,
+    poll: float = 1.0,
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[tuple[Gpu, int]]:
     """Take `count` of `gpus` (all at once), waiting while too few are free; returns (gpu, locked fd)."""
     if count > len(gpus):
         shown = ", ".join(f"{g.index}" for g in gpus) or "none"
-        raise RobinterpError(f"this job asks for {count} GPUs but only {len(gpus)} are visible (GPU {shown}); "
-                             "lower the rule's gpu resource (--set-resources RULE:gpu=N) or widen CUDA_VISIBLE_DEVICES")
+        raise RobinterpError(
+            f"this job asks for {count} GPUs but only {len(gpus)} are visible (GPU {shown}); "
+            "lower the rule's gpu resource (--set-resources RULE:gpu=N) or widen CUDA_VISIBLE_DEVICES"
+        )
     directory = directory or lock_dir()
     waited = False
     while True:
@@ -203,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         for _, fd in held:
             os.set_inheritable(fd, True)  # the command holds the lock until it ends
         env["CUDA_VISIBLE_DEVICES"] = ",".join(g.uuid for g, _ in held)
-        print("gpus: this job holds " + ", ".join(f"GPU {g.index} ({g.name}, {g.uuid})" for g, _ in held),
-              file=sys.stderr, flush=True)
+        print(
+            "gpus: this job holds " + ", ".join(f"GPU {g.index} ({g.name}, {g.uuid})" for g, _ in held),
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         os.execvpe(command[0], command, env)
     except OSError as e:

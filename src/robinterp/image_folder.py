@@ -164,6 +164,7 @@ def listing_digest(root: str | Path) -> str:
 
 # --- decoding ----------------------------------------------------------------------------------
 
+
 class ImageError(ValueError):
     """A file that is not an image this pipeline can read; the message says why (not the path)."""
 
@@ -191,8 +192,10 @@ def decode_image(path: str | Path, size: int) -> np.ndarray:
             left, top = (nw - size) // 2, (nh - size) // 2
             return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{_pixels(str(e))} pixels, more than Pillow's limit against decompression bombs; "
-                         "downscale the image or remove it") from None
+        raise ImageError(
+            f"{_pixels(str(e))} pixels, more than Pillow's limit against decompression bombs; "
+            "downscale the image or remove it"
+        ) from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # PIL's ways to say "not an image"
         raise ImageError(str(e).replace(repr(str(path)), "").strip() or type(e).__name__) from None
 
@@ -215,8 +218,9 @@ def _eight_bit(im, sixteen_bit: bool):
     if im.mode == "F":
         x = np.asarray(im, dtype=np.float64)
         if not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
-            raise ImageError(f"a float image with values in [{x.min():g}, {x.max():g}], not [0, 1]; save it "
-                             "as an 8-bit image")
+            raise ImageError(
+                f"a float image with values in [{x.min():g}, {x.max():g}], not [0, 1]; save it as an 8-bit image"
+            )
         return Image.fromarray((x * 255).round().astype(np.uint8))
     if im.mode == "I":
         raise ImageError("a 32-bit integer image; save it as an 8- or 16-bit image")

@@ -53,6 +53,7 @@ class Classifier(nn.Module):
 
 # --- CIFAR ResNet (names as MadryLab robustness cifar_models/resnet.py) ---------------------
 
+
 def _projection(in_planes: int, out: int, stride: int) -> nn.Sequential | None:
     """A residual block's projection shortcut (1x1 conv + BatchNorm) where the shape changes, else None."""
     if stride == 1 and in_planes == out:
@@ -151,6 +152,7 @@ class CifarResNet(nn.Module):
 
 # --- PreAct ResNet18 (names as RobustBench's model_zoo/architectures/resnet.py) ------------
 
+
 class PreActBlock(nn.Module):
     expansion = 1
 
@@ -202,6 +204,7 @@ class PreActResNet(nn.Module):
 
 
 # --- ImageNet ResNets (names as torchvision.models.resnet*) ---------------------------------
+
 
 class ImageNetBasicBlock(BasicBlock):
     """torchvision's BasicBlock (ResNet18/34): the projection named `downsample`."""
@@ -255,7 +258,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(arch: str, num_classes: int, mean, std, width: float = 1.0) -> Classifier:
+def build_model(arch: str, num_classes: int, mean, std, width: float) -> Classifier:
     """Construct a registered architecture wrapped with its input normaliser."""
     if arch not in ARCHITECTURES:
         raise RobinterpError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")

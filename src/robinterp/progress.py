@@ -29,7 +29,7 @@ def _interval() -> float:
     except ValueError:
         from .errors import RobinterpError
 
-        raise RobinterpError(f"{INTERVAL_ENV}={text!r}: expected seconds between progress lines, e.g. 30")
+        raise RobinterpError(f"{INTERVAL_ENV}={text!r}: expected seconds between progress lines, e.g. 30") from None
 
 
 def _duration(seconds: float) -> str:
@@ -42,9 +42,16 @@ def _duration(seconds: float) -> str:
 class LogProgress:
     """Counts work and prints done/total, rate and ETA at most every `interval` seconds."""
 
-    def __init__(self, iterable: Iterable | None = None, desc: str = "", total: int | None = None,
-                 unit: str = "it", interval: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 stream: TextIO | None = None):
+    def __init__(
+        self,
+        iterable: Iterable | None = None,
+        desc: str = "",
+        total: int | None = None,
+        unit: str = "it",
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        stream: TextIO | None = None,
+    ):
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)
         self.iterable, self.desc, self.total, self.unit = iterable, desc, total, unit
@@ -79,15 +86,15 @@ class LogProgress:
             return f"{prefix}{self.done} {self.unit}, {shown} {self.unit}/s"
         pct = 100 * self.done / max(self.total, 1)
         eta = (self.total - self.done) / rate if rate > 0 else math.inf
-        return (f"{prefix}{self.done}/{self.total} {self.unit} ({pct:.0f}%), {shown} {self.unit}/s, "
-                f"eta {_duration(eta)}")
+        return f"{prefix}{self.done}/{self.total} {self.unit} ({pct:.0f}%), {shown} {self.unit}/s, eta {_duration(eta)}"
 
     def close(self) -> None:
         pass  # no closing line: the caller prints its own summary
 
 
-def progress(iterable: Iterable | None = None, desc: str = "", total: int | None = None, unit: str = "it",
-             silent: bool = False):
+def progress(
+    iterable: Iterable | None = None, desc: str = "", total: int | None = None, unit: str = "it", silent: bool = False
+):
     """tqdm when stderr is a terminal, else a `LogProgress`; both iterate and have update/close.
     `silent`: count without printing (e.g. every rank but the first under torchrun)."""
     if sys.stderr.isatty():
@@ -99,8 +106,10 @@ def progress(iterable: Iterable | None = None, desc: str = "", total: int | None
 
 def counting(objective: Callable, bar) -> Callable:
     """`objective` that ticks `bar` once per call: PGD evaluates its objective once per step."""
+
     def counted(*args, **kwargs):
         out = objective(*args, **kwargs)
         bar.update()
         return out
+
     return counted

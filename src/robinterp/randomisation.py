@@ -16,7 +16,7 @@ that container's items, its block groups: logits, batchnorm, layer.2, layer.1, l
 re-initialised with every sub-module's own `reset_parameters()` (BatchNorm too, as Quantus's
 MPRT does), seeded per stage. Method explainers: `ig` (the analyses' `explain_ig`, its noise
 baselines re-seeded identically at every step) and `shap` (shap's GradientExplainer for the
-trained model's class). Run: `robinterp parameter-randomisation` (commands/metrics.py).
+trained model's class). Run: `robinterp parameter-randomisation` (commands/attribution_metrics.py).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .settings import Settings
+from .attribution_metrics import DIRECTION, pixel_importance
 from .errors import RobinterpError
-
-RANDOMISATION_METHODS = ("ig", "shap")
+from .settings import Settings
+from .stats import bootstrap_mean, spearman_rows
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def cascade_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
         i = containers[0]
         name, container = stages[i]
         items = [(f"{name}.{n}", c) for n, c in container.named_children() if has_params(c)]
-        stages[i:i + 1] = items if len(items) > 1 else [(name, container)]
+        stages[i : i + 1] = items if len(items) > 1 else [(name, container)]
     if not stages:
         raise RobinterpError("parameter randomisation: the model has no parameterised layers")
     return stages[::-1]
@@ -77,20 +77,12 @@ def reinitialise(module: nn.Module, seed: int) -> None:
                 m.reset_parameters()
 
 
-def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-row Spearman correlation of two N x P arrays (average ranks for ties)."""
-    from scipy.stats import rankdata
-
-    ra, rb = rankdata(a, axis=1), rankdata(b, axis=1)
-    ra, rb = ra - ra.mean(1, keepdims=True), rb - rb.mean(1, keepdims=True)
-    return (ra * rb).sum(1) / np.sqrt((ra * ra).sum(1) * (rb * rb).sum(1))
+def _importance(attributions: torch.Tensor) -> np.ndarray:
+    """Per-pixel |attribution| summed over channels, N x (H*W) float64 on the host."""
+    return pixel_importance(attributions).detach().double().cpu().numpy()
 
 
-def pixel_importance(attributions: torch.Tensor) -> np.ndarray:
-    return attributions.detach().abs().sum(1).flatten(1).double().cpu().numpy()
-
-
-def randomisation_cascade(model: nn.Module, explain: Callable[[nn.Module], torch.Tensor], seed: int = 0) -> dict:
+def randomisation_cascade(model: nn.Module, explain: Callable[[nn.Module], torch.Tensor], seed: int) -> dict:
     """Explain with the trained model, then after each top-down re-initialisation step.
 
     `explain(model)` returns N x C x H x W attributions of fixed images and classes. Returns
@@ -99,29 +91,38 @@ def randomisation_cascade(model: nn.Module, explain: Callable[[nn.Module], torch
     work = copy.deepcopy(model).eval()
     for p in work.parameters():
         p.requires_grad_(False)
-    trained = pixel_importance(explain(work))
+    trained = _importance(explain(work))
     names, rows = [], []
     for i, (name, module) in enumerate(cascade_stages(work)):
         reinitialise(module, seed + i)
         names.append(name)
-        rows.append(spearman_rows(trained, pixel_importance(explain(work))))
+        rows.append(spearman_rows(trained, _importance(explain(work))))
     return {"stages": names, "spearman": np.stack(rows)}
 
 
 def summarise_cascade(result: dict, method: str, cfg: RandomisationConfig) -> tuple[dict, dict]:
     """(cascade for the JSON and the figure: mean and 95% interval per step; the table entry: the
     correlation with every stage re-initialised)."""
-    from .metrics import DIRECTION, bootstrap_mean
-
     steps = [bootstrap_mean(row, cfg.bootstrap, cfg.seed) for row in result["spearman"]]
-    cascade = {"stages": result["stages"], "spearman": result["spearman"].tolist(),
-               "mean": [s["mean"] for s in steps], "low": [s["low"] for s in steps], "high": [s["high"] for s in steps]}
-    entry = {"metric": "randomisation_spearman", "method": method, "direction": DIRECTION["randomisation_spearman"],
-             **steps[-1], "values": result["spearman"][-1].tolist()}
+    cascade = {
+        "stages": result["stages"],
+        "spearman": result["spearman"].tolist(),
+        "mean": [s["mean"] for s in steps],
+        "low": [s["low"] for s in steps],
+        "high": [s["high"] for s in steps],
+    }
+    entry = {
+        "metric": "randomisation_spearman",
+        "method": method,
+        "direction": DIRECTION["randomisation_spearman"],
+        **steps[-1],
+        "values": result["spearman"][-1].tolist(),
+    }
     return cascade, entry
 
 
 # --- the analyses' explainers at a fixed class -----------------------------------------------------
+
 
 def ig_for_target(x: torch.Tensor, target: torch.Tensor, cfg) -> Callable[[nn.Module], torch.Tensor]:
     """The analyses' IG (settings `cfg`: attributions.IGConfig) with the same noise baselines every call."""
@@ -130,8 +131,9 @@ def ig_for_target(x: torch.Tensor, target: torch.Tensor, cfg) -> Callable[[nn.Mo
     return lambda model: explain_ig(model, x, target, cfg, torch.Generator().manual_seed(cfg.seed))[0]
 
 
-def shap_for_target(x: torch.Tensor, target: torch.Tensor, background: torch.Tensor, cfg
-                    ) -> Callable[[nn.Module], torch.Tensor]:
+def shap_for_target(
+    x: torch.Tensor, target: torch.Tensor, background: torch.Tensor, cfg
+) -> Callable[[nn.Module], torch.Tensor]:
     """shap's GradientExplainer (settings `cfg`: attributions.ShapConfig) for the given class of each
     image: one single-output explainer per image, so a randomised model explains the same class."""
     import shap
@@ -145,7 +147,7 @@ def shap_for_target(x: torch.Tensor, target: torch.Tensor, background: torch.Ten
             self.f, self.k = f, k
 
         def forward(self, z):
-            return self.f(z)[:, self.k:self.k + 1]
+            return self.f(z)[:, self.k : self.k + 1]
 
     def explain(model):
         out = []
@@ -154,16 +156,17 @@ def shap_for_target(x: torch.Tensor, target: torch.Tensor, background: torch.Ten
             with attack_mode(model), torch.no_grad():
                 explainer = shap.GradientExplainer(f, background, batch_size=cfg.batch_size)
             with attack_mode(model):
-                values = explainer.shap_values(x[i:i + 1], nsamples=cfg.nsamples, rseed=cfg.seed)
+                values = explainer.shap_values(x[i : i + 1], nsamples=cfg.nsamples, rseed=cfg.seed)
             values = np.asarray(values[0] if isinstance(values, list) else values)
-            out.append(torch.as_tensor(values.reshape(x[i:i + 1].shape), dtype=torch.float32))
+            out.append(torch.as_tensor(values.reshape(x[i : i + 1].shape), dtype=torch.float32))
         return torch.cat(out)
 
     return explain
 
 
-def randomisation_check(model: nn.Module, attributions: dict[str, dict], cfg: RandomisationConfig, ig_cfg, shap_cfg,
-                        train=None) -> tuple[list[dict], dict]:
+def randomisation_check(
+    model: nn.Module, attributions: dict[str, dict], cfg: RandomisationConfig, ig_cfg, shap_cfg, train=None
+) -> tuple[list[dict], dict]:
     """The cascade for each method's explained images ({method: attributions.npz contents}; the
     first `cfg.images` rows, their true or predicted class): (one summary entry per method,
     {method: the cascade}). SHAP draws its background from `train` as the `shap` verb does."""
@@ -172,8 +175,8 @@ def randomisation_check(model: nn.Module, attributions: dict[str, dict], cfg: Ra
     device = next(model.parameters()).device
     entries, cascades = [], {}
     for method, att in attributions.items():
-        x = torch.from_numpy(att["images"][:cfg.images]).float().to(device)
-        t = torch.from_numpy(att["labels" if cfg.target == "label" else "preds"][:cfg.images]).long().to(device)
+        x = torch.from_numpy(att["images"][: cfg.images]).float().to(device)
+        t = torch.from_numpy(att["labels" if cfg.target == "label" else "preds"][: cfg.images]).long().to(device)
         if method == "ig":
             explain = ig_for_target(x, t, ig_cfg)
         elif method == "shap":

@@ -39,16 +39,39 @@ INCEPTION_MACS = 5.7e9  # pytorch-fid's InceptionV3 at 299 px, per image
 INCEPTION_MB = 500  # its weights and one batch of 299 px activations beside them
 FEATURE_MB = 2048 * 8 / 1e6  # one 2048-d float64 Inception feature vector
 CPUS_PER_GPU = {"train": 8}  # torchrun ranks, pinned copies; every other GPU rule 4 (a quarter on small data)
-GPU_RULES = ("train", "evaluate", "ig", "shap", "class_generation", "inversion", "feature_vis",
-             "interpretability_metrics", "parameter_randomisation", "inception_features",
-             "fid_class_generation", "inversion_distance")
+GPU_RULES = (
+    "train",
+    "evaluate",
+    "ig",
+    "shap",
+    "class_generation",
+    "inversion",
+    "feature_vis",
+    "interpretability_metrics",
+    "parameter_randomisation",
+    "inception_features",
+    "fid_class_generation",
+    "inversion_distance",
+)
 
 # multiply-accumulates per image at (reference size, width 1) and MB of activations per batch
 # element with gradients (measured on the CPU, benchmarks/results/peak_memory_*_cpu.json)
-MACS = {"resnet18_cifar": (32, 0.56e9), "preact_resnet18": (32, 0.56e9), "resnet50_cifar": (32, 1.30e9),
-        "resnet18": (224, 1.82e9), "resnet50": (224, 4.11e9), "wide_resnet50_2": (224, 11.4e9)}
-ACTIVATION_MB = {"resnet18_cifar": (32, 6.1), "preact_resnet18": (32, 6.1), "resnet50_cifar": (32, 36.3),
-                 "resnet18": (224, 18.7), "resnet50": (128, 36.3), "wide_resnet50_2": (224, 222.0)}
+MACS = {
+    "resnet18_cifar": (32, 0.56e9),
+    "preact_resnet18": (32, 0.56e9),
+    "resnet50_cifar": (32, 1.30e9),
+    "resnet18": (224, 1.82e9),
+    "resnet50": (224, 4.11e9),
+    "wide_resnet50_2": (224, 11.4e9),
+}
+ACTIVATION_MB = {
+    "resnet18_cifar": (32, 6.1),
+    "preact_resnet18": (32, 6.1),
+    "resnet50_cifar": (32, 36.3),
+    "resnet18": (224, 18.7),
+    "resnet50": (128, 36.3),
+    "wide_resnet50_2": (224, 222.0),
+}
 UNKNOWN_ARCH = "wide_resnet50_2"  # an architecture not in the tables is costed as the largest
 
 
@@ -61,14 +84,24 @@ def split_sizes(dataset: dict) -> dict:
         return {"train": 50000 - val, "val": val, "test": 10000, "px": 32, "classes": 10}
     if kind == "small_imagenet150":
         k = src.get("classes", 150)
-        return {"train": k * src.get("train_per_class", 600), "val": k * src.get("val_per_class", 50),
-                "test": k * (src.get("test_per_class", 50) + src.get("imagenetv2_per_class", 10) * bool(
-                    src.get("imagenetv2_dir"))), "px": src.get("image_size", 128), "classes": k}
+        return {
+            "train": k * src.get("train_per_class", 600),
+            "val": k * src.get("val_per_class", 50),
+            "test": k
+            * (src.get("test_per_class", 50) + src.get("imagenetv2_per_class", 10) * bool(src.get("imagenetv2_dir"))),
+            "px": src.get("image_size", 128),
+            "classes": k,
+        }
     total = 1797 if kind == "digits" else _count_images(src.get("root"))
     test = round(total * src.get("test_fraction", 0.2))
     val = round(total * src.get("val_fraction", 0.1))
-    return {"train": max(total - test - val, 0), "val": val, "test": test, "px": src.get("image_size", 32),
-            "classes": 10}
+    return {
+        "train": max(total - test - val, 0),
+        "val": val,
+        "test": test,
+        "px": src.get("image_size", 32),
+        "classes": 10,
+    }
 
 
 def _count_images(root) -> int:
@@ -81,7 +114,7 @@ def _count_images(root) -> int:
 
 def _scaled(table: dict, arch: str, px: int, width: float, power: int) -> float:
     ref, value = table.get(arch, table[UNKNOWN_ARCH])
-    return value * (px / ref) ** 2 * width ** power
+    return value * (px / ref) ** 2 * width**power
 
 
 def _steps(attack) -> int:
@@ -162,9 +195,12 @@ def held_mb(rule: str, d: dict, sizes: dict) -> float:
 def batch(rule: str, d: dict) -> int:
     """Images (or path points) per pass: what a CPU run holds activations for."""
     a, m = d.get("analyses", {}), d.get("metrics", {})
-    sizes = {"train": d.get("train", {}).get("batch_size", 128), "evaluate": d.get("evaluation", {}).get("batch_size", 256),
-             "interpretability_metrics": m.get("interpretability", {}).get("batch_size", 256),
-             "parameter_randomisation": a.get("ig", {}).get("batch_size", 128)}
+    sizes = {
+        "train": d.get("train", {}).get("batch_size", 128),
+        "evaluate": d.get("evaluation", {}).get("batch_size", 256),
+        "interpretability_metrics": m.get("interpretability", {}).get("batch_size", 256),
+        "parameter_randomisation": a.get("ig", {}).get("batch_size", 128),
+    }
     if rule in a and isinstance(a[rule], dict):
         return a[rule].get("batch_size", 250)
     return sizes.get(rule, 0)
@@ -186,8 +222,7 @@ def resource_keys(rule: str, device: str) -> tuple[str, ...]:
     return ("gpu", "cpus_per_gpu", memory, "runtime")
 
 
-def job_resources(rule: str, dataset: dict | None = None, variant: dict | None = None, device: str = "auto",
-                  threads: int = 1) -> dict:
+def job_resources(rule: str, dataset: dict | None, variant: dict | None, device: str, threads: int) -> dict:
     """{gpu, cpus_per_gpu, mem_mb (mem_mb_per_cpu for train on a GPU), runtime} of one job of `rule`
     on `dataset` (its config block, defaults filled; None for a job over every dataset, such as
     the summary); `variant` only matters for `train`."""
@@ -209,8 +244,12 @@ def job_resources(rule: str, dataset: dict | None = None, variant: dict | None =
     if rule in ("prepare_data", "build_small_imagenet") and dataset["source"]["kind"] in DECODED:
         seconds = (sizes["train"] + sizes["val"] + sizes["test"]) * DECODE_S_PER_IMAGE / threads
         runtime = max(15, math.ceil((1.5 * seconds / 60 + 10) / 15) * 15)
-    out = {"gpu": gpu, "cpus_per_gpu": CPUS_PER_GPU.get(rule, 4) if big else CPUS_PER_GPU.get(rule, 4) // 4,
-           "mem_mb": _gb(mem), "runtime": runtime}
+    out = {
+        "gpu": gpu,
+        "cpus_per_gpu": CPUS_PER_GPU.get(rule, 4) if big else CPUS_PER_GPU.get(rule, 4) // 4,
+        "mem_mb": _gb(mem),
+        "runtime": runtime,
+    }
     if "mem_mb_per_cpu" in resource_keys(rule, device):  # torchrun: every rank holds its own copy
         out["mem_mb_per_cpu"] = math.ceil(out.pop("mem_mb") / out["cpus_per_gpu"])
     return {k: out[k] for k in resource_keys(rule, device)}
@@ -230,12 +269,15 @@ def _applies(rule: str, dataset: dict) -> bool:
     return {"prepare_data": not built, "build_small_imagenet": built}.get(rule, True)
 
 
-def table(columns: dict[str, tuple[dict, dict]], device: str = "auto") -> str:
-    """Markdown: one row per rule, one column per (dataset config, variant) in `columns`."""
+def table(columns: dict[str, tuple[dict, dict, str]]) -> str:
+    """Markdown: one row per rule, one column per (dataset config, variant, device) in `columns`."""
     rules = GPU_RULES + ("prepare_data", "build_small_imagenet", "fid_real_baseline", "accuracy_table")
     lines = ["| rule | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for rule in rules:
-        cells = [_cell(job_resources(rule, d, v, device, 1)) if _applies(rule, d) else "" for d, v in columns.values()]
+        cells = [
+            _cell(job_resources(rule, d, v, device, 1)) if _applies(rule, d) else ""
+            for d, v, device in columns.values()
+        ]
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -249,12 +291,12 @@ def main(argv: list[str] | None = None) -> None:
     from .config import check_config
 
     columns = {}
-    for path in (argv if argv is not None else sys.argv[1:]):
+    for path in argv if argv is not None else sys.argv[1:]:
         cfg = yaml.safe_load(Path(path).read_text())
         check_config(cfg)
         for name, d in cfg["datasets"].items():
             robust = [v for v in d["variants"] if v.get("attack")] or d["variants"]
-            columns[f"{name} ({Path(path).name})"] = (d, robust[0])
+            columns[f"{name} ({Path(path).name})"] = (d, robust[0], cfg["device"])
     print(table(columns))
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import _codecs
 import collections
-import hashlib
 import pickle
 import re
 from pathlib import Path
@@ -29,9 +28,12 @@ from pathlib import Path
 import torch
 
 from .errors import RobinterpError
+from .storage import sha256_file
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save since torch 1.6
-LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # pickled legacy magic 0x1950a86a20f9469cfc6c
+LEGACY_MAGIC = (
+    b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # pickled legacy magic 0x1950a86a20f9469cfc6c
+)
 MIN_BYTES = 1024  # the smallest torch.save of a state dict is larger than this
 
 _SAFE = {
@@ -170,14 +172,6 @@ class _SafePickleModule:
         return SafeUnpickler(file, **kwargs).load()
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def printable(text: str) -> str:
     """`text` with control characters (terminal escape codes from a hostile file) shown as escapes."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
@@ -205,9 +199,11 @@ def refuse_zip_bomb(path: str | Path, ratio: int = 2) -> None:
     except (zipfile.BadZipFile, OSError, ValueError):
         return  # not a zip (a legacy torch file), or a broken one: the loader names it
     if declared > ratio * size + (1 << 20):
-        raise RobinterpError(f"{path}: a zip of {size / 2**20:.1f} MiB whose members unpack to "
-                             f"{declared / 2**20:.1f} MiB: a zip bomb, not a torch.save file (which stores tensors "
-                             "uncompressed); refused before reading")
+        raise RobinterpError(
+            f"{path}: a zip of {size / 2**20:.1f} MiB whose members unpack to "
+            f"{declared / 2**20:.1f} MiB: a zip bomb, not a torch.save file (which stores tensors "
+            "uncompressed); refused before reading"
+        )
 
 
 def check_file(path: str | Path, sha256: str | None = None) -> str:
@@ -222,9 +218,11 @@ def check_file(path: str | Path, sha256: str | None = None) -> str:
     if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in text[:1024]:
         title = re.search(rb"<title>(.*?)</title>", head, re.I | re.S)
         what = f" titled {title.group(1).decode('utf-8', 'replace').strip()[:80]!r}" if title else ""
-        raise RobinterpError(f"{path}: an HTML page{what} ({size} bytes), not a checkpoint: the download failed "
-                             "(Google Drive answers large files with a confirmation page); download it again "
-                             "from a browser or with gdown")
+        raise RobinterpError(
+            f"{path}: an HTML page{what} ({size} bytes), not a checkpoint: the download failed "
+            "(Google Drive answers large files with a confirmation page); download it again "
+            "from a browser or with gdown"
+        )
     if head.startswith(b"version https://git-lfs"):
         raise RobinterpError(f"{path}: a Git LFS pointer, not a checkpoint; fetch the file itself (git lfs pull)")
     if size < MIN_BYTES:
@@ -233,16 +231,21 @@ def check_file(path: str | Path, sha256: str | None = None) -> str:
         with open(path, "rb") as f:
             f.seek(max(0, size - 65536 - 22))
             if b"PK\x05\x06" not in f.read():  # zip end-of-central-directory record
-                raise RobinterpError(f"{path}: truncated zip ({size} bytes, no end record); the download is "
-                                     "incomplete: download it again")
+                raise RobinterpError(
+                    f"{path}: truncated zip ({size} bytes, no end record); the download is "
+                    "incomplete: download it again"
+                )
         refuse_zip_bomb(path)
     elif not head.startswith(LEGACY_MAGIC) and not is_safetensors(path):
-        raise RobinterpError(f"{path}: not a PyTorch checkpoint (starts with {head[:8]!r}; expected a torch.save "
-                             "zip or legacy file)")
+        raise RobinterpError(
+            f"{path}: not a PyTorch checkpoint (starts with {head[:8]!r}; expected a torch.save zip or legacy file)"
+        )
     digest = sha256_file(path)
     if sha256 and digest != sha256.lower():
-        raise RobinterpError(f"{path}: sha256 {digest} does not match the pinned {sha256.lower()}; "
-                             "the file is another release or corrupt (or fix the pin)")
+        raise RobinterpError(
+            f"{path}: sha256 {digest} does not match the pinned {sha256.lower()}; "
+            "the file is another release or corrupt (or fix the pin)"
+        )
     return digest
 
 
@@ -256,17 +259,22 @@ def load_untrusted(path: str | Path, sha256: str | None = None) -> tuple[object,
         try:
             return load_file(path, device="cpu"), digest
         except (SafetensorError, OSError, ValueError) as e:
-            raise RobinterpError(f"{path}: a damaged safetensors file ({printable(str(e))[:200]}); download it "
-                                 "again") from None
+            raise RobinterpError(
+                f"{path}: a damaged safetensors file ({printable(str(e))[:200]}); download it again"
+            ) from None
     try:
         # weights_only=False only hands unpickling to our allow-list module: torch's own weights_only
         # loader refuses the dill/numpy globals these published files hold
         obj = torch.load(path, map_location="cpu", pickle_module=_SafePickleModule, weights_only=False)
     except UnsafeGlobal as e:
-        raise RobinterpError(f"{path}: refused: the pickle calls {printable(str(e))}, which is not on the allow-list "
-                             "of tensors, containers and harmless reconstructors; nothing was run. It is not a "
-                             "published checkpoint of a supported format") from None
+        raise RobinterpError(
+            f"{path}: refused: the pickle calls {printable(str(e))}, which is not on the allow-list "
+            "of tensors, containers and harmless reconstructors; nothing was run. It is not a "
+            "published checkpoint of a supported format"
+        ) from None
     except Exception as e:  # truncated legacy file, broken zip member, wrong pickle
-        raise RobinterpError(f"{path}: cannot unpickle ({type(e).__name__}: {printable(str(e))[:200]}); "
-                             "the file is corrupt or incomplete: download it again") from e
+        raise RobinterpError(
+            f"{path}: cannot unpickle ({type(e).__name__}: {printable(str(e))[:200]}); "
+            "the file is corrupt or incomplete: download it again"
+        ) from e
     return obj, digest

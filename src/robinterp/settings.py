@@ -42,8 +42,9 @@ def schema() -> dict:
     """The config schema: every key, its default and its description."""
     if not _SCHEMA:
         if not SCHEMA_PATH.is_file():
-            raise RobinterpError(f"{SCHEMA_PATH}: the config schema is missing from the installed package; "
-                                 "reinstall robinterp")
+            raise RobinterpError(
+                f"{SCHEMA_PATH}: the config schema is missing from the installed package; reinstall robinterp"
+            )
         _SCHEMA.update(yaml.safe_load(SCHEMA_PATH.read_text()))
     return _SCHEMA
 
@@ -130,10 +131,13 @@ def _lines(where: str, err) -> list[str]:
 
 
 def _short(err) -> str:
-    if err.validator == "pattern" and ("propertyNames" in err.relative_schema_path
-                                       or list(err.absolute_path)[-1:] == ["name"]):
-        return (f"name {err.instance!r} does not match {err.validator_value}: it names folders and files, "
-                "so use letters, digits and _ . - (not starting with . or -)")
+    if err.validator == "pattern" and (
+        "propertyNames" in err.relative_schema_path or list(err.absolute_path)[-1:] == ["name"]
+    ):
+        return (
+            f"name {err.instance!r} does not match {err.validator_value}: it names folders and files, "
+            "so use letters, digits and _ . - (not starting with . or -)"
+        )
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
         return f"unknown key(s) {sorted(set(err.instance) - set(allowed))}; allowed: {allowed}"
@@ -206,8 +210,11 @@ def check_settings(keys: tuple[str, ...], raw: dict | None, where: str = "settin
 def result_settings(settings: dict) -> dict:
     """`settings` without what only changes how a job runs (the schema's `x-execution` keys): the
     rerun trigger of every rule and the resume key of training."""
-    return {key: _results(value, section_node(key)) for key, value in settings.items()
-            if not section_node(key).get("x-execution")}
+    return {
+        key: _results(value, section_node(key))
+        for key, value in settings.items()
+        if not section_node(key).get("x-execution")
+    }
 
 
 def _results(value: Any, spec: dict) -> Any:
@@ -215,8 +222,11 @@ def _results(value: Any, spec: dict) -> Any:
     if not isinstance(value, dict) or "properties" not in spec:
         return value
     props = spec["properties"]
-    return {k: _results(v, props[k]) if k in props else v for k, v in value.items()
-            if not (k in props and _deref(props[k]).get("x-execution"))}
+    return {
+        k: _results(v, props[k]) if k in props else v
+        for k, v in value.items()
+        if not (k in props and _deref(props[k]).get("x-execution"))
+    }
 
 
 class Settings:

@@ -36,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .settings import Settings
 from .data import write_split
 from .errors import RobinterpError
 from .image_folder import ImageError, decode_image, hidden, walk_images
 from .progress import progress
+from .settings import Settings
 from .sources import channel_stats
 
 WNID = re.compile(r"^n\d{8}$")
@@ -82,6 +82,7 @@ def resolve_workers(workers: int) -> int:
 
 # --- reading the folder layouts ----------------------------------------------------------------
 
+
 def _entries(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if not hidden(p.name)]
 
@@ -100,8 +101,11 @@ def scan_train(train_dir: str | Path) -> dict[str, list[Path]]:
     wnids = [p.name for p in subdirs if WNID.match(p.name)]
     if not wnids:
         tars = list(root.glob("n*.tar"))
-        hint = (f"found {len(tars)} per-class .tar archives: extract each into its own folder" if tars else
-                f"found {len(_images(root))} images and {len(subdirs)} other folders at the top level")
+        hint = (
+            f"found {len(tars)} per-class .tar archives: extract each into its own folder"
+            if tars
+            else f"found {len(_images(root))} images and {len(subdirs)} other folders at the top level"
+        )
         raise RobinterpError(f"train_dir {root}: no WordNet-id class folders ({hint}); expected {TRAIN_LAYOUT}")
     return {w: _images(root / w) for w in wnids}
 
@@ -115,20 +119,25 @@ def scan_val(val_dir: str | Path, val_labels: str | None) -> dict[str, list[Path
     class_dirs = sorted(p.name for p in _entries(root) if p.is_dir() and WNID.match(p.name))
     if val_labels is None:
         if not class_dirs:
-            raise RobinterpError(f"val_dir {root}: no per-class folders (found {len(flat)} images at the top "
-                                 f"level: the flat layout needs val_labels); expected {VAL_FOLDER_LAYOUT}")
+            raise RobinterpError(
+                f"val_dir {root}: no per-class folders (found {len(flat)} images at the top "
+                f"level: the flat layout needs val_labels); expected {VAL_FOLDER_LAYOUT}"
+            )
         return {w: _images(root / w) for w in class_dirs}
     if not flat:
-        raise RobinterpError(f"val_dir {root}: no images at the top level (found {len(class_dirs)} class "
-                             f"folders: set val_labels: null for that layout); expected {VAL_FLAT_LAYOUT}")
+        raise RobinterpError(
+            f"val_dir {root}: no images at the top level (found {len(class_dirs)} class "
+            f"folders: set val_labels: null for that layout); expected {VAL_FLAT_LAYOUT}"
+        )
     labels = read_val_labels(val_labels)
     out: dict[str, list[Path]] = {}
     for path in flat:
         if path.stem in labels:
             out.setdefault(labels[path.stem], []).append(path)
     if not out:
-        raise RobinterpError(f"val_labels {val_labels}: none of its ImageIds names an image in {root}; "
-                             f"expected {VAL_FLAT_LAYOUT}")
+        raise RobinterpError(
+            f"val_labels {val_labels}: none of its ImageIds names an image in {root}; expected {VAL_FLAT_LAYOUT}"
+        )
     return out
 
 
@@ -140,8 +149,10 @@ def read_val_labels(path: str | Path) -> dict[str, str]:
     with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM (Excel's "CSV UTF-8") is not data
         rows = list(csv.reader(f))
     if not rows or [c.strip() for c in rows[0][:2]] != ["ImageId", "PredictionString"]:
-        raise RobinterpError(f"val_labels {path}: expected the header 'ImageId,PredictionString' "
-                             "(LOC_val_solution.csv from the Kaggle ILSVRC download)")
+        raise RobinterpError(
+            f"val_labels {path}: expected the header 'ImageId,PredictionString' "
+            "(LOC_val_solution.csv from the Kaggle ILSVRC download)"
+        )
     labels = {}
     for i, row in enumerate(rows[1:], start=2):
         tokens = row[1].split() if len(row) > 1 else []
@@ -159,13 +170,16 @@ def scan_imagenetv2(v2_dir: str | Path, index_wnids: list[str]) -> dict[str, lis
     folders = sorted(p.name for p in _entries(root) if p.is_dir())
     bad = [n for n in folders if not n.isdigit()]
     if not folders or bad:
-        raise RobinterpError(f"imagenetv2_dir {root}: folder(s) {bad[:5] or 'none'} are not class indices; "
-                             f"expected {V2_LAYOUT}")
+        raise RobinterpError(
+            f"imagenetv2_dir {root}: folder(s) {bad[:5] or 'none'} are not class indices; expected {V2_LAYOUT}"
+        )
     too_high = [n for n in folders if int(n) >= len(index_wnids)]
     if too_high:
-        raise RobinterpError(f"imagenetv2_dir {root}: class index {too_high[0]} but only {len(index_wnids)} wnids "
-                             "are known; the indices refer to all 1000 ILSVRC classes: give synset_mapping "
-                             "(LOC_synset_mapping.txt) or a train_dir with every class")
+        raise RobinterpError(
+            f"imagenetv2_dir {root}: class index {too_high[0]} but only {len(index_wnids)} wnids "
+            "are known; the indices refer to all 1000 ILSVRC classes: give synset_mapping "
+            "(LOC_synset_mapping.txt) or a train_dir with every class"
+        )
     return {index_wnids[int(n)]: _images(root / n) for n in folders}
 
 
@@ -207,6 +221,7 @@ def choose_classes(cfg: BuildConfig, available: list[str]) -> list[str]:
 
 # --- decoding ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Job:
     """Fill `slots` (split, first row, count) in order from `candidates`, skipping bad files."""
@@ -245,6 +260,7 @@ def _run_job_args(args):
 
 # --- the build -----------------------------------------------------------------------------
 
+
 def _draw(files: list[Path], cfg: BuildConfig, part: str, wnid: str) -> tuple[str, ...]:
     """The class's candidates in a seeded random order (same seed + files -> same order)."""
     rng = np.random.default_rng([cfg.seed, PARTS.index(part), zlib.crc32(wnid.encode())])
@@ -267,7 +283,8 @@ def check_sources_disjoint(jobs: list[Job], cfg: BuildConfig) -> None:
                 raise RobinterpError(
                     f"{a} {getattr(cfg, a)} and {b} {getattr(cfg, b)} hold the same image files ({first[1]} is "
                     f"also {path}): test and validation images must not be training images; point {b} at "
-                    f"{'ImageNetV2 TopImages' if b == 'imagenetv2_dir' else 'the ILSVRC validation images'}")
+                    f"{'ImageNetV2 TopImages' if b == 'imagenetv2_dir' else 'the ILSVRC validation images'}"
+                )
 
 
 def check_splits_disjoint(files: dict[str, list[str]], validation: str) -> None:
@@ -278,8 +295,10 @@ def check_splits_disjoint(files: dict[str, list[str]], validation: str) -> None:
         for path in files[split]:
             key = os.path.normpath(path)
             if key in seen:
-                raise RobinterpError(f"build-small-imagenet: {path} would fill a row of {seen[key]} and of {split}; "
-                                     "a bug of the builder: please report it with the source folders' layout")
+                raise RobinterpError(
+                    f"build-small-imagenet: {path} would fill a row of {seen[key]} and of {split}; "
+                    "a bug of the builder: please report it with the source folders' layout"
+                )
             seen[key] = split
 
 
@@ -301,17 +320,24 @@ def plan(cfg: BuildConfig) -> tuple[list[dict], list[Job], dict[str, int]]:
     jobs = []
     for k, w in enumerate(chosen):
         for part, files, need, where, slots in (
-            ("train", train[w], n_tr + n_va, cfg.train_dir, [("train", k * n_tr, n_tr)] + (
-                [("val", k * n_va, n_va)] if holdout else [])),
+            (
+                "train",
+                train[w],
+                n_tr + n_va,
+                cfg.train_dir,
+                [("train", k * n_tr, n_tr)] + ([("val", k * n_va, n_va)] if holdout else []),
+            ),
             ("ilsvrc_val", val.get(w, []), n_te, cfg.val_dir, [("test", k * n_te, n_te)]),
             ("imagenetv2", v2.get(w, []), n_v2, cfg.imagenetv2_dir, [("test", c * n_te + k * n_v2, n_v2)]),
         ):
             if need == 0:
                 continue
             if len(files) < need:
-                raise RobinterpError(f"class {w} ({names.get(w, 'no name')}): {len(files)} image(s) in {where} "
-                                     f"({part}), needs {need}; lower the per-class counts or choose other "
-                                     "classes (class_list / seed)")
+                raise RobinterpError(
+                    f"class {w} ({names.get(w, 'no name')}): {len(files)} image(s) in {where} "
+                    f"({part}), needs {need}; lower the per-class counts or choose other "
+                    "classes (class_list / seed)"
+                )
             jobs.append(Job(part, w, _draw(files, cfg, part, w), tuple(slots)))
     check_sources_disjoint(jobs, cfg)
     classes = [{"index": k, "wnid": w, "name": names.get(w, w)} for k, w in enumerate(chosen)]
@@ -333,23 +359,47 @@ def build(cfg: BuildConfig, out_dir: str | Path, workers: int = 1, log=print) ->
 
 def _build(cfg: BuildConfig, out_dir: Path, workers: int, log, staging_dir: Path) -> dict:
     classes, jobs, sizes = plan(cfg)
+    staging = _staging(cfg, sizes, staging_dir)
+    total = sum(sum(n for _, _, n in j.slots) for j in jobs)
+    log(
+        f"build-small-imagenet: {len(classes)} classes, {total} images to decode with {workers} worker(s); "
+        f"splits {sizes}"
+    )
+    files, skipped = _decode(jobs, staging, cfg.image_size, sizes, total, workers)
+    arrays = {split: np.load(path, mmap_mode="r") for split, path in staging.items()}
+    n_ilsvrc = len(classes) * cfg.test_per_class
+    if cfg.validation == "ilsvrc_val":
+        arrays["val"] = arrays["test"][:n_ilsvrc]
+        files["val"] = files["test"][:n_ilsvrc]
+    check_splits_disjoint(files, cfg.validation)
+    for split in skipped:
+        skipped[split].sort(key=lambda d: (d["class"], d["path"]))
+    manifest = _write_splits(cfg, out_dir, classes, sizes, n_ilsvrc, arrays, staging, files, skipped, log)
+    del arrays
+    shutil.rmtree(staging_dir)
+    return manifest
+
+
+def _staging(cfg: BuildConfig, sizes: dict, staging_dir: Path) -> dict[str, str]:
+    """{split: a memory-mapped uint8 array file of its size} in a fresh staging folder."""
     s = cfg.image_size
     shutil.rmtree(staging_dir, ignore_errors=True)
     staging_dir.mkdir(parents=True)
     staging = {}
     for split, n in sizes.items():
         if split == "val" and cfg.validation == "ilsvrc_val":
-            continue  # copied from the test split's ILSVRC part below
+            continue  # copied from the test split's ILSVRC part
         staging[split] = str(staging_dir / f"{split}.npy")
         np.lib.format.open_memmap(staging[split], mode="w+", dtype=np.uint8, shape=(n, s, s, 3)).flush()
-    total = sum(sum(n for _, _, n in j.slots) for j in jobs)
-    log(f"build-small-imagenet: {len(classes)} classes, {total} images to decode with {workers} worker(s); "
-        f"splits {sizes}")
+    return staging
 
+
+def _decode(jobs: list, staging: dict, size: int, sizes: dict, total: int, workers: int) -> tuple[dict, dict]:
+    """Run every job (in `workers` processes): ({split: the file of each row}, {split: skipped images})."""
     files = {split: [""] * n for split, n in sizes.items()}
     skipped = {split: [] for split in sizes}
     bar = progress(None, "build-small-imagenet", total=total, unit="images")
-    args = [(j, staging, s) for j in jobs]
+    args = [(j, staging, size) for j in jobs]
     if workers > 1:
         pool = multiprocessing.get_context("spawn").Pool(workers)
         results = pool.imap_unordered(_run_job_args, args)
@@ -361,9 +411,11 @@ def _build(cfg: BuildConfig, out_dir: Path, workers: int, log, staging_dir: Path
             if res["short"]:
                 split, missing = res["short"]
                 bad = len(res["skipped"])
-                raise RobinterpError(f"class {job.wnid} ({job.part}): {bad} of its {len(job.candidates)} images are "
-                                     f"unreadable, {missing} too few usable images for the {split} split; "
-                                     f"first error: {res['skipped'][0]['path']}: {res['skipped'][0]['error']}")
+                raise RobinterpError(
+                    f"class {job.wnid} ({job.part}): {bad} of its {len(job.candidates)} images are "
+                    f"unreadable, {missing} too few usable images for the {split} split; "
+                    f"first error: {res['skipped'][0]['path']}: {res['skipped'][0]['error']}"
+                )
             for split, row, path in res["used"]:
                 files[split][row] = path
             for item in res["skipped"]:
@@ -374,38 +426,63 @@ def _build(cfg: BuildConfig, out_dir: Path, workers: int, log, staging_dir: Path
         if pool is not None:
             pool.terminate()
             pool.join()
+    return files, skipped
 
-    arrays = {split: np.load(path, mmap_mode="r") for split, path in staging.items()}
-    n_ilsvrc = len(classes) * cfg.test_per_class
-    if cfg.validation == "ilsvrc_val":
-        arrays["val"] = arrays["test"][:n_ilsvrc]
-        files["val"] = files["test"][:n_ilsvrc]
-    check_splits_disjoint(files, cfg.validation)
+
+def _write_splits(
+    cfg: BuildConfig,
+    out_dir: Path,
+    classes: list[dict],
+    sizes: dict,
+    n_ilsvrc: int,
+    arrays: dict,
+    staging: dict,
+    files: dict,
+    skipped: dict,
+    log,
+) -> dict:
+    """Write train, val and test in the packed format (train first, its staged array freed after);
+    return the train manifest."""
     labels = {
         "train": np.repeat(np.arange(len(classes)), cfg.train_per_class),
         "val": np.repeat(np.arange(len(classes)), sizes["val"] // len(classes)),
-        "test": np.concatenate([np.repeat(np.arange(len(classes)), cfg.test_per_class),
-                                np.repeat(np.arange(len(classes)), (sizes["test"] - n_ilsvrc) // len(classes))]),
+        "test": np.concatenate(
+            [
+                np.repeat(np.arange(len(classes)), cfg.test_per_class),
+                np.repeat(np.arange(len(classes)), (sizes["test"] - n_ilsvrc) // len(classes)),
+            ]
+        ),
     }
-    for split in skipped:
-        skipped[split].sort(key=lambda d: (d["class"], d["path"]))
     mean, std = channel_stats(arrays["train"])
     source = {"kind": "small_imagenet150", **asdict(cfg)}
-    parts = {"train": [["ilsvrc_train", 0, sizes["train"]]],
-             "val": [["ilsvrc_train" if cfg.validation == "train_holdout" else "ilsvrc_val", 0, sizes["val"]]],
-             "test": [["ilsvrc_val", 0, n_ilsvrc], ["imagenetv2", n_ilsvrc, sizes["test"]]]}
+    parts = {
+        "train": [["ilsvrc_train", 0, sizes["train"]]],
+        "val": [["ilsvrc_train" if cfg.validation == "train_holdout" else "ilsvrc_val", 0, sizes["val"]]],
+        "test": [["ilsvrc_val", 0, n_ilsvrc], ["imagenetv2", n_ilsvrc, sizes["test"]]],
+    }
     manifests = {}
     for split in ("train", "val", "test"):
         manifests[split] = write_split(
-            out_dir / split, arrays[split], labels[split], [c["wnid"] for c in classes], {**source, "split": split},
-            extra={"mean": mean, "std": std, "seed": cfg.seed, "classes": classes,
-                   "parts": [p for p in parts[split] if p[2] > p[1]],  # [source, first row, end row)
-                   "files": files[split], "skipped": skipped[split]})
-        log(f"build-small-imagenet: wrote {out_dir / split} ({sizes[split]} images, "
-            f"{len(skipped[split])} unreadable skipped)")
+            out_dir / split,
+            arrays[split],
+            labels[split],
+            [c["wnid"] for c in classes],
+            {**source, "split": split},
+            extra={
+                "mean": mean,
+                "std": std,
+                "seed": cfg.seed,
+                "classes": classes,
+                "parts": [p for p in parts[split] if p[2] > p[1]],  # [source, first row, end row)
+                "files": files[split],
+                "skipped": skipped[split],
+            },
+        )
+        log(
+            f"build-small-imagenet: wrote {out_dir / split} ({sizes[split]} images, "
+            f"{len(skipped[split])} unreadable skipped)"
+        )
         if split == "train":  # free its disk now: peak = staged splits + the written train split
             del arrays["train"]
             Path(staging["train"]).unlink()
-    del arrays
-    shutil.rmtree(staging_dir)
     return manifests["train"]

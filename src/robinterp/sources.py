@@ -27,8 +27,6 @@ from .image_folder import (
     split_layout,
 )
 
-CIFAR10_MEAN_STD_AUTHOR = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
-
 
 def stratified_split(labels: np.ndarray, fraction_or_count: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (kept, held_out): held out = `fraction` of each class, or `count` spread evenly."""
@@ -57,12 +55,12 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     n = 0
     step = max(1, (1 << 22) // max(1, images[0].size))  # ~32 MB of float64 per chunk
     for start in range(0, len(images), step):
-        chunk = images[start:start + step].reshape(-1, c).astype(np.float64) / 255
+        chunk = images[start : start + step].reshape(-1, c).astype(np.float64) / 255
         s += chunk.sum(0)
-        s2 += (chunk ** 2).sum(0)
+        s2 += (chunk**2).sum(0)
         n += len(chunk)
     mean = s / n
-    std = np.sqrt(np.maximum(s2 / n - mean ** 2, 1e-12))
+    std = np.sqrt(np.maximum(s2 / n - mean**2, 1e-12))
     return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
 
 
@@ -70,8 +68,7 @@ def write_splits(out_dir: Path, splits: dict, classes: list[str], source: dict) 
     """Write train/val/test; every manifest carries the training split's channel statistics."""
     mean, std = channel_stats(splits["train"][0])
     for name, (x, y) in splits.items():
-        write_split(Path(out_dir) / name, x, y, classes, {**source, "split": name},
-                    extra={"mean": mean, "std": std})
+        write_split(Path(out_dir) / name, x, y, classes, {**source, "split": name}, extra={"mean": mean, "std": std})
 
 
 def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
@@ -89,22 +86,32 @@ def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
 def check_fractions(val_fraction: float, test_fraction: float | None = None) -> None:
     """Validation (and test) must each get a share of the images, and train the rest."""
     if not 0 < val_fraction < 1:
-        raise RobinterpError(f"source.val_fraction: {val_fraction} must lie in (0, 1); the validation split "
-                             "selects the best epoch, so it needs images (e.g. 0.1)")
+        raise RobinterpError(
+            f"source.val_fraction: {val_fraction} must lie in (0, 1); the validation split "
+            "selects the best epoch, so it needs images (e.g. 0.1)"
+        )
     if test_fraction is not None and not (0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise RobinterpError(f"source.test_fraction: {test_fraction} must lie in (0, 1) and leave images for "
-                             f"training (val_fraction + test_fraction = {val_fraction + test_fraction:g} < 1)")
+        raise RobinterpError(
+            f"source.test_fraction: {test_fraction} must lie in (0, 1) and leave images for "
+            f"training (val_fraction + test_fraction = {val_fraction + test_fraction:g} < 1)"
+        )
 
 
 def report_sizes(splits: dict, classes: list[str], few: int = 5) -> None:
     """Print the split sizes, and say so when best-epoch selection rests on few images per class."""
-    print("prepare-data: " + ", ".join(f"{k} {len(y)}" for k, (_, y) in splits.items()) + f" images, {len(classes)} classes")
+    print(
+        "prepare-data: "
+        + ", ".join(f"{k} {len(y)}" for k, (_, y) in splits.items())
+        + f" images, {len(classes)} classes"
+    )
     counts = np.bincount(splits["val"][1], minlength=len(classes))
     if counts.min() < few:
-        print(f"prepare-data: note: validation has only {counts.min()} image(s) for class "
-              f"{classes[int(counts.argmin())]!r} ({len(splits['val'][1])} in all; every class gets at least 1); "
-              "the best epoch is chosen on it, so with this few images that choice is noisy. Raise "
-              "val_fraction, or give a root/val/<class>/ folder")
+        print(
+            f"prepare-data: note: validation has only {counts.min()} image(s) for class "
+            f"{classes[int(counts.argmin())]!r} ({len(splits['val'][1])} in all; every class gets at least 1); "
+            "the best epoch is chosen on it, so with this few images that choice is noisy. Raise "
+            "val_fraction, or give a root/val/<class>/ folder"
+        )
 
 
 def prepare_digits(out_dir: Path, image_size: int, val_fraction: float, test_fraction: float, seed: int) -> None:
@@ -120,8 +127,12 @@ def prepare_digits(out_dir: Path, image_size: int, val_fraction: float, test_fra
     rest, test = stratified_split(y, test_fraction, seed)
     tr, va = stratified_split(y[rest], val_fraction / (1 - test_fraction), seed + 1)
     train, val = rest[tr], rest[va]
-    write_splits(out_dir, {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])},
-                 [str(i) for i in range(10)], {"kind": "digits", "image_size": image_size, "seed": seed})
+    write_splits(
+        out_dir,
+        {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])},
+        [str(i) for i in range(10)],
+        {"kind": "digits", "image_size": image_size, "seed": seed},
+    )
 
 
 CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -140,12 +151,15 @@ def prepare_cifar10(out_dir: Path, root: str, download: bool, val_size: int, see
     classes = read_cifar10_file(folder / "batches.meta")["label_names"]
     (x, y), (x_test, y_test) = (read_cifar10_batches(folder, CIFAR10_BATCHES[s]) for s in ("train", "test"))
     if val_size < len(classes):
-        raise RobinterpError(f"source.val_size: {val_size}; hold out at least one training image per class "
-                             f"({len(classes)}) for best-epoch selection (default 5000)")
+        raise RobinterpError(
+            f"source.val_size: {val_size}; hold out at least one training image per class "
+            f"({len(classes)}) for best-epoch selection (default 5000)"
+        )
     keep, val = stratified_split(y, val_size, seed)
     splits = {"train": (x[keep], y[keep]), "val": (x[val], y[val]), "test": (x_test, y_test)}
-    write_splits(out_dir, splits, list(classes),
-                 {"kind": "cifar10", "root": str(root), "seed": seed, "verify_md5": verify_md5})
+    write_splits(
+        out_dir, splits, list(classes), {"kind": "cifar10", "root": str(root), "seed": seed, "verify_md5": verify_md5}
+    )
 
 
 def fetch_cifar10(root: str, download: bool = True) -> None:
@@ -157,12 +171,16 @@ def fetch_cifar10(root: str, download: bool = True) -> None:
         for train in (True, False):
             CIFAR10(root, train=train, download=download)
     except RuntimeError as e:
-        raise RobinterpError(f"CIFAR-10 not found or corrupt under {root!r} ({e}); set "
-                             f"datasets.<name>.source.download: true, or put cifar-10-batches-py there") from e
+        raise RobinterpError(
+            f"CIFAR-10 not found or corrupt under {root!r} ({e}); set "
+            f"datasets.<name>.source.download: true, or put cifar-10-batches-py there"
+        ) from e
     except (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror) as e:  # off-line
-        raise RobinterpError(f"CIFAR-10 download failed ({getattr(e, 'reason', e)}); download {CIFAR10.url} "
-                             f"(md5 {CIFAR10.tgz_md5}) by hand and put {CIFAR10.filename} in {root}/ (keep "
-                             "download: true): it is checked and unpacked from there") from None
+        raise RobinterpError(
+            f"CIFAR-10 download failed ({getattr(e, 'reason', e)}); download {CIFAR10.url} "
+            f"(md5 {CIFAR10.tgz_md5}) by hand and put {CIFAR10.filename} in {root}/ (keep "
+            "download: true): it is checked and unpacked from there"
+        ) from None
 
 
 def needs_download(source: dict) -> bool:
@@ -175,8 +193,10 @@ def read_cifar10_file(path: Path) -> dict:
     import pickle
 
     if not path.is_file():
-        raise RobinterpError(f"{path}: missing; expected CIFAR-10's python batches (data_batch_1..5, "
-                             "test_batch, batches.meta) there, or set source.download: true")
+        raise RobinterpError(
+            f"{path}: missing; expected CIFAR-10's python batches (data_batch_1..5, "
+            "test_batch, batches.meta) there, or set source.download: true"
+        )
     with open(path, "rb") as f:
         return pickle.load(f, encoding="latin1")
 
@@ -191,22 +211,37 @@ def read_cifar10_batches(folder: Path, names: list[str]) -> tuple[np.ndarray, np
     return np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys)
 
 
-def read_part(folder: Path, listed: dict[str, list[Path]], size: int, bad: list[str], min_per_class: int = 1,
-              classes: list[str] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+def read_part(
+    folder: Path,
+    listed: dict[str, list[Path]],
+    size: int,
+    bad: list[str],
+    min_per_class: int = 1,
+    classes: list[str] | None = None,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Decode one part of an image folder (`listed`: {class: files}); every class with too few
     images is named at once, undecodable files go to `bad`."""
     found = sorted(listed)
     if not found:
         raise RobinterpError(f"{folder}: no class sub-folders; expected {folder}/<class>/<image files>")
     if classes is not None and found != classes:
-        raise RobinterpError(f"{folder}: classes {sorted(set(found) ^ set(classes))} are not in both {folder} and "
-                             "the training folder; every split needs the same class folders")
-    short = [f"{folder / c}: class {c!r} has {len(listed[c])} image(s)" for c in found
-             if len(listed[c]) < min_per_class]
+        raise RobinterpError(
+            f"{folder}: classes {sorted(set(found) ^ set(classes))} are not in both {folder} and "
+            "the training folder; every split needs the same class folders"
+        )
+    short = [
+        f"{folder / c}: class {c!r} has {len(listed[c])} image(s)" for c in found if len(listed[c]) < min_per_class
+    ]
     if short:
-        need = "no images" if min_per_class == 1 else f"fewer than {min_per_class} images (train, val and test each need one)"
-        raise RobinterpError(f"{len(short)} class folder(s) with {need}; add images "
-                             f"({', '.join(sorted(IMAGE_SUFFIXES))}) or remove the folder:\n  " + "\n  ".join(short))
+        need = (
+            "no images"
+            if min_per_class == 1
+            else f"fewer than {min_per_class} images (train, val and test each need one)"
+        )
+        raise RobinterpError(
+            f"{len(short)} class folder(s) with {need}; add images "
+            f"({', '.join(sorted(IMAGE_SUFFIXES))}) or remove the folder:\n  " + "\n  ".join(short)
+        )
     items = [(path, label) for label, c in enumerate(found) for path in listed[c]]
     x = np.zeros((len(items), size, size, 3), dtype=np.uint8)
     for k, (path, _) in enumerate(items):
@@ -219,8 +254,9 @@ def read_part(folder: Path, listed: dict[str, list[Path]], size: int, bad: list[
 
 def raise_bad(bad: list[str]) -> None:
     if bad:
-        raise RobinterpError(f"{len(bad)} image file(s) cannot be decoded; remove or replace them:\n  "
-                             + "\n  ".join(bad))
+        raise RobinterpError(
+            f"{len(bad)} image file(s) cannot be decoded; remove or replace them:\n  " + "\n  ".join(bad)
+        )
 
 
 def image_folder_listing(root: Path) -> Listing:
@@ -232,20 +268,26 @@ def image_folder_listing(root: Path) -> Listing:
         raise RobinterpError(f"{root}: has train/ but no test/; add test/<class>/ or use a flat class tree")
     if not split_layout(root) and {"train", "test"} <= set(folders):
         others = sorted(set(folders) - set(SPLIT_FOLDERS))
-        raise RobinterpError(f"{root}: has train/ and test/ beside other folders {others}; put every class under "
-                             "train/ and test/ (split layout), or rename the classes called train and test (flat "
-                             "layout)")
+        raise RobinterpError(
+            f"{root}: has train/ and test/ beside other folders {others}; put every class under "
+            "train/ and test/ (split layout), or rename the classes called train and test (flat "
+            "layout)"
+        )
     listing = list_images(root)
     if listing.shared:
         more = len(listing.shared) - 10
-        raise RobinterpError(f"{len(listing.shared)} image file(s) reached from two classes or splits through a link; "
-                             "an image belongs to one class of one split: remove the link, or copy the file:\n  "
-                             + "\n  ".join(listing.shared[:10]) + (f"\n  ... and {more} more" if more > 0 else ""))
+        raise RobinterpError(
+            f"{len(listing.shared)} image file(s) reached from two classes or splits through a link; "
+            "an image belongs to one class of one split: remove the link, or copy the file:\n  "
+            + "\n  ".join(listing.shared[:10])
+            + (f"\n  ... and {more} more" if more > 0 else "")
+        )
     return listing
 
 
-def prepare_image_folder(out_dir: Path, root: str, image_size: int, val_fraction: float, test_fraction: float,
-                         seed: int) -> None:
+def prepare_image_folder(
+    out_dir: Path, root: str, image_size: int, val_fraction: float, test_fraction: float, seed: int
+) -> None:
     """A class-per-sub-folder tree: either `root/{train,test[,val]}/<class>/` or `root/<class>/`
     (image_folder.py: which files are read, and how)."""
     root = Path(root)
@@ -291,6 +333,8 @@ def write_source(source: dict, out_dir: str | Path) -> None:
     """Write the packed splits of a validated, filled `source:` block."""
     kind = source["kind"]
     if kind not in SOURCES:
-        raise RobinterpError(f"source.kind {kind!r}: choose one of {sorted(SOURCES)} "
-                             "(small_imagenet150 is built by `robinterp build-small-imagenet`)")
+        raise RobinterpError(
+            f"source.kind {kind!r}: choose one of {sorted(SOURCES)} "
+            "(small_imagenet150 is built by `robinterp build-small-imagenet`)"
+        )
     SOURCES[kind](Path(out_dir), **{k: v for k, v in source.items() if k != "kind"})

@@ -22,7 +22,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -97,11 +96,13 @@ def read_json(path: str | os.PathLike, needs: tuple[str, ...] = ()) -> Any:
     try:
         obj = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise RobinterpError(f"{path}: not valid JSON ({e}); delete it and rerun the rule that makes it")
+        raise RobinterpError(f"{path}: not valid JSON ({e}); delete it and rerun the rule that makes it") from None
     missing = [k for k in needs if not isinstance(obj, dict) or k not in obj]
     if missing:
-        raise RobinterpError(f"{path}: no {', '.join(map(repr, missing))} in it; not the result this table reads: "
-                             "delete it and rerun the rule that makes it")
+        raise RobinterpError(
+            f"{path}: no {', '.join(map(repr, missing))} in it; not the result this table reads: "
+            "delete it and rerun the rule that makes it"
+        )
     return obj
 
 
@@ -115,7 +116,9 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
     try:
         return np.load(path)
     except (ValueError, OSError, EOFError) as e:
-        raise RobinterpError(f"{path}: not a readable .npy array ({e}); delete it and rerun the rule that makes it")
+        raise RobinterpError(
+            f"{path}: not a readable .npy array ({e}); delete it and rerun the rule that makes it"
+        ) from None
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -160,10 +163,19 @@ def git_state(repo: str | os.PathLike | None = None) -> dict:
     """Commit and dirty flag of the checkout robinterp runs from (None outside git)."""
     repo = Path(repo) if repo else Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+            != ""
+        )
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import storage
 from .across_models import correlation_lines
 from .curve import compare_ends
 from .errors import RobinterpError
 from .tables import to_markdown, without_empty_reference
 
-TITLES = {"accuracy": "Accuracy (%)", "fid": "FID of class generations (lower is better)",
-          "inversion_distance": "Inversion distance, 192-d Inception L2 (lower is better)",
-          "interpretability": "Quantitative interpretability (mean [95% CI])"}
+TITLES = {
+    "accuracy": "Accuracy (%)",
+    "fid": "FID of class generations (lower is better)",
+    "inversion_distance": "Inversion distance, 192-d Inception L2 (lower is better)",
+    "interpretability": "Quantitative interpretability (mean [95% CI])",
+}
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -34,34 +38,40 @@ def compact(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index().rename(columns={"row": "metric (method, better)"})
 
 
-def table_notes(csv_path: Path) -> str:
-    """The notes under a table in its Markdown twin (`<name>.md`, written with the CSV), or ''."""
-    md = Path(csv_path).with_suffix(".md")
-    if not md.is_file():
-        return ""
-    lines = md.read_text().splitlines()
-    rows = [i for i, line in enumerate(lines) if line.startswith("|")]
-    return "\n".join(lines[rows[-1] + 1:]).strip() if rows else ""
+def table_notes(path: Path) -> str:
+    """A table's notes, as its table verb wrote them (`--out-notes`: <name>.notes.json)."""
+    return storage.read_json(path, needs=("notes",))["notes"]
 
 
-def summary_markdown(tables: list[tuple[str, Path]], curves: list[tuple[str, Path]],
-                     correlations: list[tuple[str, Path]] = ()) -> str:
-    lines = ["# robinterp: summary", "",
-             "Every number below comes from the tables in `<dataset>/tables/` (CSV and Markdown); each "
-             "table's notes follow it. The figures are in `<dataset>/figures/`; "
-             "a browsable report of both is a separate command that a plain run does not make: "
-             "`snakemake --report report.html` with the run's `--configfile`.", ""]
+def summary_markdown(
+    tables: list[tuple[str, Path]],
+    curves: list[tuple[str, Path]],
+    notes: list[Path],
+    correlations: list[tuple[str, Path]] = (),
+) -> str:
+    """The page: per dataset, its tables (`tables`: (dataset, CSV), with `notes`: each one's notes
+    JSON, in the same order), the verdicts of its curves and of its rank correlations with
+    robust accuracy (`correlations`)."""
+    lines = [
+        "# robinterp: summary",
+        "",
+        "Every number below comes from the tables in `<dataset>/tables/` (CSV and Markdown); each "
+        "table's notes follow it. The figures are in `<dataset>/figures/`; "
+        "a browsable report of both is a separate command that a plain run does not make: "
+        "`snakemake --report report.html` with the run's `--configfile`.",
+        "",
+    ]
     datasets = list(dict.fromkeys([d for d, _ in tables] + [d for d, _ in curves]))
     for ds in datasets:
         lines += [f"## {ds}", ""]
-        for d, path in tables:
+        for (d, path), notes_path in zip(tables, notes, strict=True):
             if d != ds:
                 continue
             name = Path(path).stem
             table = without_empty_reference(compact(name, _read(path)))
             lines += [f"### {TITLES.get(name, name)}", "", to_markdown(table), ""]
-            notes = table_notes(path)
-            lines += [notes, ""] if notes else []
+            text = table_notes(notes_path)
+            lines += [text, ""] if text else []
         for d, path in curves:
             if d == ds:
                 curve = _read(path)
@@ -74,8 +84,11 @@ def summary_markdown(tables: list[tuple[str, Path]], curves: list[tuple[str, Pat
         for d, path in correlations:
             if d == ds:
                 table = _read(path)
-                lines += [f"### Does robustness predict interpretability? (rank correlation over "
-                          f"{int(table['models'].max()) if len(table) else 0} models)", ""]
+                lines += [
+                    f"### Does robustness predict interpretability? (rank correlation over "
+                    f"{int(table['models'].max()) if len(table) else 0} models)",
+                    "",
+                ]
                 lines += [f"- {v}" for v in correlation_lines(table)] or ["- (no quantities)"]
                 lines += [""]
     return "\n".join(lines)

@@ -6,7 +6,7 @@ constructor of its network and the Google Drive file its weights are published i
 downloads that file once into the cache (`robustbench_cache/<dataset>/<threat_model>/<name>.pt`,
 robustbench's own layout), resumably (`download.py`), and writes a sidecar JSON beside it with
 the file's sha256 (computed from the file) and the robustbench version whose zoo pointed at it.
-`zoo_model.py` turns the file into a robinterp checkpoint.
+`published.import_zoo` turns the file into a robinterp checkpoint (`zoo_model.py`: its network).
 
 Refused with one line each: a name the zoo lacks (close matches are listed); entries whose
 weights come from the Hugging Face hub through timm (robinterp downloads and checks files
@@ -38,10 +38,10 @@ from importlib import metadata
 from pathlib import Path
 
 from . import storage
-from .settings import Settings
 from .download import download_file, part_path
 from .errors import RobinterpError
 from .safe_unpickle import check_file
+from .settings import Settings
 
 INSTALL = "pip install robustbench==1.1.1 pyautoattack"
 
@@ -113,31 +113,42 @@ def lookup(name: str, dataset: str, threat_model: str) -> Entry:
     tracks = {(d.value, t.value): models for d, ts in model_dicts.items() for t, models in ts.items()}
     track = tracks.get((dataset, threat_model))
     if track is None:
-        raise RobinterpError(f"checkpoint: robustbench has no {dataset} {threat_model} track; its tracks: "
-                             f"{sorted(f'{d} {t}' for d, t in tracks)}")
+        raise RobinterpError(
+            f"checkpoint: robustbench has no {dataset} {threat_model} track; its tracks: "
+            f"{sorted(f'{d} {t}' for d, t in tracks)}"
+        )
     if name not in track:
         close = difflib.get_close_matches(name, list(track), n=5, cutoff=0.5)
         elsewhere = sorted(f"{d} {t}" for (d, t), models in tracks.items() if name in models)
-        raise RobinterpError(f"checkpoint.name {name!r} is not in {where} ({len(track)} models)"
-                             + (f"; it is in the {', '.join(elsewhere)} track(s)" if elsewhere else "")
-                             + (f"; close matches: {close}" if close else "")
-                             + "; the names are robustbench.model_zoo's (the RobustBench leaderboard's)")
+        raise RobinterpError(
+            f"checkpoint.name {name!r} is not in {where} ({len(track)} models)"
+            + (f"; it is in the {', '.join(elsewhere)} track(s)" if elsewhere else "")
+            + (f"; close matches: {close}" if close else "")
+            + "; the names are robustbench.model_zoo's (the RobustBench leaderboard's)"
+        )
     entry = track[name]
     gdrive_id = entry["gdrive_id"]
     timm_name = f"{name.lower().replace('-', '_')}_{dataset}_{threat_model.lower()}"
     if timm.is_model(timm_name):  # robustbench's load_model checks this first too
-        raise RobinterpError(f"checkpoint.name {name!r}: its weights come from the Hugging Face hub through timm "
-                             f"({timm_name}), not from a file robinterp downloads and checks; not supported")
+        raise RobinterpError(
+            f"checkpoint.name {name!r}: its weights come from the Hugging Face hub through timm "
+            f"({timm_name}), not from a file robinterp downloads and checks; not supported"
+        )
     if isinstance(gdrive_id, (list, tuple)):
-        raise RobinterpError(f"checkpoint.name {name!r}: an ensemble of {len(gdrive_id)} files; not supported "
-                             "(robinterp imports one network per variant)")
+        raise RobinterpError(
+            f"checkpoint.name {name!r}: an ensemble of {len(gdrive_id)} files; not supported "
+            "(robinterp imports one network per variant)"
+        )
     if not gdrive_id:
-        raise RobinterpError(f"checkpoint.name {name!r}: robustbench publishes no file for it (its constructor "
-                             "loads torchvision's pretrained weights); import that file with format: torchvision")
+        raise RobinterpError(
+            f"checkpoint.name {name!r}: robustbench publishes no file for it (its constructor "
+            "loads torchvision's pretrained weights); import that file with format: torchvision"
+        )
     return Entry(name, dataset, threat_model, entry["model"], gdrive_id, entry.get("preprocessing"), None)
 
 
 # --- tiny stand-ins (tests): robustbench architecture classes at small sizes ----------------------
+
 
 def _stand_in_builders() -> dict:
     """Architecture class -> (num_classes, stand_in block) -> network; the allow-list (the schema's
@@ -150,8 +161,9 @@ def _stand_in_builders() -> dict:
     activations = {"relu": nn.ReLU, "swish": Swish, "silu": nn.SiLU}
     return {
         "WideResNet": lambda n, s: WideResNet(depth=s["depth"], widen_factor=s["width"], num_classes=n),
-        "DMWideResNet": lambda n, s: DMWideResNet(num_classes=n, depth=s["depth"], width=s["width"],
-                                                  activation_fn=activations[s["activation"]]),
+        "DMWideResNet": lambda n, s: DMWideResNet(
+            num_classes=n, depth=s["depth"], width=s["width"], activation_fn=activations[s["activation"]]
+        ),
     }
 
 
@@ -161,8 +173,9 @@ def stand_in_entry(block: ZooCheckpoint, num_classes: int) -> Entry:
     spec = dict(block.stand_in)
     raise_problems(problems(spec, node("robustbench_stand_in"), "checkpoint.stand_in"))  # fills its defaults
     if (spec["depth"] - 4) % 6:
-        raise RobinterpError(f"checkpoint.stand_in.depth {spec['depth']}: these wide ResNets need depth = 6k + 4 "
-                             "(10, 16, 22, 28, ...)")
+        raise RobinterpError(
+            f"checkpoint.stand_in.depth {spec['depth']}: these wide ResNets need depth = 6k + 4 (10, 16, 22, 28, ...)"
+        )
     build = _stand_in_builders()[spec["architecture"]]
     return Entry(block.name, block.dataset, block.threat_model, lambda: build(num_classes, spec), None, None, spec)
 
@@ -181,14 +194,24 @@ def entry_of(block: ZooCheckpoint, num_classes: int | None = None) -> Entry:
 GDRIVE_URL = "https://drive.google.com/uc?export=download&id={id}"  # where the zoo's gdrive ids point
 
 
-def fetch(name: str, dataset: str, threat_model: str, out: str | Path, sidecar: str | Path, *,
-          from_file: str | Path | None = None, log=print) -> dict:
+def fetch(
+    name: str,
+    dataset: str,
+    threat_model: str,
+    out: str | Path,
+    sidecar: str | Path,
+    *,
+    from_file: str | Path | None = None,
+    log=print,
+) -> dict:
     """Download the entry's file to `out` (resuming `<out>.part`), or take `from_file` (a copy
     fetched by hand); check it is a whole torch.save file; write and return the sidecar record."""
     entry = lookup(name, dataset, threat_model)
     out, url = Path(out), GDRIVE_URL.format(id=entry.gdrive_id)
-    fix = (f"download it in a browser from {url} and run: robinterp download-robustbench --name {name} "
-           f"--dataset {dataset} --threat-model {threat_model} --out {out} --sidecar {sidecar} --from-file <that file>")
+    fix = (
+        f"download it in a browser from {url} and run: robinterp download-robustbench --name {name} "
+        f"--dataset {dataset} --threat-model {threat_model} --out {out} --sidecar {sidecar} --from-file <that file>"
+    )
     if from_file is not None:
         check_file(from_file)
         part = part_path(out)
@@ -203,18 +226,28 @@ def fetch(name: str, dataset: str, threat_model: str, out: str | Path, sidecar: 
     except RobinterpError:
         out.unlink()  # a whole download that is no torch file (a zip without its end record) is of no use
         raise
-    log(f"download-robustbench: {dataset} {threat_model} {name}: {record['bytes']} bytes, sha256 {record['sha256']} "
-        f"-> {out}")
+    log(
+        f"download-robustbench: {dataset} {threat_model} {name}: {record['bytes']} bytes, sha256 {record['sha256']} "
+        f"-> {out}"
+    )
     return record
 
 
 def write_sidecar(entry: Entry, file: str | Path, sidecar: str | Path, *, url: str | None, via: str) -> dict:
     """Record what `file` is: the entry, its sha256 (computed here, after checking the file is a
     whole torch.save file), size, origin and the robustbench version whose zoo named it."""
-    record = {"name": entry.name, "dataset": entry.dataset, "threat_model": entry.threat_model, "url": url,
-              "gdrive_id": entry.gdrive_id, "via": via, "sha256": check_file(file), "bytes": Path(file).stat().st_size,
-              "robustbench_version": robustbench_version(),
-              "fetched": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    record = {
+        "name": entry.name,
+        "dataset": entry.dataset,
+        "threat_model": entry.threat_model,
+        "url": url,
+        "gdrive_id": entry.gdrive_id,
+        "via": via,
+        "sha256": check_file(file),
+        "bytes": Path(file).stat().st_size,
+        "robustbench_version": robustbench_version(),
+        "fetched": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
     storage.write_json(sidecar, record)
     return record
 
@@ -223,11 +256,15 @@ def read_sidecar(path: str | Path, block: ZooCheckpoint) -> dict:
     """The sidecar of a cached file, checked to describe the entry `block` names."""
     path = Path(path)
     if not path.is_file():
-        raise RobinterpError(f"{path}: no sidecar; fetch the file with robinterp download-robustbench "
-                             "(rule download_robustbench), which writes it")
+        raise RobinterpError(
+            f"{path}: no sidecar; fetch the file with robinterp download-robustbench "
+            "(rule download_robustbench), which writes it"
+        )
     record = storage.read_json(path)
     named = {k: record.get(k) for k in ("name", "dataset", "threat_model")}
     if named != {"name": block.name, "dataset": block.dataset, "threat_model": block.threat_model}:
-        raise RobinterpError(f"{path}: describes {named}, not the variant's checkpoint {block.name!r} "
-                             f"({block.dataset} {block.threat_model}); fetch the file again")
+        raise RobinterpError(
+            f"{path}: describes {named}, not the variant's checkpoint {block.name!r} "
+            f"({block.dataset} {block.threat_model}); fetch the file again"
+        )
     return record

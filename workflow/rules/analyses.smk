@@ -24,7 +24,8 @@ rule ig:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp ig --checkpoint {input.model:q} --data {input.test:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " python -m robinterp ig --checkpoint {input.model:q} --data {input.test:q}"
         " {params.settings} --variant {wildcards.variant:q}"
         " --out {output.attributions:q} --meta {output.meta:q} > {log:q} 2>&1"
 
@@ -47,7 +48,8 @@ rule shap:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp shap --checkpoint {input.model:q} --data {input.test:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " python -m robinterp shap --checkpoint {input.model:q} --data {input.test:q}"
         " --train {input.train:q} {params.settings} --variant {wildcards.variant:q}"
         " --out {output.attributions:q} --meta {output.meta:q} > {log:q} 2>&1"
 
@@ -71,7 +73,8 @@ rule class_generation:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp class-generation --checkpoint {input.model:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " python -m robinterp class-generation --checkpoint {input.model:q}"
         " --data {input.test:q} {params.settings} --variant {wildcards.variant:q}"
         " --out-images {output.images:q} --out-seeds {output.seeds:q}"
         " --out-labels {output.labels:q} --meta {output.meta:q} > {log:q} 2>&1"
@@ -96,7 +99,8 @@ rule inversion:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp inversion --checkpoint {input.model:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " python -m robinterp inversion --checkpoint {input.model:q}"
         " --data {input.test:q} {params.settings} --variant {wildcards.variant:q}"
         " --out-targets {output.targets:q} --out-sources {output.sources:q}"
         " --out-inverted {output.inverted:q} --meta {output.meta:q} > {log:q} 2>&1"
@@ -119,6 +123,7 @@ rule feature_vis:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp feature-vis --checkpoint {input.model:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " python -m robinterp feature-vis --checkpoint {input.model:q}"
         " --data {input.test:q} {params.settings} --variant {wildcards.variant:q}"
         " --out {output.features:q} --meta {output.meta:q} > {log:q} 2>&1"

@@ -185,7 +185,9 @@ wildcard_constraints:
 # --- analyses and figures (analyses.smk, figures.smk) ------------------------------------------------
 
 
-ANALYSIS_FIGURES = ["ig_compare", "ig_grid", "shap_compare", "shap_grid", "class_generation", "inversion", "feature_vis"]
+ANALYSIS_FIGURES = [
+    "ig_compare", "ig_grid", "shap_compare", "shap_grid", "class_generation", "inversion", "feature_vis",
+]
 
 
 def analyses_cfg(dataset):
@@ -202,7 +204,7 @@ def variant_list(w):
     return " ".join(variants(w.dataset))
 
 
-# --- metrics (metrics.smk) ---------------------------------------------------------------------------
+# --- metrics (fid.smk, attribution_metrics.smk, summary.smk) -----------------------------------------
 
 
 FID_WEIGHTS = str(fid_weights_path())  # pytorch-fid's torch.hub cache file ($TORCH_HOME)
@@ -244,7 +246,8 @@ def randomisation_results(ds):
 
 def attribution_inputs(w):
     """The attribution files the metric rules score, one per method of metrics.interpretability.methods."""
-    return {m: f"{R}/{w.dataset}/{m}/{w.variant}/attributions.npz" for m in metrics_cfg(w.dataset)["interpretability"]["methods"]}
+    methods = metrics_cfg(w.dataset)["interpretability"]["methods"]
+    return {m: f"{R}/{w.dataset}/{m}/{w.variant}/attributions.npz" for m in methods}
 
 
 def named_attributions(w, input):

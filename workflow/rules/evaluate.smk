@@ -20,7 +20,8 @@ rule evaluate:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- python -m robinterp evaluate --checkpoint {input.model:q} --data {input.test:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " python -m robinterp evaluate --checkpoint {input.model:q} --data {input.test:q}"
         " {params.settings} --variant {wildcards.variant:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -35,6 +36,7 @@ rule accuracy_table:
             subcategory="accuracy",
         ),
         md=f"{R}/{{dataset}}/tables/accuracy.md",
+        notes=f"{R}/{{dataset}}/tables/accuracy.notes.json",
     params:
         **verb_params("accuracy-table"),
     log:
@@ -45,4 +47,5 @@ rule accuracy_table:
         CONDA_ENV
     shell:
         "python -m robinterp accuracy-table --inputs {input:q} {params.settings}"
-        " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
+        " --dataset {wildcards.dataset:q} --out-csv {output.csv:q} --out-md {output.md:q}"
+        " --out-notes {output.notes:q} > {log:q} 2>&1"

@@ -13,7 +13,11 @@ ruleorder: build_small_imagenet > prepare_data
 rule build_small_imagenet:
     input:
         unpack(
-            lambda w: {k: v for k, v in dataset_cfg(w.dataset)["source"].items() if k in SOURCE_PATHS["small_imagenet150"] and v}
+            lambda w: {
+                k: v
+                for k, v in dataset_cfg(w.dataset)["source"].items()
+                if k in SOURCE_PATHS["small_imagenet150"] and v
+            }
         ),
     output:
         train=f"{R}/{{dataset}}/data/train/manifest.json",

@@ -23,6 +23,7 @@ rule train:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} -- {params.launcher} -m robinterp train --train {input.train:q} --val {input.val:q}"
+        "OMP_NUM_THREADS={threads} python -m robinterp.gpus {resources.gpu} --"
+        " {params.launcher} -m robinterp train --train {input.train:q} --val {input.val:q}"
         " {params.settings} --variant {wildcards.variant:q}"
         " --out {output.model:q} --log-csv {output.log_csv:q} --state-dir {params.state_dir:q} > {log:q} 2>&1"

@@ -1,8 +1,9 @@
 """CLI verbs, one module per workflow stage: commands/X.py holds the verbs that the rules of
-workflow/rules/X.smk call. Importing this package registers every verb with `cli.verb`.
+workflow/rules/X.smk call. Importing this package registers every verb with `verbs.verb`.
 
-To add a verb: decorate a function in its stage's module with `@verb(name, help)`, give it
-`fn.flags = lambda p: (...)`, and list it under its stage in `cli.STAGES`.
+To add a verb: decorate a function in its stage's module with `@verb(name, help, settings=...)`
+(robinterp.verbs), give it `fn.flags = lambda p: (...)`, and list it under its stage in
+`cli.STAGES`.
 """
 
 import importlib

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import verb
+from ..verbs import verb
 
 
-@verb("download-data", "fetch what a data source needs from the internet (CIFAR-10's archive: md5-checked, unpacked)",
-      settings=("source",))
+@verb(
+    "download-data",
+    "fetch what a data source needs from the internet (CIFAR-10's archive: md5-checked, unpacked)",
+    settings=("source",),
+)
 def download_data(a):
     from ..errors import RobinterpError
     from ..sources import fetch_cifar10, needs_download

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import verb
 from ..errors import RobinterpError
+from ..verbs import verb
 
 
 def _aligned(a, *names):
@@ -17,8 +17,10 @@ def _aligned(a, *names):
     lists = [getattr(a, n) for n in names]
     for n, lst in zip(names, lists):
         if len(lst) != len(a.variants):
-            raise RobinterpError(f"--{n.replace('_', '-')}: {len(lst)} paths for {len(a.variants)} variants "
-                                 f"({a.variants}); give one per variant, in the same order")
+            raise RobinterpError(
+                f"--{n.replace('_', '-')}: {len(lst)} paths for {len(a.variants)} variants "
+                f"({a.variants}); give one per variant, in the same order"
+            )
     return lists
 
 
@@ -64,7 +66,11 @@ def _common_flags(p, *arrays):
         p.add_argument(f"--{name}", type=Path, nargs="+", required=True, help=f"{name}.npy of each variant")
 
 
-@verb("plot-attributions", "IG/SHAP figures (3-sample comparison or A-H x 1-3 grid) from attributions.npz", settings=("analyses.plots",))
+@verb(
+    "plot-attributions",
+    "IG/SHAP figures (3-sample comparison or A-H x 1-3 grid) from attributions.npz",
+    settings=("analyses.plots",),
+)
 def plot_attributions_verb(a):
     from ..figures import PlotConfig, attribution_compare, attribution_grid, save
 
@@ -74,8 +80,10 @@ def plot_attributions_verb(a):
     first = runs[a.variants[0]]
     for v, run in runs.items():
         if not (run["indices"] == first["indices"]).all():
-            raise RobinterpError(f"{v}: explains other test images than {a.variants[0]}; give every variant the "
-                                 f"same analyses.{a.method}.seed and num_images")
+            raise RobinterpError(
+                f"{v}: explains other test images than {a.variants[0]}; give every variant the "
+                f"same analyses.{a.method}.seed and num_images"
+            )
     draw = attribution_compare if a.layout == "compare" else attribution_grid
     save(draw(runs, _classes(meta), a.method, cfg), a.out_png, a.out_pdf, cfg.dpi)
     print(f"plot-attributions: {a.method} {a.layout} -> {a.out_png}")
@@ -85,11 +93,20 @@ plot_attributions_verb.flags = lambda p: (
     _common_flags(p),
     p.add_argument("--inputs", type=Path, nargs="+", required=True, help="each variant's attributions.npz"),
     p.add_argument("--method", choices=["ig", "shap"], required=True, help="attribution method drawn"),
-    p.add_argument("--layout", choices=["compare", "grid"], required=True, help="compare: a few samples side by side (Fig. 2/6); grid: A-H x 1-3 per variant"),
+    p.add_argument(
+        "--layout",
+        choices=["compare", "grid"],
+        required=True,
+        help="compare: a few samples side by side (Fig. 2/6); grid: A-H x 1-3 per variant",
+    ),
 )
 
 
-@verb("plot-class-generation", "class generation grid (seeds + generated images per variant)", settings=("analyses.plots",))
+@verb(
+    "plot-class-generation",
+    "class generation grid (seeds + generated images per variant)",
+    settings=("analyses.plots",),
+)
 def plot_class_generation_verb(a):
     from ..figures import PlotConfig, class_generation_grid, save
 
@@ -102,7 +119,11 @@ def plot_class_generation_verb(a):
 plot_class_generation_verb.flags = lambda p: _common_flags(p, "images", "seeds", "labels")
 
 
-@verb("plot-inversion", "representation inversion figure: target / source / inverted per variant", settings=("analyses.plots",))
+@verb(
+    "plot-inversion",
+    "representation inversion figure: target / source / inverted per variant",
+    settings=("analyses.plots",),
+)
 def plot_inversion_verb(a):
     from .. import storage
     from ..figures import PlotConfig, inversion_grid, save
@@ -117,7 +138,11 @@ def plot_inversion_verb(a):
 plot_inversion_verb.flags = lambda p: _common_flags(p, "targets", "sources", "inverted")
 
 
-@verb("plot-feature-vis", "feature visualisation figure: maximising image + top/bottom test images", settings=("analyses.plots",))
+@verb(
+    "plot-feature-vis",
+    "feature visualisation figure: maximising image + top/bottom test images",
+    settings=("analyses.plots",),
+)
 def plot_feature_vis_verb(a):
     from ..figures import PlotConfig, feature_vis_grid, save
 

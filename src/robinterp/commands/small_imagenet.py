@@ -6,19 +6,24 @@ import signal
 import sys
 from pathlib import Path
 
-from ..cli import verb
+from ..verbs import verb
 
 
-@verb("build-small-imagenet", "build Small ImageNet 150 (train/val/test, packed) from an ILSVRC copy",
-      settings=("source",))
+@verb(
+    "build-small-imagenet",
+    "build Small ImageNet 150 (train/val/test, packed) from an ILSVRC copy",
+    settings=("source",),
+)
 def build_small_imagenet(a):
     from ..errors import RobinterpError
     from ..small_imagenet import BuildConfig, build
 
     source = a.settings["source"]
     if source["kind"] != "small_imagenet150":
-        raise RobinterpError(f"source.kind {source['kind']!r}: build-small-imagenet builds kind small_imagenet150 "
-                             "(other sources: robinterp prepare-data)")
+        raise RobinterpError(
+            f"source.kind {source['kind']!r}: build-small-imagenet builds kind small_imagenet150 "
+            "(other sources: robinterp prepare-data)"
+        )
     cfg = BuildConfig.from_block(source, "source")
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed job cleans up its staging too
     try:

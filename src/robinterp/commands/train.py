@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import verb
 from ..settings import TRAIN_SETTINGS
+from ..verbs import verb
 
 
 @verb("train", "train one variant (standard or adversarial); resumable", settings=TRAIN_SETTINGS)
@@ -14,8 +14,9 @@ def train_verb(a):
     from ..train import TrainConfig, train
 
     cfg = TrainConfig.from_settings(a.settings)
-    meta = train(cfg, load_split(a.train), load_split(a.val), a.out, a.state_dir, a.log_csv,
-                 extra_meta={"variant": a.variant})
+    meta = train(
+        cfg, load_split(a.train), load_split(a.val), a.out, a.state_dir, a.log_csv, extra_meta={"variant": a.variant}
+    )
     print(f"train: best epoch {meta['epoch']} val score {meta['metrics']['val_score']:.4f} -> {a.out}")
 
 
