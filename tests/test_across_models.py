@@ -39,8 +39,10 @@ def test_a_monotone_relation_is_found_and_a_flat_one_is_not():
     noise = np.random.default_rng(0).permutation([0.3, 0.1, 0.5, 0.2, 0.4, 0.6])
     flat = rank_correlations(_frame(robust, list(noise)), 500, 0).iloc[0]
     assert flat["ci_low"] <= 0 <= flat["ci_high"] and flat["verdict"].startswith("no clear relation")
-    two = rank_correlations(_frame(robust[:2], [0.1, 0.2]), 200, 0).iloc[0]
-    assert np.isnan(two["ci_low"]) and two["verdict"] == "not estimated (2 models; 3 needed)"
+    four = rank_correlations(_frame(robust[:4], [0.1, 0.2, 0.3, 0.4]), 200, 0).iloc[0]
+    assert (
+        four["spearman"] == 1.0 and np.isnan(four["ci_low"]) and four["verdict"] == "not estimated (4 models; 5 needed)"
+    )
     assert (
         "Spearman 1.00 [1.00, 1.00] over 6 models -> robustness predicts better"
         in correlation_lines(rank_correlations(_frame(robust, robust), 100, 0))[0]

@@ -22,7 +22,9 @@ import pandas as pd
 from .errors import RobinterpError
 
 ROBUSTNESS = ("adversarial accuracy (%)", "AutoAttack accuracy (%)")  # the x axis itself, not a y quantity
-MIN_MODELS = 3  # a rank correlation of fewer models is +-1 or undefined, and says nothing
+# Below 5 models no rank correlation reaches the 95% level (n = 4: the smallest two-sided p of
+# Spearman's rho is 0.083), so a verdict or an interval would say more than the models can.
+MIN_MODELS = 5
 
 
 def robust_accuracy(result: dict) -> dict:
@@ -89,6 +91,10 @@ def rank_correlations(frame: pd.DataFrame, rounds: int, seed: int, level: float 
             }
         )
     return pd.DataFrame(rows, columns=["quantity", "better", "models", "spearman", "ci_low", "ci_high", "verdict"])
+
+
+def _round(value: float) -> float:
+    return value if math.isnan(value) else round(float(value), 3)
 
 
 def _spearman(spearmanr, x: np.ndarray, y: np.ndarray) -> float:

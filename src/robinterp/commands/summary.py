@@ -47,7 +47,8 @@ def robustness_curve_verb(a):
 CORRELATION_NOTES = (
     "spearman: Spearman's rank correlation over the models between robust accuracy (AutoAttack where it ran, else "
     "the eval attack's PGD) and the quantity's estimate; ci_low/ci_high: its 95% percentile bootstrap interval, the "
-    "models resampled with replacement (metrics.curve.bootstrap rounds); none below 3 models. A positive rho with "
+    "models resampled with replacement (metrics.curve.bootstrap rounds). Below 5 models no rank correlation "
+    "reaches the 95% level: no interval or verdict then. A positive rho with "
     "`better` higher (a negative one with lower) means more robust models score better; the verdict says so only "
     "when the interval excludes 0. The models differ in more than robustness (architecture, data, recipe): a "
     "correlation, not an effect of robustness alone."
