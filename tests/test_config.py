@@ -358,20 +358,8 @@ def test_the_zoo_study_plans_every_model(tmp_path):
         ]
     )
     jobs = dict(line.split() for line in out.stdout.split("Job stats:")[1].split("total")[0].splitlines()[3:] if line)
-    assert models == 21 and all(
-        jobs[rule] == str(models)
-        for rule in (
-            "download_robustbench",
-            "import_checkpoint",
-            "evaluate",
-            "ig",
-            "shap",
-            "class_generation",
-            "inversion",
-            "feature_vis",
-            "interpretability_metrics",
-            "parameter_randomisation",
-            "fid_class_generation",
-        )
-    )
+    from robinterp.resources import GPU_RULES
+
+    per_model = set(GPU_RULES) - {"train", "inception_features"} | {"download_robustbench", "import_checkpoint"}
+    assert models == 21 and all(jobs[rule] == str(models) for rule in per_model), jobs
     assert "train" not in jobs and jobs["robustness_curve"] == "1"

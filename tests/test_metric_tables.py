@@ -1,6 +1,7 @@
 """Tables, the robustness curve and summary.md from per-variant JSON (no model, no Inception)."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -111,63 +112,18 @@ def results(tmp_path):
     return out
 
 
+def _table(verb: str, inputs: list, stem: Path, *flags: str) -> int:
+    """`robinterp <verb>` over `inputs`, writing <stem>.csv, .md and .notes.json; its exit status."""
+    outs = {"--out-csv": ".csv", "--out-md": ".md", "--out-notes": ".notes.json"}
+    return main([verb, "--inputs", *map(str, inputs), *flags, *(x for f, e in outs.items() for x in (f, f"{stem}{e}"))])
+
+
 def test_tables_hold_intervals_directions_and_the_papers_values(results, tmp_path):
     t = tmp_path / "tables"
     ref = json.dumps({"reference": REFERENCE})
-    assert (
-        main(
-            [
-                "fid-table",
-                "--inputs",
-                *results["fid"],
-                "--settings",
-                ref,
-                "--dataset",
-                "d",
-                "--out-csv",
-                str(t / "fid.csv"),
-                "--out-md",
-                str(t / "fid.md"),
-                "--out-notes",
-                str(t / "fid.notes.json"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "inversion-table",
-                "--inputs",
-                *results["inv"],
-                "--settings",
-                ref,
-                "--out-csv",
-                str(t / "inversion_distance.csv"),
-                "--out-md",
-                str(t / "inversion_distance.md"),
-                "--out-notes",
-                str(t / "inversion_distance.notes.json"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "interpretability-table",
-                "--inputs",
-                *results["metrics"],
-                "--out-csv",
-                str(t / "interpretability.csv"),
-                "--out-md",
-                str(t / "interpretability.md"),
-                "--out-notes",
-                str(t / "interpretability.notes.json"),
-            ]
-        )
-        == 0
-    )
+    assert _table("fid-table", results["fid"], t / "fid", "--settings", ref, "--dataset", "d") == 0
+    assert _table("inversion-table", results["inv"], t / "inversion_distance", "--settings", ref) == 0
+    assert _table("interpretability-table", results["metrics"], t / "interpretability") == 0
     fid = pd.read_csv(t / "fid.csv").set_index("variant")
     assert fid.loc["real", "paper_fid"] == 5.39 and fid.loc["large", "paper_fid"] == 88.25
     assert pd.isna(fid.loc["small", "paper_fid"]) and set(fid["better"]) == {"lower"}
@@ -186,38 +142,8 @@ def test_tables_hold_intervals_directions_and_the_papers_values(results, tmp_pat
 
 def test_curve_and_summary_from_json_only(results, tmp_path):
     t = tmp_path / "tables"
-    assert (
-        main(
-            [
-                "accuracy-table",
-                "--inputs",
-                *results["acc"],
-                "--out-csv",
-                str(t / "accuracy.csv"),
-                "--out-md",
-                str(t / "accuracy.md"),
-                "--out-notes",
-                str(t / "accuracy.notes.json"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "interpretability-table",
-                "--inputs",
-                *results["metrics"],
-                "--out-csv",
-                str(t / "interpretability.csv"),
-                "--out-md",
-                str(t / "interpretability.md"),
-                "--out-notes",
-                str(t / "interpretability.notes.json"),
-            ]
-        )
-        == 0
-    )
+    assert _table("accuracy-table", results["acc"], t / "accuracy") == 0
+    assert _table("interpretability-table", results["metrics"], t / "interpretability") == 0
     png, csv = tmp_path / "fig" / "curve.png", t / "robustness_curve.csv"
     corr = [
         "--out-correlation-csv",
@@ -366,22 +292,7 @@ def test_summary_keeps_notes_drops_empty_reference_columns_and_calls_a_tie_a_tie
         )
         == 0
     )  # no reference values: paper_* columns empty
-    assert (
-        main(
-            [
-                "interpretability-table",
-                "--inputs",
-                *results["metrics"],
-                "--out-csv",
-                str(t / "interpretability.csv"),
-                "--out-md",
-                str(t / "interpretability.md"),
-                "--out-notes",
-                str(t / "interpretability.notes.json"),
-            ]
-        )
-        == 0
-    )
+    assert _table("interpretability-table", results["metrics"], t / "interpretability") == 0
     assert "paper_clean_acc" in pd.read_csv(t / "accuracy.csv").columns  # the CSV keeps its columns
     assert "paper_" not in (t / "accuracy.md").read_text()  # neither the columns nor their note
     summary = tmp_path / "summary.md"

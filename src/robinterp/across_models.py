@@ -131,55 +131,39 @@ def correlation_lines(table: pd.DataFrame) -> list[str]:
 def plot_models(frame: pd.DataFrame, table: pd.DataFrame, path, title: str = "") -> None:
     """One panel per quantity: each model at its robust accuracy (x, Wilson interval) and the
     quantity (y, its interval), labelled; the panel's title gives Spearman's rho and its interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .storage import atomic_path
+    from .curve import quantity_panels
 
     frame = frame[~frame["quantity"].isin(ROBUSTNESS)]
-    quantities = list(dict.fromkeys(frame["quantity"]))
-    if not quantities:
-        raise RobinterpError("nothing to plot: no results besides accuracy under attack")
     rho = table.set_index("quantity")
-    cols = min(3, len(quantities))
-    rows = math.ceil(len(quantities) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.2 * rows), squeeze=False)
-    for ax, q in zip(axes.flat, quantities):
-        d = frame[frame["quantity"] == q].sort_values("robust_acc")
-        xerr = [d["robust_acc"] - d["robust_low"], d["robust_high"] - d["robust_acc"]]
-        has = d["low"].notna() & d["high"].notna()
-        yerr = [(d["mean"] - d["low"]).where(has, 0), (d["high"] - d["mean"]).where(has, 0)]
-        ax.errorbar(
-            d["robust_acc"],
-            d["mean"],
-            xerr=xerr,
-            yerr=yerr,
-            fmt="o",
-            color="C0",
-            ecolor="C0",
-            alpha=0.8,
-            capsize=2,
-            markersize=4,
-        )
-        for r in d.itertuples(index=False):
-            ax.annotate(r.variant, (r.robust_acc, r.mean), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        s = rho.loc[q] if q in rho.index else None
-        stat = (
-            ""
-            if s is None or pd.isna(s["spearman"])
-            else f", Spearman {s['spearman']:.2f}"
-            + ("" if pd.isna(s["ci_low"]) else f" [{s['ci_low']:.2f}, {s['ci_high']:.2f}]")
-        )
-        ax.set_title(f"{q}\n({d['better'].iloc[0]} is better{stat})", fontsize=8)
-        ax.set_xlabel(f"robust accuracy (%, {d['robust_attack'].iloc[0]})", fontsize=8)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(quantities) :]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    with quantity_panels(list(dict.fromkeys(frame["quantity"])), path, title, 3, (3.8, 3.2)) as panels:
+        for ax, q in panels:
+            d = frame[frame["quantity"] == q].sort_values("robust_acc")
+            xerr = [d["robust_acc"] - d["robust_low"], d["robust_high"] - d["robust_acc"]]
+            has = d["low"].notna() & d["high"].notna()
+            yerr = [(d["mean"] - d["low"]).where(has, 0), (d["high"] - d["mean"]).where(has, 0)]
+            ax.errorbar(
+                d["robust_acc"],
+                d["mean"],
+                xerr=xerr,
+                yerr=yerr,
+                fmt="o",
+                color="C0",
+                ecolor="C0",
+                alpha=0.8,
+                capsize=2,
+                markersize=4,
+            )
+            for r in d.itertuples(index=False):
+                ax.annotate(r.variant, (r.robust_acc, r.mean), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.set_title(f"{q}\n({d['better'].iloc[0]} is better{_rho_text(rho, q)})", fontsize=8)
+            ax.set_xlabel(f"robust accuracy (%, {d['robust_attack'].iloc[0]})", fontsize=8)
+            ax.grid(alpha=0.3)
+
+
+def _rho_text(rho: pd.DataFrame, quantity: str) -> str:
+    """', Spearman 0.71 [0.32, 0.93]' for a panel title, or '' where there is none."""
+    if quantity not in rho.index or pd.isna(rho.loc[quantity, "spearman"]):
+        return ""
+    s = rho.loc[quantity]
+    interval = "" if pd.isna(s["ci_low"]) else f" [{s['ci_low']:.2f}, {s['ci_high']:.2f}]"
+    return f", Spearman {s['spearman']:.2f}{interval}"

@@ -7,6 +7,7 @@ the eps of each variant (from its config: 0 for standard training); never loads 
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pandas as pd
@@ -63,7 +64,9 @@ def curve_frame(eps: dict[str, float], accuracy: list[dict], fid: list[dict], me
     return df.sort_values(["quantity", "eps"], kind="stable").reset_index(drop=True)
 
 
-def plot_curve(df: pd.DataFrame, path, title: str = "") -> None:
+@contextlib.contextmanager
+def quantity_panels(quantities: list[str], path, title: str, cols: int, size: tuple[float, float]):
+    """A grid of one panel per quantity, yielded as [(axes, quantity)], then titled and saved as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,21 +74,12 @@ def plot_curve(df: pd.DataFrame, path, title: str = "") -> None:
 
     from .storage import atomic_path
 
-    quantities = list(dict.fromkeys(df["quantity"]))
     if not quantities:
         raise RobinterpError("robustness curve: no results to plot")
-    cols = min(4, len(quantities))
+    cols = min(cols, len(quantities))
     rows = math.ceil(len(quantities) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
-    for ax, q in zip(axes.flat, quantities):
-        d = df[df["quantity"] == q].sort_values("eps")
-        ax.plot(d["eps"], d["mean"], "o-", color="C0")
-        e = d[d["low"].notna() & d["high"].notna()]
-        if len(e):  # vertical bars: intervals need not be symmetric
-            ax.vlines(e["eps"], e["low"], e["high"], color="C0", alpha=0.5, linewidth=3)
-        ax.set_title(f"{q}\n({d['better'].iloc[0]} is better)", fontsize=9)
-        ax.set_xlabel("training eps (L2)")
-        ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+    yield list(zip(axes.flat, quantities))
     for ax in list(axes.flat)[len(quantities) :]:
         ax.axis("off")
     if title:
@@ -94,6 +88,20 @@ def plot_curve(df: pd.DataFrame, path, title: str = "") -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def plot_curve(df: pd.DataFrame, path, title: str = "") -> None:
+    """One panel per quantity against the training eps, with vertical 95% interval bars."""
+    with quantity_panels(list(dict.fromkeys(df["quantity"])), path, title, 4, (3.4, 2.8)) as panels:
+        for ax, q in panels:
+            d = df[df["quantity"] == q].sort_values("eps")
+            ax.plot(d["eps"], d["mean"], "o-", color="C0")
+            e = d[d["low"].notna() & d["high"].notna()]
+            if len(e):  # vertical bars: intervals need not be symmetric
+                ax.vlines(e["eps"], e["low"], e["high"], color="C0", alpha=0.5, linewidth=3)
+            ax.set_title(f"{q}\n({d['better'].iloc[0]} is better)", fontsize=9)
+            ax.set_xlabel("training eps (L2)")
+            ax.grid(alpha=0.3)
 
 
 def compare_ends(df: pd.DataFrame, by: str = "eps") -> list[str]:
