@@ -110,39 +110,10 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == "error: missing.pt: checkpoint not found; train it first (rule train)"
     assert "Traceback" not in r.stderr
-    r = run(
-        "train",
-        "--train",
-        "a",
-        "--val",
-        "b",
-        "--settings",
-        "{bad",
-        "--out",
-        "m.pt",
-        "--log-csv",
-        "l",
-        "--state-dir",
-        "s",
-        cwd=tmp_path,
-    )
+    train = ["train", "--train", "a", "--val", "b", "--out", "m.pt", "--log-csv", "l", "--state-dir", "s"]
+    r = run(*train, "--settings", "{bad", cwd=tmp_path)
     assert r.returncode == 2 and "--settings: not valid JSON" in r.stderr
-    r = run(
-        "train",
-        "--train",
-        "a",
-        "--val",
-        "b",
-        "--settings",
-        '{"train": {"lrr": 0.1}, "mdoel": {}}',
-        "--out",
-        "m.pt",
-        "--log-csv",
-        "l",
-        "--state-dir",
-        "s",
-        cwd=tmp_path,
-    )
+    r = run(*train, "--settings", '{"train": {"lrr": 0.1}, "mdoel": {}}', cwd=tmp_path)
     assert (
         r.returncode == 2
         and "unknown section(s) ['mdoel']" in r.stderr

@@ -211,7 +211,7 @@ def test_a_file_that_is_not_the_entry_or_changed_since_its_download_is_refused(t
         import_zoo(_block("tiny", stand_in={"architecture": "DMWideResNet"}), src, tmp_path / "m.pt", classes=names)
     with pytest.raises(RobinterpError, match="describes .* not the variant's checkpoint 'other'"):
         import_zoo(_block("other", stand_in=wide["stand_in"]), src, tmp_path / "m.pt", sidecar=sidecar, classes=names)
-    state = torch.load(src)
+    state = torch.load(src, weights_only=True)
     state["state_dict"]["module.fc.bias"] += 1
     torch.save(state, src)
     with pytest.raises(RobinterpError, match="differs from .* recorded when it was fetched"):
@@ -338,24 +338,20 @@ def test_fetch_refuses_an_html_page_in_one_line_naming_the_url_and_the_fix(tmp_p
     srv, base = server
     monkeypatch.setattr(zoo, "GDRIVE_URL", base + "/quota?id={id}")
     out = tmp_path / "Standard.pt"
-    assert (
-        main(
-            [
-                "download-robustbench",
-                "--name",
-                "Standard",
-                "--dataset",
-                "cifar10",
-                "--threat-model",
-                "L2",
-                "--out",
-                str(out),
-                "--sidecar",
-                str(tmp_path / "s.json"),
-            ]
-        )
-        == 2
-    )
+    fetch = [
+        "download-robustbench",
+        "--name",
+        "Standard",
+        "--dataset",
+        "cifar10",
+        "--threat-model",
+        "L2",
+        "--out",
+        str(out),
+        "--sidecar",
+        str(tmp_path / "s.json"),
+    ]
+    assert main(fetch) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Quota exceeded" in err and "Too many users" in err
     assert f"{base}/quota?id=" in err and "--from-file <that file>" in err
@@ -363,26 +359,7 @@ def test_fetch_refuses_an_html_page_in_one_line_naming_the_url_and_the_fix(tmp_p
     # the manual fix: a copy downloaded by hand is taken as is
     by_hand = tmp_path.parent / "by_hand.pt"
     by_hand.write_bytes(srv.payload)
-    assert (
-        main(
-            [
-                "download-robustbench",
-                "--name",
-                "Standard",
-                "--dataset",
-                "cifar10",
-                "--threat-model",
-                "L2",
-                "--out",
-                str(out),
-                "--sidecar",
-                str(tmp_path / "s.json"),
-                "--from-file",
-                str(by_hand),
-            ]
-        )
-        == 0
-    )
+    assert main([*fetch, "--from-file", str(by_hand)]) == 0
     assert json.loads((tmp_path / "s.json").read_text())["sha256"] == hashlib.sha256(srv.payload).hexdigest()
 
 

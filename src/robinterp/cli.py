@@ -70,14 +70,14 @@ def read_settings(text: str | None, sets: list[str], sections: tuple[str, ...]) 
         section = max((s for s in sections if key == s or key.startswith(s + ".")), key=len, default=None)
         if not sep or section is None:
             raise RobinterpError(f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION one of {list(sections)}")
-        target = raw.setdefault(section, {}) if key != section else None
-        rest = key[len(section) + 1 :].split(".") if key != section else []
-        if target is None:
+        if key == section:
             raw[section] = yaml.safe_load(value)
             continue
-        for part in rest[:-1]:
+        *parents, leaf = key[len(section) + 1 :].split(".")
+        target = raw.setdefault(section, {})
+        for part in parents:
             target = target.setdefault(part, {})
-        target[rest[-1]] = yaml.safe_load(value)
+        target[leaf] = yaml.safe_load(value)
     return raw
 
 

@@ -80,26 +80,25 @@ def split_sizes(dataset: dict) -> dict:
     src = dataset["source"]
     kind = src["kind"]
     if kind == "cifar10":
-        val = src.get("val_size", 5000)
+        val = src["val_size"]
         return {"train": 50000 - val, "val": val, "test": 10000, "px": 32, "classes": 10}
     if kind == "small_imagenet150":
-        k = src.get("classes", 150)
+        k = src["classes"]
         return {
-            "train": k * src.get("train_per_class", 600),
-            "val": k * src.get("val_per_class", 50),
-            "test": k
-            * (src.get("test_per_class", 50) + src.get("imagenetv2_per_class", 10) * bool(src.get("imagenetv2_dir"))),
-            "px": src.get("image_size", 128),
+            "train": k * src["train_per_class"],
+            "val": k * src["val_per_class"],
+            "test": k * (src["test_per_class"] + src["imagenetv2_per_class"] * bool(src["imagenetv2_dir"])),
+            "px": src["image_size"],
             "classes": k,
         }
-    total = 1797 if kind == "digits" else _count_images(src.get("root"))
-    test = round(total * src.get("test_fraction", 0.2))
-    val = round(total * src.get("val_fraction", 0.1))
+    total = 1797 if kind == "digits" else _count_images(src["root"])
+    test = round(total * src["test_fraction"])
+    val = round(total * src["val_fraction"])
     return {
         "train": max(total - test - val, 0),
         "val": val,
         "test": test,
-        "px": src.get("image_size", 32),
+        "px": src["image_size"],
         "classes": 10,
     }
 
@@ -123,68 +122,68 @@ def _steps(attack) -> int:
 
 def passes(rule: str, d: dict, variant: dict, sizes: dict) -> tuple[float, float]:
     """(forward-pass equivalents through the classifier, through Inception) of one job."""
-    a, m = d.get("analyses", {}), d.get("metrics", {})
-    test = min(sizes["test"], d.get("evaluation", {}).get("max_images") or sizes["test"])
+    a, m = d["analyses"], d["metrics"]
+    test = min(sizes["test"], d["evaluation"]["max_images"] or sizes["test"])
     if rule == "train":
-        t = d.get("train", {})
-        sel = min(sizes["val"], t.get("selection_max_images") or sizes["val"])
+        t = d["train"]
+        sel = min(sizes["val"], t["selection_max_images"] or sizes["val"])
         per_epoch = sizes["train"] * 3 * (_steps(variant.get("attack")) + 1)
-        per_epoch += sel * (1 + 3 * _steps(t.get("selection_attack")))
-        return t.get("epochs", 100) * per_epoch, 0
+        per_epoch += sel * (1 + 3 * _steps(t["selection_attack"]))
+        return t["epochs"] * per_epoch, 0
     if rule == "evaluate":
-        ev = d.get("evaluation", {})
-        aa = min(test, ev.get("autoattack_max_images") or test) if ev.get("autoattack", True) else 0
+        ev = d["evaluation"]
+        aa = min(test, ev["autoattack_max_images"] or test) if ev["autoattack"] else 0
         # AutoAttack's worst case per image: APGD-CE 100 + APGD-T 9 x 100 + FAB-T 9 x 100 steps, Square 5,000 queries
-        return test * (1 + 3 * _steps(d.get("eval_attack"))) + aa * (3 * 1900 + 5000), 0
+        return test * (1 + 3 * _steps(d["eval_attack"])) + aa * (3 * 1900 + 5000), 0
     if rule == "ig":
-        ig = a.get("ig", {})
-        return ig.get("num_images", 24) * ig.get("trials", 10) * (ig.get("steps", 50) + 1) * 3, 0
+        ig = a["ig"]
+        return ig["num_images"] * ig["trials"] * (ig["steps"] + 1) * 3, 0
     if rule == "shap":
-        sh = a.get("shap", {})
-        return sh.get("num_images", 24) * sh.get("nsamples", 200) * 3 + sh.get("background", 176), 0
+        sh = a["shap"]
+        return sh["num_images"] * sh["nsamples"] * 3 + sh["background"], 0
     if rule == "class_generation":
-        cg = a.get("class_generation", {})
-        return sizes["classes"] * cg.get("per_class", 1000) * (cg.get("steps", 60) * 3 + 2), 0
+        cg = a["class_generation"]
+        return sizes["classes"] * cg["per_class"] * (cg["steps"] * 3 + 2), 0
     if rule == "inversion":
-        inv = a.get("inversion", {})
-        return inv.get("num_images", 100) * len(inv.get("sources", ["image", "noise"])) * inv.get("steps", 10000) * 3, 0
+        inv = a["inversion"]
+        return inv["num_images"] * len(inv["sources"]) * inv["steps"] * 3, 0
     if rule == "feature_vis":
-        fv = a.get("feature_vis", {})
-        return fv.get("num_neurons", 6) * fv.get("steps", 400) * 3 + sizes["test"], 0
+        fv = a["feature_vis"]
+        return fv["num_neurons"] * fv["steps"] * 3 + sizes["test"], 0
     if rule == "interpretability_metrics":
-        im = m.get("interpretability", {})
-        per_image = (2 * im.get("steps", 20) + im.get("infidelity_samples", 10) + im.get("faithfulness_runs", 100)) * 2
-        sens = im.get("sensitivity_images", 20) * (im.get("sensitivity_samples", 10) + im.get("lipschitz_samples", 10))
-        return test * 3 + im.get("sample", 100) * per_image + sens * 3 * 32, 0
+        im = m["interpretability"]
+        per_image = (2 * im["steps"] + im["infidelity_samples"] + im["faithfulness_runs"]) * 2
+        sens = im["sensitivity_images"] * (im["sensitivity_samples"] + im["lipschitz_samples"])
+        return test * 3 + im["sample"] * per_image + sens * 3 * 32, 0
     if rule == "parameter_randomisation":
-        r, ig, sh = m.get("randomisation", {}), a.get("ig", {}), a.get("shap", {})
-        per_image = ig.get("trials", 10) * (ig.get("steps", 50) + 1) * 3 + sh.get("nsamples", 200) * 3
-        return 8 * r.get("images", 20) * per_image, 0  # up to 8 cascade stages
-    fid = min(sizes["train"], m.get("fid", {}).get("max_images") or sizes["train"])
+        r, ig, sh = m["randomisation"], a["ig"], a["shap"]
+        per_image = ig["trials"] * (ig["steps"] + 1) * 3 + sh["nsamples"] * 3
+        return 8 * r["images"] * per_image, 0  # up to 8 cascade stages
+    fid = min(sizes["train"], m["fid"]["max_images"] or sizes["train"])
     if rule == "inception_features":
         return 0, fid
     if rule == "fid_class_generation":
-        return 0, sizes["classes"] * a.get("class_generation", {}).get("per_class", 1000)
+        return 0, sizes["classes"] * a["class_generation"]["per_class"]
     if rule == "inversion_distance":
-        inv = a.get("inversion", {})
-        return 0, 3 * inv.get("num_images", 100) * len(inv.get("sources", ["image", "noise"]))
+        inv = a["inversion"]
+        return 0, 3 * inv["num_images"] * len(inv["sources"])
     return 0, 0
 
 
 def held_mb(rule: str, d: dict, sizes: dict) -> float:
     """MB of arrays the verb holds at the dataset's counts, beside the model (docs/scale.md)."""
     image = sizes["px"] ** 2 * 3 / 1e6  # MB per uint8 image
-    cg = d.get("analyses", {}).get("class_generation", {})
+    cg = d["analyses"]["class_generation"]
     held = {
         "train": 2 * (sizes["train"] + sizes["val"]) * image,  # the mapped split and its copy on the way to the device
         "evaluate": 2 * sizes["test"] * image,
-        "class_generation": 12 * sizes["classes"] * cg.get("per_class", 1000) * image,  # 3 float copies
+        "class_generation": 12 * sizes["classes"] * cg["per_class"] * image,  # 3 float copies
         "feature_vis": 2 * sizes["test"] * image,
         "interpretability_metrics": 5 * sizes["test"] * image,  # the test split as floats
         # the Inception network (~0.5 GB), images twice and float64 features twice
         "inception_features": INCEPTION_MB + sizes["train"] * (2 * image + 2 * FEATURE_MB),
         "fid_real_baseline": (sizes["train"] + sizes["test"]) * 3 * FEATURE_MB,
-        "fid_class_generation": INCEPTION_MB + sizes["classes"] * cg.get("per_class", 1000) * (image + 3 * FEATURE_MB),
+        "fid_class_generation": INCEPTION_MB + sizes["classes"] * cg["per_class"] * (image + 3 * FEATURE_MB),
         "inversion_distance": INCEPTION_MB,
         "prepare_data": 3 * (sizes["train"] + sizes["val"] + sizes["test"]) * image,
         "build_small_imagenet": 2000,  # decoding workers stream into memory-mapped arrays
@@ -194,15 +193,15 @@ def held_mb(rule: str, d: dict, sizes: dict) -> float:
 
 def batch(rule: str, d: dict) -> int:
     """Images (or path points) per pass: what a CPU run holds activations for."""
-    a, m = d.get("analyses", {}), d.get("metrics", {})
+    a, m = d["analyses"], d["metrics"]
     sizes = {
-        "train": d.get("train", {}).get("batch_size", 128),
-        "evaluate": d.get("evaluation", {}).get("batch_size", 256),
-        "interpretability_metrics": m.get("interpretability", {}).get("batch_size", 256),
-        "parameter_randomisation": a.get("ig", {}).get("batch_size", 128),
+        "train": d["train"]["batch_size"],
+        "evaluate": d["evaluation"]["batch_size"],
+        "interpretability_metrics": m["interpretability"]["batch_size"],
+        "parameter_randomisation": a["ig"]["batch_size"],
     }
     if rule in a and isinstance(a[rule], dict):
-        return a[rule].get("batch_size", 250)
+        return a[rule]["batch_size"]
     return sizes.get(rule, 0)
 
 
@@ -210,8 +209,9 @@ def _gb(mb: float) -> int:
     return max(2, math.ceil(1.25 * mb / 1000)) * 1000
 
 
-def _minutes(macs: float, rate: float) -> int:
-    return max(15, math.ceil((1.5 * macs / rate / 60 + 10) / 15) * 15)
+def _minutes(work: float, rate: float) -> int:
+    """Minutes to ask for `work` done at `rate` per second: 1.5x, plus 10 min of start-up, in 15 min steps."""
+    return max(15, math.ceil((1.5 * work / rate / 60 + 10) / 15) * 15)
 
 
 def resource_keys(rule: str, device: str) -> tuple[str, ...]:
@@ -229,8 +229,7 @@ def job_resources(rule: str, dataset: dict | None, variant: dict | None, device:
     if dataset is None:
         return {"mem_mb": 2000, "runtime": 15}
     sizes = split_sizes(dataset)
-    model = dataset.get("model", {})
-    arch, width = model.get("arch", "resnet18_cifar"), model.get("width", 1.0)
+    arch, width = dataset["model"]["arch"], dataset["model"]["width"]
     gpu = int(rule in GPU_RULES and device != "cpu")
     fwd, inception = passes(rule, dataset, variant or {}, sizes)
     macs = fwd * _scaled(MACS, arch, sizes["px"], width, 2) + inception * INCEPTION_MACS
@@ -242,8 +241,7 @@ def job_resources(rule: str, dataset: dict | None, variant: dict | None, device:
     big = sizes["train"] >= 10000
     runtime = _minutes(macs, GPU_MACS_PER_S if gpu else CPU_MACS_PER_S * threads)
     if rule in ("prepare_data", "build_small_imagenet") and dataset["source"]["kind"] in DECODED:
-        seconds = (sizes["train"] + sizes["val"] + sizes["test"]) * DECODE_S_PER_IMAGE / threads
-        runtime = max(15, math.ceil((1.5 * seconds / 60 + 10) / 15) * 15)
+        runtime = _minutes((sizes["train"] + sizes["val"] + sizes["test"]) * DECODE_S_PER_IMAGE, threads)
     out = {
         "gpu": gpu,
         "cpus_per_gpu": CPUS_PER_GPU.get(rule, 4) if big else CPUS_PER_GPU.get(rule, 4) // 4,
